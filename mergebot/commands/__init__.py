@@ -1,0 +1,1 @@
+"""One module per `mergebot` subcommand (see mergebot.cli)."""

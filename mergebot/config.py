@@ -1,0 +1,332 @@
+"""Configuration: server settings from MERGEBOT_* variables, and the TOML files (SPEC §9).
+
+Precedence for a repo: built-in defaults < the server file's `[defaults]` < its
+`[repos."owner/name"]` table < the repo's own `.github/mergebot.toml` on its base branch (which may
+not set `remote`, `forge` or `mode`: those decide what mergebot may do to the repo, so only the
+operator sets them). Every layer is validated on its own, so each problem names its file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mergebot.ids import branch_problem, is_repo
+
+REMOTE_NAME = "origin"
+SERVER_ONLY_KEYS = frozenset({"remote", "forge", "mode"})
+
+
+class Settings(BaseSettings):
+    """Process settings; read once in bootstrap, never at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="MERGEBOT_", extra="ignore")
+
+    redis_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    api_token: SecretStr | None = None
+    github_token: SecretStr | None = None
+    github_app_id: int | None = None
+    github_private_key: SecretStr | None = None
+    github_api_url: str = "https://api.github.com"
+    data_dir: Path = Path(".mergebot")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    url: str | None = None
+    config: Path | None = None
+    key_prefix: str = "mergebot:v1"
+    event_partitions: int = Field(default=1, ge=1, le=1024)
+
+    def server_url(self) -> str:
+        return self.url or f"http://{self.host}:{self.port}"
+
+    def config_path(self) -> Path | None:
+        """MERGEBOT_CONFIG, else ./mergebot.toml when it exists (embedded defaults otherwise)."""
+        if self.config is not None:
+            return self.config
+        default = Path("mergebot.toml")
+        return default if default.exists() else None
+
+
+class MergeMethod(StrEnum):
+    MERGE = "merge"
+    REBASE = "rebase"
+    SQUASH = "squash"
+
+
+class Mode(StrEnum):
+    LIVE = "live"
+    SHADOW = "shadow"
+
+
+class Forge(StrEnum):
+    GITHUB = "github"
+    GIT = "git"
+
+
+class NotifyEvent(StrEnum):
+    QUEUED = "queued"
+    STARTED = "started"
+    COMPLETED = "completed"
+    BLOCKED = "blocked"
+    RESUMED = "resumed"
+    SUPERSEDED = "superseded"
+    CANCELLED = "cancelled"
+
+
+_DEFAULT_NOTIFY_EVENTS = [NotifyEvent.COMPLETED, NotifyEvent.BLOCKED]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _SinkBase(_Strict):
+    events: list[NotifyEvent] = Field(default_factory=lambda: list(_DEFAULT_NOTIFY_EVENTS))
+
+
+class SlackSink(_SinkBase):
+    sink: Literal["slack"]
+    url_env: str | None = None
+    bot_token_env: str | None = None
+    channel: str | None = None
+    api_url: str = "https://slack.com/api"
+
+
+class DiscordSink(_SinkBase):
+    sink: Literal["discord"]
+    url_env: str
+
+
+class TelegramSink(_SinkBase):
+    sink: Literal["telegram"]
+    token_env: str
+    chat_id: str
+    api_url: str = "https://api.telegram.org"
+
+
+class WebhookSink(_SinkBase):
+    sink: Literal["webhook"]
+    url: str
+    secret_env: str | None = None
+
+
+class LogSink(_SinkBase):
+    sink: Literal["log"]
+
+
+NotifySink = Annotated[
+    SlackSink | DiscordSink | TelegramSink | WebhookSink | LogSink, Field(discriminator="sink")
+]
+
+
+class ChecksConfig(_Strict):
+    required: list[str] = Field(default_factory=list)
+    commands: list[str] = Field(default_factory=list)
+    timeout_seconds: float = Field(default=1800, gt=0)
+    discovery_timeout_seconds: float = Field(default=600, gt=0)
+
+
+class RepoConfig(_Strict):
+    """The effective configuration of one managed repo."""
+
+    remote: str | None = None
+    forge: Forge = Forge.GIT
+    mode: Mode = Mode.LIVE
+    base_branch: str = "main"
+    merge_method: MergeMethod = MergeMethod.MERGE
+    required_approvals: int = Field(default=1, ge=1)
+    approvals_bind_to_sha: bool = True
+    checks: ChecksConfig = Field(default_factory=ChecksConfig)
+    integration_branch_prefix: str = "mergebot/integration/"
+    grace_seconds: float = Field(default=10, ge=0)
+    lease_ttl_seconds: float = Field(default=120, gt=0)
+    lease_renew_seconds: float = Field(default=30, gt=0)
+    notify: list[NotifySink] = Field(default_factory=list)
+
+    @field_validator("base_branch")
+    @classmethod
+    def _valid_base(cls, value: str) -> str:
+        problem = branch_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("integration_branch_prefix")
+    @classmethod
+    def _valid_prefix(cls, value: str) -> str:
+        problem = branch_problem(value + "x")
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class DefaultsConfig(RepoConfig):
+    manage_all_repos: bool = False
+    templates_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.reason}"
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The parsed server file: defaults plus one raw table per managed repo."""
+
+    defaults: dict[str, Any]
+    repos: dict[str, dict[str, Any]]
+    manage_all_repos: bool = False
+    templates_dir: str | None = None
+    source: str = "<built-in defaults>"
+
+    def repo(self, repo: str) -> RepoConfig:
+        """The server-side effective config of `repo` (before its own .github/mergebot.toml)."""
+        return RepoConfig.model_validate(_deep_merge(self.defaults, self.repos.get(repo, {})))
+
+    def managed(self, repo: str) -> bool:
+        return repo in self.repos or self.manage_all_repos
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _problems(file: str, prefix: str, exc: ValidationError) -> list[ConfigProblem]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = [str(p) for p in err["loc"]]
+        # Drop the union-member tag pydantic inserts for discriminated sinks (notify.0.slack.url).
+        key = ".".join([prefix, *loc] if prefix else loc) or "<file>"
+        reason = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        out.append(ConfigProblem(file, key, reason))
+    return out
+
+
+def _parse_toml(text: str, file: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(file, "<syntax>", str(exc))]) from None
+
+
+def parse_server_config(text: str, file: str) -> ServerConfig:
+    data = _parse_toml(text, file)
+    problems: list[ConfigProblem] = []
+    for key in data:
+        if key not in ("defaults", "repos"):
+            problems.append(
+                ConfigProblem(file, key, "unknown key (expected [defaults] or [repos])")
+            )
+    raw_defaults = data.get("defaults", {})
+    raw_repos = data.get("repos", {})
+    defaults: dict[str, Any] = {}
+    manage_all = False
+    templates_dir = None
+    if not isinstance(raw_defaults, dict):
+        problems.append(ConfigProblem(file, "defaults", "must be a table"))
+    else:
+        try:
+            parsed = DefaultsConfig.model_validate(raw_defaults)
+            manage_all, templates_dir = parsed.manage_all_repos, parsed.templates_dir
+        except ValidationError as exc:
+            problems += _problems(file, "defaults", exc)
+        defaults = {
+            k: v for k, v in raw_defaults.items() if k not in ("manage_all_repos", "templates_dir")
+        }
+    repos: dict[str, dict[str, Any]] = {}
+    if not isinstance(raw_repos, dict):
+        problems.append(ConfigProblem(file, "repos", "must be a table of repo tables"))
+        raw_repos = {}
+    for name, table in raw_repos.items():
+        prefix = f'repos."{name}"'
+        if not is_repo(name):
+            problems.append(ConfigProblem(file, prefix, "repo names have the form owner/name"))
+            continue
+        if not isinstance(table, dict):
+            problems.append(ConfigProblem(file, prefix, "must be a table"))
+            continue
+        try:
+            RepoConfig.model_validate(table)
+            RepoConfig.model_validate(_deep_merge(defaults, table))
+        except ValidationError as exc:
+            problems += _problems(file, prefix, exc)
+        repos[name] = table
+    if problems:
+        raise ConfigError(problems)
+    return ServerConfig(defaults, repos, manage_all, templates_dir, file)
+
+
+def load_server_config(path: Path | None) -> ServerConfig:
+    """The server file at `path`, or built-in defaults with no managed repo when there is none."""
+    if path is None:
+        return ServerConfig({}, {})
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), "<file>", exc.strerror or str(exc))]) from None
+    return parse_server_config(text, str(path))
+
+
+def apply_repo_file(base: RepoConfig, text: str, file: str = ".github/mergebot.toml") -> RepoConfig:
+    """Overlay a repo's own config file on its server-side config."""
+    data = _parse_toml(text, file)
+    problems = [
+        ConfigProblem(file, key, "may only be set in the server's config file")
+        for key in data
+        if key in SERVER_ONLY_KEYS
+    ]
+    try:
+        RepoConfig.model_validate(data)
+    except ValidationError as exc:
+        problems += _problems(file, "", exc)
+    if problems:
+        raise ConfigError(problems)
+    merged = _deep_merge(base.model_dump(mode="json", exclude_unset=False), data)
+    return RepoConfig.model_validate(merged)
+
+
+def check_file(path: Path) -> dict[str, Any]:
+    """Validate a server file or a repo file (`.github/mergebot.toml`); the effective config.
+
+    Raises ConfigError listing every problem found.
+    """
+    if path.parent.name == ".github":
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([ConfigProblem(str(path), "<file>", str(exc))]) from None
+        return apply_repo_file(RepoConfig(), text, str(path)).model_dump(mode="json")
+    server = load_server_config(path)
+    return {
+        "defaults": {
+            **RepoConfig.model_validate(server.defaults).model_dump(mode="json"),
+            "manage_all_repos": server.manage_all_repos,
+            "templates_dir": server.templates_dir,
+        },
+        "repos": {name: server.repo(name).model_dump(mode="json") for name in server.repos},
+    }

@@ -1,0 +1,346 @@
+"""Canonical events: the one vocabulary every input is translated into (SPEC §3).
+
+Pure: pydantic models and functions, no I/O. Webhook translation, the canonical API, reconciliation
+and the integrator all produce these; the readiness projection, the queue and the notifier consume
+them from the event log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+)
+
+from mergebot.ids import REPO_PATTERN, SHA_PATTERN, SLUG_PATTERN, branch_problem
+
+
+class EventName(StrEnum):
+    REVIEW_APPROVED = "review_approved"
+    REVIEW_DISMISSED = "review_dismissed"
+    FINALIZE_READY = "finalize_ready"
+    BRANCH_PUSHED = "branch_pushed"
+    CANDIDATE_WITHDRAWN = "candidate_withdrawn"
+    INTEGRATION_COMPLETED = "integration_completed"
+    INTEGRATION_BLOCKED = "integration_blocked"
+    RESUME_REQUESTED = "resume_requested"
+
+
+_TAXONOMY_PREFIX = "domain.software-development."
+TAXONOMY: dict[EventName, str] = {
+    EventName.REVIEW_APPROVED: _TAXONOMY_PREFIX + "review.approved",
+    EventName.REVIEW_DISMISSED: _TAXONOMY_PREFIX + "review.dismissed",
+    EventName.FINALIZE_READY: _TAXONOMY_PREFIX + "deployment.started",
+    EventName.BRANCH_PUSHED: _TAXONOMY_PREFIX + "branch.pushed",
+    EventName.CANDIDATE_WITHDRAWN: _TAXONOMY_PREFIX + "deployment.cancelled",
+    EventName.INTEGRATION_COMPLETED: _TAXONOMY_PREFIX + "deployment.completed",
+    EventName.INTEGRATION_BLOCKED: _TAXONOMY_PREFIX + "deployment.failed",
+    EventName.RESUME_REQUESTED: _TAXONOMY_PREFIX + "deployment.resumed",
+}
+
+
+def _require_text_timestamp(value: object) -> object:
+    # Lax pydantic would accept a Unix number as an aware datetime; the contract says ISO 8601.
+    if isinstance(value, datetime | str):
+        return value
+    raise ValueError("must be an ISO 8601 timestamp string with a timezone offset")
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _check_branch(value: str) -> str:
+    problem = branch_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+RepoName = Annotated[str, StringConstraints(strip_whitespace=True, pattern=REPO_PATTERN)]
+SlugName = Annotated[str, StringConstraints(strip_whitespace=True, pattern=SLUG_PATTERN)]
+CommitSha = Annotated[str, StringConstraints(strip_whitespace=True, pattern=SHA_PATTERN)]
+BranchName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_check_branch)
+]
+Timestamp = Annotated[
+    AwareDatetime, BeforeValidator(_require_text_timestamp), AfterValidator(_to_utc)
+]
+
+
+class CanonicalEvent(BaseModel):
+    """Base of every event: scoped to a repo; unknown fields are kept, not dropped."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    event_name: ClassVar[EventName]
+
+    repo: RepoName
+
+
+class ReviewApproved(CanonicalEvent):
+    event_name = EventName.REVIEW_APPROVED
+    slug: SlugName
+    approved_at: Timestamp
+    review_round: Annotated[StrictInt, Field(ge=1)]
+    reviewer_session_id: NonBlank
+    sha: CommitSha | None = None
+
+
+class ReviewDismissed(CanonicalEvent):
+    event_name = EventName.REVIEW_DISMISSED
+    slug: SlugName
+    dismissed_at: Timestamp
+    reviewer_session_id: NonBlank
+    sha: CommitSha | None = None
+
+
+class FinalizeReady(CanonicalEvent):
+    event_name = EventName.FINALIZE_READY
+    slug: SlugName
+    branch: BranchName
+    sha: CommitSha
+    worker_session_id: NonBlank
+    orchestrator_session_id: NonBlank
+    ready_at: Timestamp
+
+
+class BranchPushed(CanonicalEvent):
+    event_name = EventName.BRANCH_PUSHED
+    branch: BranchName
+    sha: CommitSha
+    remote: NonBlank
+    pushed_at: Timestamp
+    pusher: NonBlank
+
+
+class WithdrawReason(StrEnum):
+    CLOSED = "closed"
+    DRAFT = "draft"
+    BASE_CHANGED = "base_changed"
+    CANCELLED = "cancelled"
+
+
+class CandidateWithdrawn(CanonicalEvent):
+    event_name = EventName.CANDIDATE_WITHDRAWN
+    slug: SlugName
+    reason: WithdrawReason
+    at: Timestamp
+
+
+class IntegrationCompleted(CanonicalEvent):
+    event_name = EventName.INTEGRATION_COMPLETED
+    slug: SlugName
+    branch: BranchName
+    sha: CommitSha
+    main_before: CommitSha
+    main_after: CommitSha
+    integrated_at: Timestamp
+    checks: list[dict[str, Any]]
+
+
+class IntegrationBlocked(CanonicalEvent):
+    event_name = EventName.INTEGRATION_BLOCKED
+    slug: SlugName
+    branch: BranchName
+    sha: CommitSha
+    reason: NonBlank
+    details: dict[str, Any]
+    blocked_at: Timestamp
+    followup_id: NonBlank
+
+
+class ResumeRequested(CanonicalEvent):
+    event_name = EventName.RESUME_REQUESTED
+    slug: SlugName
+    requested_by: NonBlank
+    at: Timestamp
+
+
+AnyEvent = (
+    ReviewApproved
+    | ReviewDismissed
+    | FinalizeReady
+    | BranchPushed
+    | CandidateWithdrawn
+    | IntegrationCompleted
+    | IntegrationBlocked
+    | ResumeRequested
+)
+
+EVENT_MODELS: dict[EventName, type[CanonicalEvent]] = {
+    model.event_name: model
+    for model in (
+        ReviewApproved,
+        ReviewDismissed,
+        FinalizeReady,
+        BranchPushed,
+        CandidateWithdrawn,
+        IntegrationCompleted,
+        IntegrationBlocked,
+        ResumeRequested,
+    )
+}
+
+RESERVED_KEYS = frozenset({"name", "id"})
+MAX_ID_LENGTH = 200
+
+
+class EventError(Exception):
+    """An input that is not a valid canonical event; `errors` lists every problem found.
+
+    The shape of each error is pydantic's (`loc`, `msg`, `type`) plus `index` for list bodies, so
+    clients of the canonical API see one format whether the problem is a field or the envelope.
+    """
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        summary = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<event>'}: {e['msg']}" for e in errors[:5]
+        )
+        more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+        super().__init__(f"invalid event: {summary}{more}")
+
+
+def _error(loc: list[str | int], msg: str, kind: str) -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": kind}
+
+
+def _pydantic_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        _error(list(err["loc"]), err["msg"], err["type"])
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+class ParsedEvent(BaseModel):
+    """A validated event with the idempotency key its producer gave (if any)."""
+
+    model_config = ConfigDict(frozen=True)
+    id: str | None
+    event: CanonicalEvent
+
+
+def parse_event(raw: object) -> ParsedEvent:
+    """Validate one flat event object `{"name": …, "id": …, **fields}`, reporting every problem."""
+    if not isinstance(raw, dict):
+        raise EventError([_error([], "an event must be a JSON object", "type_error")])
+    errors: list[dict[str, Any]] = []
+    name = raw.get("name")
+    model: type[CanonicalEvent] | None = None
+    if not isinstance(name, str) or name not in EVENT_MODELS:
+        known = ", ".join(sorted(EVENT_MODELS))
+        errors.append(_error(["name"], f"unknown event name {name!r}; one of: {known}", "name"))
+    else:
+        model = EVENT_MODELS[EventName(name)]
+    event_id = raw.get("id")
+    if event_id is not None and (
+        not isinstance(event_id, str)
+        or not event_id.strip()
+        or len(event_id) > MAX_ID_LENGTH
+        or any(ord(c) < 32 for c in event_id)
+    ):
+        errors.append(
+            _error(["id"], f"id must be a non-blank string of at most {MAX_ID_LENGTH}", "id")
+        )
+        event_id = None
+    fields = {k: v for k, v in raw.items() if k not in RESERVED_KEYS}
+    event: CanonicalEvent | None = None
+    if model is not None:
+        try:
+            event = model.model_validate(fields)
+        except ValidationError as exc:
+            errors.extend(_pydantic_errors(exc))
+    if errors or event is None:
+        raise EventError(errors)
+    return ParsedEvent(id=event_id.strip() if isinstance(event_id, str) else None, event=event)
+
+
+def parse_events_body(body: object) -> list[ParsedEvent]:
+    """Validate a request body (one event or a list); every item is checked before failing."""
+    items = body if isinstance(body, list) else [body]
+    if isinstance(body, list) and not body:
+        raise EventError([_error([], "the list of events is empty", "empty")])
+    parsed: list[ParsedEvent] = []
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            parsed.append(parse_event(item))
+        except EventError as exc:
+            for err in exc.errors:
+                errors.append({**err, "index": index} if isinstance(body, list) else err)
+    if errors:
+        raise EventError(errors)
+    return parsed
+
+
+def canonical_json(value: object) -> str:
+    """Stable JSON text, used for hashing and for comparing payloads of the same id."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_id(name: EventName, payload: dict[str, Any]) -> str:
+    """Idempotency key for an event whose producer gave none: equal content, equal id."""
+    digest = hashlib.sha256(canonical_json({"name": name, "payload": payload}).encode()).hexdigest()
+    return f"sha256:{digest[:40]}"
+
+
+class Envelope(BaseModel):
+    """An event as stored in the log: the payload plus where, when and under which key it came."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: EventName
+    type: str
+    source: str
+    received_at: datetime
+    payload: dict[str, Any]
+
+    @property
+    def repo(self) -> str:
+        return str(self.payload["repo"])
+
+    def event(self) -> AnyEvent:
+        """The typed event; payloads are validated before they are stored, so this cannot fail."""
+        model = EVENT_MODELS[self.name]
+        return model.model_validate(self.payload)  # type: ignore[return-value]
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Envelope:
+        return cls.model_validate_json(text)
+
+
+def envelope_for(
+    event: CanonicalEvent,
+    *,
+    source: str,
+    event_id: str | None = None,
+    received_at: datetime | None = None,
+) -> Envelope:
+    payload = event.model_dump(mode="json")
+    name = event.event_name
+    return Envelope(
+        id=event_id or content_id(name, payload),
+        name=name,
+        type=TAXONOMY[name],
+        source=source,
+        received_at=(received_at or datetime.now(UTC)).astimezone(UTC),
+        payload=payload,
+    )

@@ -1,0 +1,1 @@
+"""Redis adapters: every durable thing mergebot keeps lives behind this package."""

@@ -1,0 +1,315 @@
+"""The event log on Redis Streams: the system of record (SPEC §3).
+
+Appends are idempotent by envelope id, atomically (one Lua script per partition checks every id
+of a batch before writing any of them, so a batch with a conflicting id stores nothing).
+Consumers read through consumer groups, acknowledge after their effect is durable, and reclaim the
+pending entries of a consumer that died (XAUTOCLAIM). Trimming only removes entries that every
+group has acknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from mergebot.events import Envelope, canonical_json
+from mergebot.store.keys import Keys
+
+_APPEND_LUA = """
+local n = #ARGV / 5
+local seen = {}
+for i = 0, n - 1 do
+  local id, digest = ARGV[i * 5 + 1], ARGV[i * 5 + 2]
+  local stored = seen[id]
+  if not stored then
+    local existing = redis.call('HGET', KEYS[2], id)
+    if existing then stored = string.sub(existing, string.find(existing, ' ') + 1) end
+  end
+  if stored and stored ~= digest then return {'conflict', id} end
+  seen[id] = digest
+end
+local out = {'ok'}
+for i = 0, n - 1 do
+  local base = i * 5
+  local id, digest = ARGV[base + 1], ARGV[base + 2]
+  local existing = redis.call('HGET', KEYS[2], id)
+  if existing then
+    out[#out + 1] = '1 ' .. string.sub(existing, 1, string.find(existing, ' ') - 1)
+  else
+    local entry = redis.call('XADD', KEYS[1], '*', 'id', id, 'name', ARGV[base + 3],
+                             'repo', ARGV[base + 4], 'envelope', ARGV[base + 5])
+    redis.call('HSET', KEYS[2], id, entry .. ' ' .. digest)
+    out[#out + 1] = '0 ' .. entry
+  end
+end
+return out
+"""
+
+
+class EventConflictError(Exception):
+    """The same envelope id was stored before with a different payload; nothing was written."""
+
+    def __init__(self, event_id: str) -> None:
+        self.event_id = event_id
+        super().__init__(f"event id {event_id!r} is already stored with a different payload")
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    id: str
+    entry_id: str
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    entry_id: str
+    partition: int
+    envelope: Envelope
+
+
+@dataclass(frozen=True)
+class PendingSummary:
+    count: int
+    oldest: str | None
+    consumers: dict[str, int]
+
+
+def payload_digest(envelope: Envelope) -> str:
+    """What "the same event" means for idempotency: its name and payload, not when it arrived."""
+    text = canonical_json({"name": envelope.name, "payload": envelope.payload})
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+Rows = list[tuple[str, dict[str, str]]]
+
+
+def _rows(reply: object) -> Rows:
+    """redis-py types stream replies loosely; with decode_responses they are lists of str rows."""
+    return cast(Rows, reply or [])
+
+
+def _entry(partition: int, entry_id: str, fields: dict[str, str]) -> LogEntry:
+    return LogEntry(entry_id, partition, Envelope.from_json(fields["envelope"]))
+
+
+def _next_id(entry_id: str) -> str:
+    ms, seq = entry_id.split("-")
+    return f"{ms}-{int(seq) + 1}"
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, seq = entry_id.split("-")
+    return int(ms), int(seq)
+
+
+class EventLog:
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._append = redis.register_script(_APPEND_LUA)
+
+    # -- writing -------------------------------------------------------------------------------
+    async def append(self, envelope: Envelope) -> AppendResult:
+        return (await self.append_many([envelope]))[0]
+
+    async def append_many(self, envelopes: Sequence[Envelope]) -> list[AppendResult]:
+        """Store a batch all-or-nothing per partition; results are in input order.
+
+        A batch spanning partitions is checked for conflicts across all of them before any write,
+        so a conflict still stores nothing; only a crash between partitions can split it.
+        """
+        by_partition: dict[int, list[int]] = {}
+        for index, env in enumerate(envelopes):
+            by_partition.setdefault(self.keys.partition_of(env.repo), []).append(index)
+        if len(by_partition) > 1:
+            await self._precheck(envelopes, by_partition)
+        results: list[AppendResult | None] = [None] * len(envelopes)
+        for partition, indexes in by_partition.items():
+            argv: list[str] = []
+            for i in indexes:
+                env = envelopes[i]
+                argv += [env.id, payload_digest(env), env.name, env.repo, env.to_json()]
+            reply = await self._append(
+                keys=[self.keys.events(partition), self.keys.event_ids(partition)], args=argv
+            )
+            if reply[0] == "conflict":
+                raise EventConflictError(reply[1])
+            for i, item in zip(indexes, reply[1:], strict=True):
+                flag, entry_id = item.split(" ", 1)
+                results[i] = AppendResult(envelopes[i].id, entry_id, flag == "1")
+        await self.redis.sadd(self.keys.repos(), *{env.repo for env in envelopes})
+        return [r for r in results if r is not None]
+
+    async def _precheck(
+        self, envelopes: Sequence[Envelope], by_partition: dict[int, list[int]]
+    ) -> None:
+        for partition, indexes in by_partition.items():
+            ids = [envelopes[i].id for i in indexes]
+            stored = cast(
+                list[str | None], await self.redis.hmget(self.keys.event_ids(partition), ids)
+            )
+            for i, value in zip(indexes, stored, strict=True):
+                if value is not None and value.split(" ", 1)[1] != payload_digest(envelopes[i]):
+                    raise EventConflictError(envelopes[i].id)
+
+    # -- reading -------------------------------------------------------------------------------
+    async def get(self, event_id: str, repo: str) -> LogEntry | None:
+        partition = self.keys.partition_of(repo)
+        stored = cast(str | None, await self.redis.hget(self.keys.event_ids(partition), event_id))
+        if stored is None:
+            return None
+        entry_id = stored.split(" ", 1)[0]
+        rows = _rows(await self.redis.xrange(self.keys.events(partition), entry_id, entry_id))
+        return _entry(partition, rows[0][0], rows[0][1]) if rows else None
+
+    async def replay(
+        self, *, repo: str | None = None, after: str | None = None, batch: int = 500
+    ) -> AsyncIterator[LogEntry]:
+        """Every stored entry in append order (per partition), optionally for one repo."""
+        partitions = [self.keys.partition_of(repo)] if repo else list(self.keys.all_partitions())
+        for partition in partitions:
+            start = _next_id(after) if after else "-"
+            while True:
+                rows = _rows(
+                    await self.redis.xrange(self.keys.events(partition), start, "+", count=batch)
+                )
+                for entry_id, fields in rows:
+                    if repo is None or fields.get("repo") == repo:
+                        yield _entry(partition, entry_id, fields)
+                if len(rows) < batch:
+                    break
+                start = _next_id(rows[-1][0])
+
+    async def tail(self, *, limit: int, repo: str | None = None) -> list[LogEntry]:
+        """The newest `limit` entries (of one repo, if given), oldest first."""
+        partitions = [self.keys.partition_of(repo)] if repo else list(self.keys.all_partitions())
+        found: list[LogEntry] = []
+        for partition in partitions:
+            end = "+"
+            taken: list[LogEntry] = []
+            while len(taken) < limit:
+                rows = _rows(
+                    await self.redis.xrevrange(
+                        self.keys.events(partition), end, "-", count=max(limit, 100)
+                    )
+                )
+                for entry_id, fields in rows:
+                    if repo is None or fields.get("repo") == repo:
+                        taken.append(_entry(partition, entry_id, fields))
+                if len(rows) < max(limit, 100):
+                    break
+                ms, seq = _id_key(rows[-1][0])
+                end = f"{ms}-{seq - 1}" if seq > 0 else f"{ms - 1}-{2**63 - 1}"
+            found.extend(taken[:limit])
+        found.sort(key=lambda e: (e.envelope.received_at, _id_key(e.entry_id)))
+        return found[-limit:] if limit else []
+
+    async def length(self) -> int:
+        total = 0
+        for partition in self.keys.all_partitions():
+            total += await self.redis.xlen(self.keys.events(partition))
+        return total
+
+    # -- consumer groups -----------------------------------------------------------------------
+    async def ensure_group(self, group: str, partition: int, *, start: str = "0") -> None:
+        try:
+            await self.redis.xgroup_create(
+                self.keys.events(partition), group, id=start, mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read_group(
+        self,
+        group: str,
+        consumer: str,
+        partition: int,
+        *,
+        count: int = 100,
+        block_ms: int | None = None,
+        pending: bool = False,
+    ) -> list[LogEntry]:
+        """New entries for this consumer, or (pending=True) the ones it was given and not acked."""
+        stream = self.keys.events(partition)
+        reply = await self.redis.xreadgroup(
+            group, consumer, {stream: "0" if pending else ">"}, count=count, block=block_ms
+        )
+        entries: list[LogEntry] = []
+        for _stream, rows in cast(list[tuple[str, Rows]], reply or []):
+            for entry_id, fields in rows:
+                if fields:  # a pending entry trimmed away comes back without fields
+                    entries.append(_entry(partition, entry_id, fields))
+        return entries
+
+    async def ack(self, group: str, partition: int, entry_ids: Sequence[str]) -> int:
+        if not entry_ids:
+            return 0
+        return int(await self.redis.xack(self.keys.events(partition), group, *entry_ids))
+
+    async def pending(self, group: str, partition: int) -> PendingSummary:
+        info: dict[str, Any] = await self.redis.xpending(self.keys.events(partition), group)
+        consumers = {str(c["name"]): int(c["pending"]) for c in info.get("consumers") or []}
+        return PendingSummary(int(info["pending"]), info.get("min"), consumers)
+
+    async def reclaim(
+        self, group: str, consumer: str, partition: int, *, min_idle_ms: int, count: int = 100
+    ) -> list[LogEntry]:
+        """Take over entries another consumer left pending for at least `min_idle_ms`."""
+        stream = self.keys.events(partition)
+        claimed: list[LogEntry] = []
+        start = "0-0"
+        while True:
+            reply = await self.redis.xautoclaim(
+                stream, group, consumer, min_idle_time=min_idle_ms, start_id=start, count=count
+            )
+            # Redis 6.2 answers [next, entries]; 7.x adds a third element (deleted ids).
+            next_start, rows = cast(str, reply[0]), _rows(reply[1])
+            for entry_id, fields in rows:
+                if fields:
+                    claimed.append(_entry(partition, entry_id, fields))
+            if next_start in ("0-0", start) or not rows:
+                return claimed
+            start = next_start
+
+    # -- trimming ------------------------------------------------------------------------------
+    async def safe_trim_point(self, partition: int) -> str | None:
+        """The smallest entry id some group still needs; None when no group reads the stream."""
+        stream = self.keys.events(partition)
+        try:
+            groups = await self.redis.xinfo_groups(stream)
+        except ResponseError:
+            return None
+        if not groups:
+            return None
+        needed: list[str] = []
+        for group in groups:
+            name = str(group["name"])
+            summary = await self.pending(name, partition)
+            if summary.count and summary.oldest:
+                needed.append(summary.oldest)
+            else:
+                needed.append(_next_id(str(group["last-delivered-id"])))
+        return min(needed, key=_id_key)
+
+    async def trim(self, *, older_than_seconds: float | None = None) -> int:
+        """Drop entries every group has acknowledged (and, if given, older than the age)."""
+        removed = 0
+        for partition in self.keys.all_partitions():
+            point = await self.safe_trim_point(partition)
+            if point is None:
+                continue
+            if older_than_seconds is not None:
+                age_point = f"{int((time.time() - older_than_seconds) * 1000)}-0"
+                point = min(point, age_point, key=_id_key)
+            removed += int(
+                await self.redis.xtrim(self.keys.events(partition), minid=point, approximate=False)
+            )
+        return removed

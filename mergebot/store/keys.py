@@ -1,0 +1,74 @@
+"""Every Redis key mergebot uses, in one place (`mergebot:v1:…`).
+
+Keys that one Lua script or MULTI touches share a hash tag so the layout works on Redis Cluster
+unchanged: `{<owner>/<name>}` for everything of one repo, `{p<N>}` for an event-log partition.
+The version segment lets a future layout live beside this one during a migration.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "mergebot:v1"
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = DEFAULT_PREFIX
+    partitions: int = 1
+
+    # -- event log ---------------------------------------------------------------------------
+    def partition_of(self, repo: str) -> int:
+        """Which event-log partition holds a repo's events (stable across processes)."""
+        return zlib.crc32(repo.encode()) % self.partitions
+
+    def all_partitions(self) -> range:
+        return range(self.partitions)
+
+    def events(self, partition: int) -> str:
+        return f"{self.prefix}:{{p{partition}}}:events"
+
+    def event_ids(self, partition: int) -> str:
+        """Hash: envelope id -> "<stream entry id> <payload digest>" (idempotency index)."""
+        return f"{self.prefix}:{{p{partition}}}:event-ids"
+
+    # -- per repo / base -----------------------------------------------------------------------
+    def _repo(self, repo: str) -> str:
+        return f"{self.prefix}:{{{repo}}}"
+
+    def repo_scope(self, repo: str) -> str:
+        """Prefix of every key of one repo; used by cleanup and by tests."""
+        return self._repo(repo)
+
+    def lease(self, repo: str, base: str) -> str:
+        return f"{self._repo(repo)}:integration/{repo}/{base}"
+
+    def queue(self, repo: str, base: str) -> str:
+        """Sorted set of item ids by ready_at (the FIFO order)."""
+        return f"{self._repo(repo)}:queue:{base}"
+
+    def items(self, repo: str, base: str) -> str:
+        """Hash: item id -> JSON of the queue item (status, times, history)."""
+        return f"{self._repo(repo)}:items:{base}"
+
+    def projection(self, repo: str) -> str:
+        """Hash: the readiness projection of a repo, plus the id of the last applied entry."""
+        return f"{self._repo(repo)}:projection"
+
+    def followups(self, repo: str) -> str:
+        return f"{self._repo(repo)}:followups"
+
+    def checkpoint(self, repo: str, base: str) -> str:
+        return f"{self._repo(repo)}:checkpoint:{base}"
+
+    # -- global --------------------------------------------------------------------------------
+    def repos(self) -> str:
+        """Set of every repo that ever had an event, so status and replay can enumerate them."""
+        return f"{self.prefix}:repos"
+
+    def dead_letters(self) -> str:
+        return f"{self.prefix}:dead-letters"
+
+    def deliveries(self) -> str:
+        return f"{self.prefix}:deliveries"

@@ -1,0 +1,1 @@
+"""The web tier: aiohttp application, canonical event API, webhooks, dashboard."""

@@ -1,0 +1,75 @@
+"""Shared fixtures: a real Redis per session (embedded, or MERGEBOT_TEST_REDIS_URL), an isolated
+key prefix per test, real git repositories, and a guard that fails tests logging unexpected errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from mergebot.store.connection import connect
+from mergebot.store.embedded import EmbeddedRedis
+from mergebot.store.eventlog import EventLog
+from mergebot.store.keys import Keys
+from tests.gitutil import GitRemote
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The Redis every test talks to: MERGEBOT_TEST_REDIS_URL, or an embedded server we start."""
+    external = os.environ.get("MERGEBOT_TEST_REDIS_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def keys() -> Keys:
+    """A key prefix of this test alone, so tests share one server, embedded or real."""
+    return Keys(prefix=f"mbtest:{uuid.uuid4().hex[:12]}:v1")
+
+
+@pytest.fixture
+async def redis(redis_url: str, keys: Keys) -> AsyncIterator[aioredis.Redis]:
+    client = connect(redis_url)
+    try:
+        yield client
+    finally:
+        async for key in client.scan_iter(match=f"{keys.prefix}:*", count=500):
+            await client.delete(key)
+        await client.aclose()
+
+
+@pytest.fixture
+def eventlog(redis: aioredis.Redis, keys: Keys) -> EventLog:
+    return EventLog(redis, keys)
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> GitRemote:
+    return GitRemote(tmp_path / "git")
+
+
+@pytest.fixture(autouse=True)
+def _no_unexpected_error_logs(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """A test that logs an ERROR it did not ask for fails: errors are never background noise."""
+    yield
+    if request.node.get_closest_marker("allow_error_logs"):
+        return
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    if errors:
+        pytest.fail("unexpected ERROR log: " + "; ".join(r.getMessage() for r in errors[:3]))
