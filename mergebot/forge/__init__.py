@@ -1,0 +1,1 @@
+"""Forges: where mergebot reads CI results, permissions and config, and reports back."""

@@ -1,0 +1,113 @@
+"""The forge interface the core and the integrator talk to (GitHub, or a plain git remote).
+
+It is a Protocol of plain data in and out: no PyGithub object crosses it, so the integrator can be
+tested against a plain git remote and a fake, and the GitHub adapter can be swapped.
+Moving the base branch is *not* here: it is a git push with a compare-and-swap lease, done by the
+workspace, which works the same for every remote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+class Permission(StrEnum):
+    ADMIN = "admin"
+    MAINTAIN = "maintain"
+    WRITE = "write"
+    TRIAGE = "triage"
+    READ = "read"
+    NONE = "none"
+
+    @property
+    def can_command(self) -> bool:
+        """SPEC §7: write, maintain or admin may drive mergebot from a comment."""
+        return self in (Permission.ADMIN, Permission.MAINTAIN, Permission.WRITE)
+
+
+class CheckState(StrEnum):
+    PENDING = "pending"  # created, not finished
+    SUCCESS = "success"
+    FAILURE = "failure"  # failure, error, cancelled, timed_out, action_required…
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One CI status or check run on a commit, as the forge reports it."""
+
+    name: str
+    state: CheckState
+    url: str | None = None
+    summary: str = ""
+    started_at: datetime | None = None
+
+
+class ReportState(StrEnum):
+    """What mergebot shows on a pull request (a check run, or a commit status)."""
+
+    QUEUED = "queued"
+    INTEGRATING = "integrating"
+    BLOCKED = "blocked"
+    MERGED = "merged"
+    SUPERSEDED = "superseded"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Report:
+    repo: str
+    slug: str
+    sha: str  # the candidate's head sha the report is attached to
+    state: ReportState
+    title: str
+    summary_markdown: str
+    details_url: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class CommentKind(StrEnum):
+    """A PR gets at most one comment per kind, edited in place (hidden marker in the body)."""
+
+    BLOCKED = "blocked"
+    REFUSED = "refused"
+    CONFIG_ERROR = "config_error"
+    STATUS = "status"
+    HELP = "help"
+    LANDED = "landed"
+
+
+class Forge(Protocol):
+    """What mergebot needs from a forge. Every method may block on the network: adapters run
+    their blocking clients in threads and present coroutines here."""
+
+    async def permission(self, repo: str, user: str) -> Permission:
+        """The user's permission on the repo (cached briefly by the adapter)."""
+        ...
+
+    async def check_results(self, repo: str, sha: str) -> list[CheckResult]:
+        """Every status and check run reported on `sha` (latest per name)."""
+        ...
+
+    async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:
+        """Names of checks reported on any commit of branches under `branch_prefix` lately;
+        used to explain a required check that never appeared."""
+        ...
+
+    async def read_file(self, repo: str, ref: str, path: str) -> str | None:
+        """A file's text at `ref`, or None when it does not exist."""
+        ...
+
+    async def report(self, report: Report) -> None:
+        """Show mergebot's state of a candidate on the forge (check run / commit status)."""
+        ...
+
+    async def comment(self, repo: str, slug: str, kind: CommentKind, body: str) -> None:
+        """Create or edit the one comment of `kind` on the candidate's pull request."""
+        ...
+
+    async def landed(self, repo: str, slug: str, sha: str, merged_sha: str) -> None:
+        """The candidate is on base: close or mark the pull request as the merge method needs."""
+        ...

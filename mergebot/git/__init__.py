@@ -1,0 +1,1 @@
+"""git adapters: the per-repo mirror, worktrees and merges (GitPython over the system git)."""

@@ -1,0 +1,119 @@
+"""One persistent bare mirror per repo under the data dir: the only clone mergebot ever makes.
+
+Branches of the remote appear as `refs/remotes/origin/<branch>`, so "reachable from
+`<remote>/<branch>`" is answered by plain git against fetched refs, never trusted from an event.
+Blocking (GitPython runs git subprocesses): call from a thread in async code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+import git
+
+from mergebot.config import REMOTE_NAME
+
+FETCH_TIMEOUT_SECONDS = 300
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class GitError(RuntimeError):
+    """A git command failed; the message never contains credentials."""
+
+
+def git_env() -> dict[str, str]:
+    """Environment for every git call: never prompt, never read the operator's global config."""
+    return {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": os.environ.get("MERGEBOT_GIT_NAME", "mergebot"),
+        "GIT_AUTHOR_EMAIL": os.environ.get("MERGEBOT_GIT_EMAIL", "mergebot@localhost"),
+        "GIT_COMMITTER_NAME": os.environ.get("MERGEBOT_GIT_NAME", "mergebot"),
+        "GIT_COMMITTER_EMAIL": os.environ.get("MERGEBOT_GIT_EMAIL", "mergebot@localhost"),
+    }
+
+
+def mirror_path(data_dir: Path, repo: str) -> Path:
+    return data_dir / "mirrors" / (_SAFE.sub("_", repo.replace("/", "__")) + ".git")
+
+
+class Mirror:
+    """The bare mirror of one repo. Thread-safe: one lock serializes fetches and ref reads."""
+
+    def __init__(self, path: Path, remote_url: str) -> None:
+        self.path = path
+        self.remote_url = remote_url
+        self._lock = threading.RLock()
+        self._repo: git.Repo | None = None
+
+    @property
+    def repo(self) -> git.Repo:
+        if self._repo is None:
+            self.ensure()
+        assert self._repo is not None
+        return self._repo
+
+    def run(self, *args: str, timeout: float | None = None) -> str:
+        try:
+            out = self.repo.git.execute(
+                ["git", *args],
+                env=git_env(),
+                kill_after_timeout=timeout,
+                with_extended_output=False,
+            )
+        except git.GitCommandError as exc:
+            stderr = str(exc.stderr or "").strip()
+            raise GitError(f"git {args[0]} failed: {stderr[-1000:]}") from None
+        return str(out)
+
+    def ensure(self) -> None:
+        """Create the bare mirror if needed and point it at the configured remote."""
+        with self._lock:
+            if self._repo is None:
+                if not (self.path / "HEAD").exists():
+                    self.path.mkdir(parents=True, exist_ok=True)
+                    git.Repo.init(self.path, bare=True)
+                self._repo = git.Repo(self.path)
+            with self._repo.config_writer() as cfg:
+                section = f'remote "{REMOTE_NAME}"'
+                cfg.set_value(section, "url", self.remote_url)
+                cfg.set_value(section, "fetch", f"+refs/heads/*:refs/remotes/{REMOTE_NAME}/*")
+
+    def fetch(self) -> None:
+        with self._lock:
+            self.run("fetch", "--prune", "--quiet", REMOTE_NAME, timeout=FETCH_TIMEOUT_SECONDS)
+
+    def rev(self, ref: str) -> str | None:
+        """The commit `ref` names, or None when it does not exist."""
+        with self._lock:
+            try:
+                return self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") or None
+            except GitError:
+                return None
+
+    def remote_branch(self, branch: str) -> str | None:
+        return self.rev(f"refs/remotes/{REMOTE_NAME}/{branch}")
+
+    def has_commit(self, sha: str) -> bool:
+        return self.rev(sha) is not None
+
+    def is_ancestor(self, sha: str, ref: str) -> bool:
+        """Is `sha` reachable from `ref`? False when either is unknown to the mirror."""
+        with self._lock:
+            if not self.has_commit(sha) or self.rev(ref) is None:
+                return False
+            try:
+                self.run("merge-base", "--is-ancestor", sha, ref)
+            except GitError:
+                return False
+            return True
+
+    def close(self) -> None:
+        """Stop GitPython's cat-file helper processes (they outlive calls otherwise)."""
+        with self._lock:
+            if self._repo is not None:
+                self._repo.close()
+                self._repo = None

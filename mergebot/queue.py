@@ -1,0 +1,91 @@
+"""The queue's state machine (SPEC §5), as pure data: statuses, allowed transitions, items.
+
+Storage lives in `mergebot.store.queue`; this module only decides what is allowed, so the rules
+can be tested without Redis and drawn in docs/design.md (a test keeps the drawing complete).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    INTEGRATED = "integrated"
+    BLOCKED = "blocked"
+    SUPERSEDED = "superseded"
+    CANCELLED = "cancelled"
+
+
+FINAL = frozenset({Status.INTEGRATED, Status.SUPERSEDED, Status.CANCELLED})
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.QUEUED: frozenset(
+        {Status.IN_PROGRESS, Status.INTEGRATED, Status.SUPERSEDED, Status.CANCELLED}
+    ),
+    # in_progress -> queued is crash recovery only (the lease holder re-queues its own item).
+    Status.IN_PROGRESS: frozenset(
+        {Status.INTEGRATED, Status.BLOCKED, Status.SUPERSEDED, Status.QUEUED}
+    ),
+    Status.BLOCKED: frozenset({Status.QUEUED, Status.SUPERSEDED, Status.CANCELLED}),
+    Status.INTEGRATED: frozenset(),
+    Status.SUPERSEDED: frozenset(),
+    Status.CANCELLED: frozenset(),
+}
+
+
+class InvalidTransitionError(ValueError):
+    def __init__(self, current: Status, target: Status) -> None:
+        self.current = current
+        self.target = target
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "nothing (final)"
+        super().__init__(
+            f"queue item cannot go from {current} to {target}; from {current} it may go to "
+            f"{allowed}"
+        )
+
+
+def check_transition(current: Status, target: Status) -> None:
+    if target not in TRANSITIONS[current]:
+        raise InvalidTransitionError(current, target)
+
+
+def item_id(slug: str, branch: str, sha: str) -> str:
+    """Queue items are deduplicated by (slug, branch, sha): this is that key."""
+    return f"{slug}:{sha}:{branch}"
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    status: Status
+    at: datetime
+    cause: str
+
+
+class QueueItem(BaseModel):
+    """One candidate in a repo's queue, with every status change it went through."""
+
+    model_config = ConfigDict(frozen=True)
+
+    repo: str
+    base: str
+    slug: str
+    branch: str
+    sha: str
+    status: Status
+    ready_at: datetime
+    updated_at: datetime
+    history: list[StatusChange] = Field(default_factory=list)
+    followup_id: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    # What the integrator recorded while working on it (integration sha, base sha, checks…).
+    integration: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return item_id(self.slug, self.branch, self.sha)
