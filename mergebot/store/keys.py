@@ -52,6 +52,16 @@ class Keys:
         """Hash: item id -> JSON of the queue item (status, times, history)."""
         return f"{self._repo(repo)}:items:{base}"
 
+    def changes(self, repo: str) -> str:
+        """Stream of every queue status change of a repo (written in the same Lua/MULTI as the
+        change itself); the notifier and the dashboard read it."""
+        return f"{self._repo(repo)}:changes"
+
+    def check_signals(self, repo: str) -> str:
+        """Pub/sub channel: a forge reported a check result for a commit (payload: the sha).
+        A wake-up for a waiting integrator, never a record: it still asks the forge."""
+        return f"{self._repo(repo)}:check-signals"
+
     def projection(self, repo: str) -> str:
         """Hash: the readiness projection of a repo, plus the id of the last applied entry."""
         return f"{self._repo(repo)}:projection"
