@@ -61,7 +61,9 @@ class Mirror:
         """`text` without credentials: safe for logs, errors and notifications."""
         return redact(text, self.credentials.secrets() if self.credentials else ())
 
-    def execute(self, *args: str, timeout: float | None = None) -> tuple[int, str, str]:
+    def execute(
+        self, *args: str, timeout: float | None = None, strip: bool = True
+    ) -> tuple[int, str, str]:
         """Run `git <args>` (no shell; arguments are passed as they are) and return the exit
         status, stdout and stderr. Output is redacted; nothing is raised for a non-zero status."""
         status, out, err = self.repo.git.execute(
@@ -70,6 +72,7 @@ class Mirror:
             kill_after_timeout=timeout,
             with_extended_output=True,
             with_exceptions=False,
+            strip_newline_in_stdout=strip,
         )
         return int(status), self.redact(str(out)), self.redact(str(err))
 
