@@ -224,9 +224,9 @@ async def handle(runtime: Runtime, inbox: CommandInbox, entry: InboxEntry) -> Ou
     failure: Exception | None = None
     try:
         outcome = await execute(runtime, request)
-    except (RedisError, OSError):
-        raise
-    except Exception as exc:  # a forge failure of any kind: classified here, retried below
+    except RedisError:
+        raise  # storage is down: the service loop backs off; the entry stays pending
+    except Exception as exc:  # a forge failure of any kind (network errors are OSErrors too)
         failure = exc
     if failure is None:
         await inbox.done(entry.entry_id)

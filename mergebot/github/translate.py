@@ -25,13 +25,15 @@ _SIMPLE: dict[str, Callable[[dict[str, Any]], Translation]] = {
     "status": translate_status,
 }
 
-HANDLED = frozenset({"pull_request", *_SIMPLE})
+HANDLED = frozenset({"pull_request", "pull_request_target", *_SIMPLE})
 
 
 def translate(event: str, payload: object, base_branch_of: BaseBranchOf) -> Translation:
     if not isinstance(payload, dict):
         raise TranslationError(event, ["the payload must be a JSON object"])
-    if event == "pull_request":
+    # `pull_request_target` (Actions only: runs with secrets for pull requests from forks) carries
+    # the same payload as `pull_request`.
+    if event in ("pull_request", "pull_request_target"):
         return translate_pull_request(payload, base_branch_of)
     handler = _SIMPLE.get(event)
     if handler is None:
