@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from mergebot.bootstrap import Runtime, build_runtime
+from mergebot.config import ServerConfig, Settings
 from mergebot.store.connection import connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog
@@ -55,6 +58,37 @@ async def redis(redis_url: str, keys: Keys) -> AsyncIterator[aioredis.Redis]:
 @pytest.fixture
 def eventlog(redis: aioredis.Redis, keys: Keys) -> EventLog:
     return EventLog(redis, keys)
+
+
+API_TOKEN = "test-api-token-0123456789"
+
+
+class IsolatedSettings(Settings):
+    """Settings from explicit values only: the MERGEBOT_* variables of whoever runs the tests
+    must not change what a test sees."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def settings_for(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {"api_token": API_TOKEN, "data_dir": tmp_path / "data"}
+    values.update(overrides)
+    return IsolatedSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def runtime(redis: aioredis.Redis, keys: Keys, tmp_path: Path) -> Runtime:
+    """A Runtime around this test's Redis and key prefix, with API_TOKEN as the API token."""
+    return build_runtime(settings_for(tmp_path), ServerConfig({}, {}), redis, keys)
 
 
 @pytest.fixture
