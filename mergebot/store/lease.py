@@ -110,7 +110,7 @@ class LeaseInfo:
 
 
 class Lease:
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the agreed signature takes ttl/renew positionally
         self,
         redis: aioredis.Redis,
         keys: Keys,

@@ -115,9 +115,7 @@ async def test_held_renews_in_background_beyond_ttl(redis: aioredis.Redis, keys:
     assert await other.acquire()
 
 
-async def test_renewal_failure_is_reported_to_the_holder(
-    redis: aioredis.Redis, keys: Keys
-) -> None:
+async def test_renewal_failure_is_reported_to_the_holder(redis: aioredis.Redis, keys: Keys) -> None:
     holder = lease(redis, keys, "a", ttl_seconds=5, renew_seconds=0.05)
     async with holder.held():
         holder.ensure()

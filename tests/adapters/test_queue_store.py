@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from mergebot.queue import InvalidTransitionError, QueueItem, Status
+from mergebot.store.connection import connect
 from mergebot.store.keys import Keys
 from mergebot.store.queue import ItemNotFoundError, QueueStore, UnexpectedStatusError
 
@@ -138,8 +139,6 @@ async def test_concurrent_transitions_exactly_one_wins(
 ) -> None:
     """Many writers race from queued; the CAS lets one through and refuses the rest."""
     await store.enqueue(item())
-    from mergebot.store.connection import connect
-
     clients = [connect(redis_url) for _ in range(8)]
     try:
         targets = [Status.IN_PROGRESS, Status.CANCELLED, Status.SUPERSEDED, Status.INTEGRATED] * 2
@@ -153,7 +152,7 @@ async def test_concurrent_transitions_exactly_one_wins(
                 return None
             return target
 
-        results = await asyncio.gather(*(move(c, t) for c, t in zip(clients, targets)))
+        results = await asyncio.gather(*(move(c, t) for c, t in zip(clients, targets, strict=True)))
     finally:
         for client in clients:
             await client.aclose()
