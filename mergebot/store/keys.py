@@ -77,6 +77,15 @@ class Keys:
         """Set of every repo that ever had an event, so status and replay can enumerate them."""
         return f"{self.prefix}:repos"
 
+    def refusals(self) -> str:
+        """List of the most recent refused inputs (JSON, newest first, capped), so a refusal is
+        visible after the fact and not only in a log line (SPEC §12)."""
+        return f"{self.prefix}:refusals"
+
+    def refusal_count(self) -> str:
+        """Counter of every refusal ever recorded (the list above is capped)."""
+        return f"{self.prefix}:refusal-count"
+
     def dead_letters(self) -> str:
         return f"{self.prefix}:dead-letters"
 
