@@ -11,7 +11,7 @@ import contextlib
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -32,6 +32,10 @@ from mergebot.store.connection import connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
+
+
+class ForgeUnavailableError(LookupError):
+    """No forge can be built for a repo (it is not managed here)."""
 
 
 @dataclass
@@ -90,7 +94,14 @@ class Runtime:
         return mirror
 
     def forge_for(self, repo: str) -> ForgeProtocol:
-        """The forge adapter of `repo`: GitHub, or a plain git remote without CI."""
+        """The forge adapter of `repo`: GitHub, or a plain git remote without CI.
+
+        A factory registered as `extras["forge_for"]` takes precedence (tests register fakes)."""
+        override = self.extras.get("forge_for")
+        if override is not None:
+            return cast(ForgeProtocol, override(repo))
+        if not self.server_config.managed(repo):
+            raise ForgeUnavailableError(f"no forge is configured for {repo}: not a managed repo")
         kind = self.server_config.repo(repo).forge
         if kind is Forge.GIT:
             return PlainGitForge(self.mirror_for)
@@ -100,6 +111,15 @@ class Runtime:
             forge = module.GitHubForge.from_settings(self.settings)
             self._forges[kind.value] = forge
         return forge
+
+    def forge_has_comments(self, repo: str) -> bool:
+        """Does `repo`'s forge have pull requests to read commands from and comment on?
+        (A plain git remote has none; a test's `extras["forge_for"]` fake does.)"""
+        if self.extras.get("forge_for") is not None:
+            return True
+        return self.server_config.managed(repo) and (
+            self.server_config.repo(repo).forge is Forge.GITHUB
+        )
 
     def close_mirrors(self) -> None:
         for mirror in self._mirrors.values():
@@ -115,16 +135,21 @@ def build_runtime(
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, server_config: ServerConfig | None = None
+    settings: Settings, *, server_config: ServerConfig | None = None, server: bool = False
 ) -> AsyncIterator[Runtime]:
-    """Connect to Redis (starting the embedded server when no URL is set) for the block."""
+    """Connect to Redis (starting the embedded server when no URL is set) for the block.
+
+    `server=True` is for the long-running processes (`serve`, `web`, `worker`): they refuse to
+    start when another one already runs the embedded Redis of the data dir. Short CLI commands
+    (`events`, `status`…) connect to that running server instead, and leave it running.
+    """
     config = server_config or load_server_config(settings.config_path())
     keys = Keys(prefix=settings.key_prefix, partitions=settings.event_partitions)
     embedded: EmbeddedRedis | None = None
     url = settings.redis_url
     if not url:
         embedded = EmbeddedRedis(settings.data_dir)
-        url = embedded.start()
+        url = embedded.start(share=not server)
     client = connect(url)
     runtime = build_runtime(settings, config, client, keys)
     try:
@@ -145,6 +170,7 @@ SERVICE_MODULES = (
     "mergebot.processor",
     "mergebot.notify.delivery",
     "mergebot.forge.reconcile",
+    "mergebot.github.command_worker",
 )
 
 

@@ -77,8 +77,37 @@ class Keys:
         """Set of every repo that ever had an event, so status and replay can enumerate them."""
         return f"{self.prefix}:repos"
 
+    def refusals(self) -> str:
+        """List of the most recent refused inputs (JSON, newest first, capped), so a refusal is
+        visible after the fact and not only in a log line (SPEC §12)."""
+        return f"{self.prefix}:refusals"
+
+    def refusal_count(self) -> str:
+        """Counter of every refusal ever recorded (the list above is capped)."""
+        return f"{self.prefix}:refusal-count"
+
     def dead_letters(self) -> str:
         return f"{self.prefix}:dead-letters"
 
     def deliveries(self) -> str:
         return f"{self.prefix}:deliveries"
+
+    # -- GitHub input ----------------------------------------------------------------------------
+    def review_rounds(self, repo: str) -> str:
+        """Hash: `<slug> <reviewer> <approval id>` -> round, and `<slug> <reviewer>` -> count.
+        Gives each GitHub approval its `review_round` once, stable across redeliveries."""
+        return f"{self._repo(repo)}:review-rounds"
+
+    def commands(self) -> str:
+        """Stream of `/mergebot` comment commands waiting for the command worker (which needs a
+        forge call, so they are never executed on the webhook's request path)."""
+        return f"{self.prefix}:{{commands}}:stream"
+
+    def command_ids(self) -> str:
+        """Hash: command dedupe key (repo + comment id) -> stream entry id: one action per
+        comment, whichever delivery or Actions job brought it."""
+        return f"{self.prefix}:{{commands}}:ids"
+
+    def command_attempts(self) -> str:
+        """Hash: stream entry id -> how many times the worker tried it (bounded retries)."""
+        return f"{self.prefix}:{{commands}}:attempts"
