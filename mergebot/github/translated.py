@@ -5,11 +5,11 @@ check wake-up to publish, or the reason it is ignored. Pure values; the intake p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from mergebot.events import CanonicalEvent, ReviewApproved
+from mergebot.events import CanonicalEvent, EventName, ReviewApproved
 from mergebot.github.commands import CommandRequest
 from mergebot.ids import is_repo
 
@@ -67,6 +67,8 @@ class PendingApproval:
     The round is the reviewer's count of approvals on the pull request, which the payload does
     not carry; storage assigns it (stably per approval id, so a redelivery gets the same round).
     """
+
+    event_name: ClassVar[EventName] = EventName.REVIEW_APPROVED
 
     repo: str
     slug: str

@@ -21,6 +21,7 @@ from mergebot.store.commands import CommandInbox
 from mergebot.store.connection import connect
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
+from mergebot.store.refusals import RefusalLog
 from mergebot.web.app import MAX_BODY_BYTES, create_app
 from tests import ghsupport as gh
 from tests.ghsupport import BASE, HEAD, REPO, SECRET
@@ -376,3 +377,30 @@ async def test_perform_is_usable_without_the_web_tier(
     assert json.loads(json.dumps(result.as_json())) == {
         "stored": [{"id": "x:0", "duplicate": False}]
     }
+
+
+async def test_refusals_of_signed_deliveries_are_recorded_and_forged_ones_only_counted(
+    client: Client, redis: aioredis.Redis, keys: Keys
+) -> None:
+    await post(client, "push", b"{oops", "d-bad")
+    await post(client, "push", gh.load("push.branch_created"), "d-f", headers={
+        "X-Hub-Signature-256": "sha256=" + "0" * 64
+    })  # fmt: skip
+    [refusal] = await RefusalLog(redis, keys).recent()
+    assert (refusal.source, refusal.status, refusal.reason) == ("github", 400, "not_json")
+    assert refusal.event_ids == ["d-bad"]
+    metrics = (await (await client.get("/metrics")).text()).splitlines()
+    assert any(
+        line.startswith("mergebot_events_refused_total{")
+        and 'reason="bad_signature"' in line
+        and line.endswith(" 1.0")
+        for line in metrics
+    )
+
+
+async def test_stored_events_are_counted_by_name(client: Client) -> None:
+    await post(client, "pull_request_review", gh.review("approved"), "m-1")
+    await post(client, "pull_request_review", gh.review("approved"), "m-1")
+    text = await (await client.get("/metrics")).text()
+    assert 'mergebot_events_accepted_total{name="review_approved",source="github"} 1.0' in text
+    assert 'mergebot_events_duplicate_total{name="review_approved",source="github"} 1.0' in text
