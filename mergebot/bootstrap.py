@@ -71,7 +71,12 @@ async def open_runtime(
 BackgroundService = Callable[[Runtime, asyncio.Event], Awaitable[None]]
 
 # Modules that contribute background services through a `SERVICES` tuple, if they exist.
-SERVICE_MODULES = ("mergebot.processor", "mergebot.notify.delivery", "mergebot.forge.reconcile")
+SERVICE_MODULES = (
+    "mergebot.processor",
+    "mergebot.notify.delivery",
+    "mergebot.forge.reconcile",
+    "mergebot.github.command_worker",
+)
 
 
 def background_services() -> list[BackgroundService]:

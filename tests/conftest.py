@@ -23,6 +23,8 @@ from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
 from tests.gitutil import GitRemote
 
+pytest_plugins = ("tests.fakegithub.fixtures",)
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from github import Auth, Github, GithubIntegration, UnknownObjectException
+from github import Auth, Github, GithubException, GithubIntegration, UnknownObjectException
 from github.CheckRun import CheckRun
 from github.Repository import Repository
 
@@ -255,8 +255,10 @@ class GitHubForge:
         def fetch() -> Permission:
             try:
                 value = self._repo(repo).get_collaborator_permission(user)
-            except UnknownObjectException:
-                return Permission.NONE
+            except GithubException as exc:
+                if exc.status == 404:  # no such user
+                    return Permission.NONE
+                raise
             try:
                 return Permission(value)
             except ValueError:
