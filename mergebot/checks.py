@@ -87,14 +87,23 @@ class ChecksOutcome:
     status: ChecksStatus
     checks: list[CheckReport] = field(default_factory=list)
     message: str = ""
+    missing: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return self.status is ChecksStatus.PASSED
 
     def details(self) -> dict[str, Any]:
+        """The `details` of an `integration_blocked` event: the checks that did not pass (with
+        link and output tail), the missing ones and the diagnosis or message."""
         failed = [c.to_dict() for c in self.checks if c.state is not Reported.PASSED]
-        return {"message": self.message, "checks": failed or [c.to_dict() for c in self.checks]}
+        out: dict[str, Any] = {"checks": failed or [c.to_dict() for c in self.checks]}
+        if self.missing:
+            out["missing"] = list(self.missing)
+            out["diagnosis"] = self.message
+        else:
+            out["message"] = self.message
+        return out
 
 
 # -- command checks ----------------------------------------------------------------------------
@@ -424,7 +433,7 @@ async def _outcome(
         message = "required check(s) did not finish in time: " + ", ".join(names)
     else:
         message = ""
-    return ChecksOutcome(status, verdict.reports, message)
+    return ChecksOutcome(status, verdict.reports, message, list(verdict.missing))
 
 
 # -- both ------------------------------------------------------------------------------------
@@ -482,7 +491,9 @@ async def run_checks(
                 poll_seconds=poll_seconds,
             )
         if not outcome.passed:
-            return ChecksOutcome(outcome.status, reports + outcome.checks, outcome.message)
+            return ChecksOutcome(
+                outcome.status, reports + outcome.checks, outcome.message, outcome.missing
+            )
         reports += outcome.checks
     return ChecksOutcome(ChecksStatus.PASSED, reports)
 
