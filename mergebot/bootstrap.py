@@ -43,16 +43,21 @@ def build_runtime(
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, server_config: ServerConfig | None = None
+    settings: Settings, *, server_config: ServerConfig | None = None, server: bool = False
 ) -> AsyncIterator[Runtime]:
-    """Connect to Redis (starting the embedded server when no URL is set) for the block."""
+    """Connect to Redis (starting the embedded server when no URL is set) for the block.
+
+    `server=True` is for the long-running processes (`serve`, `web`, `worker`): they refuse to
+    start when another one already runs the embedded Redis of the data dir. Short CLI commands
+    (`events`, `status`…) connect to that running server instead, and leave it running.
+    """
     config = server_config or load_server_config(settings.config_path())
     keys = Keys(prefix=settings.key_prefix, partitions=settings.event_partitions)
     embedded: EmbeddedRedis | None = None
     url = settings.redis_url
     if not url:
         embedded = EmbeddedRedis(settings.data_dir)
-        url = embedded.start()
+        url = embedded.start(share=not server)
     client = connect(url)
     try:
         yield build_runtime(settings, config, client, keys)
@@ -66,7 +71,12 @@ async def open_runtime(
 BackgroundService = Callable[[Runtime, asyncio.Event], Awaitable[None]]
 
 # Modules that contribute background services through a `SERVICES` tuple, if they exist.
-SERVICE_MODULES = ("mergebot.processor", "mergebot.notify.delivery", "mergebot.forge.reconcile")
+SERVICE_MODULES = (
+    "mergebot.processor",
+    "mergebot.notify.delivery",
+    "mergebot.forge.reconcile",
+    "mergebot.github.command_worker",
+)
 
 
 def background_services() -> list[BackgroundService]:

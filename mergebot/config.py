@@ -54,6 +54,22 @@ class Settings(BaseSettings):
         return default if default.exists() else None
 
 
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment (plus command-line overrides); bad values → ConfigError.
+
+    Each problem names the variable (`MERGEBOT_PORT`), never its value: a value may be a secret.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False, include_input=False):
+            field = str(err["loc"][0]) if err["loc"] else ""
+            key = f"MERGEBOT_{field.upper()}" if field else "<settings>"
+            problems.append(ConfigProblem("environment", key, err["msg"]))
+        raise ConfigError(problems) from None
+
+
 class MergeMethod(StrEnum):
     MERGE = "merge"
     REBASE = "rebase"

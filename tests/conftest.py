@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +22,8 @@ from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
 from tests.gitutil import GitRemote
+
+pytest_plugins = ("tests.fakegithub.fixtures",)
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +92,34 @@ def settings_for(tmp_path: Path, **overrides: object) -> Settings:
 def runtime(redis: aioredis.Redis, keys: Keys, tmp_path: Path) -> Runtime:
     """A Runtime around this test's Redis and key prefix, with API_TOKEN as the API token."""
     return build_runtime(settings_for(tmp_path), ServerConfig({}, {}), redis, keys)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for servers a test starts, or a closed port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def cli_env(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str, keys: Keys, tmp_path: Path
+) -> dict[str, str]:
+    """The environment a CLI command of this test sees: this test's Redis and key prefix, a data
+    dir of its own, the test API token, and none of the caller's other MERGEBOT_* variables."""
+    for name in list(os.environ):
+        if name.startswith("MERGEBOT_") and name != "MERGEBOT_TEST_REDIS_URL":
+            monkeypatch.delenv(name)
+    env = {
+        "MERGEBOT_REDIS_URL": redis_url,
+        "MERGEBOT_KEY_PREFIX": keys.prefix,
+        "MERGEBOT_DATA_DIR": str(tmp_path / "cli-data"),
+        "MERGEBOT_API_TOKEN": API_TOKEN,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # so no ./mergebot.toml of the caller is picked up
+    return env
 
 
 @pytest.fixture

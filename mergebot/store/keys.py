@@ -100,3 +100,23 @@ class Keys:
 
     def deliveries(self) -> str:
         return f"{self.prefix}:deliveries"
+
+    # -- GitHub input ----------------------------------------------------------------------------
+    def review_rounds(self, repo: str) -> str:
+        """Hash: `<slug> <reviewer> <approval id>` -> round, and `<slug> <reviewer>` -> count.
+        Gives each GitHub approval its `review_round` once, stable across redeliveries."""
+        return f"{self._repo(repo)}:review-rounds"
+
+    def commands(self) -> str:
+        """Stream of `/mergebot` comment commands waiting for the command worker (which needs a
+        forge call, so they are never executed on the webhook's request path)."""
+        return f"{self.prefix}:{{commands}}:stream"
+
+    def command_ids(self) -> str:
+        """Hash: command dedupe key (repo + comment id) -> stream entry id: one action per
+        comment, whichever delivery or Actions job brought it."""
+        return f"{self.prefix}:{{commands}}:ids"
+
+    def command_attempts(self) -> str:
+        """Hash: stream entry id -> how many times the worker tried it (bounded retries)."""
+        return f"{self.prefix}:{{commands}}:attempts"
