@@ -98,12 +98,13 @@ def plan(
         state = states[key]
         if not state.is_candidate or state.git_unknown():
             continue
-        _plan_one(out, repo, base, state, items.get(key), now)
+        _plan_one(out, repo=repo, base=base, state=state, item=items.get(key), now=now)
     return out.actions
 
 
 def _plan_one(
     out: Plan,
+    *,
     repo: str,
     base: str,
     state: CandidateState,
@@ -144,9 +145,7 @@ def _plan_one(
             if absent:
                 steps.append(Enqueue(new_item(repo, base, state, now), "integration recorded"))
             if absent or current == Status.QUEUED:
-                steps.append(
-                    Move(key, Status.IN_PROGRESS, Status.QUEUED, "integration recorded")
-                )
+                steps.append(Move(key, Status.IN_PROGRESS, Status.QUEUED, "integration recorded"))
                 steps.append(
                     Move(
                         key,
@@ -167,4 +166,6 @@ def _plan_one(
                 if absent or current in (Status.QUEUED, Status.BLOCKED):
                     out.add(Move(key, Status.INTEGRATED, Status.QUEUED, why))
             elif current == Status.QUEUED:
-                out.add(Move(key, Status.INTEGRATED, Status.QUEUED, f"found already on base: {why}"))
+                out.add(
+                    Move(key, Status.INTEGRATED, Status.QUEUED, f"found already on base: {why}")
+                )

@@ -24,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mergebot.config import REMOTE_NAME, RepoConfig
 from mergebot.events import (
-    AnyEvent,
     BranchPushed,
     CandidateWithdrawn,
+    CanonicalEvent,
     FinalizeReady,
     IntegrationBlocked,
     IntegrationCompleted,
@@ -167,6 +167,10 @@ class NoteCode(StrEnum):
     RESUME_WITHOUT_BLOCK = "resume_without_block"
     OUTCOME_FOR_UNKNOWN_CANDIDATE = "outcome_for_unknown_candidate"
     DUPLICATE = "duplicate"
+    # Decided by the processor, not by the fold:
+    NOT_MANAGED = "not_managed"
+    UNREADABLE = "unreadable"
+    QUEUE_CHANGE_SKIPPED = "queue_change_skipped"
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,7 @@ class FoldResult:
     notes: list[Note] = field(default_factory=list)
 
 
-def fold(facts: RepoFacts, event: AnyEvent) -> FoldResult:
+def fold(facts: RepoFacts, event: CanonicalEvent) -> FoldResult:
     """Add one event to the facts (in place); which slugs it touched and anything worth noting."""
     out = FoldResult()
     added = True
