@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     config: Path | None = None
     key_prefix: str = "mergebot:v1"
     event_partitions: int = Field(default=1, ge=1, le=1024)
+    # How often the open pull requests of GitHub repos are compared with the event log.
+    reconcile_interval_seconds: float = Field(default=600, gt=0)
+    # Spacing of GitHub writes (GitHub asks for about a second between content-creating calls).
+    github_seconds_between_writes: float = Field(default=1.0, ge=0)
 
     def server_url(self) -> str:
         return self.url or f"http://{self.host}:{self.port}"

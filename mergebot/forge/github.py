@@ -72,6 +72,14 @@ _COMMIT_STATUS: dict[ReportState, str] = {
 _PASSING_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
 
 
+@dataclass(frozen=True)
+class PullSnapshot:
+    """An open pull request and its reviews, as GitHub's REST API returns them."""
+
+    pull: dict[str, Any]
+    reviews: tuple[dict[str, Any], ...]
+
+
 def pr_number(slug: str) -> int | None:
     """The pull request number of a GitHub slug (`pr-<n>`); None for other producers' slugs."""
     match = _SLUG_PR.match(slug)
@@ -511,6 +519,38 @@ class GitHubForge:
 
         await self._call(f"close {repo}#{number}", close, write=True)
 
+    # -- reconciliation reads ----------------------------------------------------------------------
+    async def open_pulls(self, repo: str) -> list[PullSnapshot]:
+        """Every open pull request of `repo` with its reviews (oldest first), as GitHub's REST
+        bodies: reconciliation feeds them to the same translation as webhooks."""
+
+        def fetch() -> list[PullSnapshot]:
+            gh_repo = self._repo(repo)
+            pulls = _pages(gh_repo, f"{gh_repo.url}/pulls", {"state": "open"})
+            return [
+                PullSnapshot(
+                    pull, tuple(_pages(gh_repo, f"{gh_repo.url}/pulls/{pull['number']}/reviews"))
+                )
+                for pull in pulls
+            ]
+
+        return await self._call(f"open pull requests of {repo}", fetch)
+
+    async def pull(self, repo: str, number: int) -> dict[str, Any] | None:
+        """One pull request's REST body (None when it does not exist)."""
+
+        def fetch() -> dict[str, Any] | None:
+            gh_repo = self._repo(repo)
+            try:
+                _, data = gh_repo.requester.requestJsonAndCheck(
+                    "GET", f"{gh_repo.url}/pulls/{number}"
+                )
+            except UnknownObjectException:
+                return None
+            return data if isinstance(data, dict) else None
+
+        return await self._call(f"{repo}#{number}", fetch)
+
     # -- base update through the API (an alternative to a git push) ------------------------------
     async def update_base(self, repo: str, base: str, old_sha: str, new_sha: str) -> bool:
         """Move `base` from exactly `old_sha` to `new_sha`, fast-forward only. False when base is
@@ -538,6 +578,24 @@ class GitHubForge:
                 return False
             raise
         return True
+
+
+_PAGE_SIZE = 100
+
+
+def _pages(
+    gh_repo: Repository, url: str, params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Every item of a list endpoint, page by page (raw bodies: no per-item completion)."""
+    items: list[dict[str, Any]] = []
+    for page in range(1, 1000):
+        query = {**(params or {}), "per_page": _PAGE_SIZE, "page": page}
+        _, data = gh_repo.requester.requestJsonAndCheck("GET", url, query)
+        batch = [item for item in (data or []) if isinstance(item, dict)]
+        items.extend(batch)
+        if len(batch) < _PAGE_SIZE:
+            break
+    return items
 
 
 def _decode_contents(data: Any, path: str) -> str | None:

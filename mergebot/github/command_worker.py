@@ -31,8 +31,10 @@ from mergebot.github.intake import envelopes
 from mergebot.github.replies import render
 from mergebot.github.summary import SlugSummary, summarize
 from mergebot.github.translated import ORCHESTRATOR, Draft, PendingApproval, make
+from mergebot.queue import Status, item_id
 from mergebot.store.commands import CommandInbox, InboxEntry
 from mergebot.store.eventlog import EventConflictError
+from mergebot.store.queue import QueueStore
 
 log = logging.getLogger("mergebot.github.commands")
 
@@ -161,10 +163,29 @@ def plan(
             return Plan(Outcome.ACTED, events=(cancel,))
 
 
-async def _summary(runtime: Runtime, request: CommandRequest) -> SlugSummary:
+async def _summary(runtime: Runtime, request: CommandRequest, base: str) -> SlugSummary:
     as_of = request.created_at if request.command is Command.MERGE else None
     entries = [entry.envelope async for entry in runtime.eventlog.replay(repo=request.repo)]
-    return summarize(request.slug, entries, as_of=as_of)
+    summary = summarize(request.slug, entries, as_of=as_of)
+    if request.command is Command.STATUS:
+        await _add_queue_state(runtime, request.repo, base, summary)
+    return summary
+
+
+async def _add_queue_state(runtime: Runtime, repo: str, base: str, summary: SlugSummary) -> None:
+    """Where the head stands in the queue, when it is there (the queue is the live truth)."""
+    if summary.sha is None or summary.branch is None:
+        return
+    store = QueueStore(runtime.redis, runtime.keys)
+    item = await store.get(repo, base, item_id(summary.slug, summary.branch, summary.sha))
+    if item is None:
+        return
+    summary.queue_status = item.status.value
+    if item.status is Status.QUEUED:
+        queued = [i.id for i in await store.active(repo, base) if i.status is Status.QUEUED]
+        summary.queue_position = queued.index(item.id) + 1 if item.id in queued else None
+    if item.followup_id:
+        summary.followup_id = item.followup_id
 
 
 def event_id_prefix(request: CommandRequest) -> str:
@@ -179,8 +200,9 @@ async def execute(runtime: Runtime, request: CommandRequest) -> Outcome:
     config = runtime.server_config
     forge = await forge_for(runtime, request.repo)
     permission = await forge.permission(request.repo, request.author)
-    summary = await _summary(runtime, request)
-    decision = plan(request, permission, summary, base=config.repo(request.repo).base_branch)
+    base = config.repo(request.repo).base_branch
+    summary = await _summary(runtime, request, base)
+    decision = plan(request, permission, summary, base=base)
     if decision.events:
         batch = await envelopes(runtime, decision.events, id_prefix=event_id_prefix(request))
         try:

@@ -35,6 +35,9 @@ class SlugSummary:
     reason: str | None = None
     followup_id: str | None = None
     main_after: str | None = None
+    # Filled from the queue store (not the log) for `/mergebot status`.
+    queue_status: str | None = None
+    queue_position: int | None = None  # 1-based, among queued items
 
     @property
     def head_approvers(self) -> list[str]:

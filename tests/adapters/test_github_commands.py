@@ -6,6 +6,7 @@ The forge is a fake (permission table + recorded comments); everything else is r
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,9 +19,11 @@ from mergebot.github import command_worker
 from mergebot.github.command_worker import Outcome, drain
 from mergebot.github.intake import perform
 from mergebot.github.translate import translate
+from mergebot.queue import QueueItem, Status
 from mergebot.store.commands import CommandInbox
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
+from mergebot.store.queue import QueueStore
 from tests import ghsupport as gh
 from tests.ghsupport import BASE, HEAD, REPO, FakeForge
 
@@ -185,6 +188,24 @@ async def test_status_replies_with_the_head_and_its_approvals(
     assert f"`{HEAD[:12]}` on `changes`" in body
     assert "| approved by | Codertocat |" in body
     assert await snapshot(runtime.eventlog) == before
+
+
+async def test_status_shows_the_queue_position_of_the_head(
+    runtime: Runtime, forge: FakeForge, opened: list[tuple[str, str]]
+) -> None:
+    store = QueueStore(runtime.redis, runtime.keys)
+    at = datetime(2019, 5, 15, 15, 30, tzinfo=UTC)
+    for slug, sha, minute in [("pr-1", "1" * 40, 29), ("pr-2", HEAD, 30)]:
+        ready = at.replace(minute=minute)
+        await store.enqueue(
+            QueueItem(
+                repo=REPO, base=BASE, slug=slug, branch="changes", sha=sha,
+                status=Status.QUEUED, ready_at=ready, updated_at=ready,
+            )
+        )  # fmt: skip
+    await comment(runtime, "/mergebot status")
+    assert await drain(runtime, "w1") == [Outcome.REPLIED]
+    assert f"| queue | queued for `{BASE}`, position 2 |" in forge.comments[0][3]
 
 
 async def test_unknown_command_gets_the_help_reply(

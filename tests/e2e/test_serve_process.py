@@ -18,6 +18,7 @@ import pytest
 
 from mergebot.cli import main
 from tests.conftest import API_TOKEN, free_port
+from tests.unit.test_docs import healthcheck_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -105,9 +106,14 @@ def test_serve_stops_cleanly_on_sigterm_and_keeps_the_events(
     fields = ["repo=acme/widgets", "slug=pr-1", "requested_by=carol", "id=res-1"]
     assert main(["emit", "resume_requested", *fields, "--url", url]) == 0
 
+    probe = [sys.executable, *healthcheck_command()[1:]]  # the Dockerfile's HEALTHCHECK
+    probe_env = {**os.environ, "MERGEBOT_PORT": url.rsplit(":", 1)[1]}
+    assert subprocess.run(probe, env=probe_env, capture_output=True, check=False).returncode == 0
+
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     assert all(gone(pid) for pid in redis_pids)
+    assert subprocess.run(probe, env=probe_env, capture_output=True, check=False).returncode != 0
     log = (tmp_path / "serve.log").read_text()
     assert "shutdown_complete" in log
     assert "Traceback" not in log

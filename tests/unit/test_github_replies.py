@@ -52,6 +52,12 @@ def blocked() -> SlugSummary:
     return summary
 
 
+def queued() -> SlugSummary:
+    summary = head()
+    summary.queue_status, summary.queue_position = "queued", 2
+    return summary
+
+
 CASES: dict[str, tuple[CommandRequest, Permission, SlugSummary]] = {
     "help": (request(Command.HELP, "/mergebot rebase"), Permission.WRITE, head()),
     "refused-permission": (request(Command.MERGE, "/mergebot merge"), Permission.READ, head()),
@@ -62,6 +68,7 @@ CASES: dict[str, tuple[CommandRequest, Permission, SlugSummary]] = {
     ),
     "status-waiting": (request(Command.STATUS, "/mergebot status"), Permission.MAINTAIN, head()),
     "status-blocked": (request(Command.STATUS, "/mergebot status"), Permission.WRITE, blocked()),
+    "status-queued": (request(Command.STATUS, "/mergebot status"), Permission.WRITE, queued()),
 }
 
 
