@@ -170,6 +170,7 @@ SERVICE_MODULES = (
     "mergebot.processor",
     "mergebot.notify.delivery",
     "mergebot.forge.reconcile",
+    "mergebot.forge.reporter",
     "mergebot.github.command_worker",
 )
 

@@ -33,6 +33,11 @@ class Keys:
         """Hash: envelope id -> "<stream entry id> <payload digest>" (idempotency index)."""
         return f"{self.prefix}:{{p{partition}}}:event-ids"
 
+    def processor_lease(self, partition: int) -> str:
+        """Lease (same fields as the integration lease): which processor folds this partition.
+        One writer per partition keeps "last applied entry" checkpoints exact."""
+        return f"{self.prefix}:{{p{partition}}}:processor-lease"
+
     # -- per repo / base -----------------------------------------------------------------------
     def _repo(self, repo: str) -> str:
         return f"{self.prefix}:{{{repo}}}"
@@ -65,6 +70,10 @@ class Keys:
     def projection(self, repo: str) -> str:
         """Hash: the readiness projection of a repo, plus the id of the last applied entry."""
         return f"{self._repo(repo)}:projection"
+
+    def projection_notes(self, repo: str) -> str:
+        """List (newest first, capped): events the processor stored but ignored, and why."""
+        return f"{self._repo(repo)}:projection-notes"
 
     def followups(self, repo: str) -> str:
         return f"{self._repo(repo)}:followups"

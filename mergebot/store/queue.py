@@ -104,6 +104,16 @@ class QueueStore:
         raw = await self._raw(repo, base, item_id)
         return QueueItem.model_validate_json(raw) if raw is not None else None
 
+    async def get_many(self, repo: str, base: str, item_ids: list[str]) -> dict[str, QueueItem]:
+        if not item_ids:
+            return {}
+        raw = cast(list[str | None], await self.redis.hmget(self.keys.items(repo, base), item_ids))
+        return {
+            i: QueueItem.model_validate_json(text)
+            for i, text in zip(item_ids, raw, strict=True)
+            if text is not None
+        }
+
     async def items(self, repo: str, base: str) -> list[QueueItem]:
         """Every item ever queued for (repo, base), final ones included, FIFO by ready_at."""
         raw = cast(dict[str, str], await self.redis.hgetall(self.keys.items(repo, base)))
