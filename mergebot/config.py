@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     github_app_id: int | None = None
     github_private_key: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
+    # Credentials for https git remotes (handed to git through GIT_ASKPASS, never in a URL).
+    git_username: str | None = None
+    git_password: SecretStr | None = None
     data_dir: Path = Path(".mergebot")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -42,6 +45,10 @@ class Settings(BaseSettings):
     config: Path | None = None
     key_prefix: str = "mergebot:v1"
     event_partitions: int = Field(default=1, ge=1, le=1024)
+    # How often the open pull requests of GitHub repos are compared with the event log.
+    reconcile_interval_seconds: float = Field(default=600, gt=0)
+    # Spacing of GitHub writes (GitHub asks for about a second between content-creating calls).
+    github_seconds_between_writes: float = Field(default=1.0, ge=0)
 
     def server_url(self) -> str:
         return self.url or f"http://{self.host}:{self.port}"
@@ -52,6 +59,22 @@ class Settings(BaseSettings):
             return self.config
         default = Path("mergebot.toml")
         return default if default.exists() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment (plus command-line overrides); bad values → ConfigError.
+
+    Each problem names the variable (`MERGEBOT_PORT`), never its value: a value may be a secret.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False, include_input=False):
+            field = str(err["loc"][0]) if err["loc"] else ""
+            key = f"MERGEBOT_{field.upper()}" if field else "<settings>"
+            problems.append(ConfigProblem("environment", key, err["msg"]))
+        raise ConfigError(problems) from None
 
 
 class MergeMethod(StrEnum):

@@ -6,18 +6,24 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from mergebot.bootstrap import Runtime, build_runtime
+from mergebot.config import ServerConfig, Settings
 from mergebot.store.connection import connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
 from tests.gitutil import GitRemote
+
+pytest_plugins = ("tests.fakegithub.fixtures",)
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +61,65 @@ async def redis(redis_url: str, keys: Keys) -> AsyncIterator[aioredis.Redis]:
 @pytest.fixture
 def eventlog(redis: aioredis.Redis, keys: Keys) -> EventLog:
     return EventLog(redis, keys)
+
+
+API_TOKEN = "test-api-token-0123456789"
+
+
+class IsolatedSettings(Settings):
+    """Settings from explicit values only: the MERGEBOT_* variables of whoever runs the tests
+    must not change what a test sees."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def settings_for(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {"api_token": API_TOKEN, "data_dir": tmp_path / "data"}
+    values.update(overrides)
+    return IsolatedSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def runtime(redis: aioredis.Redis, keys: Keys, tmp_path: Path) -> Runtime:
+    """A Runtime around this test's Redis and key prefix, with API_TOKEN as the API token."""
+    return build_runtime(settings_for(tmp_path), ServerConfig({}, {}), redis, keys)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for servers a test starts, or a closed port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def cli_env(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str, keys: Keys, tmp_path: Path
+) -> dict[str, str]:
+    """The environment a CLI command of this test sees: this test's Redis and key prefix, a data
+    dir of its own, the test API token, and none of the caller's other MERGEBOT_* variables."""
+    for name in list(os.environ):
+        if name.startswith("MERGEBOT_") and name != "MERGEBOT_TEST_REDIS_URL":
+            monkeypatch.delenv(name)
+    env = {
+        "MERGEBOT_REDIS_URL": redis_url,
+        "MERGEBOT_KEY_PREFIX": keys.prefix,
+        "MERGEBOT_DATA_DIR": str(tmp_path / "cli-data"),
+        "MERGEBOT_API_TOKEN": API_TOKEN,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # so no ./mergebot.toml of the caller is picked up
+    return env
 
 
 @pytest.fixture

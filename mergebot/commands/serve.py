@@ -1,4 +1,8 @@
-"""`mergebot serve`: the web tier and the worker in one process (the embedded default)."""
+"""`mergebot serve`: the web tier and the worker in one process (the embedded default).
+
+`mergebot web` and `mergebot worker` run the two halves apart (for scaling out); all three share
+`serve()` and `run_server()` here.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,11 @@ import signal
 import sys
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from mergebot.bootstrap import Runtime, background_services, open_runtime
-from mergebot.config import ConfigError, Settings
+from mergebot.config import ConfigError, Settings, load_settings
+from mergebot.store.embedded import EmbeddedRedisError
 from mergebot.web.app import create_app
 
 HELP = "run the web server and the worker in one process"
@@ -19,6 +25,10 @@ log = logging.getLogger("mergebot.serve")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_listen_arguments(parser)
+
+
+def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="listen address (MERGEBOT_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="listen port (MERGEBOT_PORT, default 8080)")
 
@@ -30,42 +40,64 @@ async def serve(runtime: Runtime, *, web_tier: bool, worker: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     runner: web.AppRunner | None = None
-    if web_tier:
-        runner = web.AppRunner(create_app(runtime), handle_signals=False)
-        await runner.setup()
-        settings = runtime.settings
-        site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
-        log.info("server_started url=http://%s:%s", settings.host, settings.port)
-    services = background_services() if worker else []
-    tasks = [asyncio.ensure_future(service(runtime, stop)) for service in services]
     try:
-        await stop.wait()
-        log.info("shutdown_requested")
+        if web_tier:
+            runner = web.AppRunner(create_app(runtime), handle_signals=False)
+            await runner.setup()
+            settings = runtime.settings
+            site = web.TCPSite(runner, settings.host, settings.port)
+            await site.start()
+            log.info("server_started url=http://%s:%s", settings.host, settings.port)
+        services = background_services() if worker else []
+        tasks = [asyncio.ensure_future(service(runtime, stop)) for service in services]
+        if worker:
+            log.info("worker_started services=%d", len(tasks))
+        try:
+            await stop.wait()
+            log.info("shutdown_requested")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         if runner is not None:
             await runner.cleanup()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        log.info("shutdown_complete")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    return Settings(**overrides)
+    overrides = {
+        k: v
+        for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
+        if v is not None
+    }
+    return load_settings(**overrides)
 
 
 async def _main(args: argparse.Namespace, *, web_tier: bool, worker: bool) -> int:
-    async with open_runtime(settings_from(args)) as runtime:
+    async with open_runtime(settings_from(args), server=True) as runtime:
+        try:
+            await runtime.redis.ping()
+        except (RedisError, OSError) as exc:
+            # Keep running: Redis may come up later; /readyz says 503 and /events refuses till then.
+            log.warning("redis_unreachable_at_start error=%s", type(exc).__name__)
         await serve(runtime, web_tier=web_tier, worker=worker)
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
+def run_server(args: argparse.Namespace, *, web_tier: bool, worker: bool) -> int:
     try:
-        return asyncio.run(_main(args, web_tier=True, worker=True))
+        return asyncio.run(_main(args, web_tier=web_tier, worker=worker))
     except ConfigError as exc:
         print(f"mergebot: configuration is invalid:\n{exc}", file=sys.stderr)
-        return 1
+    except EmbeddedRedisError as exc:
+        print(f"mergebot: {exc}", file=sys.stderr)
+    except (RedisError, OSError) as exc:
+        print(f"mergebot: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_server(args, web_tier=True, worker=True)

@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlsplit
 
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH = 100
@@ -40,16 +41,70 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+Probe = tuple[int, str | tuple[str, int]]
+
+
+def _answers_ping(probe: Probe) -> bool:
+    family, address = probe
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        try:
+            sock.connect(address)
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+def _probe_for(url: str) -> Probe | None:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return (socket.AF_UNIX, parts.path)
+    if parts.scheme == "redis" and parts.hostname and parts.port:
+        return (socket.AF_INET, (parts.hostname, parts.port))
+    return None
+
+
 class EmbeddedRedis:
-    """A redis-server child process with its data under `data_dir`."""
+    """A redis-server child process with its data under `data_dir`.
+
+    Only one server may own a data dir (two writers of one AOF would corrupt it). `start()`
+    therefore looks for a server already serving the dir (its URL is written to
+    `redis/server.url`): a mergebot server refuses to start beside it, while `share=True` — what
+    short-lived CLI commands use — connects to it and leaves it running afterwards.
+    """
 
     def __init__(self, data_dir: Path, *, appendonly: bool = True) -> None:
         self.data_dir = data_dir.resolve()
         self.appendonly = appendonly
         self._process: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.shared = False
 
-    def start(self, timeout: float = 15.0) -> str:
+    @property
+    def _url_file(self) -> Path:
+        return self.data_dir / "redis" / "server.url"
+
+    def running_url(self) -> str | None:
+        """The URL of a redis-server already serving this data dir, when one answers."""
+        try:
+            url = self._url_file.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        probe = _probe_for(url)
+        return url if probe is not None and _answers_ping(probe) else None
+
+    def start(self, timeout: float = 15.0, *, share: bool = False) -> str:
+        existing = self.running_url()
+        if existing is not None:
+            if not share:
+                raise EmbeddedRedisError(
+                    f"an embedded Redis server is already running for {self.data_dir} (another "
+                    "mergebot server?); stop it, use another MERGEBOT_DATA_DIR, or set "
+                    "MERGEBOT_REDIS_URL"
+                )
+            self.url, self.shared = existing, True
+            return existing
         redis_dir = self.data_dir / "redis"
         redis_dir.mkdir(parents=True, exist_ok=True)
         sock_path = redis_dir / "redis.sock"
@@ -66,7 +121,7 @@ class EmbeddedRedis:
             sock_path.unlink(missing_ok=True)
             args += ["--port", "0", "--unixsocket", str(sock_path), "--unixsocketperm", "700"]
             self.url = f"unix://{sock_path}"
-            probe: tuple[int, str | tuple[str, int]] = (socket.AF_UNIX, str(sock_path))
+            probe: Probe = (socket.AF_UNIX, str(sock_path))
         else:
             port = _free_port()
             args += ["--port", str(port), "--bind", "127.0.0.1"]
@@ -76,34 +131,28 @@ class EmbeddedRedis:
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         self._wait_until_answering(probe, timeout, redis_dir / "redis.log")
+        self._url_file.write_text(self.url + "\n", encoding="utf-8")
         return self.url
 
-    def _wait_until_answering(
-        self, probe: tuple[int, str | tuple[str, int]], timeout: float, log: Path
-    ) -> None:
+    def _wait_until_answering(self, probe: Probe, timeout: float, log: Path) -> None:
         deadline = time.monotonic() + timeout
-        family, address = probe
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                 raise EmbeddedRedisError(f"embedded redis-server exited at start:\n{tail}")
-            with socket.socket(family, socket.SOCK_STREAM) as sock:
-                sock.settimeout(0.5)
-                try:
-                    sock.connect(address)
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(64).startswith(b"+PONG"):
-                        return
-                except OSError:
-                    pass
+            if _answers_ping(probe):
+                return
             time.sleep(0.02)
         self.stop()
         raise EmbeddedRedisError(f"embedded redis-server did not answer within {timeout} s")
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
+            return  # never started, or shared with the process that owns it
+        self._url_file.unlink(missing_ok=True)
+        if process.poll() is not None:
             return
         # SIGTERM makes redis-server flush the AOF and exit cleanly.
         process.terminate()

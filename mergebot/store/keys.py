@@ -33,6 +33,11 @@ class Keys:
         """Hash: envelope id -> "<stream entry id> <payload digest>" (idempotency index)."""
         return f"{self.prefix}:{{p{partition}}}:event-ids"
 
+    def processor_lease(self, partition: int) -> str:
+        """Lease (same fields as the integration lease): which processor folds this partition.
+        One writer per partition keeps "last applied entry" checkpoints exact."""
+        return f"{self.prefix}:{{p{partition}}}:processor-lease"
+
     # -- per repo / base -----------------------------------------------------------------------
     def _repo(self, repo: str) -> str:
         return f"{self.prefix}:{{{repo}}}"
@@ -66,6 +71,10 @@ class Keys:
         """Hash: the readiness projection of a repo, plus the id of the last applied entry."""
         return f"{self._repo(repo)}:projection"
 
+    def projection_notes(self, repo: str) -> str:
+        """List (newest first, capped): events the processor stored but ignored, and why."""
+        return f"{self._repo(repo)}:projection-notes"
+
     def followups(self, repo: str) -> str:
         return f"{self._repo(repo)}:followups"
 
@@ -77,8 +86,37 @@ class Keys:
         """Set of every repo that ever had an event, so status and replay can enumerate them."""
         return f"{self.prefix}:repos"
 
+    def refusals(self) -> str:
+        """List of the most recent refused inputs (JSON, newest first, capped), so a refusal is
+        visible after the fact and not only in a log line (SPEC §12)."""
+        return f"{self.prefix}:refusals"
+
+    def refusal_count(self) -> str:
+        """Counter of every refusal ever recorded (the list above is capped)."""
+        return f"{self.prefix}:refusal-count"
+
     def dead_letters(self) -> str:
         return f"{self.prefix}:dead-letters"
 
     def deliveries(self) -> str:
         return f"{self.prefix}:deliveries"
+
+    # -- GitHub input ----------------------------------------------------------------------------
+    def review_rounds(self, repo: str) -> str:
+        """Hash: `<slug> <reviewer> <approval id>` -> round, and `<slug> <reviewer>` -> count.
+        Gives each GitHub approval its `review_round` once, stable across redeliveries."""
+        return f"{self._repo(repo)}:review-rounds"
+
+    def commands(self) -> str:
+        """Stream of `/mergebot` comment commands waiting for the command worker (which needs a
+        forge call, so they are never executed on the webhook's request path)."""
+        return f"{self.prefix}:{{commands}}:stream"
+
+    def command_ids(self) -> str:
+        """Hash: command dedupe key (repo + comment id) -> stream entry id: one action per
+        comment, whichever delivery or Actions job brought it."""
+        return f"{self.prefix}:{{commands}}:ids"
+
+    def command_attempts(self) -> str:
+        """Hash: stream entry id -> how many times the worker tried it (bounded retries)."""
+        return f"{self.prefix}:{{commands}}:attempts"

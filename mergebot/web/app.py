@@ -7,6 +7,7 @@ import importlib
 from aiohttp import web
 
 from mergebot.bootstrap import Runtime
+from mergebot.web import metrics
 
 RUNTIME = web.AppKey("runtime", Runtime)
 
@@ -25,6 +26,7 @@ MAX_BODY_BYTES = 25 * 1024 * 1024
 def create_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[RUNTIME] = runtime
+    metrics.install(app)  # first, so every route module can count into `app[metrics.METRICS]`
     for name in ROUTE_MODULES:
         try:
             module = importlib.import_module(name)

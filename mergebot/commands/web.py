@@ -1,0 +1,17 @@
+"""`mergebot web`: only the HTTP tier (webhooks, the event API, dashboard), for scaling out."""
+
+from __future__ import annotations
+
+import argparse
+
+from mergebot.commands.serve import add_listen_arguments, run_server
+
+HELP = "run only the web server (webhooks, event API, dashboard); pair with `mergebot worker`"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_listen_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_server(args, web_tier=True, worker=False)

@@ -1,0 +1,171 @@
+"""What the queue should do about candidate states: pure decisions, performed by the processor.
+
+The rules are idempotent and depend only on the candidate's state and its queue item (if any),
+so a redelivered batch, a replay, or events in another order reach the same queue:
+
+| candidate        | item                 | action                                         |
+|------------------|----------------------|------------------------------------------------|
+| ready            | none / cancelled / superseded | enqueue (NOT_READY -> READY)          |
+| ready            | queued               | reschedule when its ready_at was corrected     |
+| ready (resumed)  | blocked by that block | back to queued                                |
+| waiting          | queued               | cancelled (not ready any more; comes back when ready) |
+| waiting (resumed)| blocked by that block | cancelled                                     |
+| superseded       | queued / blocked     | superseded                                     |
+| withdrawn        | queued / blocked     | cancelled                                      |
+| blocked (event)  | none / queued / …    | recorded as blocked (replay of an integration) |
+| integrated       | queued (…)           | integrated                                     |
+
+Items `in_progress` belong to the lease holder: the processor never moves them. Candidates git
+could not be asked about (`git_unavailable`) are left alone until git answers again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mergebot.queue import QueueItem, Status
+from mergebot.readiness import CandidateState, CandidateStatus
+from mergebot.store.queue import REVIVABLE
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    item: QueueItem
+    cause: str
+
+
+@dataclass(frozen=True)
+class Move:
+    item_id: str
+    to: Status
+    expect: Status
+    cause: str
+    reasons: list[str] | None = None
+    followup_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Reschedule:
+    item_id: str
+    ready_at: datetime
+
+
+Action = Enqueue | Move | Reschedule
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+
+    def add(self, *actions: Action) -> None:
+        self.actions.extend(actions)
+
+
+def new_item(repo: str, base: str, state: CandidateState, now: datetime) -> QueueItem:
+    assert state.branch is not None
+    assert state.sha is not None
+    assert state.ready_at is not None
+    return QueueItem(
+        repo=repo,
+        base=base,
+        slug=state.slug,
+        branch=state.branch,
+        sha=state.sha,
+        status=Status.QUEUED,
+        ready_at=state.ready_at,
+        updated_at=now,
+    )
+
+
+def _resumed_block(state: CandidateState, item: QueueItem) -> bool:
+    return state.resumed_followup is not None and item.followup_id in (
+        None,
+        state.resumed_followup,
+    )
+
+
+def plan(
+    repo: str,
+    base: str,
+    states: dict[str, CandidateState],
+    items: dict[str, QueueItem],
+    now: datetime,
+) -> list[Action]:
+    """The queue actions for `states` given the current items (keyed by item id)."""
+    out = Plan()
+    for key in sorted(states):
+        state = states[key]
+        if not state.is_candidate or state.git_unknown():
+            continue
+        _plan_one(out, repo=repo, base=base, state=state, item=items.get(key), now=now)
+    return out.actions
+
+
+def _plan_one(
+    out: Plan,
+    *,
+    repo: str,
+    base: str,
+    state: CandidateState,
+    item: QueueItem | None,
+    now: datetime,
+) -> None:
+    key = state.key
+    current = item.status if item is not None else None
+    absent = item is None or current in REVIVABLE
+    reasons = state.reason_texts()
+    why = "; ".join(reasons)
+    match state.status:
+        case CandidateStatus.READY:
+            if absent:
+                out.add(Enqueue(new_item(repo, base, state, now), "became ready"))
+            elif item is not None and current == Status.QUEUED and item.ready_at != state.ready_at:
+                assert state.ready_at is not None
+                out.add(Reschedule(key, state.ready_at))
+            elif item is not None and current == Status.BLOCKED and _resumed_block(state, item):
+                out.add(Move(key, Status.QUEUED, Status.BLOCKED, "resume requested", reasons=[]))
+        case CandidateStatus.WAITING:
+            if current == Status.QUEUED:
+                cause = f"not ready any more: {why}"
+                out.add(Move(key, Status.CANCELLED, Status.QUEUED, cause, reasons=reasons))
+            elif item is not None and current == Status.BLOCKED and _resumed_block(state, item):
+                cause = f"resumed but not ready: {why}"
+                out.add(Move(key, Status.CANCELLED, Status.BLOCKED, cause, reasons=reasons))
+        case CandidateStatus.SUPERSEDED:
+            if current in (Status.QUEUED, Status.BLOCKED):
+                assert current is not None
+                out.add(Move(key, Status.SUPERSEDED, current, why, reasons=reasons))
+        case CandidateStatus.WITHDRAWN:
+            if current in (Status.QUEUED, Status.BLOCKED):
+                assert current is not None
+                out.add(Move(key, Status.CANCELLED, current, why, reasons=reasons))
+        case CandidateStatus.BLOCKED:
+            steps: list[Action] = []
+            if absent:
+                steps.append(Enqueue(new_item(repo, base, state, now), "integration recorded"))
+            if absent or current == Status.QUEUED:
+                steps.append(Move(key, Status.IN_PROGRESS, Status.QUEUED, "integration recorded"))
+                steps.append(
+                    Move(
+                        key,
+                        Status.BLOCKED,
+                        Status.IN_PROGRESS,
+                        why,
+                        reasons=reasons,
+                        followup_id=state.followup_id,
+                    )
+                )
+            out.add(*steps)
+        case CandidateStatus.INTEGRATED:
+            if state.by_event:
+                if absent:
+                    out.add(Enqueue(new_item(repo, base, state, now), "integration recorded"))
+                if current == Status.BLOCKED:
+                    out.add(Move(key, Status.QUEUED, Status.BLOCKED, "integration recorded"))
+                if absent or current in (Status.QUEUED, Status.BLOCKED):
+                    out.add(Move(key, Status.INTEGRATED, Status.QUEUED, why))
+            elif current == Status.QUEUED:
+                out.add(
+                    Move(key, Status.INTEGRATED, Status.QUEUED, f"found already on base: {why}")
+                )

@@ -1,0 +1,369 @@
+"""The processor: event log -> readiness projection -> queue -> READY hook (SPEC §3-§5).
+
+It reads every event-log partition through the consumer group "processor". One processor at a
+time folds a partition (a partition lease, same Lua as the integration lease), so the checkpoint
+stored with each repo's projection (the id of the last applied entry) is exact: an entry that was
+applied and stored but not acknowledged before a crash is skipped when it comes back. Replicas
+share the work by partitions; a replica that dies leaves its lease to expire and its pending
+entries to be reclaimed (XAUTOCLAIM) by the next holder.
+
+Per batch and repo: fold the entries into the facts, fetch git once, evaluate the touched slugs,
+let `mergebot.plan` decide the queue actions, perform them, store the projection, acknowledge,
+and then tell the READY hook (the integrator) that a candidate is waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from mergebot.bootstrap import Runtime
+from mergebot.config import ServerConfig
+from mergebot.git.facts import GitFactsSource, MirrorGitFactsSource
+from mergebot.plan import Action, Enqueue, Move, Reschedule, plan
+from mergebot.queue import InvalidTransitionError, Status
+from mergebot.readiness import CandidateStatus, Note, NoteCode, Rules, evaluate, fold
+from mergebot.store.eventlog import LogEntry
+from mergebot.store.keys import Keys
+from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
+from mergebot.store.projection import ProjectionState, ProjectionStore, entry_order
+from mergebot.store.queue import ItemNotFoundError, QueueStore
+
+log = logging.getLogger("mergebot.processor")
+
+GROUP = "processor"
+BATCH = 200
+READ_BLOCK_MS = 1000
+PARTITION_LEASE_TTL = 30.0
+PARTITION_LEASE_RENEW = 10.0
+# How often a holder reclaims stale pending entries, re-asks git and re-announces queued work.
+TICK_SECONDS = 30.0
+RECLAIM_IDLE_MS = 60_000
+# What is still open to change by git alone (a push elsewhere, a manual merge to base).
+_OPEN = frozenset({CandidateStatus.WAITING, CandidateStatus.READY})
+
+
+class ReadyHook(Protocol):
+    """Told after candidates were queued for (repo, base); the integrator implements it."""
+
+    async def candidate_ready(self, repo: str, base: str) -> None: ...
+
+
+NoteRecord = tuple[str | None, str | None, Note]
+
+
+@dataclass
+class BatchResult:
+    repo: str
+    base: str | None = None
+    applied: int = 0
+    skipped: int = 0
+    queued: list[str] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    notes: list[NoteRecord] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Projector:
+    """Applies log entries of one repo to its stored projection and queue.
+
+    The service and `mergebot replay` both use it, the latter over scratch keys.
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        server_config: ServerConfig,
+        git: GitFactsSource,
+        *,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.server_config = server_config
+        self.git = git
+        self.queue = QueueStore(redis, keys)
+        self.projections = ProjectionStore(redis, keys)
+        self.clock = clock
+
+    async def apply(
+        self, repo: str, entries: Sequence[LogEntry], *, guard: Callable[[], None] | None = None
+    ) -> BatchResult:
+        """Fold `entries` (all of `repo`, in log order) in; `guard` runs before every write."""
+        state = await self.projections.load(repo)
+        result = BatchResult(repo)
+        last = entry_order(state.last_entry) if state.last_entry else None
+        fresh = [e for e in entries if last is None or entry_order(e.entry_id) > last]
+        result.skipped = len(entries) - len(fresh)
+        if not fresh:
+            return result
+        touched: set[str] = set()
+        for entry in fresh:
+            name = entry.envelope.name.value
+            try:
+                event = entry.envelope.event()
+            except ValidationError as exc:
+                note = Note(NoteCode.UNREADABLE, f"stored {name} does not validate: {exc}")
+                result.notes.append((entry.entry_id, name, note))
+                continue
+            folded = fold(state.facts, event)
+            touched |= folded.slugs
+            result.notes += [(entry.entry_id, name, n) for n in folded.notes]
+        managed = self.server_config.managed(repo)
+        if not managed:
+            for entry in fresh:
+                note = Note(NoteCode.NOT_MANAGED, f"{repo} is not managed: stored, not integrated")
+                result.notes.append((entry.entry_id, entry.envelope.name.value, note))
+        else:
+            await self._reconcile(state, touched, result, guard)
+        state.last_entry = fresh[-1].entry_id
+        result.applied = len(fresh)
+        for note_entry, note_event, note in result.notes:
+            log.info(
+                "event_ignored repo=%s entry=%s event=%s code=%s why=%s",
+                repo, note_entry, note_event, note.code, note.text,
+            )  # fmt: skip
+        if guard:
+            guard()
+        await self.projections.save(state, result.notes)
+        return result
+
+    async def reevaluate(
+        self, repo: str, *, guard: Callable[[], None] | None = None
+    ) -> BatchResult:
+        """Ask git again about every open candidate (git may change without an event)."""
+        result = BatchResult(repo)
+        if not self.server_config.managed(repo):
+            return result
+        state = await self.projections.load(repo)
+        slugs = {c.slug for c in state.candidates.values() if c.status in _OPEN or c.git_unknown()}
+        if slugs:
+            await self._reconcile(state, slugs, result, guard)
+            if guard:
+                guard()
+            await self.projections.save(state, result.notes)
+        return result
+
+    async def _reconcile(
+        self,
+        state: ProjectionState,
+        slugs: set[str],
+        result: BatchResult,
+        guard: Callable[[], None] | None,
+    ) -> None:
+        repo = state.repo
+        config = self.server_config.repo(repo)
+        rules = Rules.from_config(config)
+        result.base = rules.base
+        git = await self.git.snapshot(repo, config)
+        states = await asyncio.to_thread(evaluate, state.facts, rules, git, slugs)
+        for key, new in states.items():
+            old = state.candidates.get(key)
+            if old is None or old.status != new.status:
+                log.info(
+                    "candidate_%s repo=%s slug=%s sha=%s why=%s",
+                    new.status, repo, new.slug, new.sha, "; ".join(new.reason_texts()) or "-",
+                )  # fmt: skip
+        items = await self.queue.get_many(repo, rules.base, list(states))
+        actions = plan(repo, rules.base, states, items, self.clock())
+        result.actions += actions
+        for action in actions:
+            if guard:
+                guard()
+            await self._perform(repo, rules.base, action, result)
+        for key in [k for k, c in state.candidates.items() if c.slug in slugs]:
+            if key not in states:
+                del state.candidates[key]
+        state.candidates.update(states)
+
+    async def _perform(self, repo: str, base: str, action: Action, result: BatchResult) -> None:
+        match action:
+            case Enqueue():
+                if await self.queue.enqueue(action.item, cause=action.cause):
+                    result.queued.append(action.item.id)
+                    log.info("candidate_queued repo=%s item=%s", repo, action.item.id)
+            case Move():
+                try:
+                    await self.queue.transition(
+                        repo, base, action.item_id, action.to, cause=action.cause,
+                        expect=action.expect, reasons=action.reasons,
+                        followup_id=action.followup_id,
+                    )  # fmt: skip
+                except (InvalidTransitionError, ItemNotFoundError) as exc:
+                    # Someone else (the lease holder) moved it first: theirs is the newer truth.
+                    note = Note(NoteCode.QUEUE_CHANGE_SKIPPED, f"{action.item_id}: {exc}")
+                    result.notes.append((None, None, note))
+                    return
+                if action.to == Status.QUEUED:
+                    result.queued.append(action.item_id)
+            case Reschedule():
+                await self.queue.reschedule(repo, base, action.item_id, action.ready_at)
+
+
+# -- the service ---------------------------------------------------------------------------------
+
+
+def git_source(runtime: Runtime) -> GitFactsSource:
+    """`runtime.extras["git_facts"]` when a test or bootstrap set one, else the mirrors."""
+    source = runtime.extras.get("git_facts")
+    if source is None:
+        mirrors = runtime.extras.setdefault("mirrors", {})
+        source = MirrorGitFactsSource(runtime.settings.data_dir, mirrors)
+        runtime.extras["git_facts"] = source
+    return source
+
+
+def projector_for(runtime: Runtime) -> Projector:
+    return Projector(runtime.redis, runtime.keys, runtime.server_config, git_source(runtime))
+
+
+async def announce(runtime: Runtime, repo: str, base: str) -> None:
+    """Tell the READY hook (if any) that (repo, base) has queued work; never fails the caller."""
+    hook: ReadyHook | None = runtime.extras.get("ready_hook")
+    if hook is None:
+        return
+    try:
+        await hook.candidate_ready(repo, base)
+    except Exception:  # the hook is another component: its failure must not stop folding
+        log.exception("ready_hook_failed repo=%s base=%s", repo, base)
+
+
+def _by_repo(entries: Sequence[LogEntry]) -> dict[str, list[LogEntry]]:
+    grouped: dict[str, list[LogEntry]] = {}
+    for entry in entries:
+        grouped.setdefault(entry.envelope.repo, []).append(entry)
+    return grouped
+
+
+async def process_entries(
+    runtime: Runtime,
+    projector: Projector,
+    partition: int,
+    entries: Sequence[LogEntry],
+    *,
+    guard: Callable[[], None] | None = None,
+) -> list[BatchResult]:
+    """Apply and acknowledge a batch read from the group; announce what got queued."""
+    results = []
+    for repo, group in _by_repo(entries).items():
+        result = await projector.apply(repo, group, guard=guard)
+        if guard:
+            guard()
+        await runtime.eventlog.ack(GROUP, partition, [e.entry_id for e in group])
+        results.append(result)
+        if result.queued and result.base:
+            await announce(runtime, repo, result.base)
+    return results
+
+
+async def process_available(
+    runtime: Runtime, partition: int, consumer: str, *, projector: Projector | None = None
+) -> int:
+    """Reclaim idle pending entries, then drain what is there now (no blocking); how many."""
+    projector = projector or projector_for(runtime)
+    await runtime.eventlog.ensure_group(GROUP, partition)
+    done = 0
+    reclaimed = await runtime.eventlog.reclaim(GROUP, consumer, partition, min_idle_ms=0)
+    if reclaimed:
+        await process_entries(runtime, projector, partition, reclaimed)
+        done += len(reclaimed)
+    while True:
+        entries = await runtime.eventlog.read_group(GROUP, consumer, partition, count=BATCH)
+        if not entries:
+            return done
+        await process_entries(runtime, projector, partition, entries)
+        done += len(entries)
+
+
+def _managed_repos_in(runtime: Runtime, known: set[str], partition: int) -> list[str]:
+    config = runtime.server_config
+    repos = set(config.repos) | {r for r in known if config.managed(r)}
+    return sorted(r for r in repos if runtime.keys.partition_of(r) == partition)
+
+
+async def tick(runtime: Runtime, projector: Projector, partition: int, lease: Lease) -> None:
+    """Periodic work of the partition holder: re-ask git, re-announce queued work."""
+    known = {str(r) for r in await runtime.redis.smembers(runtime.keys.repos())}
+    for repo in _managed_repos_in(runtime, known, partition):
+        lease.ensure()
+        await projector.reevaluate(repo, guard=lease.ensure)
+        base = runtime.server_config.repo(repo).base_branch
+        if await projector.queue.next_queued(repo, base) is not None:
+            await announce(runtime, repo, base)
+
+
+async def _hold_partition(
+    runtime: Runtime, partition: int, consumer: str, lease: Lease, stop: asyncio.Event
+) -> None:
+    projector = projector_for(runtime)
+    log_ = runtime.eventlog
+    await log_.ensure_group(GROUP, partition)
+    # We hold the partition: whatever is still pending belongs to a holder that died.
+    reclaimed = await log_.reclaim(GROUP, consumer, partition, min_idle_ms=0)
+    if reclaimed:
+        log.info("entries_reclaimed partition=%s count=%s", partition, len(reclaimed))
+        await process_entries(runtime, projector, partition, reclaimed, guard=lease.ensure)
+    await tick(runtime, projector, partition, lease)
+    next_tick = asyncio.get_running_loop().time() + TICK_SECONDS
+    while not stop.is_set() and not lease.lost.is_set():
+        entries = await log_.read_group(
+            GROUP, consumer, partition, count=BATCH, block_ms=READ_BLOCK_MS
+        )
+        if entries:
+            await process_entries(runtime, projector, partition, entries, guard=lease.ensure)
+        if asyncio.get_running_loop().time() >= next_tick:
+            stale = await log_.reclaim(GROUP, consumer, partition, min_idle_ms=RECLAIM_IDLE_MS)
+            if stale:
+                await process_entries(runtime, projector, partition, stale, guard=lease.ensure)
+            await tick(runtime, projector, partition, lease)
+            next_tick = asyncio.get_running_loop().time() + TICK_SECONDS
+
+
+async def run_partition(runtime: Runtime, partition: int, stop: asyncio.Event) -> None:
+    """Hold the partition when free, fold it; on any failure back off and try again."""
+    consumer = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    lease = Lease(
+        runtime.redis, runtime.keys, f"partition {partition}", "events", consumer,
+        PARTITION_LEASE_TTL, PARTITION_LEASE_RENEW,
+        key=runtime.keys.processor_lease(partition),
+    )  # fmt: skip
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            async with lease.held():
+                log.info("partition_held partition=%s consumer=%s", partition, consumer)
+                await _hold_partition(runtime, partition, consumer, lease, stop)
+            backoff = 0.5
+        except LeaseBusyError:
+            backoff = PARTITION_LEASE_RENEW
+        except LeaseLostError:
+            log.warning("partition_lost partition=%s consumer=%s", partition, consumer)
+        except (RedisError, OSError) as exc:
+            log.warning("processor_retrying partition=%s error=%s", partition, exc)
+            backoff = min(backoff * 2, 30.0)
+        except Exception:  # a bug must not silently end folding for good: log it, retry later
+            log.exception("processor_failed partition=%s", partition)
+            backoff = min(backoff * 2, 30.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=backoff)
+
+
+async def processor_service(runtime: Runtime, stop: asyncio.Event) -> None:
+    await asyncio.gather(*(run_partition(runtime, p, stop) for p in runtime.keys.all_partitions()))
+
+
+SERVICES = (processor_service,)

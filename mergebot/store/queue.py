@@ -1,0 +1,261 @@
+"""The durable queue of one (repo, base) in Redis (SPEC §5).
+
+Layout (all under the repo's hash tag, so one script touches them on Redis Cluster too):
+- `keys.items(repo, base)`: hash item id -> item JSON (status, times, the whole history);
+- `keys.queue(repo, base)`: sorted set of the ids of items that are not final, scored by
+  `ready_at` (the FIFO order); final items leave it but stay in the hash as the record;
+- `keys.changes(repo)`: stream with one entry per status change (`item`, `from`, `to`, `at`,
+  `cause`), appended in the same script as the change, for the notifier and the dashboard.
+
+Every write is one Lua compare-and-set: the script stores the new item only if the stored JSON is
+still the one the Python side read (else the caller re-reads and decides again). That keeps the
+transition rules in one place (`mergebot.queue`) while making each change atomic with its history
+entry and its change-stream entry.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+
+from mergebot.queue import (
+    FINAL,
+    InvalidTransitionError,
+    QueueItem,
+    Status,
+    StatusChange,
+    check_transition,
+)
+from mergebot.store.keys import Keys
+
+# KEYS: items hash, active zset, changes stream.
+# ARGV: id, expected JSON ('' = must be absent), new JSON, score, active (1/0), from, to, at, cause.
+_WRITE_LUA = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[2] == '' then
+  if current then return 0 end
+elseif current ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if ARGV[5] == '1' then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+else
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+if ARGV[7] ~= '' then
+  redis.call('XADD', KEYS[3], '*', 'id', ARGV[1], 'item', ARGV[3], 'from', ARGV[6],
+             'to', ARGV[7], 'at', ARGV[8], 'cause', ARGV[9])
+end
+return 1
+"""
+
+# Statuses after which the same candidate may be queued again as a new entry: a PR closed and
+# reopened, or an older sha finalized again after a newer one. `integrated` never comes back: a
+# sha is integrated at most once.
+REVIVABLE = frozenset({Status.CANCELLED, Status.SUPERSEDED})
+
+_MAX_ATTEMPTS = 20
+
+
+class ItemNotFoundError(KeyError):
+    def __init__(self, repo: str, base: str, item_id: str) -> None:
+        super().__init__(f"no queue item {item_id!r} in {repo} ({base})")
+
+
+class UnexpectedStatusError(InvalidTransitionError):
+    """The item is not in the status the caller expected (someone else moved it first)."""
+
+    def __init__(self, current: Status, expected: Status, target: Status) -> None:
+        ValueError.__init__(
+            self,
+            f"queue item is {current}, not {expected}: refusing to move it to {target}",
+        )
+        self.current = current
+        self.target = target
+        self.expected = expected
+
+
+class QueueConflictError(RuntimeError):
+    """Concurrent writers kept changing the item; nothing was written by this call."""
+
+
+def _score(when: datetime) -> float:
+    return when.timestamp() * 1000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class QueueStore:
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._write = redis.register_script(_WRITE_LUA)
+
+    # -- reading -------------------------------------------------------------------------------
+    async def _raw(self, repo: str, base: str, item_id: str) -> str | None:
+        return cast(str | None, await self.redis.hget(self.keys.items(repo, base), item_id))
+
+    async def get(self, repo: str, base: str, item_id: str) -> QueueItem | None:
+        raw = await self._raw(repo, base, item_id)
+        return QueueItem.model_validate_json(raw) if raw is not None else None
+
+    async def get_many(self, repo: str, base: str, item_ids: list[str]) -> dict[str, QueueItem]:
+        if not item_ids:
+            return {}
+        raw = cast(list[str | None], await self.redis.hmget(self.keys.items(repo, base), item_ids))
+        return {
+            i: QueueItem.model_validate_json(text)
+            for i, text in zip(item_ids, raw, strict=True)
+            if text is not None
+        }
+
+    async def items(self, repo: str, base: str) -> list[QueueItem]:
+        """Every item ever queued for (repo, base), final ones included, FIFO by ready_at."""
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.items(repo, base)))
+        found = [QueueItem.model_validate_json(text) for text in raw.values()]
+        found.sort(key=lambda item: (item.ready_at, item.id))
+        return found
+
+    async def active(self, repo: str, base: str) -> list[QueueItem]:
+        """Items not final yet (queued, in_progress, blocked), FIFO by ready_at."""
+        ids = cast(list[str], await self.redis.zrange(self.keys.queue(repo, base), 0, -1))
+        if not ids:
+            return []
+        raw = cast(list[str | None], await self.redis.hmget(self.keys.items(repo, base), ids))
+        found = [QueueItem.model_validate_json(text) for text in raw if text is not None]
+        found.sort(key=lambda item: (item.ready_at, item.id))
+        return found
+
+    async def by_status(self, repo: str, base: str, status: Status) -> list[QueueItem]:
+        source = self.items if status in FINAL else self.active
+        return [item for item in await source(repo, base) if item.status == status]
+
+    async def next_queued(self, repo: str, base: str) -> QueueItem | None:
+        """The oldest `queued` item: what the integrator works on next."""
+        for item in await self.active(repo, base):
+            if item.status == Status.QUEUED:
+                return item
+        return None
+
+    # -- writing -------------------------------------------------------------------------------
+    async def _cas(
+        self,
+        item: QueueItem,
+        expected_raw: str | None,
+        *,
+        from_status: str,
+        change: StatusChange | None,
+    ) -> bool:
+        new_json = item.model_dump_json()
+        ok = await self._write(
+            keys=[
+                self.keys.items(item.repo, item.base),
+                self.keys.queue(item.repo, item.base),
+                self.keys.changes(item.repo),
+            ],
+            args=[
+                item.id,
+                expected_raw or "",
+                new_json,
+                repr(_score(item.ready_at)),
+                "0" if item.status in FINAL else "1",
+                from_status,
+                change.status.value if change else "",
+                change.at.isoformat() if change else "",
+                change.cause if change else "",
+            ],
+        )
+        return bool(ok)
+
+    async def enqueue(self, item: QueueItem, *, cause: str = "became ready") -> bool:
+        """Queue a candidate; False when (slug, branch, sha) is already there.
+
+        An item that ended `cancelled` or `superseded` is queued again as a new entry (its history
+        is kept and continues); any other existing item makes this a no-op.
+        """
+        if item.status != Status.QUEUED:
+            raise ValueError(f"a new queue item must be queued, not {item.status}")
+        change = StatusChange(status=Status.QUEUED, at=item.updated_at, cause=cause)
+        for _ in range(_MAX_ATTEMPTS):
+            raw = await self._raw(item.repo, item.base, item.id)
+            history = [change]
+            if raw is not None:
+                existing = QueueItem.model_validate_json(raw)
+                if existing.status not in REVIVABLE:
+                    return False
+                history = [*existing.history, change]
+            new = item.model_copy(update={"history": history})
+            if await self._cas(new, raw, from_status="", change=change):
+                return True
+        raise QueueConflictError(f"could not enqueue {item.id}: too many concurrent changes")
+
+    async def transition(
+        self,
+        repo: str,
+        base: str,
+        item_id: str,
+        to: Status,
+        *,
+        cause: str,
+        at: datetime | None = None,
+        expect: Status | None = None,
+        followup_id: str | None = None,
+        reasons: list[str] | None = None,
+        integration: dict[str, Any] | None = None,
+    ) -> QueueItem:
+        """Move an item to `to`, atomically with its history entry and change-stream entry.
+
+        Refuses an illegal move with InvalidTransitionError (UnexpectedStatusError when `expect`
+        is given and the item is in another status). `reasons` replaces the item's reasons;
+        `integration` is merged into what the integrator recorded before.
+        """
+        when = (at or _now()).astimezone(UTC)
+        for _ in range(_MAX_ATTEMPTS):
+            raw = await self._raw(repo, base, item_id)
+            if raw is None:
+                raise ItemNotFoundError(repo, base, item_id)
+            item = QueueItem.model_validate_json(raw)
+            if expect is not None and item.status != expect:
+                raise UnexpectedStatusError(item.status, expect, to)
+            check_transition(item.status, to)
+            change = StatusChange(status=to, at=when, cause=cause)
+            update: dict[str, Any] = {
+                "status": to,
+                "updated_at": when,
+                "history": [*item.history, change],
+            }
+            if followup_id is not None:
+                update["followup_id"] = followup_id
+            if reasons is not None:
+                update["reasons"] = list(reasons)
+            if integration is not None:
+                update["integration"] = {**item.integration, **integration}
+            new = item.model_copy(update=update)
+            if await self._cas(new, raw, from_status=item.status.value, change=change):
+                return new
+        raise QueueConflictError(f"could not move {item_id} to {to}: too many concurrent changes")
+
+    async def reschedule(self, repo: str, base: str, item_id: str, ready_at: datetime) -> bool:
+        """Move a queued item to its place for a corrected `ready_at` (a late, older event).
+
+        Not a status change, so nothing goes to the change stream. False when the item is not
+        queued any more (whoever moved it decides its fate).
+        """
+        for _ in range(_MAX_ATTEMPTS):
+            raw = await self._raw(repo, base, item_id)
+            if raw is None:
+                return False
+            item = QueueItem.model_validate_json(raw)
+            if item.status != Status.QUEUED:
+                return False
+            if item.ready_at == ready_at:
+                return True
+            new = item.model_copy(update={"ready_at": ready_at.astimezone(UTC)})
+            if await self._cas(new, raw, from_status="", change=None):
+                return True
+        raise QueueConflictError(f"could not reschedule {item_id}: too many concurrent changes")

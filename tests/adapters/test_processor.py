@@ -1,0 +1,208 @@
+"""The processor on real Redis: log -> projection -> queue -> READY hook, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import cast
+
+import pytest
+
+from mergebot.bootstrap import Runtime
+from mergebot.processor import GROUP, SERVICES, Projector, git_source, processor_service
+from mergebot.queue import Status
+from mergebot.store.projection import ProjectionStore
+from mergebot.store.queue import QueueStore
+from tests.brainkit import emit, hook, live, manage, process, queue_items
+from tests.factories import REPO, SHA_A, SHA_B
+from tests.unit.test_readiness import READY_SET, approve, at, finalize, push, raw_event
+
+
+async def queued_changes(runtime: Runtime) -> list[dict[str, str]]:
+    rows = cast(
+        list[tuple[str, dict[str, str]]],
+        await runtime.redis.xrange(runtime.keys.changes(REPO)),
+    )
+    return [f for _id, f in rows if f["to"] == "queued"]
+
+
+async def test_ready_candidate_is_queued_once_and_the_integrator_is_told(
+    runtime: Runtime,
+) -> None:
+    manage(runtime)
+    await emit(runtime, *READY_SET)
+    assert await process(runtime) == 3
+    [item] = await queue_items(runtime)
+    assert (item.slug, item.sha, item.status) == ("pr-1", SHA_A, Status.QUEUED)
+    assert item.ready_at.isoformat() == "2026-11-25T10:02:00+00:00"
+    assert hook(runtime).calls == [(REPO, "main")]
+    pending = await runtime.eventlog.pending(GROUP, 0)
+    assert pending.count == 0
+
+
+async def test_duplicated_and_reordered_events_enqueue_exactly_once(runtime: Runtime) -> None:
+    manage(runtime)
+    order = [READY_SET[2], READY_SET[1], READY_SET[0], READY_SET[2], READY_SET[0]]
+    for i, raw in enumerate(order):  # one batch each, every copy under its own delivery id
+        await emit(runtime, raw, ids=[f"delivery-{i}"])
+        await process(runtime)
+    assert len(await queued_changes(runtime)) == 1
+    assert len(hook(runtime).calls) == 1
+    notes = await ProjectionStore(runtime.redis, runtime.keys).counters(REPO)
+    assert notes == {"duplicate": 2}
+
+
+async def test_supersession_marks_the_older_queued_item(runtime: Runtime) -> None:
+    manage(runtime)
+    await emit(runtime, *READY_SET)
+    await process(runtime)
+    await emit(runtime, finalize(SHA_B, minute=7), push(SHA_B, minute=6), approve("bob", SHA_B))
+    await process(runtime)
+    items = {i.sha: i for i in await queue_items(runtime)}
+    assert items[SHA_A].status == Status.SUPERSEDED
+    assert "superseded by bbbbbbb" in items[SHA_A].history[-1].cause
+    assert items[SHA_B].status == Status.QUEUED
+
+
+async def test_withdrawn_candidate_is_cancelled(runtime: Runtime) -> None:
+    manage(runtime)
+    await emit(runtime, *READY_SET)
+    await process(runtime)
+    await emit(runtime, raw_event("candidate_withdrawn", at=at(5), reason="closed"))
+    await process(runtime)
+    [item] = await queue_items(runtime)
+    assert item.status == Status.CANCELLED
+    assert item.reasons == ["withdrawn (closed)"]
+
+
+async def test_dismissed_approval_takes_it_out_until_approved_again(runtime: Runtime) -> None:
+    manage(runtime)
+    await emit(runtime, *READY_SET)
+    await process(runtime)
+    await emit(
+        runtime, raw_event("review_dismissed", reviewer_session_id="alice", dismissed_at=at(3))
+    )
+    await process(runtime)
+    [item] = await queue_items(runtime)
+    assert item.status == Status.CANCELLED
+    assert "dismissed: alice" in item.reasons[0]
+    await emit(runtime, approve(minute=4, review_round=2))
+    await process(runtime)
+    [item] = await queue_items(runtime)
+    assert item.status == Status.QUEUED
+    assert len(hook(runtime).calls) == 2
+
+
+async def test_blocked_then_resumed_goes_back_to_the_queue(runtime: Runtime) -> None:
+    manage(runtime)
+    await emit(runtime, *READY_SET)
+    await process(runtime)
+    store = QueueStore(runtime.redis, runtime.keys)
+    [item] = await queue_items(runtime)
+    # What the integrator does under its lease: take it, block it, record the event.
+    await store.transition(REPO, "main", item.id, Status.IN_PROGRESS, cause="picked")
+    await store.transition(
+        REPO, "main", item.id, Status.BLOCKED, cause="merge conflict",
+        followup_id="pr-1-integration-blocked-aaaaaaa",
+    )  # fmt: skip
+    await emit(runtime, raw_event("integration_blocked", blocked_at=at(10)))
+    await process(runtime)
+    assert (await queue_items(runtime))[0].status == Status.BLOCKED
+    await emit(runtime, raw_event("resume_requested", at=at(11)))
+    await process(runtime)
+    [item] = await queue_items(runtime)
+    assert item.status == Status.QUEUED
+    assert item.history[-1].cause == "resume requested"
+    assert hook(runtime).calls == [(REPO, "main"), (REPO, "main")]
+
+
+async def test_in_progress_items_are_left_to_the_lease_holder(runtime: Runtime) -> None:
+    manage(runtime)
+    await emit(runtime, *READY_SET)
+    await process(runtime)
+    [item] = await queue_items(runtime)
+    store = QueueStore(runtime.redis, runtime.keys)
+    await store.transition(REPO, "main", item.id, Status.IN_PROGRESS, cause="picked")
+    await emit(runtime, raw_event("candidate_withdrawn", at=at(5), reason="closed"))
+    await process(runtime)
+    [item] = await queue_items(runtime)
+    assert item.status == Status.IN_PROGRESS
+
+
+async def test_unmanaged_repo_events_are_stored_counted_not_integrated(
+    runtime: Runtime,
+) -> None:
+    manage(runtime, "acme/other")
+    await emit(runtime, *READY_SET)
+    await process(runtime)
+    assert await queue_items(runtime) == []
+    assert await runtime.eventlog.length() == 3
+    projections = ProjectionStore(runtime.redis, runtime.keys)
+    assert await projections.counters(REPO) == {"not_managed": 3}
+    [note, *_] = await projections.recent_notes(REPO)
+    assert note.code == "not_managed"
+
+
+async def test_crash_between_store_and_ack_does_not_apply_twice(runtime: Runtime) -> None:
+    manage(runtime)
+    await emit(runtime, *READY_SET, push(minute=9, pusher="again"))
+    await runtime.eventlog.ensure_group(GROUP, 0)
+    entries = await runtime.eventlog.read_group(GROUP, "dying", 0, count=10)
+    projector = Projector(runtime.redis, runtime.keys, runtime.server_config, git_source(runtime))
+    await projector.apply(REPO, entries)  # stored… and the process dies before XACK
+    assert (await runtime.eventlog.pending(GROUP, 0)).count == 4
+    before = await ProjectionStore(runtime.redis, runtime.keys).load(REPO)
+    assert await process(runtime, consumer="successor") == 4  # reclaimed
+    after = await ProjectionStore(runtime.redis, runtime.keys).load(REPO)
+    assert after == before
+    assert len(await queued_changes(runtime)) == 1
+    assert (await runtime.eventlog.pending(GROUP, 0)).count == 0
+
+
+async def test_git_trouble_leaves_the_queue_alone(runtime: Runtime) -> None:
+    git = manage(runtime)
+    await emit(runtime, *READY_SET)
+    await process(runtime)
+    git.broken = "fetch failed: connection refused"
+    await emit(runtime, push(minute=9, pusher="again"))
+    await process(runtime)
+    [item] = await queue_items(runtime)
+    assert item.status == Status.QUEUED
+    state = await ProjectionStore(runtime.redis, runtime.keys).load(REPO)
+    [cand] = state.candidates.values()
+    assert cand.reasons[0].text == "could not check with git: fetch failed: connection refused"
+
+
+async def test_one_fetch_per_batch(runtime: Runtime) -> None:
+    git = manage(runtime)
+    await emit(runtime, *READY_SET, approve("bob"), approve("carol"))
+    await process(runtime)
+    assert git.snapshots == 1
+
+
+async def test_service_folds_new_events_until_stopped(runtime: Runtime) -> None:
+    manage(runtime)
+    assert processor_service in SERVICES
+    stop = asyncio.Event()
+    task = asyncio.create_task(processor_service(runtime, stop))
+    try:
+        await emit(runtime, *READY_SET)
+        deadline = time.monotonic() + 10
+        while not hook(runtime).calls:
+            assert time.monotonic() < deadline, "the service did not queue the candidate"
+            await asyncio.sleep(0.02)
+        assert [i.status for i in await queue_items(runtime)] == [Status.QUEUED]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+
+
+@pytest.mark.parametrize("required", [2])
+async def test_per_repo_rules_come_from_config(runtime: Runtime, required: int) -> None:
+    manage(runtime, required_approvals=required)
+    await emit(runtime, *READY_SET)
+    await process(runtime)
+    assert live(await queue_items(runtime)) == {}
+    await emit(runtime, approve("bob"))
+    await process(runtime)
+    assert len(live(await queue_items(runtime))) == 1

@@ -1,0 +1,173 @@
+"""The durable queue on real Redis: dedup, FIFO, atomic transitions with history and changes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+import pytest
+import redis.asyncio as aioredis
+
+from mergebot.queue import InvalidTransitionError, QueueItem, Status
+from mergebot.store.connection import connect
+from mergebot.store.keys import Keys
+from mergebot.store.queue import ItemNotFoundError, QueueStore, UnexpectedStatusError
+
+REPO = "acme/widgets"
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def item(slug: str = "pr-1", sha: str = "a" * 40, minutes: int = 0) -> QueueItem:
+    at = T0 + timedelta(minutes=minutes)
+    return QueueItem(
+        repo=REPO, base="main", slug=slug, branch=f"feature/{slug}", sha=sha,
+        status=Status.QUEUED, ready_at=at, updated_at=at,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def store(redis: aioredis.Redis, keys: Keys) -> QueueStore:
+    return QueueStore(redis, keys)
+
+
+async def changes(redis: aioredis.Redis, keys: Keys) -> list[dict[str, str]]:
+    rows = cast(list[tuple[str, dict[str, str]]], await redis.xrange(keys.changes(REPO)))
+    return [fields for _id, fields in rows]
+
+
+async def test_enqueue_dedups_by_slug_branch_sha(store: QueueStore) -> None:
+    assert await store.enqueue(item())
+    assert not await store.enqueue(item(minutes=5))
+    [stored] = await store.items(REPO, "main")
+    assert stored.ready_at == T0
+    assert [c.status for c in stored.history] == [Status.QUEUED]
+
+
+async def test_items_are_fifo_by_ready_at_not_by_arrival(store: QueueStore) -> None:
+    await store.enqueue(item("pr-3", "3" * 40, minutes=3))
+    await store.enqueue(item("pr-1", "1" * 40, minutes=1))
+    await store.enqueue(item("pr-2", "2" * 40, minutes=2))
+    assert [i.slug for i in await store.items(REPO, "main")] == ["pr-1", "pr-2", "pr-3"]
+    nxt = await store.next_queued(REPO, "main")
+    assert nxt is not None
+    assert nxt.slug == "pr-1"
+
+
+async def test_transition_records_history_and_appends_change(
+    store: QueueStore, redis: aioredis.Redis, keys: Keys
+) -> None:
+    await store.enqueue(item())
+    it = item()
+    moved = await store.transition(
+        REPO, "main", it.id, Status.IN_PROGRESS, cause="integrator picked it", at=T0
+    )
+    assert moved.status == Status.IN_PROGRESS
+    blocked = await store.transition(
+        REPO, "main", it.id, Status.BLOCKED, cause="merge conflict",
+        followup_id="pr-1-integration-blocked-aaaaaaa", reasons=["conflict in a.txt"],
+        integration={"files": ["a.txt"]},
+    )  # fmt: skip
+    stored = await store.get(REPO, "main", it.id)
+    assert stored == blocked
+    assert [c.status for c in stored.history] == ["queued", "in_progress", "blocked"]
+    assert stored.followup_id == "pr-1-integration-blocked-aaaaaaa"
+    assert stored.reasons == ["conflict in a.txt"]
+    log = await changes(redis, keys)
+    assert [(c["from"], c["to"]) for c in log] == [
+        ("", "queued"),
+        ("queued", "in_progress"),
+        ("in_progress", "blocked"),
+    ]
+    assert log[2]["cause"] == "merge conflict"
+    assert QueueItem.model_validate_json(log[2]["item"]).status == Status.BLOCKED
+
+
+async def test_illegal_transition_is_refused_and_nothing_changes(
+    store: QueueStore, redis: aioredis.Redis, keys: Keys
+) -> None:
+    await store.enqueue(item())
+    with pytest.raises(InvalidTransitionError, match="from queued to blocked"):
+        await store.transition(REPO, "main", item().id, Status.BLOCKED, cause="nope")
+    stored = await store.get(REPO, "main", item().id)
+    assert stored is not None
+    assert stored.status == Status.QUEUED
+    assert len(await changes(redis, keys)) == 1
+
+
+async def test_expect_refuses_when_someone_moved_it_first(store: QueueStore) -> None:
+    await store.enqueue(item())
+    await store.transition(REPO, "main", item().id, Status.CANCELLED, cause="withdrawn")
+    with pytest.raises(UnexpectedStatusError, match="is cancelled, not queued"):
+        await store.transition(
+            REPO, "main", item().id, Status.SUPERSEDED, cause="x", expect=Status.QUEUED
+        )
+
+
+async def test_unknown_item_is_reported(store: QueueStore) -> None:
+    with pytest.raises(ItemNotFoundError):
+        await store.transition(REPO, "main", "nope", Status.CANCELLED, cause="x")
+
+
+async def test_final_items_leave_the_active_queue_but_keep_their_record(
+    store: QueueStore,
+) -> None:
+    await store.enqueue(item("pr-1", "1" * 40))
+    await store.enqueue(item("pr-2", "2" * 40, minutes=1))
+    await store.transition(REPO, "main", item("pr-1", "1" * 40).id, Status.INTEGRATED, cause="x")
+    assert [i.slug for i in await store.active(REPO, "main")] == ["pr-2"]
+    assert [i.status for i in await store.items(REPO, "main")] == ["integrated", "queued"]
+    assert [i.slug for i in await store.by_status(REPO, "main", Status.INTEGRATED)] == ["pr-1"]
+
+
+async def test_cancelled_candidate_can_be_queued_again_integrated_never(
+    store: QueueStore,
+) -> None:
+    await store.enqueue(item())
+    await store.transition(REPO, "main", item().id, Status.CANCELLED, cause="closed")
+    assert await store.enqueue(item(minutes=9), cause="reopened")
+    again = await store.get(REPO, "main", item().id)
+    assert again is not None
+    assert again.status == Status.QUEUED
+    assert [c.status for c in again.history] == ["queued", "cancelled", "queued"]
+    await store.transition(REPO, "main", item().id, Status.INTEGRATED, cause="on base")
+    assert not await store.enqueue(item(minutes=20))
+
+
+async def test_concurrent_transitions_exactly_one_wins(
+    store: QueueStore, redis_url: str, keys: Keys
+) -> None:
+    """Many writers race from queued; the CAS lets one through and refuses the rest."""
+    await store.enqueue(item())
+    clients = [connect(redis_url) for _ in range(8)]
+    try:
+        targets = [Status.IN_PROGRESS, Status.CANCELLED, Status.SUPERSEDED, Status.INTEGRATED] * 2
+
+        async def move(client: aioredis.Redis, target: Status) -> Status | None:
+            try:
+                await QueueStore(client, keys).transition(
+                    REPO, "main", item().id, target, cause="race", expect=Status.QUEUED
+                )
+            except InvalidTransitionError:
+                return None
+            return target
+
+        results = await asyncio.gather(*(move(c, t) for c, t in zip(clients, targets, strict=True)))
+    finally:
+        for client in clients:
+            await client.aclose()
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    stored = await store.get(REPO, "main", item().id)
+    assert stored is not None
+    assert stored.status == winners[0]
+    assert len(stored.history) == 2
+
+
+async def test_reschedule_moves_a_queued_item_only(store: QueueStore) -> None:
+    await store.enqueue(item("pr-1", "1" * 40, minutes=5))
+    await store.enqueue(item("pr-2", "2" * 40, minutes=3))
+    assert await store.reschedule(REPO, "main", item("pr-1", "1" * 40).id, T0)
+    assert [i.slug for i in await store.active(REPO, "main")] == ["pr-1", "pr-2"]
+    await store.transition(REPO, "main", item("pr-2", "2" * 40).id, Status.IN_PROGRESS, cause="x")
+    assert not await store.reschedule(REPO, "main", item("pr-2", "2" * 40).id, T0)

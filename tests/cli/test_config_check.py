@@ -1,0 +1,139 @@
+"""`mergebot config check`: every problem with file, key and reason; the effective config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mergebot.cli import main
+
+GOOD = """
+[defaults]
+required_approvals = 2
+checks.timeout_seconds = 600
+
+[repos."acme/widgets"]
+remote = "https://example.invalid/acme/widgets.git"
+forge = "github"
+merge_method = "squash"
+
+[[repos."acme/widgets".notify]]
+sink = "log"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "mergebot.toml") -> Path:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_valid_file_prints_the_effective_config_and_exits_0(
+    cli_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, GOOD)
+    assert main(["config", "check", str(path)]) == 0
+    out = capsys.readouterr()
+    assert "valid" in out.err
+    effective = json.loads(out.out)
+    repo = effective["repos"]["acme/widgets"]
+    assert repo["required_approvals"] == 2  # from [defaults]
+    assert repo["merge_method"] == "squash"  # from the repo table
+    assert repo["base_branch"] == "main"  # built-in default
+    assert repo["checks"]["timeout_seconds"] == 600
+    assert repo["notify"][0]["events"] == ["completed", "blocked"]
+
+
+def test_every_problem_is_listed_with_file_key_and_reason(
+    cli_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        """
+[defaults]
+required_aprovals = 2
+grace_seconds = "soon"
+
+[repos."acme/widgets"]
+merge_method = "yolo"
+checks = { commands = "make test" }
+
+[repos."not-a-repo"]
+forge = "git"
+""",
+    )
+    assert main(["config", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    lines = [line.strip() for line in err.splitlines()[1:]]
+    assert f"{path}: defaults.required_aprovals: unknown key" in lines
+    assert any(line.startswith(f"{path}: defaults.grace_seconds: ") for line in lines)
+    assert any(line.startswith(f'{path}: repos."acme/widgets".merge_method: ') for line in lines)
+    assert any(line.startswith(f'{path}: repos."acme/widgets".checks.commands: ') for line in lines)
+    assert any(line.startswith(f'{path}: repos."not-a-repo": ') for line in lines)
+    assert err.splitlines()[0] == f"{path}: {len(lines)} problem(s):"
+
+
+def test_bad_toml_syntax_names_the_line(
+    cli_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "[defaults]\nbase_branch = = 'main'\n")
+    assert main(["config", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: <syntax>:" in err
+    assert "line 2" in err
+
+
+def test_a_repo_file_may_not_set_server_only_keys(
+    cli_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = 'mode = "live"\nremote = "x"\nbase_branch = "trunk"\n'
+    path = write(tmp_path, text, ".github/mergebot.toml")
+    assert main(["config", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: mode: may only be set in the server's config file" in err
+    assert f"{path}: remote: may only be set in the server's config file" in err
+
+
+def test_a_valid_repo_file_prints_its_effective_values(
+    cli_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = 'base_branch = "trunk"\n[checks]\nrequired = ["ci"]\n'
+    path = write(tmp_path, text, ".github/mergebot.toml")
+    assert main(["config", "check", str(path)]) == 0
+    effective = json.loads(capsys.readouterr().out)
+    assert effective["base_branch"] == "trunk"
+    assert effective["checks"]["required"] == ["ci"]
+
+
+def test_the_default_path_is_mergebot_config_then_mergebot_toml(
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["config", "check"]) == 1  # cwd is tmp_path: no ./mergebot.toml yet
+    assert "mergebot.toml: <file>: No such file or directory" in capsys.readouterr().err
+    write(tmp_path, GOOD)
+    assert main(["config", "check"]) == 0
+    capsys.readouterr()
+    other = write(tmp_path, "[defaults]\nbogus = 1\n", "elsewhere.toml")
+    monkeypatch.setenv("MERGEBOT_CONFIG", str(other))
+    assert main(["config", "check"]) == 1
+    assert f"{other}: defaults.bogus: unknown key" in capsys.readouterr().err
+
+
+def test_bad_environment_variables_are_problems_too_without_their_values(
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MERGEBOT_PORT", "eighty-eighty")
+    path = write(tmp_path, GOOD)
+    assert main(["config", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "environment: MERGEBOT_PORT: " in err
+    assert "eighty-eighty" not in err

@@ -1,0 +1,170 @@
+"""`python -m mergebot serve` as a real process: it answers, stores events on its embedded Redis,
+shuts down cleanly on SIGTERM (taking its redis-server with it) and keeps the data for the next
+start."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mergebot.cli import main
+from tests.conftest import API_TOKEN, free_port
+from tests.unit.test_docs import healthcheck_command
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def server_env(data_dir: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MERGEBOT_")}
+    env.update(
+        PYTHONPATH=str(REPO_ROOT),
+        MERGEBOT_DATA_DIR=str(data_dir),
+        MERGEBOT_PORT=str(port),
+        MERGEBOT_API_TOKEN=API_TOKEN,
+    )
+    return env
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"mergebot serve exited early with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url}/healthz did not answer within {timeout} s")
+
+
+def child_pids(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(p) for p in (task / "children").read_text().split())
+    return found
+
+
+def gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    data_dir, port = tmp_path / "data", free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mergebot", "serve"],
+        cwd=tmp_path,
+        env=server_env(data_dir, port),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, process)
+        yield process, url, data_dir
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_serve_stops_cleanly_on_sigterm_and_keeps_the_events(
+    serve: tuple[subprocess.Popen[bytes], str, Path],
+    cli_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    process, url, data_dir = serve
+    redis_pids = {
+        pid for pid in child_pids(process.pid)
+        if "redis-server" in Path(f"/proc/{pid}/cmdline").read_text()
+    }  # fmt: skip
+    assert len(redis_pids) == 1
+    with urllib.request.urlopen(url + "/readyz", timeout=5) as resp:
+        assert json.loads(resp.read())["status"] == "ready"
+
+    fields = ["repo=acme/widgets", "slug=pr-1", "requested_by=carol", "id=res-1"]
+    assert main(["emit", "resume_requested", *fields, "--url", url]) == 0
+
+    probe = [sys.executable, *healthcheck_command()[1:]]  # the Dockerfile's HEALTHCHECK
+    probe_env = {**os.environ, "MERGEBOT_PORT": url.rsplit(":", 1)[1]}
+    assert subprocess.run(probe, env=probe_env, capture_output=True, check=False).returncode == 0
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert all(gone(pid) for pid in redis_pids)
+    assert subprocess.run(probe, env=probe_env, capture_output=True, check=False).returncode != 0
+    log = (tmp_path / "serve.log").read_text()
+    assert "shutdown_complete" in log
+    assert "Traceback" not in log
+
+    # The next start (here: a CLI command on the same data dir) finds the event.
+    capsys.readouterr()
+    monkeypatch.delenv("MERGEBOT_REDIS_URL")
+    monkeypatch.delenv("MERGEBOT_KEY_PREFIX")
+    monkeypatch.setenv("MERGEBOT_DATA_DIR", str(data_dir))
+    assert main(["events", "--json"]) == 0
+    [envelope] = json.loads(capsys.readouterr().out)
+    assert (envelope["id"], envelope["source"]) == ("res-1", "api")
+    assert envelope["payload"]["requested_by"] == "carol"
+
+
+def wait_for_line(path: Path, text: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if text in path.read_text():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"exited early with {process.returncode}: {path.read_text()}")
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in {path}")
+
+
+@pytest.mark.parametrize("command", ["web", "worker"])
+def test_web_and_worker_run_apart_on_a_shared_redis(
+    command: str, tmp_path: Path, redis_url: str
+) -> None:
+    port = free_port()
+    env = server_env(tmp_path / "data", port) | {"MERGEBOT_REDIS_URL": redis_url}
+    log_path = tmp_path / f"{command}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mergebot", command],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            started = "worker_started" if command == "worker" else "server_started"
+            wait_for_line(log_path, started, process)
+            if command == "web":
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+                    assert r.status == 200
+            else:
+                with pytest.raises(OSError):  # the worker listens on nothing
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert not (tmp_path / "data" / "redis").exists()  # with a URL, no embedded server

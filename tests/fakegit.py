@@ -1,0 +1,32 @@
+"""A GitFacts stand-in for tests about everything but git (the git tests use a real mirror)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mergebot.config import RepoConfig
+from mergebot.readiness import GitFacts, GitFactsError
+
+
+@dataclass
+class FakeGit:
+    """Every sha is reachable from its branch unless listed; `on_base` lists integrated shas."""
+
+    unreachable: set[tuple[str, str]] = field(default_factory=set)
+    on_base_shas: set[str] = field(default_factory=set)
+    broken: str | None = None
+    snapshots: int = 0
+
+    def reachable(self, sha: str, branch: str) -> bool:
+        if self.broken:
+            raise GitFactsError(self.broken)
+        return (sha, branch) not in self.unreachable
+
+    def on_base(self, sha: str, base: str) -> bool:
+        if self.broken:
+            raise GitFactsError(self.broken)
+        return sha in self.on_base_shas
+
+    async def snapshot(self, repo: str, config: RepoConfig) -> GitFacts:
+        self.snapshots += 1
+        return self

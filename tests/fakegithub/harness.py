@@ -1,0 +1,78 @@
+"""mergebot wired to the fake GitHub, in-process: its web app receives the fake's webhooks, its
+forge is the real PyGithub adapter pointed at the fake, and (optionally) its background services
+run — everything but GitHub's HTTP is real (Redis, git, the event log)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from pydantic import SecretStr
+
+from mergebot.bootstrap import Runtime, background_services, build_runtime
+from mergebot.config import ServerConfig, Settings
+from mergebot.forge.github import GitHubCredentials, GitHubForge
+from mergebot.store.keys import Keys
+from mergebot.web.app import create_app
+from tests.fakegithub.fixtures import FAKE_TOKEN, WEBHOOK_SECRET
+from tests.fakegithub.server import FakeGitHub
+
+
+def settings_for(fake: FakeGitHub, data_dir: Any, **overrides: Any) -> Settings:
+    return Settings(
+        webhook_secret=SecretStr(WEBHOOK_SECRET),
+        github_token=SecretStr(FAKE_TOKEN),
+        github_api_url=fake.api_url,
+        github_seconds_between_writes=0,
+        data_dir=data_dir,
+        **overrides,
+    )
+
+
+@contextlib.asynccontextmanager
+async def mergebot_for(
+    fake: FakeGitHub,
+    redis: aioredis.Redis,
+    keys: Keys,
+    server_config: ServerConfig,
+    settings: Settings,
+    *,
+    services: bool = False,
+) -> AsyncIterator[Runtime]:
+    """Run mergebot's web tier (and its workers with `services`) for the block."""
+    runtime = build_runtime(settings, server_config, redis, keys)
+    forge = GitHubForge(
+        GitHubCredentials(token=FAKE_TOKEN),
+        api_url=fake.api_url,
+        seconds_between_writes=None,
+        permission_ttl=0.0,
+    )
+    if "forge_for" not in runtime.extras and not hasattr(runtime, "forge_for"):
+        runtime.extras["forge_for"] = lambda repo: forge
+    runtime.extras["github_forge"] = forge
+    runner = web.AppRunner(create_app(runtime), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    assert site._server is not None
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    fake.sender.url = f"http://127.0.0.1:{port}/webhook"
+    stop = asyncio.Event()
+    tasks = (
+        [asyncio.create_task(svc(runtime, stop)) for svc in background_services()]
+        if services
+        else []
+    )
+    try:
+        yield runtime
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        fake.sender.url = None
+        await runner.cleanup()
