@@ -11,15 +11,31 @@ import contextlib
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 
-from mergebot.config import ServerConfig, Settings, load_server_config
+from mergebot.config import (
+    ConfigError,
+    ConfigProblem,
+    Forge,
+    ServerConfig,
+    Settings,
+    load_server_config,
+)
+from mergebot.forge.base import Forge as ForgeProtocol
+from mergebot.forge.plain import PlainGitForge
+from mergebot.git.credentials import GitCredentials
+from mergebot.git.mirror import Mirror, mirror_path
 from mergebot.store.connection import connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
+
+
+class ForgeUnavailableError(LookupError):
+    """No forge can be built for a repo (it is not managed here)."""
 
 
 @dataclass
@@ -33,6 +49,82 @@ class Runtime:
     eventlog: EventLog
     # Components register themselves here (processor hooks, forge clients…) during start-up.
     extras: dict[str, Any] = field(default_factory=dict)
+    _mirrors: dict[str, Mirror] = field(default_factory=dict, repr=False)
+    _forges: dict[str, ForgeProtocol] = field(default_factory=dict, repr=False)
+
+    def remote_url(self, repo: str) -> str:
+        """Where a managed repo's git remote is: its `remote`, or GitHub's clone URL."""
+        config = self.server_config.repo(repo)
+        if config.remote:
+            return config.remote
+        if config.forge is Forge.GITHUB:
+            api = urlsplit(self.settings.github_api_url)
+            host = "github.com" if api.hostname == "api.github.com" else api.netloc
+            return f"https://{host}/{repo}.git"
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    self.server_config.source,
+                    f'repos."{repo}".remote',
+                    'required when forge = "git"',
+                )
+            ]
+        )
+
+    def git_credentials(self, repo: str) -> GitCredentials | None:
+        """Credentials for https remotes: MERGEBOT_GIT_USERNAME/MERGEBOT_GIT_PASSWORD, else the
+        GitHub token for GitHub repos, else none (git's own credential helpers then apply)."""
+        settings = self.settings
+        if settings.git_password is not None:
+            return GitCredentials(settings.git_username or "git", settings.git_password)
+        if self.server_config.repo(repo).forge is Forge.GITHUB and settings.github_token:
+            return GitCredentials("x-access-token", settings.github_token)
+        return None
+
+    def mirror_for(self, repo: str) -> Mirror:
+        """The one mirror of `repo` in this process (created on first use)."""
+        mirror = self._mirrors.get(repo)
+        if mirror is None:
+            mirror = Mirror(
+                mirror_path(self.settings.data_dir.resolve(), repo),
+                self.remote_url(repo),
+                credentials=self.git_credentials(repo),
+            )
+            self._mirrors[repo] = mirror
+        return mirror
+
+    def forge_for(self, repo: str) -> ForgeProtocol:
+        """The forge adapter of `repo`: GitHub, or a plain git remote without CI.
+
+        A factory registered as `extras["forge_for"]` takes precedence (tests register fakes)."""
+        override = self.extras.get("forge_for")
+        if override is not None:
+            return cast(ForgeProtocol, override(repo))
+        if not self.server_config.managed(repo):
+            raise ForgeUnavailableError(f"no forge is configured for {repo}: not a managed repo")
+        kind = self.server_config.repo(repo).forge
+        if kind is Forge.GIT:
+            return PlainGitForge(self.mirror_for)
+        forge = self._forges.get(kind.value)
+        if forge is None:
+            module = importlib.import_module("mergebot.forge.github")
+            forge = module.GitHubForge.from_settings(self.settings)
+            self._forges[kind.value] = forge
+        return forge
+
+    def forge_has_comments(self, repo: str) -> bool:
+        """Does `repo`'s forge have pull requests to read commands from and comment on?
+        (A plain git remote has none; a test's `extras["forge_for"]` fake does.)"""
+        if self.extras.get("forge_for") is not None:
+            return True
+        return self.server_config.managed(repo) and (
+            self.server_config.repo(repo).forge is Forge.GITHUB
+        )
+
+    def close_mirrors(self) -> None:
+        for mirror in self._mirrors.values():
+            mirror.close()
+        self._mirrors.clear()
 
 
 def build_runtime(
@@ -59,9 +151,11 @@ async def open_runtime(
         embedded = EmbeddedRedis(settings.data_dir)
         url = embedded.start(share=not server)
     client = connect(url)
+    runtime = build_runtime(settings, config, client, keys)
     try:
-        yield build_runtime(settings, config, client, keys)
+        yield runtime
     finally:
+        runtime.close_mirrors()
         await client.aclose()
         if embedded is not None:
             embedded.stop()
@@ -72,9 +166,11 @@ BackgroundService = Callable[[Runtime, asyncio.Event], Awaitable[None]]
 
 # Modules that contribute background services through a `SERVICES` tuple, if they exist.
 SERVICE_MODULES = (
+    "mergebot.integrator",  # first: it registers the processor's READY hook
     "mergebot.processor",
     "mergebot.notify.delivery",
     "mergebot.forge.reconcile",
+    "mergebot.forge.reporter",
     "mergebot.github.command_worker",
 )
 

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     github_app_id: int | None = None
     github_private_key: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
+    # Credentials for https git remotes (handed to git through GIT_ASKPASS, never in a URL).
+    git_username: str | None = None
+    git_password: SecretStr | None = None
     data_dir: Path = Path(".mergebot")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)

@@ -69,9 +69,7 @@ def item_view(item: QueueItem) -> tuple[str, str, str | None]:
 _GONE = frozenset({Status.CANCELLED, Status.SUPERSEDED})
 
 
-def compare_queues(
-    stored: list[QueueItem], rebuilt: list[QueueItem], report: RepoReport
-) -> None:
+def compare_queues(stored: list[QueueItem], rebuilt: list[QueueItem], report: RepoReport) -> None:
     """Live items must match one for one. Absent, cancelled and superseded all mean "not in the
     queue": whether a candidate that the log made obsolete was ever queued (and so which of the
     three it ended as) depends on how events were batched when they arrived, not on the log."""

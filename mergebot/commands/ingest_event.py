@@ -104,16 +104,12 @@ async def ingest(
         ) from None
     result.report = stored.as_json()
     if translation.command is not None:
-        if _has_forge(runtime):
+        if translation.repo is not None and runtime.forge_has_comments(translation.repo):
             outcomes = await drain(runtime, consumer_name("actions"), only_repo=translation.repo)
             result.report["command_outcomes"] = [str(o) for o in outcomes]
         else:
             result.report["note"] = "no forge configured here: a mergebot worker will act on it"
     return result
-
-
-def _has_forge(runtime: Runtime) -> bool:
-    return bool(getattr(runtime, "forge_for", None) or runtime.extras.get("forge_for"))
 
 
 def load_integrator() -> RunOnce:

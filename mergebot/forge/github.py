@@ -181,6 +181,7 @@ class GitHubForge:
             app_id=settings.github_app_id,
             private_key=key.get_secret_value() if key else None,
         )
+        kwargs.setdefault("seconds_between_writes", settings.github_seconds_between_writes or None)
         return cls(credentials, api_url=settings.github_api_url, **kwargs)
 
     # -- plumbing ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 import git
 
 from mergebot.config import REMOTE_NAME
+from mergebot.git.credentials import GitCredentials, credential_env, redact
 
 FETCH_TIMEOUT_SECONDS = 300
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -43,11 +44,37 @@ def mirror_path(data_dir: Path, repo: str) -> Path:
 class Mirror:
     """The bare mirror of one repo. Thread-safe: one lock serializes fetches and ref reads."""
 
-    def __init__(self, path: Path, remote_url: str) -> None:
+    def __init__(
+        self, path: Path, remote_url: str, *, credentials: GitCredentials | None = None
+    ) -> None:
         self.path = path
         self.remote_url = remote_url
+        self.credentials = credentials
         self._lock = threading.RLock()
         self._repo: git.Repo | None = None
+
+    def env(self) -> dict[str, str]:
+        """The environment of every git call on this mirror (credentials included, if any)."""
+        return {**git_env(), **credential_env(self.credentials, self.path.parent / ".askpass")}
+
+    def redact(self, text: str) -> str:
+        """`text` without credentials: safe for logs, errors and notifications."""
+        return redact(text, self.credentials.secrets() if self.credentials else ())
+
+    def execute(
+        self, *args: str, timeout: float | None = None, strip: bool = True
+    ) -> tuple[int, str, str]:
+        """Run `git <args>` (no shell; arguments are passed as they are) and return the exit
+        status, stdout and stderr. Output is redacted; nothing is raised for a non-zero status."""
+        status, out, err = self.repo.git.execute(
+            ["git", *args],
+            env=self.env(),
+            kill_after_timeout=timeout,
+            with_extended_output=True,
+            with_exceptions=False,
+            strip_newline_in_stdout=strip,
+        )
+        return int(status), self.redact(str(out)), self.redact(str(err))
 
     @property
     def repo(self) -> git.Repo:
@@ -60,12 +87,12 @@ class Mirror:
         try:
             out = self.repo.git.execute(
                 ["git", *args],
-                env=git_env(),
+                env=self.env(),
                 kill_after_timeout=timeout,
                 with_extended_output=False,
             )
         except git.GitCommandError as exc:
-            stderr = str(exc.stderr or "").strip()
+            stderr = self.redact(str(exc.stderr or "").strip())
             raise GitError(f"git {args[0]} failed: {stderr[-1000:]}") from None
         return str(out)
 

@@ -51,10 +51,9 @@ class ForgeUnavailableError(RuntimeError):
 async def forge_for(runtime: Runtime, repo: str) -> Forge:
     """The repo's forge: `runtime.forge_for(repo)` when the runtime has it, else the factory a
     component registered as `runtime.extras["forge_for"]` (tests register a fake there)."""
-    getter: Any = getattr(runtime, "forge_for", None) or runtime.extras.get("forge_for")
-    if getter is None:
+    if not runtime.forge_has_comments(repo):
         raise ForgeUnavailableError("no forge is configured to act on comment commands")
-    forge = getter(repo)
+    forge: Any = runtime.forge_for(repo)
     if inspect.isawaitable(forge):
         forge = await forge
     return cast(Forge, forge)

@@ -1,0 +1,504 @@
+"""Checks of an integration commit: local commands, and the forge's required checks.
+
+`checks.commands` are shell commands from the configuration (the operator's server file or the
+repo's own `.github/mergebot.toml`, as trusted as a CI file). Each runs as `bash -c <command>`
+(`sh -c` where bash is missing) — one argv element, so pipes and `&&` work as users expect, and
+nothing from events (branch names, slugs) is ever spliced into it. A command runs in the
+integration worktree, in its own process group (a timeout kills everything it started), with an
+environment stripped of mergebot's settings and of anything that looks like a secret; the tail of
+its output is kept, with secret values masked.
+
+`checks.required` are names of CI statuses / check runs that the forge must report green on the
+pushed integration commit. mergebot asks `forge.check_results` when a wake-up arrives on
+`keys.check_signals(repo)` (published by the webhook tier) and, as a fallback, every
+`poll_seconds`. Outcomes: every required check green → passed; one failed → `checks_failed`;
+one never *created* within `discovery_timeout_seconds` → `checks_missing` with a diagnosis; one
+created but unfinished at `timeout_seconds` → `checks_timeout`. A check that never appears never
+passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import logging
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from mergebot.config import ChecksConfig
+from mergebot.forge.base import CheckResult, CheckState, Forge
+
+log = logging.getLogger("mergebot.checks")
+
+TAIL_CHARS = 4000
+TAIL_LINES = 60
+DEFAULT_POLL_SECONDS = 30.0
+RECENT_DAYS = 7
+_SECRET_NAME = re.compile(
+    r"TOKEN|SECRET|PASSW|PRIVATE_KEY|API_KEY|APIKEY|CREDENTIAL|ASKPASS|WEBHOOK", re.I
+)
+
+
+class ChecksStatus(StrEnum):
+    PASSED = "passed"
+    FAILED = "checks_failed"
+    MISSING = "checks_missing"
+    TIMEOUT = "checks_timeout"
+
+
+class Reported(StrEnum):
+    """The state of one check in a report (what people read in a follow-up)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    MISSING = "missing"
+    PENDING = "pending"
+    WOULD_WAIT = "would_wait"  # shadow mode: forge checks need a pushed commit
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    name: str
+    kind: str  # "command" or "required"
+    state: Reported
+    url: str | None = None
+    output_tail: str = ""
+    exit_code: int | None = None
+    seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, StrEnum) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class ChecksOutcome:
+    status: ChecksStatus
+    checks: list[CheckReport] = field(default_factory=list)
+    message: str = ""
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status is ChecksStatus.PASSED
+
+    def details(self) -> dict[str, Any]:
+        """The `details` of an `integration_blocked` event: the checks that did not pass (with
+        link and output tail), the missing ones and the diagnosis or message."""
+        failed = [c.to_dict() for c in self.checks if c.state is not Reported.PASSED]
+        out: dict[str, Any] = {"checks": failed or [c.to_dict() for c in self.checks]}
+        if self.missing:
+            out["missing"] = list(self.missing)
+            out["diagnosis"] = self.message
+        else:
+            out["message"] = self.message
+        return out
+
+
+# -- command checks ----------------------------------------------------------------------------
+
+
+def check_env(
+    environ: Mapping[str, str], extra_secret_names: Iterable[str] = ()
+) -> tuple[dict[str, str], list[str]]:
+    """The environment for a check command, and the secret values to mask in its output.
+
+    Drops every `MERGEBOT_*` variable and every variable whose name looks like a credential
+    (token, secret, password, key…), plus `extra_secret_names` (the variables notify sinks read).
+    """
+    extra = set(extra_secret_names)
+    env: dict[str, str] = {}
+    secrets: list[str] = []
+    for name, value in environ.items():
+        secret_like = bool(_SECRET_NAME.search(name)) or name in extra
+        if name.startswith("MERGEBOT_") or secret_like:
+            if (secret_like or name.endswith(("_KEY", "_URL"))) and len(value) >= 4:
+                secrets.append(value)
+            continue
+        env[name] = value
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    return env, sorted(set(secrets), key=len, reverse=True)
+
+
+def mask(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def tail(text: str, *, chars: int = TAIL_CHARS, lines: int = TAIL_LINES) -> str:
+    kept = "\n".join(text.rstrip("\n").splitlines()[-lines:])
+    return kept[-chars:]
+
+
+def _shell() -> str:
+    return shutil.which("bash") or "/bin/sh"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    exit_code: int | None  # None: killed at the timeout
+    output_tail: str
+    seconds: float
+
+    @property
+    def timed_out(self) -> bool:
+        return self.exit_code is None
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+async def run_command(
+    command: str,
+    cwd: Path,
+    *,
+    time_limit: float,
+    env: Mapping[str, str],
+    secrets: Sequence[str] = (),
+) -> CommandResult:
+    """Run one check command; its whole process group is killed at the timeout (or when the
+    caller is cancelled, e.g. because the lease was lost)."""
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        _shell(),
+        "-c",
+        command,
+        cwd=cwd,
+        env=dict(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    kept = bytearray()
+    limit = TAIL_CHARS * 8
+
+    async def collect() -> None:
+        assert process.stdout is not None
+        while chunk := await process.stdout.read(65536):
+            kept.extend(chunk)
+            if len(kept) > limit:
+                del kept[: len(kept) - limit]
+
+    reader = asyncio.ensure_future(collect())
+    exit_code: int | None
+    try:
+        exit_code = await asyncio.wait_for(process.wait(), timeout=max(time_limit, 0.001))
+    except TimeoutError:
+        exit_code = None
+    finally:
+        # Kill the whole group: on a timeout, and also whatever a finished command left running
+        # in the background (it would hold the output pipe open).
+        _kill_group(process)
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        try:
+            await asyncio.wait_for(reader, timeout=5)
+        except TimeoutError:
+            log.warning("check_output_left_open command_pid=%d", process.pid)
+    output = mask(kept.decode("utf-8", errors="replace"), secrets)
+    return CommandResult(command, exit_code, tail(output), round(time.monotonic() - started, 3))
+
+
+async def run_commands(
+    commands: Sequence[str],
+    cwd: Path,
+    *,
+    deadline: float,
+    env: Mapping[str, str],
+    secrets: Sequence[str] = (),
+) -> ChecksOutcome:
+    """Run the commands in order until one fails; `deadline` is a `time.monotonic()` value."""
+    reports: list[CheckReport] = []
+    for command in commands:
+        result = await run_command(
+            command, cwd, time_limit=deadline - time.monotonic(), env=env, secrets=secrets
+        )
+        if result.timed_out:
+            reports.append(
+                CheckReport(
+                    command,
+                    "command",
+                    Reported.TIMEOUT,
+                    None,
+                    result.output_tail,
+                    None,
+                    result.seconds,
+                )
+            )
+            return ChecksOutcome(
+                ChecksStatus.TIMEOUT, reports, f"command {command!r} did not finish in time"
+            )
+        state = Reported.PASSED if result.exit_code == 0 else Reported.FAILED
+        reports.append(
+            CheckReport(
+                command,
+                "command",
+                state,
+                None,
+                result.output_tail,
+                result.exit_code,
+                result.seconds,
+            )
+        )
+        if state is Reported.FAILED:
+            return ChecksOutcome(
+                ChecksStatus.FAILED,
+                reports,
+                f"command {command!r} failed with exit code {result.exit_code}",
+            )
+    return ChecksOutcome(ChecksStatus.PASSED, reports)
+
+
+# -- required (forge) checks ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the reported results mean right now (`status` None: keep waiting)."""
+
+    status: ChecksStatus | None
+    reports: list[CheckReport]
+    missing: list[str]
+    wake_in: float  # seconds until a deadline passes, when still waiting
+
+
+def evaluate(
+    required: Sequence[str],
+    results: Sequence[CheckResult],
+    elapsed: float,
+    *,
+    timeout: float,
+    discovery_timeout: float,
+) -> Verdict:
+    """Pure decision over the forge's latest results for the integration commit."""
+    latest = {r.name: r for r in results}
+    reports: list[CheckReport] = []
+    missing: list[str] = []
+    failed = pending = False
+    for name in required:
+        found = latest.get(name)
+        if found is None:
+            missing.append(name)
+            reports.append(CheckReport(name, "required", Reported.MISSING))
+            continue
+        state = {
+            CheckState.SUCCESS: Reported.PASSED,
+            CheckState.FAILURE: Reported.FAILED,
+            CheckState.PENDING: Reported.PENDING,
+        }[found.state]
+        failed |= state is Reported.FAILED
+        pending |= state is Reported.PENDING
+        reports.append(CheckReport(name, "required", state, found.url, found.summary[-TAIL_CHARS:]))
+    if failed:
+        return Verdict(ChecksStatus.FAILED, reports, missing, 0)
+    if not missing and not pending:
+        return Verdict(ChecksStatus.PASSED, reports, missing, 0)
+    if missing and (elapsed >= discovery_timeout or elapsed >= timeout):
+        return Verdict(ChecksStatus.MISSING, reports, missing, 0)
+    if elapsed >= timeout:
+        timed = [
+            CheckReport(r.name, r.kind, Reported.TIMEOUT, r.url, r.output_tail)
+            if r.state is Reported.PENDING
+            else r
+            for r in reports
+        ]
+        return Verdict(ChecksStatus.TIMEOUT, timed, missing, 0)
+    deadlines = [timeout] + ([discovery_timeout] if missing else [])
+    return Verdict(None, reports, missing, max(min(deadlines) - elapsed, 0.0))
+
+
+def diagnose_missing(missing: Sequence[str], recent: set[str], prefix: str, sha: str) -> str:
+    """A sentence per missing check that tells people what to look at."""
+    sentences = []
+    for name in missing:
+        if name in recent:
+            sentences.append(
+                f"check {name!r} ran on other {prefix}** commits in the last {RECENT_DAYS} days "
+                f"but was never created for {sha[:7]} — is CI overloaded, or skipped for this "
+                "change (path filters, [skip ci] in a commit message)?"
+            )
+            continue
+        close = difflib.get_close_matches(name, sorted(recent), n=1)
+        hint = f" (a check named {close[0]!r} was — a typo in checks.required?)" if close else ""
+        sentences.append(
+            f"no check named {name!r} was reported for any {prefix}** commit in the last "
+            f"{RECENT_DAYS} days{hint} — is your CI triggered on pushes to `{prefix}**`?"
+        )
+    return " ".join(sentences)
+
+
+class CheckSignals:
+    """Wake-ups for one repo's check results (a pub/sub subscription), opened before the first
+    look at the forge so no signal between the look and the wait is missed."""
+
+    def __init__(self, redis: aioredis.Redis, channel: str) -> None:
+        self._pubsub = redis.pubsub()
+        self._channel = channel
+
+    async def __aenter__(self) -> CheckSignals:
+        await self._pubsub.subscribe(self._channel)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            await self._pubsub.unsubscribe(self._channel)
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def wait(self, sha: str, seconds: float) -> bool:
+        """True when a signal for `sha` arrived within `seconds`."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
+            if message and str(message.get("data")) in (sha, "*"):
+                return True
+        return False
+
+
+async def wait_required(
+    forge: Forge,
+    repo: str,
+    sha: str,
+    required: Sequence[str],
+    *,
+    started: float,
+    limit_seconds: float,
+    discovery_seconds: float,
+    prefix: str,
+    signals: CheckSignals | None,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> ChecksOutcome:
+    """Wait until the forge's results for `sha` decide the required checks."""
+    while True:
+        try:
+            results = await forge.check_results(repo, sha)
+        except Exception as exc:  # a forge hiccup is not a verdict; the deadline still holds
+            log.warning(
+                "check_results_failed repo=%s sha=%s error=%s", repo, sha, type(exc).__name__
+            )
+            results = None
+        verdict = evaluate(
+            required,
+            results or [],
+            clock() - started,
+            timeout=limit_seconds,
+            discovery_timeout=discovery_seconds,
+        )
+        if results is None and verdict.status is ChecksStatus.MISSING:
+            verdict = Verdict(ChecksStatus.TIMEOUT, verdict.reports, verdict.missing, 0)
+        if verdict.status is not None:
+            return await _outcome(forge, repo, sha, verdict, prefix)
+        wait = min(verdict.wake_in, poll_seconds) + 0.01
+        if signals is None:
+            await asyncio.sleep(wait)
+        else:
+            await signals.wait(sha, wait)
+
+
+async def _outcome(
+    forge: Forge, repo: str, sha: str, verdict: Verdict, prefix: str
+) -> ChecksOutcome:
+    status = verdict.status
+    assert status is not None
+    if status is ChecksStatus.MISSING:
+        try:
+            recent = await forge.recent_check_names(repo, prefix, RECENT_DAYS)
+        except Exception as exc:
+            log.warning("recent_check_names_failed repo=%s error=%s", repo, type(exc).__name__)
+            recent = set()
+        message = diagnose_missing(verdict.missing, recent, prefix, sha)
+    elif status is ChecksStatus.FAILED:
+        names = [r.name for r in verdict.reports if r.state is Reported.FAILED]
+        message = "required check(s) failed: " + ", ".join(names)
+    elif status is ChecksStatus.TIMEOUT:
+        names = [r.name for r in verdict.reports if r.state is not Reported.PASSED]
+        message = "required check(s) did not finish in time: " + ", ".join(names)
+    else:
+        message = ""
+    return ChecksOutcome(status, verdict.reports, message, list(verdict.missing))
+
+
+# -- both ------------------------------------------------------------------------------------
+
+
+async def run_checks(
+    config: ChecksConfig,
+    *,
+    worktree: Path,
+    forge: Forge,
+    repo: str,
+    sha: str,
+    prefix: str,
+    redis: aioredis.Redis,
+    signal_channel: str,
+    shadow: bool,
+    environ: Mapping[str, str] | None = None,
+    extra_secret_names: Iterable[str] = (),
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+) -> ChecksOutcome:
+    """Run `config`'s checks on the integration commit `sha` checked out in `worktree`.
+
+    Commands first (they are local and fail fast), then the forge's required checks, all within
+    one `timeout_seconds` budget counted from now (the integration branch was just pushed).
+    In shadow mode nothing was pushed, so required checks are reported as "would wait for".
+    """
+    started = time.monotonic()
+    reports: list[CheckReport] = []
+    if config.commands:
+        env, secrets = check_env(os.environ if environ is None else environ, extra_secret_names)
+        outcome = await run_commands(
+            config.commands,
+            worktree,
+            deadline=started + config.timeout_seconds,
+            env=env,
+            secrets=secrets,
+        )
+        if not outcome.passed:
+            return outcome
+        reports += outcome.checks
+    if config.required and shadow:
+        reports += [CheckReport(n, "required", Reported.WOULD_WAIT) for n in config.required]
+    elif config.required:
+        async with _signals(redis, signal_channel) as signals:
+            outcome = await wait_required(
+                forge,
+                repo,
+                sha,
+                config.required,
+                started=started,
+                limit_seconds=config.timeout_seconds,
+                discovery_seconds=config.discovery_timeout_seconds,
+                prefix=prefix,
+                signals=signals,
+                poll_seconds=poll_seconds,
+            )
+        if not outcome.passed:
+            return ChecksOutcome(
+                outcome.status, reports + outcome.checks, outcome.message, outcome.missing
+            )
+        reports += outcome.checks
+    return ChecksOutcome(ChecksStatus.PASSED, reports)
+
+
+@contextlib.asynccontextmanager
+async def _signals(redis: aioredis.Redis, channel: str) -> AsyncIterator[CheckSignals]:
+    async with CheckSignals(redis, channel) as signals:
+        yield signals

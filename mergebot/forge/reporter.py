@@ -1,0 +1,238 @@
+"""Show the queue on GitHub the way GitHub Actions shows a workflow: a `mergebot` check run on
+each candidate's head commit that follows its queue status, a follow-up comment when a person must
+act (blocked), and the pull request closed or left to GitHub once it landed.
+
+It is a consumer of the queue's change stream (`keys.changes(repo)`, one entry per status change,
+written atomically with the change), through its own consumer group, so it neither slows nor
+couples the integrator: a change is acknowledged once its report is written, and a report GitHub
+refused is retried a few times and then given up with a warning (the record is the event log;
+the check run is a view of it). What to show is decided by `plan` (pure); `perform` does it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from redis.exceptions import RedisError, ResponseError
+
+from mergebot.bootstrap import Runtime
+from mergebot.events import EventName, IntegrationBlocked, IntegrationCompleted
+from mergebot.forge.base import CommentKind, Forge, Report, ReportState
+from mergebot.forge.errors import ForgeError
+from mergebot.forge.reconcile import github_repos
+from mergebot.forge.render import render_comment, render_report
+from mergebot.github.command_worker import forge_for
+from mergebot.queue import QueueItem, Status
+from mergebot.store.queue import QueueStore
+
+log = logging.getLogger("mergebot.forge.reporter")
+
+GROUP = "github-reporter"
+BLOCK_MS = 1_000
+RECLAIM_IDLE_MS = 60_000
+MAX_ATTEMPTS = 3
+_STATE = {
+    Status.QUEUED: ReportState.QUEUED,
+    Status.IN_PROGRESS: ReportState.INTEGRATING,
+    Status.INTEGRATED: ReportState.MERGED,
+    Status.BLOCKED: ReportState.BLOCKED,
+    Status.SUPERSEDED: ReportState.SUPERSEDED,
+    Status.CANCELLED: ReportState.CANCELLED,
+}
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the log and the queue say about the candidate beyond the change itself."""
+
+    position: int | None = None
+    completed: IntegrationCompleted | None = None
+    blocked: IntegrationBlocked | None = None
+    previous_followup_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    report: Report
+    comment: tuple[CommentKind, str] | None = None
+    landed: tuple[str, str] | None = None  # (candidate sha, landed sha)
+    notes: list[str] = field(default_factory=list)
+
+
+def plan(item: QueueItem, facts: Facts, *, templates_dir: str | None = None) -> Plan:
+    """What to show for `item` now that it is in its current status (pure)."""
+    state = _STATE[item.status]
+    common: dict[str, Any] = {"base": item.base, "templates_dir": templates_dir}
+    integration = item.integration
+    if state is ReportState.QUEUED:
+        context: dict[str, Any] = {"position": facts.position}
+    elif state is ReportState.INTEGRATING:
+        context = {
+            "integration_sha": integration.get("integration_sha") or integration.get("sha"),
+            "checks": list(integration.get("checks") or []),
+        }
+    elif state is ReportState.MERGED:
+        merged = facts.completed.main_after if facts.completed else None
+        merged = merged or integration.get("main_after") or integration.get("integration_sha")
+        context = {"merged_sha": merged or item.sha}
+    elif state is ReportState.BLOCKED:
+        blocked = facts.blocked
+        context = {
+            "reason": blocked.reason if blocked else ", ".join(item.reasons) or "blocked",
+            "details": dict(blocked.details) if blocked else {},
+            "followup_id": (blocked.followup_id if blocked else None) or item.followup_id or "none",
+        }
+    elif state is ReportState.SUPERSEDED:
+        context = {"newer_sha": None}
+    else:
+        context = {"reason": ", ".join(item.reasons) or None}
+    report = render_report(item.repo, item.slug, item.sha, state, **common, **context)
+    if state is ReportState.BLOCKED:
+        body = render_comment(
+            CommentKind.BLOCKED,
+            templates_dir=templates_dir,
+            sha=item.sha,
+            base=item.base,
+            branch=item.branch,
+            previous_followup_id=facts.previous_followup_id,
+            **context,
+        )
+        return Plan(report, comment=(CommentKind.BLOCKED, body))
+    if state is ReportState.MERGED:
+        return Plan(report, landed=(item.sha, str(context["merged_sha"])))
+    return Plan(report)
+
+
+async def perform(forge: Forge, item: QueueItem, decided: Plan) -> None:
+    await forge.report(decided.report)
+    if decided.comment is not None:
+        kind, body = decided.comment
+        await forge.comment(item.repo, item.slug, kind, body)
+    if decided.landed is not None:
+        sha, merged = decided.landed
+        await forge.landed(item.repo, item.slug, sha, merged)
+
+
+async def facts_for(runtime: Runtime, item: QueueItem) -> Facts:
+    position: int | None = None
+    if item.status is Status.QUEUED:
+        queued = await QueueStore(runtime.redis, runtime.keys).by_status(
+            item.repo, item.base, Status.QUEUED
+        )
+        ids = [q.id for q in queued]
+        position = ids.index(item.id) + 1 if item.id in ids else None
+    completed: IntegrationCompleted | None = None
+    blocked: IntegrationBlocked | None = None
+    followups: list[str] = []
+    if item.status in (Status.INTEGRATED, Status.BLOCKED):
+        async for entry in runtime.eventlog.replay(repo=item.repo):
+            env = entry.envelope
+            if env.payload.get("slug") != item.slug:
+                continue
+            if env.name is EventName.INTEGRATION_COMPLETED and env.payload.get("sha") == item.sha:
+                completed = cast(IntegrationCompleted, env.event())
+            elif env.name is EventName.INTEGRATION_BLOCKED:
+                event = cast(IntegrationBlocked, env.event())
+                if event.followup_id not in followups:
+                    followups.append(event.followup_id)
+                if event.sha == item.sha:
+                    blocked = event
+    previous = None
+    if blocked is not None and blocked.followup_id in followups:
+        index = followups.index(blocked.followup_id)
+        previous = followups[index - 1] if index > 0 else None
+    return Facts(position, completed, blocked, previous)
+
+
+async def handle(runtime: Runtime, forge: Forge, item: QueueItem) -> bool:
+    """Show one change; True when done (or given up), False to try again later."""
+    try:
+        facts = await facts_for(runtime, item)
+        decided = plan(item, facts, templates_dir=runtime.server_config.templates_dir)
+        await perform(forge, item, decided)
+    except ForgeError as exc:
+        log.warning(
+            "report_failed repo=%s slug=%s status=%s retryable=%s error=%s",
+            item.repo,
+            item.slug,
+            item.status,
+            exc.retryable,
+            exc,
+        )
+        return not exc.retryable
+    log.info(
+        "reported repo=%s slug=%s sha=%s status=%s", item.repo, item.slug, item.sha[:7], item.status
+    )
+    return True
+
+
+async def _ensure_groups(runtime: Runtime, repos: list[str]) -> None:
+    for repo in repos:
+        try:
+            await runtime.redis.xgroup_create(
+                runtime.keys.changes(repo), GROUP, id="0", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
+async def drain(runtime: Runtime, consumer: str, *, block_ms: int | None = None) -> int:
+    """One pass over the change streams of the managed GitHub repos; the number handled."""
+    repos = github_repos(runtime)
+    if not repos:
+        return 0
+    await _ensure_groups(runtime, repos)
+    batches: list[tuple[str, list[tuple[str, dict[str, str]]]]] = []
+    for repo in repos:  # a dead consumer's unacknowledged changes first
+        stream = runtime.keys.changes(repo)
+        claimed = await runtime.redis.xautoclaim(
+            stream, GROUP, consumer, min_idle_time=RECLAIM_IDLE_MS, start_id="0-0", count=50
+        )
+        # XAUTOCLAIM answers 2 elements on Redis 6.2 and 3 on 7.x; the entries are the second.
+        rows = [row for row in claimed[1] if row and row[1]]
+        if rows:
+            batches.append((stream, rows))
+    streams: dict[Any, Any] = {runtime.keys.changes(repo): ">" for repo in repos}
+    reply = await runtime.redis.xreadgroup(GROUP, consumer, streams, count=50, block=block_ms)
+    batches += cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply or [])
+    handled = 0
+    for stream, rows in batches:
+        for entry_id, fields in rows:
+            item = QueueItem.model_validate_json(fields["item"])
+            done = False
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                forge = await forge_for(runtime, item.repo)
+                done = await handle(runtime, forge, item)
+                if done:
+                    break
+                await asyncio.sleep(0.5 * attempt)
+            if not done:
+                log.warning(
+                    "report_given_up repo=%s slug=%s status=%s", item.repo, item.slug, item.status
+                )
+            await runtime.redis.xack(stream, GROUP, entry_id)
+            handled += 1
+    return handled
+
+
+async def reporter_service(runtime: Runtime, stop: asyncio.Event) -> None:
+    consumer = f"reporter-{id(runtime):x}"
+    while not stop.is_set():
+        try:
+            if not github_repos(runtime):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=60)
+                continue
+            await drain(runtime, consumer, block_ms=BLOCK_MS)
+        except (RedisError, OSError) as exc:
+            log.warning("reporter_redis_error error=%s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=2.0)
+
+
+SERVICES = (reporter_service,)

@@ -1,0 +1,280 @@
+"""Integration workspaces: a fresh worktree of the repo's mirror for every candidate.
+
+The mirror (`mirror.py`) is the only clone; each candidate gets a throw-away `git worktree` of it
+under `<data dir>/worktrees/<repo>/`, detached at the latest `origin/<base>`, where the candidate is
+merged, rebased or squashed. The result is recorded locally as `refs/heads/<prefix><slug>` and
+pushed (live mode) to the same name on the remote. Worktrees are removed after each candidate, and
+whatever a crash left behind is removed by `clean_stale` before the next drain.
+
+Moving the base branch is a compare-and-swap push: `--force-with-lease=refs/heads/<base>:<old>`
+makes the remote accept the update only while base is exactly `<old>` (receive-pack checks the old
+value under the ref lock), and `update_base` refuses to push a commit that does not descend from
+`<old>`, so the update is also a fast-forward. (A lease alone would allow a non-fast-forward: git
+treats a matching lease as permission to force; the ancestry check is what forbids it.)
+
+Untrusted names (slugs, branches) are validated at the edge and reach git only as separate argv
+elements, never through a shell. Everything here blocks: call it from a thread in async code.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from mergebot.config import REMOTE_NAME, MergeMethod
+from mergebot.git.merge import (
+    Candidate,
+    PushResult,
+    classify_push,
+    commit_message,
+    conflict_files,
+)
+from mergebot.git.mirror import GitError, Mirror
+
+log = logging.getLogger("mergebot.git.workspace")
+
+GIT_TIMEOUT_SECONDS = 300
+PUSH_TIMEOUT_SECONDS = 300
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+# Settings of the operator's own git config that would change what mergebot writes.
+_PINNED_CONFIG = (
+    "-c", "commit.gpgsign=false",
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "rebase.autoStash=false",
+    "-c", "merge.conflictStyle=merge",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Integration:
+    """A built integration commit, checked out in its own worktree."""
+
+    base: str
+    base_sha: str
+    commit: str
+    branch: str  # the integration branch name, `<prefix><slug>`
+    worktree: Path
+    method: MergeMethod
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """The candidate does not merge cleanly onto base; nothing was kept or pushed."""
+
+    base_sha: str
+    files: tuple[str, ...]
+    message: str
+
+
+@dataclass(frozen=True)
+class AlreadyOnBase:
+    """The candidate adds nothing to base (its sha, or all of its changes, are there already)."""
+
+    base_sha: str
+
+
+BuildResult = Integration | Conflict | AlreadyOnBase
+
+
+def worktrees_root(data_dir: Path, repo: str) -> Path:
+    return data_dir / "worktrees" / _SAFE.sub("_", repo.replace("/", "__"))
+
+
+class Workspace:
+    """Integration work for one repo, on top of its mirror."""
+
+    def __init__(self, mirror: Mirror, root: Path, *, prefix: str) -> None:
+        self.mirror = mirror
+        self.root = root.resolve()  # git runs with the mirror as its cwd: paths must be absolute
+        self.prefix = prefix
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _git(self, *args: str, timeout: float = GIT_TIMEOUT_SECONDS) -> tuple[int, str, str]:
+        return self.mirror.execute(*_PINNED_CONFIG, *args, timeout=timeout)
+
+    def _check(self, *args: str, timeout: float = GIT_TIMEOUT_SECONDS) -> str:
+        status, out, err = self._git(*args, timeout=timeout)
+        if status != 0:
+            what = args[2] if args[0] == "-C" else args[0]
+            raise GitError(f"git {what} failed: {(err or out).strip()[-1000:]}")
+        return out
+
+    def _in(self, worktree: Path, *args: str) -> tuple[int, str, str]:
+        return self._git("-C", str(worktree), *args)
+
+    def branch_name(self, slug: str) -> str:
+        return f"{self.prefix}{slug}"
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def fetch(self) -> None:
+        self.mirror.fetch()
+
+    def base_sha(self, base: str) -> str | None:
+        return self.mirror.remote_branch(base)
+
+    def clean_stale(self) -> int:
+        """Remove every worktree and local integration branch a previous run left behind."""
+        removed = 0
+        if self.root.exists():
+            for path in sorted(self.root.iterdir()):
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+        self.mirror.ensure()
+        self._git("worktree", "prune")
+        for ref in self._local_integration_refs():
+            self._git("update-ref", "-d", ref)
+        if removed:
+            log.info("stale_worktrees_removed count=%d root=%s", removed, self.root)
+        return removed
+
+    def _local_integration_refs(self) -> list[str]:
+        out = self._check("for-each-ref", "--format=%(refname)", f"refs/heads/{self.prefix}")
+        return [line for line in out.splitlines() if line]
+
+    def remote_integration_branches(self) -> list[str]:
+        """Integration branches present on the remote at the last fetch (names without prefix
+        `refs/heads/`)."""
+        scope = f"refs/remotes/{REMOTE_NAME}/"
+        out = self._check("for-each-ref", "--format=%(refname)", f"{scope}{self.prefix}")
+        return [line[len(scope) :] for line in out.splitlines() if line]
+
+    def remove(self, integration: Integration) -> None:
+        """Drop the worktree and the local integration branch (idempotent)."""
+        self._git("worktree", "remove", "--force", str(integration.worktree))
+        if integration.worktree.exists():
+            shutil.rmtree(integration.worktree, ignore_errors=True)
+            self._git("worktree", "prune")
+        self._git("update-ref", "-d", f"refs/heads/{integration.branch}")
+
+    # -- building ------------------------------------------------------------------------------
+    def build(self, candidate: Candidate, base: str, method: MergeMethod) -> BuildResult:
+        """Build the integration commit of `candidate` on the mirror's current `origin/<base>`
+        (fetch first). A conflict leaves nothing behind."""
+        base_sha = self.base_sha(base)
+        if base_sha is None:
+            raise GitError(f"base branch {base!r} does not exist on the remote")
+        if not self.mirror.has_commit(candidate.sha):
+            raise GitError(f"commit {candidate.sha} is not on the remote")
+        if self.mirror.is_ancestor(candidate.sha, base_sha):
+            return AlreadyOnBase(base_sha)
+        self.root.mkdir(parents=True, exist_ok=True)
+        worktree = self.root / f"{candidate.slug}-{uuid.uuid4().hex[:8]}"
+        self._check("worktree", "add", "--detach", "--quiet", str(worktree), base_sha)
+        try:
+            result = self._build_in(worktree, candidate, base, base_sha, method)
+        except BaseException:
+            self._discard(worktree)
+            raise
+        if not isinstance(result, Integration):
+            self._discard(worktree)
+            return result
+        self._check("update-ref", f"refs/heads/{result.branch}", result.commit)
+        return result
+
+    def _discard(self, worktree: Path) -> None:
+        self._git("worktree", "remove", "--force", str(worktree))
+        shutil.rmtree(worktree, ignore_errors=True)
+        self._git("worktree", "prune")
+
+    def _build_in(
+        self, worktree: Path, candidate: Candidate, base: str, base_sha: str, method: MergeMethod
+    ) -> BuildResult:
+        if method is MergeMethod.REBASE:
+            status, out, err = self._rebase(worktree, candidate.sha, base_sha)
+            abort = ("rebase", "--abort")
+        else:
+            clash = self.precheck(base_sha, candidate.sha)
+            if clash:
+                return Conflict(base_sha, tuple(clash), "merge conflict in " + ", ".join(clash))
+            if method is MergeMethod.SQUASH:
+                status, out, err = self._squash(worktree, candidate, base, base_sha)
+            else:
+                message = commit_message(candidate, base, MergeMethod.MERGE)
+                status, out, err = self._in(
+                    worktree, "merge", "--no-ff", "--no-edit", "-m", message, candidate.sha
+                )
+            abort = ("merge", "--abort")
+        if status != 0:
+            _, unmerged, _ = self._in(worktree, "diff", "--name-only", "--diff-filter=U")
+            self._in(worktree, *abort)
+            files = tuple(dict.fromkeys(line for line in unmerged.splitlines() if line))
+            detail = (err or out).strip()[-1000:]
+            return Conflict(base_sha, files, detail or f"git {abort[0]} failed")
+        head = self._check("-C", str(worktree), "rev-parse", "HEAD")
+        if head == base_sha:
+            return AlreadyOnBase(base_sha)
+        return Integration(base, base_sha, head, self.branch_name(candidate.slug), worktree, method)
+
+    def precheck(self, base_sha: str, sha: str) -> list[str]:
+        """Files that conflict when merging `sha` into `base_sha` (empty: merges cleanly).
+        `git merge-tree --write-tree` needs no checkout and takes milliseconds."""
+        status, out, err = self._git(
+            "merge-tree", "--write-tree", "--name-only", "--no-messages", base_sha, sha
+        )
+        if status == 0:
+            return []
+        if status == 1:
+            return conflict_files(out) or ["<unknown>"]
+        raise GitError(f"git merge-tree failed: {err.strip()[-1000:]}")
+
+    def _squash(
+        self, worktree: Path, candidate: Candidate, base: str, base_sha: str
+    ) -> tuple[int, str, str]:
+        status, out, err = self._in(worktree, "merge", "--squash", "--no-commit", candidate.sha)
+        if status != 0:
+            return status, out, err
+        subjects = self._check(
+            "log", "--reverse", "--format=%s", f"{base_sha}..{candidate.sha}"
+        ).splitlines()
+        author = self._check("log", "-1", "--format=%an <%ae>", candidate.sha)
+        message = commit_message(candidate, base, MergeMethod.SQUASH, subjects)
+        return self._in(
+            worktree, "commit", "--allow-empty", "--no-verify", f"--author={author}", "-m", message
+        )
+
+    def _rebase(self, worktree: Path, sha: str, base_sha: str) -> tuple[int, str, str]:
+        status, out, err = self._in(worktree, "checkout", "--quiet", "--detach", sha)
+        if status != 0:
+            return status, out, err
+        return self._in(worktree, "rebase", "--no-autosquash", "--no-verify", base_sha)
+
+    # -- talking to the remote -----------------------------------------------------------------
+    def push_branch(self, integration: Integration) -> PushResult:
+        """Publish the integration branch (forced: it is mergebot's own scratch branch)."""
+        refspec = f"+{integration.commit}:refs/heads/{integration.branch}"
+        return classify_push(
+            *self._git("push", "--porcelain", REMOTE_NAME, refspec, timeout=PUSH_TIMEOUT_SECONDS)
+        )
+
+    def update_base(self, base: str, old: str, new: str) -> PushResult:
+        """Move `base` on the remote from exactly `old` to `new` (a descendant of `old`)."""
+        if not self.mirror.is_ancestor(old, new):
+            raise ValueError(f"refusing to move {base} to {new}: it does not descend from {old}")
+        ref = f"refs/heads/{base}"
+        return classify_push(
+            *self._git(
+                "push",
+                "--porcelain",
+                f"--force-with-lease={ref}:{old}",
+                REMOTE_NAME,
+                f"{new}:{ref}",
+                timeout=PUSH_TIMEOUT_SECONDS,
+            )
+        )
+
+    def delete_branch(self, branch: str) -> bool:
+        """Delete an integration branch on the remote; False when that failed (logged)."""
+        if not branch.startswith(self.prefix):
+            raise ValueError(f"refusing to delete {branch!r}: not an integration branch")
+        status, _out, err = self._git(
+            "push", "--porcelain", REMOTE_NAME, f":refs/heads/{branch}",
+            timeout=PUSH_TIMEOUT_SECONDS,
+        )  # fmt: skip
+        if status != 0 and "remote ref does not exist" not in err:
+            log.warning("integration_branch_not_deleted branch=%s error=%s", branch, err[-300:])
+            return False
+        return True

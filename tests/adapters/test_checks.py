@@ -1,0 +1,212 @@
+"""Check commands as real processes, and required checks woken by real Redis pub/sub."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from mergebot.checks import ChecksStatus, Reported, run_checks, run_command
+from mergebot.config import ChecksConfig
+from mergebot.forge.base import CheckResult, CheckState
+from mergebot.store.keys import Keys
+from tests.fakeforge import FakeForge
+
+SHA = "c" * 40
+REPO = "acme/widgets"
+
+
+async def _run(
+    config: ChecksConfig,
+    tmp_path: Path,
+    redis: aioredis.Redis,
+    keys: Keys,
+    forge: FakeForge | None = None,
+    *,
+    shadow: bool = False,
+    environ: dict[str, str] | None = None,
+    poll_seconds: float = 60,
+):
+    return await run_checks(
+        config,
+        worktree=tmp_path,
+        forge=forge or FakeForge(),
+        repo=REPO,
+        sha=SHA,
+        prefix="mergebot/integration/",
+        redis=redis,
+        signal_channel=keys.check_signals(REPO),
+        shadow=shadow,
+        environ=environ if environ is not None else dict(os.environ),
+        poll_seconds=poll_seconds,
+    )
+
+
+async def test_commands_run_in_the_worktree_and_a_failure_keeps_the_output_tail(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    (tmp_path / "marker.txt").write_text("here\n")
+    config = ChecksConfig(
+        commands=[
+            "test -f marker.txt && echo first ok",
+            "for i in $(seq 1 200); do echo noise $i; done; echo 'FAILED test_x' >&2; exit 3",
+            "echo never runs > ran.txt",
+        ]
+    )
+    outcome = await _run(config, tmp_path, redis, keys)
+    assert outcome.status is ChecksStatus.FAILED
+    assert [c.state for c in outcome.checks] == [Reported.PASSED, Reported.FAILED]
+    failed = outcome.checks[1]
+    assert failed.exit_code == 3
+    assert failed.output_tail.endswith("noise 200\nFAILED test_x")
+    assert "noise 1\n" not in failed.output_tail
+    assert not (tmp_path / "ran.txt").exists()
+    assert "exit code 3" in outcome.message
+
+
+async def test_commands_never_see_mergebot_secrets(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    environ = {**os.environ, "MERGEBOT_API_TOKEN": "sekrit-api-token", "NPM_TOKEN": "npm-tok-1"}
+    config = ChecksConfig(
+        commands=["env | grep -c -E 'MERGEBOT_|NPM_TOKEN' || true; echo sekrit-api-token; exit 1"]
+    )
+    outcome = await _run(config, tmp_path, redis, keys, environ=environ)
+    tail_text = outcome.checks[0].output_tail
+    assert tail_text.splitlines() == ["0", "***"]
+
+
+async def test_a_command_past_its_time_is_killed_with_its_children(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    started = time.monotonic()
+    result = await run_command(
+        f"sleep 60 & echo $! > {pidfile}; echo started; wait",
+        tmp_path,
+        time_limit=0.5,
+        env=dict(os.environ),
+    )
+    assert result.timed_out
+    assert time.monotonic() - started < 10
+    assert result.output_tail == "started"
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(child):
+        assert time.monotonic() < deadline, "the background child survived the timeout"
+        await asyncio.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (killed, not yet reaped by init) counts as dead.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+async def test_command_timeout_is_reported_as_checks_timeout(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    config = ChecksConfig(commands=["echo slow; sleep 30"], timeout_seconds=0.3)
+    outcome = await _run(config, tmp_path, redis, keys)
+    assert outcome.status is ChecksStatus.TIMEOUT
+    assert outcome.checks[0].state is Reported.TIMEOUT
+    assert outcome.checks[0].output_tail == "slow"
+
+
+async def test_required_checks_wake_on_a_signal_not_on_the_poll(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    forge = FakeForge()
+    forge.set(SHA, CheckResult("ci", CheckState.PENDING))
+    config = ChecksConfig(required=["ci"], timeout_seconds=120)
+    task = asyncio.create_task(_run(config, tmp_path, redis, keys, forge, poll_seconds=60))
+    deadline = time.monotonic() + 5
+    while forge.calls == 0:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    forge.set(SHA, CheckResult("ci", CheckState.SUCCESS, "https://ci/run/1"))
+    # Publish until the waiter has subscribed and reacted (a signal is only a wake-up).
+    while not task.done():
+        assert time.monotonic() < deadline, "the signal did not wake the waiter"
+        await redis.publish(keys.check_signals(REPO), SHA)
+        await asyncio.wait({task}, timeout=0.05)
+    outcome = task.result()
+    assert outcome.status is ChecksStatus.PASSED
+    assert outcome.checks[0].url == "https://ci/run/1"
+
+
+async def test_a_signal_for_another_commit_does_not_decide(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    forge = FakeForge()
+    forge.set(SHA, CheckResult("ci", CheckState.PENDING))
+    config = ChecksConfig(required=["ci"], timeout_seconds=0.6)
+    task = asyncio.create_task(_run(config, tmp_path, redis, keys, forge, poll_seconds=60))
+    await redis.publish(keys.check_signals(REPO), "d" * 40)
+    outcome = await asyncio.wait_for(task, timeout=10)
+    assert outcome.status is ChecksStatus.TIMEOUT
+    assert "ci" in outcome.message
+
+
+async def test_required_check_never_created_is_missing_with_a_diagnosis(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    forge = FakeForge()
+    forge.recent = {"unit-tests"}
+    config = ChecksConfig(required=["unit-test"], discovery_timeout_seconds=0.2)
+    outcome = await asyncio.wait_for(_run(config, tmp_path, redis, keys, forge), timeout=10)
+    assert outcome.status is ChecksStatus.MISSING
+    assert outcome.checks[0].state is Reported.MISSING
+    assert "no check named 'unit-test'" in outcome.message
+    assert "'unit-tests'" in outcome.message
+
+
+async def test_a_failed_required_check_blocks_with_its_link(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    forge = FakeForge()
+    forge.set(
+        SHA,
+        CheckResult("ci", CheckState.FAILURE, "https://ci/run/9", "2 failed"),
+        CheckResult("lint", CheckState.SUCCESS),
+    )
+    config = ChecksConfig(commands=["true"], required=["ci", "lint"])
+    outcome = await _run(config, tmp_path, redis, keys, forge)
+    assert outcome.status is ChecksStatus.FAILED
+    details = outcome.details()
+    assert details["checks"] == [
+        {
+            "name": "ci",
+            "kind": "required",
+            "state": "failed",
+            "url": "https://ci/run/9",
+            "output_tail": "2 failed",
+            "exit_code": None,
+            "seconds": None,
+        }
+    ]
+
+
+async def test_shadow_mode_reports_would_wait_for_forge_checks(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    forge = FakeForge()
+    config = ChecksConfig(commands=["true"], required=["ci"])
+    outcome = await _run(config, tmp_path, redis, keys, forge, shadow=True)
+    assert outcome.passed
+    assert [c.state for c in outcome.checks] == [Reported.PASSED, Reported.WOULD_WAIT]
+    assert forge.calls == 0
+
+
+@pytest.mark.parametrize("command", ["exit 0", "true"])
+async def test_passing_commands_pass(
+    command: str, tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    outcome = await _run(ChecksConfig(commands=[command]), tmp_path, redis, keys)
+    assert outcome.passed

@@ -1,0 +1,125 @@
+"""Queue changes shown on GitHub: the `mergebot` check run follows the candidate, a blocked
+candidate gets its follow-up comment, a landed one is closed or left merged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from mergebot.config import ServerConfig
+from mergebot.events import IntegrationBlocked, IntegrationCompleted, envelope_for
+from mergebot.forge.reporter import drain
+from mergebot.queue import QueueItem, Status
+from mergebot.store.keys import Keys
+from mergebot.store.queue import QueueStore
+from tests.fakegithub.harness import mergebot_for, settings_for
+from tests.fakegithub.server import FakeGitHub
+from tests.gitutil import git
+
+REPO = "acme/widgets"
+
+
+def item_for(slug: str, branch: str, sha: str) -> QueueItem:
+    now = datetime.now(UTC)
+    return QueueItem(repo=REPO, base="main", slug=slug, branch=branch, sha=sha,
+                     status=Status.QUEUED, ready_at=now, updated_at=now)  # fmt: skip
+
+
+def mergebot_run(repo: Any, sha: str) -> dict[str, Any]:
+    (run,) = [
+        r for r in repo.check_runs.values() if r["head_sha"] == sha and r["name"] == "mergebot"
+    ][-1:]
+    return dict(run)
+
+
+async def test_the_check_run_follows_the_candidate_to_merged(
+    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+) -> None:
+    repo = fake_github.add_repo(REPO)
+    config = ServerConfig({}, {REPO: {"forge": "github", "remote": str(repo.bare)}})
+    async with mergebot_for(
+        fake_github, redis, keys, config, settings_for(fake_github, tmp_path)
+    ) as runtime:
+        first = repo.remote.branch_with("one", "one.txt", "1\n")
+        sha = repo.remote.branch_with("two", "two.txt", "2\n")
+        await fake_github.sync()
+        number = await fake_github.open_pull(REPO, "two", "bob")
+        store = QueueStore(redis, keys)
+        await store.enqueue(item_for("pr-99", "one", first))
+        candidate = item_for(f"pr-{number}", "two", sha)
+        await store.enqueue(candidate)
+        assert await drain(runtime, "test") == 2
+        run = mergebot_run(repo, sha)
+        assert (run["status"], run["output"]["title"]) == (
+            "queued",
+            "Queued at position 2 for main",
+        )
+
+        await store.transition(REPO, "main", candidate.id, Status.IN_PROGRESS, cause="picked",
+                               integration={"integration_sha": sha, "checks": []})  # fmt: skip
+        await drain(runtime, "test")
+        run = mergebot_run(repo, sha)
+        assert (run["status"], run["output"]["title"]) == ("in_progress", "Integrating into main")
+
+        # The integrator lands the candidate by a merge commit: GitHub marks the PR merged.
+        main_before = repo.remote.rev("main")
+        git(repo.remote.work, "checkout", "-q", "main")
+        git(repo.remote.work, "merge", "-q", "--no-ff", "-m", "merge two", sha)
+        merged = repo.remote.push("main")
+        done = IntegrationCompleted(repo=REPO, slug=f"pr-{number}", branch="two", sha=sha,
+                                    main_before=main_before, main_after=merged,
+                                    integrated_at=datetime.now(UTC), checks=[])  # fmt: skip
+        await runtime.eventlog.append(envelope_for(done, source="integrator"))
+        await store.transition(REPO, "main", candidate.id, Status.INTEGRATED, cause="landed")
+        await drain(runtime, "test")
+
+        run = mergebot_run(repo, sha)
+        assert (run["status"], run["conclusion"]) == ("completed", "success")
+        assert run["output"]["title"] == f"Merged into main as {merged[:7]}"
+        pull = repo.pulls[number]
+        assert (pull.state, pull.merged) == ("closed", True)
+        assert repo.comments.get(number, []) == []  # nothing for a person to do
+        assert fake_github.writes("PATCH", f"/pulls/{number}$") == []
+
+
+async def test_a_blocked_candidate_gets_its_follow_up_once(
+    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+) -> None:
+    repo = fake_github.add_repo(REPO)
+    config = ServerConfig({}, {REPO: {"forge": "github", "remote": str(repo.bare)}})
+    async with mergebot_for(
+        fake_github, redis, keys, config, settings_for(fake_github, tmp_path)
+    ) as runtime:
+        sha = repo.remote.branch_with("two", "two.txt", "2\n")
+        await fake_github.sync()
+        number = await fake_github.open_pull(REPO, "two", "bob")
+        store = QueueStore(redis, keys)
+        candidate = item_for(f"pr-{number}", "two", sha)
+        await store.enqueue(candidate)
+        await store.transition(REPO, "main", candidate.id, Status.IN_PROGRESS, cause="picked")
+        followup = f"pr-{number}-integration-blocked-{sha[:7]}"
+        blocked = IntegrationBlocked(
+            repo=REPO, slug=f"pr-{number}", branch="two", sha=sha, reason="merge_conflict",
+            details={"files": ["two.txt"]}, blocked_at=datetime.now(UTC), followup_id=followup,
+        )  # fmt: skip
+        await runtime.eventlog.append(envelope_for(blocked, source="integrator"))
+        await store.transition(REPO, "main", candidate.id, Status.BLOCKED, cause="conflict",
+                               followup_id=followup, reasons=["merge_conflict"])  # fmt: skip
+        await drain(runtime, "test")
+        await store.transition(REPO, "main", candidate.id, Status.QUEUED, cause="resume")
+        await store.transition(REPO, "main", candidate.id, Status.IN_PROGRESS, cause="picked")
+        await store.transition(REPO, "main", candidate.id, Status.BLOCKED, cause="conflict",
+                               followup_id=followup, reasons=["merge_conflict"])  # fmt: skip
+        await drain(runtime, "test")
+
+        run = mergebot_run(repo, sha)
+        assert (run["status"], run["conclusion"]) == ("completed", "failure")
+        assert run["output"]["title"] == "Blocked: merge conflict"
+        assert "`two.txt`" in run["output"]["summary"]
+        (comment,) = repo.comments[number]  # edited, not repeated
+        assert comment["body"].startswith("### mergebot: blocked by a merge conflict")
+        assert followup in comment["body"]
+        assert "/mergebot resume" in comment["body"]

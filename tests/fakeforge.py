@@ -1,0 +1,40 @@
+"""A small in-memory forge whose check results change while a test runs."""
+
+from __future__ import annotations
+
+from mergebot.forge.base import CheckResult, CommentKind, Permission, Report
+
+
+class FakeForge:
+    def __init__(self) -> None:
+        self.results: dict[str, list[CheckResult]] = {}
+        self.recent: set[str] = set()
+        self.calls = 0
+        self.reports: list[Report] = []
+        self.comments: list[tuple[str, str, CommentKind, str]] = []
+        self.landings: list[tuple[str, str, str, str]] = []
+
+    def set(self, sha: str, *results: CheckResult) -> None:
+        self.results[sha] = list(results)
+
+    async def permission(self, repo: str, user: str) -> Permission:
+        return Permission.WRITE
+
+    async def check_results(self, repo: str, sha: str) -> list[CheckResult]:
+        self.calls += 1
+        return list(self.results.get(sha, []))
+
+    async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:
+        return set(self.recent)
+
+    async def read_file(self, repo: str, ref: str, path: str) -> str | None:
+        return None
+
+    async def report(self, report: Report) -> None:
+        self.reports.append(report)
+
+    async def comment(self, repo: str, slug: str, kind: CommentKind, body: str) -> None:
+        self.comments.append((repo, slug, kind, body))
+
+    async def landed(self, repo: str, slug: str, sha: str, merged_sha: str) -> None:
+        self.landings.append((repo, slug, sha, merged_sha))
