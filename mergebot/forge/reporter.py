@@ -148,10 +148,17 @@ async def facts_for(runtime: Runtime, item: QueueItem) -> Facts:
     return Facts(position, completed, blocked, previous)
 
 
-async def handle(runtime: Runtime, forge: Forge, item: QueueItem) -> bool:
+async def handle(
+    runtime: Runtime, forge: Forge, item: QueueItem, facts: Facts | None = None
+) -> bool:
     """Show one change; True when done (or given up), False to try again later."""
     try:
-        facts = await facts_for(runtime, item)
+        facts = facts or await facts_for(runtime, item)
+        positions = _positions(runtime)
+        if facts.position is not None:
+            positions[item.id] = facts.position
+        else:
+            positions.pop(item.id, None)
         decided = plan(item, facts, templates_dir=runtime.server_config.templates_dir)
         await perform(forge, item, decided)
     except ForgeError as exc:
@@ -201,9 +208,11 @@ async def drain(runtime: Runtime, consumer: str, *, block_ms: int | None = None)
     reply = await runtime.redis.xreadgroup(GROUP, consumer, streams, count=50, block=block_ms)
     batches += cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply or [])
     handled = 0
+    touched: set[tuple[str, str]] = set()
     for stream, rows in batches:
         for entry_id, fields in rows:
             item = QueueItem.model_validate_json(fields["item"])
+            touched.add((item.repo, item.base))
             done = False
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 forge = await forge_for(runtime, item.repo)
@@ -217,7 +226,25 @@ async def drain(runtime: Runtime, consumer: str, *, block_ms: int | None = None)
                 )
             await runtime.redis.xack(stream, GROUP, entry_id)
             handled += 1
+    for repo, base in sorted(touched):
+        await refresh_positions(runtime, repo, base)
     return handled
+
+
+def _positions(runtime: Runtime) -> dict[str, int]:
+    """The queue position last shown for each queued item (in this process)."""
+    positions: dict[str, int] = runtime.extras.setdefault("github_reported_positions", {})
+    return positions
+
+
+async def refresh_positions(runtime: Runtime, repo: str, base: str) -> None:
+    """Items move up when one ahead leaves the queue: show their new position."""
+    queued = await QueueStore(runtime.redis, runtime.keys).by_status(repo, base, Status.QUEUED)
+    shown = _positions(runtime)
+    for position, item in enumerate(queued, start=1):
+        if shown.get(item.id) != position:
+            forge = await forge_for(runtime, repo)
+            await handle(runtime, forge, item, Facts(position=position))
 
 
 async def reporter_service(runtime: Runtime, stop: asyncio.Event) -> None:

@@ -48,7 +48,8 @@ async def test_the_check_run_follows_the_candidate_to_merged(
         await fake_github.sync()
         number = await fake_github.open_pull(REPO, "two", "bob")
         store = QueueStore(redis, keys)
-        await store.enqueue(item_for("pr-99", "one", first))
+        ahead = item_for("pr-99", "one", first)
+        await store.enqueue(ahead)
         candidate = item_for(f"pr-{number}", "two", sha)
         await store.enqueue(candidate)
         assert await drain(runtime, "test") == 2
@@ -57,6 +58,16 @@ async def test_the_check_run_follows_the_candidate_to_merged(
             "queued",
             "Queued at position 2 for main",
         )
+
+        # The one ahead leaves the queue: the candidate moves up, and its check run says so.
+        await store.transition(REPO, "main", ahead.id, Status.CANCELLED, cause="withdrawn")
+        await drain(runtime, "test")
+        run = mergebot_run(repo, sha)
+        assert (run["status"], run["output"]["title"]) == (
+            "queued",
+            "Queued at position 1 for main",
+        )
+        assert len([r for r in repo.check_runs.values() if r["head_sha"] == sha]) == 1
 
         await store.transition(REPO, "main", candidate.id, Status.IN_PROGRESS, cause="picked",
                                integration={"integration_sha": sha, "checks": []})  # fmt: skip

@@ -1,0 +1,218 @@
+"""Blocked follow-ups: the todo a blocked candidate leaves for its author (SPEC §7) — pure part.
+
+Every `integration_blocked` event becomes one follow-up, identified by the event's `followup_id`
+(`<slug>-integration-blocked-<sha7>`, `-2`, `-3`… allocated by the integrator). A follow-up is work
+someone owns: `open → claimed → resolved`; it is resolved automatically when its slug is
+integrated (or withdrawn). Storage lives in `mergebot.store.followups`; this module decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mergebot.events import Envelope, EventName
+
+
+class FollowupStatus(StrEnum):
+    OPEN = "open"
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+
+
+REASON_TEXT = {
+    "merge_conflict": "merge conflict",
+    "checks_failed": "checks failed",
+    "checks_missing": "required checks never appeared",
+    "checks_timeout": "checks did not finish in time",
+}
+
+
+def reason_text(reason: str | None) -> str:
+    if not reason:
+        return "blocked"
+    return REASON_TEXT.get(reason, reason.replace("_", " "))
+
+
+@dataclass(frozen=True)
+class FailedCheck:
+    name: str
+    state: str = "failure"
+    url: str | None = None
+    summary: str = ""
+    output: str = ""
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """The facts of a block, read tolerantly from the event's free-form `details`."""
+
+    files: list[str] = field(default_factory=list)
+    checks: list[FailedCheck] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    message: str = ""
+    diagnosis: str = ""
+    output: str = ""
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value if isinstance(v, str | int | float) and str(v).strip()]
+    return []
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _check(raw: object) -> FailedCheck | None:
+    if isinstance(raw, str):
+        return FailedCheck(name=raw)
+    if not isinstance(raw, dict) or not _text(raw.get("name")).strip():
+        return None
+    url = raw.get("url") or raw.get("details_url") or raw.get("html_url")
+    return FailedCheck(
+        name=str(raw["name"]),
+        state=_text(raw.get("state") or raw.get("conclusion")) or "failure",
+        url=url if isinstance(url, str) and url.strip() else None,
+        summary=_text(raw.get("summary") or raw.get("description")),
+        output=_text(raw.get("output_tail") or raw.get("output") or raw.get("log")),
+    )
+
+
+def block_info(details: dict[str, Any]) -> BlockInfo:
+    """Conflict files, failed checks, missing checks and messages from `details`.
+
+    Producers differ in naming (`files` / `conflicts` / `conflict_files`, `checks` /
+    `failed_checks`, `output` / `output_tail`); a block is never hidden for a naming choice.
+    """
+    files: list[str] = []
+    for key in ("files", "conflicts", "conflict_files", "conflicting_files"):
+        files += _strings(details.get(key))
+    checks: list[FailedCheck] = []
+    for key in ("checks", "failed_checks", "failed"):
+        raw = details.get(key)
+        for item in raw if isinstance(raw, list) else []:
+            check = _check(item)
+            if check is not None and check.state.lower() not in ("success", "passed", "neutral"):
+                checks.append(check)
+    missing: list[str] = []
+    for key in ("missing", "missing_checks"):
+        missing += _strings(details.get(key))
+    return BlockInfo(
+        files=list(dict.fromkeys(files)),
+        checks=checks,
+        missing=list(dict.fromkeys(missing)),
+        message=_text(details.get("message") or details.get("error")),
+        diagnosis=_text(details.get("diagnosis")),
+        output=_text(details.get("output_tail") or details.get("output")),
+    )
+
+
+class FollowupStateError(ValueError):
+    """A claim or resolve the follow-up's status does not allow; names both."""
+
+
+class Followup(BaseModel):
+    """A blocked candidate's todo, as stored and as the API returns it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    repo: str
+    slug: str
+    branch: str
+    sha: str
+    base: str | None = None
+    reason: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    blocked_at: datetime
+    event_id: str
+    status: FollowupStatus = FollowupStatus.OPEN
+    previous_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+
+    @property
+    def reason_text(self) -> str:
+        return reason_text(self.reason)
+
+    def info(self) -> BlockInfo:
+        return block_info(self.details)
+
+
+def from_blocked(envelope: Envelope, *, previous_id: str | None, now: datetime) -> Followup:
+    """The follow-up an `integration_blocked` event asks for (status open)."""
+    if envelope.name is not EventName.INTEGRATION_BLOCKED:
+        raise ValueError(f"a follow-up comes from integration_blocked, not {envelope.name}")
+    p = envelope.payload
+    details = p.get("details")
+    base = p.get("base")
+    return Followup(
+        id=str(p["followup_id"]),
+        repo=str(p["repo"]),
+        slug=str(p["slug"]),
+        branch=str(p["branch"]),
+        sha=str(p["sha"]),
+        base=base if isinstance(base, str) else None,
+        reason=str(p["reason"]),
+        details=details if isinstance(details, dict) else {},
+        blocked_at=datetime.fromisoformat(str(p["blocked_at"])),
+        event_id=envelope.id,
+        previous_id=previous_id if previous_id != p["followup_id"] else None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def claim(followup: Followup, by: str, at: datetime) -> Followup:
+    """open → claimed. Claiming again by the same person changes nothing; by someone else, or
+    claiming a resolved follow-up, is refused."""
+    by = by.strip()
+    if not by:
+        raise FollowupStateError("a claim needs the name of who claims it")
+    if followup.status is FollowupStatus.RESOLVED:
+        raise FollowupStateError(f"follow-up {followup.id} is resolved; it cannot be claimed")
+    if followup.status is FollowupStatus.CLAIMED:
+        if followup.claimed_by == by:
+            return followup
+        raise FollowupStateError(
+            f"follow-up {followup.id} is already claimed by {followup.claimed_by}"
+        )
+    return followup.model_copy(
+        update={
+            "status": FollowupStatus.CLAIMED,
+            "claimed_by": by,
+            "claimed_at": at,
+            "updated_at": at,
+        }
+    )
+
+
+def resolve(followup: Followup, by: str, at: datetime, resolution: str) -> Followup:
+    """open/claimed → resolved; resolving a resolved follow-up changes nothing."""
+    if followup.status is FollowupStatus.RESOLVED:
+        return followup
+    by = by.strip()
+    if not by:
+        raise FollowupStateError("a resolve needs the name of who resolves it")
+    return followup.model_copy(
+        update={
+            "status": FollowupStatus.RESOLVED,
+            "resolved_by": by,
+            "resolved_at": at,
+            "resolution": resolution.strip() or "resolved",
+            "updated_at": at,
+        }
+    )

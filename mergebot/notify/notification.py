@@ -1,0 +1,199 @@
+"""What a notification is, and how log entries and queue changes become one (pure).
+
+Two sources feed the notifier:
+
+- the queue change streams (`keys.changes(repo)`), the ordered lifecycle of every candidate:
+  queued, started, resumed, superseded, cancelled;
+- the event log, for the two outcomes that carry facts a person needs: `integration_blocked`
+  (conflict files, failed checks, the follow-up) and `integration_completed` (the new base sha).
+  The queue changes to `blocked` and `integrated` are therefore not notified a second time.
+
+A candidate that the processor finds already on base (queued → integrated with no integration) is
+not announced: mergebot did nothing to it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mergebot.config import NotifyEvent
+from mergebot.events import Envelope, EventName
+from mergebot.queue import QueueItem, Status
+
+# Within one instant, the later stage of a lifecycle wins (a "started" never overwrites a
+# "blocked" written in the same millisecond).
+RANK: dict[NotifyEvent, int] = {
+    NotifyEvent.QUEUED: 0,
+    NotifyEvent.RESUMED: 0,
+    NotifyEvent.STARTED: 1,
+    NotifyEvent.BLOCKED: 2,
+    NotifyEvent.COMPLETED: 3,
+    NotifyEvent.SUPERSEDED: 3,
+    NotifyEvent.CANCELLED: 3,
+}
+
+# Notified from the event log, so their queue changes are skipped.
+FROM_EVENT_LOG = frozenset({NotifyEvent.BLOCKED, NotifyEvent.COMPLETED})
+
+_NEW_ITEM = frozenset({"", "none", "null", "new"})
+
+
+class Notification(BaseModel):
+    """One thing to tell people about one candidate. `id` deduplicates deliveries per sink."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: NotifyEvent
+    repo: str
+    slug: str
+    branch: str
+    sha: str
+    at: datetime
+    base: str | None = None
+    cause: str = ""
+    previous_status: str | None = None
+    followup_id: str | None = None
+    reason: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+    main_before: str | None = None
+    main_after: str | None = None
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+    # The stored envelope (event-log notifications) or the change record in envelope form; the
+    # generic webhook sink posts it as `event`.
+    envelope: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def order(self) -> tuple[datetime, int]:
+        return (self.at, RANK[self.kind])
+
+
+def change_kind(previous: str | None, to: str) -> NotifyEvent | None:
+    """The notification a queue status change means, or None when it means none."""
+    before = (previous or "").strip().lower()
+    target = Status(to)
+    if target is Status.QUEUED:
+        if before in _NEW_ITEM:
+            return NotifyEvent.QUEUED
+        if before == Status.BLOCKED:
+            return NotifyEvent.RESUMED
+        return None  # in_progress -> queued is crash recovery, not news
+    if target is Status.IN_PROGRESS:
+        return NotifyEvent.STARTED
+    if target is Status.INTEGRATED:
+        return NotifyEvent.COMPLETED if before == Status.IN_PROGRESS else None
+    if target is Status.BLOCKED:
+        return NotifyEvent.BLOCKED
+    if target is Status.SUPERSEDED:
+        return NotifyEvent.SUPERSEDED
+    return NotifyEvent.CANCELLED
+
+
+class ChangeError(ValueError):
+    """A change stream entry that does not have the agreed shape."""
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def from_change(repo: str, entry_id: str, fields: dict[str, str]) -> Notification | None:
+    """A queue change (`item`, `from`, `to`, `at`, `cause`) as a notification, if it is news.
+
+    Blocked and integrated changes return None: the event log notifies those with their facts.
+    """
+    try:
+        item = QueueItem.model_validate_json(fields["item"])
+        to = Status(fields["to"])
+        at = _aware(datetime.fromisoformat(fields["at"])) if fields.get("at") else item.updated_at
+    except (KeyError, ValueError, ValidationError) as exc:
+        raise ChangeError(f"change {entry_id} of {repo} is malformed: {exc}") from None
+    previous = fields.get("from")
+    kind = change_kind(previous, to)
+    if kind is None or kind in FROM_EVENT_LOG:
+        return None
+    notification_id = f"change:{entry_id}"
+    cause = fields.get("cause", "")
+    payload = {
+        "repo": item.repo,
+        "base": item.base,
+        "slug": item.slug,
+        "branch": item.branch,
+        "sha": item.sha,
+        "from": previous or None,
+        "to": str(to),
+        "at": at.astimezone(UTC).isoformat(),
+        "cause": cause,
+        "followup_id": item.followup_id,
+        "reasons": list(item.reasons),
+    }
+    envelope = {
+        "id": notification_id,
+        "name": str(kind),
+        "type": f"mergebot.queue.{to}",
+        "source": "queue",
+        "received_at": payload["at"],
+        "payload": payload,
+    }
+    return Notification(
+        id=notification_id,
+        kind=kind,
+        repo=item.repo,
+        slug=item.slug,
+        branch=item.branch,
+        sha=item.sha,
+        at=at,
+        base=item.base,
+        cause=cause,
+        previous_status=previous or None,
+        followup_id=item.followup_id,
+        reasons=list(item.reasons),
+        envelope=envelope,
+    )
+
+
+def from_envelope(envelope: Envelope) -> Notification | None:
+    """An outcome event from the log as a notification; other events return None."""
+    payload = envelope.payload
+    stored = json.loads(envelope.to_json())
+    base = payload.get("base") if isinstance(payload.get("base"), str) else None
+    if envelope.name is EventName.INTEGRATION_BLOCKED:
+        details = payload.get("details")
+        return Notification(
+            id=envelope.id,
+            kind=NotifyEvent.BLOCKED,
+            repo=payload["repo"],
+            slug=payload["slug"],
+            branch=payload["branch"],
+            sha=payload["sha"],
+            at=_aware(datetime.fromisoformat(payload["blocked_at"])),
+            base=base,
+            cause=f"integration_blocked ({payload['reason']})",
+            followup_id=payload["followup_id"],
+            reason=payload["reason"],
+            details=details if isinstance(details, dict) else {},
+            envelope=stored,
+        )
+    if envelope.name is EventName.INTEGRATION_COMPLETED:
+        checks = payload.get("checks")
+        return Notification(
+            id=envelope.id,
+            kind=NotifyEvent.COMPLETED,
+            repo=payload["repo"],
+            slug=payload["slug"],
+            branch=payload["branch"],
+            sha=payload["sha"],
+            at=_aware(datetime.fromisoformat(payload["integrated_at"])),
+            base=base,
+            cause="integration_completed",
+            main_before=payload["main_before"],
+            main_after=payload["main_after"],
+            checks=[c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else [],
+            envelope=stored,
+        )
+    return None

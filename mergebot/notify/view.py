@@ -1,0 +1,227 @@
+"""Template contexts: plain data for the notification and follow-up templates (pure).
+
+Long lists are cut here, per output, so every template gets the same "first N and how many more"
+shape: a chat message shows a handful of conflicting files, a todo file shows many more; a template
+never has to count. Untrusted text is passed as is: escaping is the template's job, per format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from mergebot.config import NotifyEvent
+from mergebot.followups import BlockInfo, Followup, block_info, reason_text
+from mergebot.notify.conversation import Conversation
+from mergebot.notify.notification import Notification
+from mergebot.render import tail, take
+
+_PR_SLUG_RE = re.compile(r"^pr-(\d+)$")
+
+
+class Format(StrEnum):
+    """The output formats of notification templates (one directory each under notify/)."""
+
+    SLACK = "slack"
+    DISCORD = "discord"
+    TELEGRAM = "telegram"
+    PLAIN = "plain"
+    MARKDOWN = "markdown"
+
+
+_SUFFIX = {
+    Format.SLACK: "json.j2",
+    Format.DISCORD: "json.j2",
+    Format.TELEGRAM: "md2.j2",
+    Format.PLAIN: "txt.j2",
+    Format.MARKDOWN: "md.j2",
+}
+JSON_FORMATS = frozenset({Format.SLACK, Format.DISCORD})
+TODO_TEMPLATE = "followup/todo.md.j2"
+
+
+def template_name(fmt: Format, kind: NotifyEvent) -> str:
+    return f"notify/{fmt}/{kind}.{_SUFFIX[fmt]}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    files: int
+    checks: int
+    output_lines: int
+    output_chars: int
+    message_chars: int
+
+
+CHAT = Limits(files=10, checks=3, output_lines=8, output_chars=600, message_chars=400)
+DOCUMENT = Limits(files=100, checks=20, output_lines=60, output_chars=6000, message_chars=4000)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where people look: mergebot's dashboard, and the forge's pull request if there is one."""
+
+    server_url: str
+    forge_web_url: str | None = None
+
+    def candidate(self, repo: str, slug: str) -> str:
+        return f"{self.server_url.rstrip('/')}/repos/{repo}#{slug}"
+
+    def followup(self, repo: str, followup_id: str) -> str:
+        return f"{self.server_url.rstrip('/')}/repos/{repo}#followup-{followup_id}"
+
+    def pull_request(self, repo: str, slug: str) -> str | None:
+        match = _PR_SLUG_RE.match(slug)
+        if not match or not self.forge_web_url:
+            return None
+        return f"{self.forge_web_url.rstrip('/')}/{repo}/pull/{match.group(1)}"
+
+
+def github_web_url(api_url: str) -> str:
+    """https://api.github.com → https://github.com; GitHub Enterprise's /api/v3 is dropped."""
+    url = api_url.rstrip("/")
+    if url == "https://api.github.com":
+        return "https://github.com"
+    return url.removesuffix("/api/v3")
+
+
+def when(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _block(info: BlockInfo, limits: Limits) -> dict[str, Any]:
+    files, files_more = take(info.files, limits.files)
+    checks, checks_more = take(info.checks, limits.checks)
+    missing, missing_more = take(info.missing, limits.checks)
+    message = info.message
+    if len(message) > limits.message_chars:
+        message = message[: limits.message_chars - 1] + "…"
+    return {
+        "files": files,
+        "files_more": files_more,
+        "files_total": len(info.files),
+        "checks": [
+            {
+                "name": c.name,
+                "state": c.state,
+                "url": c.url,
+                "summary": c.summary,
+                "output_tail": tail(c.output, limits.output_lines, limits.output_chars)
+                if c.output
+                else "",
+            }
+            for c in checks
+        ],
+        "checks_more": checks_more,
+        "missing": missing,
+        "missing_more": missing_more,
+        "message": message,
+        "diagnosis": info.diagnosis,
+        "output_tail": tail(info.output, limits.output_lines, limits.output_chars)
+        if info.output
+        else "",
+    }
+
+
+def _resume(repo: str, slug: str, pr_url: str | None) -> dict[str, Any]:
+    return {
+        "comment": "/mergebot resume" if pr_url else None,
+        "cli": f"mergebot resume {repo} {slug}",
+    }
+
+
+def notification_context(
+    n: Notification,
+    previous: Conversation | None,
+    links: Links,
+    limits: Limits = CHAT,
+    *,
+    followup: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything a notification template may use. `previous` is what the sink last said about
+    the slug (its message is edited, or the new message names it)."""
+    pr_url = links.pull_request(n.repo, n.slug)
+    return {
+        "kind": str(n.kind),
+        "repo": n.repo,
+        "slug": n.slug,
+        "branch": n.branch,
+        "sha": n.sha,
+        "sha7": n.sha[:7],
+        "base": n.base or "main",
+        "at": when(n.at),
+        "at_iso": n.at.astimezone(UTC).isoformat(),
+        "cause": n.cause,
+        "reasons": list(n.reasons),
+        "previous": None
+        if previous is None
+        else {
+            "kind": str(previous.kind),
+            "sha": previous.sha,
+            "sha7": previous.sha[:7],
+            "at": when(previous.at),
+            "same_sha": previous.sha == n.sha,
+        },
+        "reason": n.reason,
+        "reason_text": reason_text(n.reason),
+        "block": _block(block_info(n.details), limits) if n.kind is NotifyEvent.BLOCKED else None,
+        "followup_id": n.followup_id,
+        "followup_url": links.followup(n.repo, n.followup_id) if n.followup_id else None,
+        "candidate_url": links.candidate(n.repo, n.slug),
+        "pr_url": pr_url,
+        "main_before": n.main_before,
+        "main_after": n.main_after,
+        "main_after7": (n.main_after or "")[:7],
+        "checks_passed": [
+            str(c.get("name")) for c in n.checks if isinstance(c.get("name"), str | int)
+        ],
+        "resume": _resume(n.repo, n.slug, pr_url),
+        # The follow-up's own context (followup_context), for the PR comment formats.
+        "followup": followup,
+    }
+
+
+def followup_context(
+    followup: Followup,
+    links: Links,
+    *,
+    previous: Followup | None = None,
+    limits: Limits = DOCUMENT,
+) -> dict[str, Any]:
+    """Everything the follow-up todo template may use (PR comment and exported file)."""
+    pr_url = links.pull_request(followup.repo, followup.slug)
+    previous_id = followup.previous_id
+    return {
+        "id": followup.id,
+        "repo": followup.repo,
+        "slug": followup.slug,
+        "branch": followup.branch,
+        "sha": followup.sha,
+        "sha7": followup.sha[:7],
+        "base": followup.base or "main",
+        "reason": followup.reason,
+        "reason_text": followup.reason_text,
+        "blocked_at": when(followup.blocked_at),
+        "status": str(followup.status),
+        "claimed_by": followup.claimed_by,
+        "claimed_at": when(followup.claimed_at) if followup.claimed_at else None,
+        "resolved_by": followup.resolved_by,
+        "resolved_at": when(followup.resolved_at) if followup.resolved_at else None,
+        "resolution": followup.resolution,
+        "block": _block(followup.info(), limits),
+        "candidate_url": links.candidate(followup.repo, followup.slug),
+        "followup_url": links.followup(followup.repo, followup.id),
+        "pr_url": pr_url,
+        "previous": None
+        if previous_id is None
+        else {
+            "id": previous_id,
+            "url": links.followup(followup.repo, previous_id),
+            "reason_text": previous.reason_text if previous else None,
+            "sha7": previous.sha[:7] if previous else None,
+        },
+        "resume": _resume(followup.repo, followup.slug, pr_url),
+    }

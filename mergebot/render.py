@@ -1,0 +1,250 @@
+"""Every human-facing text comes from a jinja2 template; this is the one place that loads them.
+
+Pure apart from reading template files: a `Renderer` turns a template name and a plain-data context
+into text. Undefined variables are errors (StrictUndefined), so a template that names a field the
+context does not carry fails loudly in the golden tests instead of rendering an empty string.
+
+Templates are searched in order: the operator's override directory (`templates_dir` in the server
+config), then the templates that ship with mergebot — the packaged copy `mergebot/_templates` in
+an installed wheel, or `templates/` of a source checkout. Autoescaping is on only for `.html`
+templates: chat and Markdown formats need their own escaping, which the filters below provide.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "_templates"
+CHECKOUT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+# ANSI colour/cursor sequences (CI output is full of them) and other C0/C1 controls except \t \n.
+_ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+# Telegram MarkdownV2: every one of these must be preceded by a backslash in ordinary text
+# (https://core.telegram.org/bots/api#markdownv2-style), and the backslash itself too.
+TELEGRAM_SPECIAL = "_*[]()~`>#+-=|{}.!\\"
+_TG_RE = re.compile("([" + re.escape(TELEGRAM_SPECIAL) + "])")
+# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that can start or
+# end markup (emphasis, links, headings, lists, tables, HTML, autolinks).
+_MD_RE = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+_DISCORD_RE = re.compile(r"([\\`*_~|>#\-\[\]()<])")
+_MENTION_RE = re.compile(r"@(?=\w)")
+_BACKTICKS_RE = re.compile(r"`+")
+
+
+def template_roots(override: str | Path | None = None) -> list[Path]:
+    """Where templates are looked up, the operator's directory first."""
+    roots: list[Path] = []
+    if override is not None:
+        roots.append(Path(override))
+    roots.append(PACKAGED_TEMPLATES if PACKAGED_TEMPLATES.is_dir() else CHECKOUT_TEMPLATES)
+    return roots
+
+
+# -- filters (also usable from Python) -----------------------------------------------------------
+
+
+def clean(value: object) -> str:
+    """Text from untrusted sources, without terminal escapes and control characters."""
+    return _CONTROL_RE.sub("", _ANSI_RE.sub("", str(value)))
+
+
+def one_line(value: object) -> str:
+    """Collapse newlines and runs of whitespace: for names and titles that must stay on a line."""
+    return " ".join(clean(value).split())
+
+
+def telegram_escape(value: object) -> str:
+    """Ordinary text inside a Telegram MarkdownV2 message."""
+    return _TG_RE.sub(r"\\\1", clean(value))
+
+
+def telegram_code(value: object) -> str:
+    """Text inside a MarkdownV2 `code` or ```pre``` entity: only ` and \\ are escaped there."""
+    return clean(value).replace("\\", "\\\\").replace("`", "\\`")
+
+
+def telegram_url(value: object) -> str:
+    """The (…) part of a MarkdownV2 inline link: only ) and \\ are escaped there."""
+    return one_line(value).replace("\\", "\\\\").replace(")", "\\)")
+
+
+def slack_escape(value: object) -> str:
+    """Slack mrkdwn text: &, < and > are the control characters (they make links and mentions
+    such as <!channel>); Slack has no escape for * _ ~ `, so those stay literal formatting."""
+    return clean(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_link(url: object, label: object) -> str:
+    """A mrkdwn link; the label is escaped and a | in the URL cannot end it early."""
+    target = one_line(url).replace("|", "%7C").replace(">", "%3E").replace("<", "%3C")
+    return f"<{target}|{slack_escape(one_line(label))}>"
+
+
+def _no_mentions(text: str) -> str:
+    # A zero-width joiner after @ keeps the text readable and stops @everyone / @user pings.
+    return _MENTION_RE.sub("@\u2060", text)
+
+
+def markdown_escape(value: object) -> str:
+    """Inline text in GitHub-flavoured Markdown (PR comments, todo files)."""
+    return _no_mentions(_MD_RE.sub(r"\\\1", one_line(value)))
+
+
+def markdown_code(value: object) -> str:
+    """An inline code span that survives backticks in the value (CommonMark's fence rule)."""
+    text = one_line(value)
+    longest = max((len(m) for m in _BACKTICKS_RE.findall(text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def markdown_cell(value: object) -> str:
+    """Inside a GFM table cell a | ends the cell even within a code span, unless escaped."""
+    return str(value).replace("|", "\\|")
+
+
+def markdown_block(value: object, lang: str = "") -> str:
+    """A fenced code block whose fence is longer than any backtick run inside."""
+    text = clean(value).rstrip("\n")
+    longest = max((len(m) for m in _BACKTICKS_RE.findall(text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{text}\n{fence}"
+
+
+def discord_escape(value: object) -> str:
+    """Inline text in Discord markdown (the sink also turns mentions off: allowed_mentions)."""
+    return _no_mentions(_DISCORD_RE.sub(r"\\\1", one_line(value)))
+
+
+def discord_block(value: object) -> str:
+    """A Discord code block; Discord has no longer fences, so ``` inside is broken up."""
+    text = clean(value).rstrip("\n").replace("```", "`\u200b`\u200b`")
+    return f"```\n{text}\n```"
+
+
+def to_json(value: Any) -> str:
+    """A JSON literal for the JSON templates (Slack Block Kit, Discord embeds)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def short_sha(value: object) -> str:
+    return str(value)[:7]
+
+
+def tail(value: object, lines: int = 20, chars: int = 2000) -> str:
+    """The end of a long output: the last `lines` lines, at most `chars` characters."""
+    text = clean(value).rstrip("\n")
+    kept = text.splitlines()[-lines:] if lines > 0 else []
+    out = "\n".join(kept)
+    if len(out) > chars:
+        out = "…" + out[-(chars - 1) :]
+    return out
+
+
+def shorten(value: object, width: int = 200) -> str:
+    """A single line cut to `width` characters with an ellipsis."""
+    text = one_line(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+FILTERS = {
+    "clean": clean,
+    "one_line": one_line,
+    "tg": telegram_escape,
+    "tg_code": telegram_code,
+    "tg_url": telegram_url,
+    "slack": slack_escape,
+    "slack_link": slack_link,
+    "md": markdown_escape,
+    "md_code": markdown_code,
+    "md_block": markdown_block,
+    "md_cell": markdown_cell,
+    "discord": discord_escape,
+    "discord_block": discord_block,
+    "json": to_json,
+    "short_sha": short_sha,
+    "tail": tail,
+    "shorten": shorten,
+}
+
+
+class TemplateError(Exception):
+    """A template is missing, broken, or needs a value the context does not have."""
+
+
+class Renderer:
+    """Renders templates by name (e.g. `notify/telegram/blocked.md2.j2`)."""
+
+    def __init__(self, override_dir: str | Path | None = None) -> None:
+        self.roots = template_roots(override_dir)
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(r) for r in self.roots]),
+            undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html", "htm", "html.j2"),
+                default_for_string=False,
+                default=False,
+            ),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            auto_reload=False,
+        )
+        self.env.filters.update(FILTERS)
+
+    def render(self, name: str, context: dict[str, Any]) -> str:
+        try:
+            return self.env.get_template(name).render(context)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"template {exc.name!r} not found") from None
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"template {name!r}: {exc.message}") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(
+                f"template {exc.filename or name!r} line {exc.lineno}: {exc.message}"
+            ) from None
+
+    def render_json(self, name: str, context: dict[str, Any]) -> dict[str, Any]:
+        """Render a JSON template (Block Kit, embeds) and check that it is a JSON object."""
+        text = self.render(name, context)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TemplateError(f"template {name!r} did not produce JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise TemplateError(f"template {name!r} must produce a JSON object")
+        return value
+
+    def names(self, prefix: str = "") -> list[str]:
+        """Every template under `prefix` that is not a partial (partials start with `_`)."""
+        return sorted(
+            n
+            for n in self.env.list_templates()
+            if n.startswith(prefix) and not Path(n).name.startswith("_")
+        )
+
+
+def take(items: Sequence[Any], limit: int) -> tuple[list[Any], int]:
+    """The first `limit` items and how many were left out (for "… and 480 more files")."""
+    shown = list(items[: max(limit, 0)])
+    return shown, len(items) - len(shown)
+
+
+def cut(text: str, limit: int, marker: str = "\n…") -> str:
+    """Last-resort cut of an already rendered text to a platform's hard length limit."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(marker)] + marker
+
+
+def joined(parts: Iterable[str], sep: str = ", ") -> str:
+    return sep.join(parts)
