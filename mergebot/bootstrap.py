@@ -49,7 +49,6 @@ class Runtime:
     eventlog: EventLog
     # Components register themselves here (processor hooks, forge clients…) during start-up.
     extras: dict[str, Any] = field(default_factory=dict)
-    _mirrors: dict[str, Mirror] = field(default_factory=dict, repr=False)
     _forges: dict[str, ForgeProtocol] = field(default_factory=dict, repr=False)
 
     def remote_url(self, repo: str) -> str:
@@ -82,15 +81,21 @@ class Runtime:
         return None
 
     def mirror_for(self, repo: str) -> Mirror:
-        """The one mirror of `repo` in this process (created on first use)."""
-        mirror = self._mirrors.get(repo)
-        if mirror is None:
+        """The one mirror of `repo` in this process (created on first use).
+
+        Mirrors live in `extras["mirrors"]`, the registry the processor's git facts use too, so
+        the processor and the integrator share one Mirror (and its lock) per repo."""
+        mirrors: dict[str, Any] = self.extras.setdefault("mirrors", {})
+        mirror = mirrors.get(repo)
+        if not isinstance(mirror, Mirror):
             mirror = Mirror(
-                mirror_path(self.settings.data_dir.resolve(), repo),
+                mirror_path(self.settings.data_dir, repo),
                 self.remote_url(repo),
                 credentials=self.git_credentials(repo),
             )
-            self._mirrors[repo] = mirror
+            mirrors[repo] = mirror
+        elif mirror.credentials is None:
+            mirror.credentials = self.git_credentials(repo)
         return mirror
 
     def forge_for(self, repo: str) -> ForgeProtocol:
@@ -122,9 +127,9 @@ class Runtime:
         )
 
     def close_mirrors(self) -> None:
-        for mirror in self._mirrors.values():
-            mirror.close()
-        self._mirrors.clear()
+        for mirror in self.extras.get("mirrors", {}).values():
+            if isinstance(mirror, Mirror):
+                mirror.close()
 
 
 def build_runtime(

@@ -586,3 +586,9 @@ def evaluate(
         for st in evaluate_slug(facts, slug, rules, git):
             states[st.key] = st
     return states
+
+
+def approvers(facts: RepoFacts, slug: str, sha: str, rules: Rules) -> list[str]:
+    """The reviewers whose approval counts for `sha` now (named in the integration commit)."""
+    reviewers, _missing = _approvals(facts.slugs.get(slug) or SlugFacts(), sha, rules)
+    return reviewers

@@ -10,6 +10,7 @@ from mergebot.config import ServerConfig
 from mergebot.events import envelope_for, parse_event
 from mergebot.processor import process_available
 from mergebot.queue import QueueItem, Status
+from mergebot.rebuild import item_view
 from mergebot.store.queue import QueueStore
 from tests.factories import REPO
 from tests.fakegit import FakeGit
@@ -58,10 +59,9 @@ async def queue_items(runtime: Runtime, repo: str = REPO, base: str = "main") ->
     return await QueueStore(runtime.redis, runtime.keys).items(repo, base)
 
 
-def live(items: list[QueueItem]) -> dict[str, tuple[Status, str, str | None]]:
-    """Queue content that does not depend on arrival order (see mergebot.plan)."""
+def live(items: list[QueueItem]) -> dict[str, tuple[str, str, str | None]]:
+    """Queue content that does not depend on arrival order (see mergebot.plan): the items that
+    are not cancelled or superseded, as replay compares them."""
     return {
-        i.id: (i.status, i.ready_at.isoformat(), i.followup_id)
-        for i in items
-        if i.status not in (Status.CANCELLED, Status.SUPERSEDED)
+        i.id: item_view(i) for i in items if i.status not in (Status.CANCELLED, Status.SUPERSEDED)
     }

@@ -29,6 +29,7 @@ from mergebot.config import REMOTE_NAME, MergeMethod
 from mergebot.git.merge import (
     Candidate,
     PushResult,
+    PushStatus,
     classify_push,
     commit_message,
     conflict_files,
@@ -244,8 +245,18 @@ class Workspace:
 
     # -- talking to the remote -----------------------------------------------------------------
     def push_branch(self, integration: Integration) -> PushResult:
-        """Publish the integration branch (forced: it is mergebot's own scratch branch)."""
+        """Publish the integration branch (forced: it is mergebot's own scratch branch).
+
+        A remote that refuses every non-fast-forward (`receive.denyNonFastForwards`, branch
+        protection rules) refuses to replace an older integration branch: then the old one is
+        deleted first and the push repeated."""
         refspec = f"+{integration.commit}:refs/heads/{integration.branch}"
+        result = classify_push(
+            *self._git("push", "--porcelain", REMOTE_NAME, refspec, timeout=PUSH_TIMEOUT_SECONDS)
+        )
+        if result.status is PushStatus.OK or "non-fast-forward" not in result.message:
+            return result
+        self.delete_branch(integration.branch)
         return classify_push(
             *self._git("push", "--porcelain", REMOTE_NAME, refspec, timeout=PUSH_TIMEOUT_SECONDS)
         )

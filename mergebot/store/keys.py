@@ -98,7 +98,19 @@ class Keys:
         return f"{self._repo(repo)}:notify-conversations"
 
     def checkpoint(self, repo: str, base: str) -> str:
+        """Hash: what the last integrator of (repo, base) did before it released the lease."""
         return f"{self._repo(repo)}:checkpoint:{base}"
+
+    def attempts(self, repo: str, base: str) -> str:
+        """Hash: queue item id -> JSON of the integrator's current attempt (base sha, integration
+        commit, outcome once decided). Written before anything is pushed, so the next lease
+        holder can tell after a crash whether the commit already reached base."""
+        return f"{self._repo(repo)}:attempts:{base}"
+
+    def followup_counters(self, repo: str) -> str:
+        """Hash: `<slug>-integration-blocked-<sha7>` -> how many follow-ups got that id; the
+        integrator adds `-2`, `-3`… from it (HINCRBY, so two blocks never share an id)."""
+        return f"{self._repo(repo)}:followup-counters"
 
     # -- global --------------------------------------------------------------------------------
     def repos(self) -> str:

@@ -1,0 +1,157 @@
+"""The status of a repo's queue (SPEC §9): one builder for `mergebot status --json` and
+`GET /api/repos/<owner>/<repo>/queue`, so the two can never disagree.
+
+Shape: `{"repo", "base", "mode", "managed", "lease": null | {"owner", "expires_at"},
+"candidates": [{"slug", "branch", "sha", "status", "ready_at", "position", "reasons",
+"reason_codes", "followup_id", "updated_at"}], "dead_letters": n, "ignored": {code: n},
+"recent_ignored": […], "refusals": {"total": n, "recent": […]}}`.
+
+Candidates come in this order: the active queue (queued with its 1-based position, in_progress,
+blocked) in FIFO order, then candidates that are not READY yet (status `waiting`, with what is
+missing), then the most recent finished items, newest first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from mergebot.bootstrap import Runtime
+from mergebot.queue import FINAL, QueueItem, Status
+from mergebot.readiness import CandidateState, CandidateStatus
+from mergebot.store.lease import info_from_hash
+from mergebot.store.projection import ProjectionStore
+from mergebot.store.queue import QueueStore
+from mergebot.store.refusals import RefusalLog
+
+RECENT_FINISHED = 10
+RECENT_NOTES = 10
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _item_entry(
+    item: QueueItem, position: int | None, state: CandidateState | None
+) -> dict[str, Any]:
+    reasons = list(item.reasons)
+    codes: list[str] = []
+    if item.status == Status.QUEUED and state is not None and state.reasons:
+        # Queued but no longer READY by the latest facts (e.g. git could not be asked).
+        reasons = state.reason_texts()
+        codes = [r.code.value for r in state.reasons]
+    return {
+        "slug": item.slug,
+        "branch": item.branch,
+        "sha": item.sha,
+        "status": item.status.value,
+        "ready_at": _iso(item.ready_at),
+        "position": position,
+        "reasons": reasons,
+        "reason_codes": codes,
+        "followup_id": item.followup_id,
+        "updated_at": _iso(item.updated_at),
+    }
+
+
+def _waiting_entry(state: CandidateState) -> dict[str, Any]:
+    return {
+        "slug": state.slug,
+        "branch": state.branch,
+        "sha": state.sha,
+        "status": "waiting",
+        "ready_at": _iso(state.ready_at),
+        "position": None,
+        "reasons": state.reason_texts(),
+        "reason_codes": [r.code.value for r in state.reasons],
+        "followup_id": state.followup_id,
+        "updated_at": None,
+    }
+
+
+async def dead_letter_count(runtime: Runtime) -> int:
+    """How many notifications are dead, whatever structure the notifier keeps them in."""
+    key = runtime.keys.dead_letters()
+    redis = runtime.redis
+    match str(await redis.type(key)):
+        case "list":
+            return int(await redis.llen(key))
+        case "hash":
+            return int(await redis.hlen(key))
+        case "stream":
+            return int(await redis.xlen(key))
+        case "zset":
+            return int(await redis.zcard(key))
+        case "set":
+            return int(await redis.scard(key))
+        case _:
+            return 0
+
+
+async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
+    config = runtime.server_config.repo(repo)
+    base = config.base_branch
+    items = await QueueStore(runtime.redis, runtime.keys).items(repo, base)
+    projections = ProjectionStore(runtime.redis, runtime.keys)
+    projection = await projections.load(repo)
+    states = projection.candidates
+    raw_lease = cast(dict[str, str], await runtime.redis.hgetall(runtime.keys.lease(repo, base)))
+    lease = info_from_hash(raw_lease)
+
+    candidates: list[dict[str, Any]] = []
+    position = 0
+    active_ids = {i.id for i in items if i.status not in FINAL}
+    for item in (i for i in items if i.status not in FINAL):
+        pos = None
+        if item.status == Status.QUEUED:
+            position += 1
+            pos = position
+        candidates.append(_item_entry(item, pos, states.get(item.id)))
+    for key in sorted(states, key=lambda k: (states[k].slug, _iso(states[k].ready_at) or "")):
+        state = states[key]
+        if state.status == CandidateStatus.WAITING and key not in active_ids:
+            candidates.append(_waiting_entry(state))
+    finished = sorted(
+        (i for i in items if i.status in FINAL), key=lambda i: i.updated_at, reverse=True
+    )
+    candidates += [_item_entry(i, None, None) for i in finished[:RECENT_FINISHED]]
+
+    refusals = RefusalLog(runtime.redis, runtime.keys)
+    recent_refusals = [r for r in await refusals.recent(50) if repo in r.repos][:RECENT_NOTES]
+    notes = await projections.recent_notes(repo, RECENT_NOTES)
+    return {
+        "repo": repo,
+        "base": base,
+        "mode": config.mode.value,
+        "managed": runtime.server_config.managed(repo),
+        "lease": (
+            {"owner": lease.owner, "expires_at": lease.expires_at.isoformat()} if lease else None
+        ),
+        "candidates": candidates,
+        "dead_letters": await dead_letter_count(runtime),
+        "ignored": await projections.counters(repo),
+        "recent_ignored": [n.model_dump(mode="json") for n in notes],
+        "refusals": {
+            "total": await refusals.total(),
+            "recent": [r.model_dump(mode="json") for r in recent_refusals],
+        },
+    }
+
+
+async def known_repos(runtime: Runtime) -> list[str]:
+    """Managed repos, plus every repo with events when all repos are managed."""
+    repos = set(runtime.server_config.repos)
+    if runtime.server_config.manage_all_repos:
+        repos |= {str(r) for r in await runtime.redis.smembers(runtime.keys.repos())}
+    return sorted(repos)
+
+
+async def is_known(runtime: Runtime, repo: str) -> bool:
+    if runtime.server_config.managed(repo):
+        return True
+    return bool(await runtime.redis.sismember(runtime.keys.repos(), repo))
+
+
+async def all_status(runtime: Runtime) -> list[dict[str, Any]]:
+    return [await repo_status(runtime, repo) for repo in await known_repos(runtime)]

@@ -1,0 +1,106 @@
+"""Readiness asks a real mirror of a real bare repository: reachability and "already on base"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mergebot.bootstrap import Runtime
+from mergebot.config import RepoConfig
+from mergebot.events import parse_event
+from mergebot.git.facts import MirrorGitFactsSource
+from mergebot.git.mirror import Mirror
+from mergebot.queue import Status
+from mergebot.readiness import CandidateStatus, ReasonCode, RepoFacts, Rules, evaluate, fold
+from mergebot.store.projection import ProjectionStore
+from tests.brainkit import emit, manage, process, queue_items
+from tests.factories import REPO
+from tests.gitutil import GitRemote, git
+from tests.unit.test_readiness import approve, finalize, push
+
+
+def use_real_git(runtime: Runtime, remote: GitRemote, tmp_path: Path) -> None:
+    manage(runtime, remote=remote.url)
+    runtime.extras["git_facts"] = MirrorGitFactsSource(tmp_path / "data", {})
+
+
+def candidate_events(sha: str, branch: str = "feature/one") -> list[dict[str, object]]:
+    return [approve(sha=sha), finalize(sha, branch=branch), push(sha, branch=branch)]
+
+
+async def test_real_branch_commit_becomes_ready_and_is_queued(
+    runtime: Runtime, remote: GitRemote, tmp_path: Path
+) -> None:
+    use_real_git(runtime, remote, tmp_path)
+    sha = remote.branch_with("feature/one", "a.txt", "a\n")
+    await emit(runtime, *candidate_events(sha))
+    await process(runtime)
+    [item] = await queue_items(runtime)
+    assert (item.sha, item.status) == (sha, Status.QUEUED)
+
+
+async def test_sha_not_on_its_branch_waits_with_the_reason(
+    runtime: Runtime, remote: GitRemote, tmp_path: Path
+) -> None:
+    use_real_git(runtime, remote, tmp_path)
+    elsewhere = remote.branch_with("feature/two", "b.txt", "b\n")
+    remote.branch_with("feature/one", "a.txt", "a\n")
+    await emit(runtime, *candidate_events(elsewhere))  # an event that lies about the branch
+    await process(runtime)
+    assert await queue_items(runtime) == []
+    state = await ProjectionStore(runtime.redis, runtime.keys).load(REPO)
+    [cand] = state.candidates.values()
+    assert [r.code for r in cand.reasons] == [ReasonCode.NOT_REACHABLE]
+
+
+async def test_sha_already_on_base_is_detected_as_integrated(
+    runtime: Runtime, remote: GitRemote, tmp_path: Path
+) -> None:
+    use_real_git(runtime, remote, tmp_path)
+    sha = remote.branch_with("feature/one", "a.txt", "a\n")
+    git(remote.work, "push", "-q", "origin", f"{sha}:refs/heads/main")  # merged by hand
+    await emit(runtime, *candidate_events(sha))
+    await process(runtime)
+    assert await queue_items(runtime) == []
+    state = await ProjectionStore(runtime.redis, runtime.keys).load(REPO)
+    [cand] = state.candidates.values()
+    assert cand.status == CandidateStatus.INTEGRATED
+    assert cand.reasons[0].text == f"{sha[:7]} is already on origin/main"
+
+
+async def test_queued_item_found_on_base_later_is_marked_integrated(
+    runtime: Runtime, remote: GitRemote, tmp_path: Path
+) -> None:
+    use_real_git(runtime, remote, tmp_path)
+    sha = remote.branch_with("feature/one", "a.txt", "a\n")
+    await emit(runtime, *candidate_events(sha))
+    await process(runtime)
+    git(remote.work, "push", "-q", "origin", f"{sha}:refs/heads/main")
+    await emit(runtime, approve("bob", sha=sha))  # any later event of the slug re-asks git
+    await process(runtime)
+    [item] = await queue_items(runtime)
+    assert item.status == Status.INTEGRATED
+    assert item.history[-1].cause.startswith("found already on base")
+
+
+async def test_mirror_facts_answer_from_one_fetch(remote: GitRemote, tmp_path: Path) -> None:
+    sha = remote.branch_with("feature/one", "a.txt", "a\n")
+    source = MirrorGitFactsSource(tmp_path / "data", {})
+    facts_git = await source.snapshot(REPO, RepoConfig(remote=remote.url))
+    assert facts_git.reachable(sha, "feature/one")
+    assert not facts_git.on_base(sha, "main")
+    remote.commit("b.txt", "b\n", "more")
+    remote.push("main")  # the branch's commit lands on main, but this snapshot was fetched before
+    assert not facts_git.on_base(sha, "main")
+    assert (await source.snapshot(REPO, RepoConfig(remote=remote.url))).on_base(sha, "main")
+    assert isinstance(source.mirrors[REPO], Mirror)
+    source.close()
+
+
+async def test_no_remote_configured_is_explained(tmp_path: Path) -> None:
+    source = MirrorGitFactsSource(tmp_path / "data", {})
+    facts_git = await source.snapshot(REPO, RepoConfig())
+    facts = RepoFacts(repo=REPO)
+    for raw in candidate_events("c" * 40):
+        fold(facts, parse_event(raw).event)
+    [state] = evaluate(facts, Rules(), facts_git).values()
+    assert state.reasons[0].text == f"could not check with git: no remote is configured for {REPO}"

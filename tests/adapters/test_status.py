@@ -1,0 +1,118 @@
+"""`mergebot status` and GET /api/repos/<owner>/<repo>/queue: one object, SPEC §9's shape."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from mergebot.bootstrap import Runtime
+from mergebot.queue import Status
+from mergebot.status import repo_status
+from mergebot.store.lease import Lease
+from mergebot.store.queue import QueueStore
+from mergebot.web.app import create_app
+from tests.brainkit import emit, manage, process, queue_items
+from tests.factories import REPO, SHA_B
+from tests.unit.test_readiness import approve, finalize, push, raw_event
+
+ROOT = Path(__file__).resolve().parents[2]
+SHA_C = "c" * 40
+
+
+async def scenario(runtime: Runtime) -> None:
+    """pr-1 queued first, pr-2 queued second, pr-3 waiting for a push, pr-4 blocked."""
+    manage(runtime)
+    await emit(
+        runtime,
+        approve(), finalize(), push(),
+        approve(sha=SHA_B, slug="pr-2"), finalize(SHA_B, 4, "feature/two", slug="pr-2"),
+        push(SHA_B, 3, "feature/two"),
+        approve(sha=SHA_C, slug="pr-3"), finalize(SHA_C, 5, "feature/three", slug="pr-3"),
+        push(SHA_C, 1, "feature/three", remote="upstream"),
+    )  # fmt: skip
+    await process(runtime)
+
+
+async def test_status_lists_queue_positions_waiting_reasons_and_lease(runtime: Runtime) -> None:
+    await scenario(runtime)
+    first = (await queue_items(runtime))[0]
+    lease = Lease(runtime.redis, runtime.keys, REPO, "main", "integrator-7")
+    assert await lease.acquire()
+    store = QueueStore(runtime.redis, runtime.keys)
+    await store.transition(REPO, "main", first.id, Status.IN_PROGRESS, cause="picked")
+    await store.transition(
+        REPO, "main", first.id, Status.BLOCKED, cause="conflict",
+        followup_id="pr-1-integration-blocked-aaaaaaa", reasons=["merge conflict in a.txt"],
+    )  # fmt: skip
+    await runtime.redis.rpush(runtime.keys.dead_letters(), "x", "y")
+
+    status = await repo_status(runtime, REPO)
+
+    assert {k: status[k] for k in ("repo", "base", "mode", "dead_letters")} == {
+        "repo": REPO, "base": "main", "mode": "live", "dead_letters": 2,
+    }  # fmt: skip
+    assert status["lease"]["owner"] == "integrator-7"
+    rows = [(c["slug"], c["status"], c["position"]) for c in status["candidates"]]
+    assert rows == [("pr-1", "blocked", None), ("pr-2", "queued", 1), ("pr-3", "waiting", None)]
+    blocked, _queued, waiting = status["candidates"]
+    assert blocked["followup_id"] == "pr-1-integration-blocked-aaaaaaa"
+    assert blocked["reasons"] == ["merge conflict in a.txt"]
+    assert waiting["reason_codes"] == ["push_missing"]
+    assert waiting["reasons"] == ["no branch_pushed of ccccccc to origin/feature/three"]
+    assert status["ignored"] == {"other_remote": 1}
+    assert status["recent_ignored"][0]["code"] == "other_remote"
+
+
+async def test_positions_follow_ready_at_and_skip_others(runtime: Runtime) -> None:
+    await scenario(runtime)
+    await emit(runtime, raw_event("candidate_withdrawn", at="2026-11-25T10:30:00+00:00"))
+    await process(runtime)
+    status = await repo_status(runtime, REPO)
+    assert [(c["slug"], c["position"]) for c in status["candidates"] if c["position"]] == [
+        ("pr-2", 1)
+    ]
+    assert status["candidates"][-1]["status"] == "cancelled"  # recent finished items last
+
+
+async def test_queue_api_serves_the_same_object(runtime: Runtime) -> None:
+    await scenario(runtime)
+    async with TestClient(TestServer(create_app(runtime))) as client:
+        resp = await client.get(f"/api/repos/{REPO}/queue")
+        assert resp.status == 200
+        body = await resp.json()
+        missing = await client.get("/api/repos/nobody/nothing/queue")
+        assert missing.status == 404
+        bad = await client.get("/api/repos/bad%20owner/x/queue")
+        assert bad.status == 400
+    expected = await repo_status(runtime, REPO)
+    assert body == json.loads(json.dumps(expected))
+
+
+async def test_status_command_prints_json_and_text(
+    runtime: Runtime, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    await scenario(runtime)
+    config = tmp_path / "mergebot.toml"
+    config.write_text(f'[repos."{REPO}"]\n')
+    env = {**cli_env, "MERGEBOT_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
+    base = [sys.executable, "-m", "mergebot", "status"]
+    as_json = subprocess.run(
+        [*base, "--repo", REPO, "--json"], env=env, capture_output=True, text=True,
+        check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert as_json.returncode == 0, as_json.stderr
+    shown = json.loads(as_json.stdout)
+    assert [c["slug"] for c in shown["candidates"]] == ["pr-1", "pr-2", "pr-3"]
+    everything = subprocess.run(
+        [*base, "--json"], env=env, capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    assert [s["repo"] for s in json.loads(everything.stdout)] == [REPO]
+    text = subprocess.run(base, env=env, capture_output=True, text=True, check=False, cwd=ROOT)
+    assert text.returncode == 0
+    assert "#1" in text.stdout
+    assert "no branch_pushed of ccccccc to origin/feature/three" in text.stdout
+    assert "ignored events: other_remote=1" in text.stdout
