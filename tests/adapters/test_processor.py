@@ -9,8 +9,9 @@ from typing import cast
 import pytest
 
 from mergebot.bootstrap import Runtime
-from mergebot.processor import GROUP, SERVICES, Projector, git_source, processor_service
+from mergebot.processor import GROUP, SERVICES, Projector, git_source, processor_service, tick
 from mergebot.queue import Status
+from mergebot.store.lease import Lease
 from mergebot.store.projection import ProjectionStore
 from mergebot.store.queue import QueueStore
 from tests.brainkit import emit, hook, live, manage, process, queue_items
@@ -206,3 +207,32 @@ async def test_per_repo_rules_come_from_config(runtime: Runtime, required: int) 
     await emit(runtime, approve("bob"))
     await process(runtime)
     assert len(live(await queue_items(runtime))) == 1
+
+
+async def test_periodic_tick_reasks_git_and_reannounces_queued_work(runtime: Runtime) -> None:
+    git = manage(runtime)
+    await emit(runtime, *READY_SET, approve(slug="pr-2", sha=SHA_B))
+    await emit(runtime, finalize(SHA_B, 3, "feature/two", slug="pr-2"))
+    await process(runtime)
+    assert len(await queue_items(runtime)) == 1  # pr-2 waits: no push yet
+    hook(runtime).calls.clear()
+    git.on_base_shas.add(SHA_A)  # someone merged pr-1 by hand; no event says so
+    projector = Projector(runtime.redis, runtime.keys, runtime.server_config, git)
+    lease = Lease(
+        runtime.redis,
+        runtime.keys,
+        "partition 0",
+        "events",
+        "me",
+        key=runtime.keys.processor_lease(0),
+    )
+    assert await lease.acquire()
+    await tick(runtime, projector, 0, lease)
+    [item] = await queue_items(runtime)
+    assert item.status == Status.INTEGRATED
+    assert hook(runtime).calls == []  # nothing queued any more: nobody is woken up
+    await emit(runtime, push(SHA_B, 4, "feature/two"))
+    await process(runtime)
+    hook(runtime).calls.clear()
+    await tick(runtime, projector, 0, lease)
+    assert hook(runtime).calls == [(REPO, "main")]  # queued work is announced again
