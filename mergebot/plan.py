@@ -6,7 +6,7 @@ so a redelivered batch, a replay, or events in another order reach the same queu
 | candidate        | item                 | action                                         |
 |------------------|----------------------|------------------------------------------------|
 | ready            | none / cancelled / superseded | enqueue (NOT_READY -> READY)          |
-| ready            | queued               | reschedule when its ready_at was corrected     |
+| ready / blocked  | queued / blocked     | reschedule when its ready_at was corrected     |
 | ready (resumed)  | blocked by that block | back to queued                                |
 | waiting          | queued               | cancelled (not ready any more; comes back when ready) |
 | waiting (resumed)| blocked by that block | cancelled                                     |
@@ -144,6 +144,9 @@ def _plan_one(
             steps: list[Action] = []
             if absent:
                 steps.append(Enqueue(new_item(repo, base, state, now), "integration recorded"))
+            if item is not None and current == Status.BLOCKED and item.ready_at != state.ready_at:
+                assert state.ready_at is not None
+                steps.append(Reschedule(key, state.ready_at))
             if absent or current == Status.QUEUED:
                 steps.append(Move(key, Status.IN_PROGRESS, Status.QUEUED, "integration recorded"))
                 steps.append(

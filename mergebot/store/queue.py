@@ -241,17 +241,18 @@ class QueueStore:
         raise QueueConflictError(f"could not move {item_id} to {to}: too many concurrent changes")
 
     async def reschedule(self, repo: str, base: str, item_id: str, ready_at: datetime) -> bool:
-        """Move a queued item to its place for a corrected `ready_at` (a late, older event).
+        """Move a queued (or blocked) item to its place for a corrected `ready_at` (a
+        `finalize_ready` that arrived out of order).
 
-        Not a status change, so nothing goes to the change stream. False when the item is not
-        queued any more (whoever moved it decides its fate).
+        Not a status change, so nothing goes to the change stream. False when the item is in
+        another status (in progress or finished: whoever moved it decides its fate).
         """
         for _ in range(_MAX_ATTEMPTS):
             raw = await self._raw(repo, base, item_id)
             if raw is None:
                 return False
             item = QueueItem.model_validate_json(raw)
-            if item.status != Status.QUEUED:
+            if item.status not in (Status.QUEUED, Status.BLOCKED):
                 return False
             if item.ready_at == ready_at:
                 return True
