@@ -1,0 +1,288 @@
+"""The integrator as real processes: killed (SIGKILL) at every step of its workflow, two of them
+started at once, and `mergebot serve` merging what POST /events made ready."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from mergebot.bootstrap import Runtime, build_runtime
+from mergebot.config import parse_server_config
+from mergebot.events import envelope_for, parse_event
+from mergebot.integrator import CRASH_ENV, STEPS
+from mergebot.queue import Status
+from mergebot.store.keys import Keys
+from tests.conftest import API_TOKEN, free_port, settings_for
+from tests.gitutil import GitRemote, git
+from tests.integrationkit import (
+    REPO,
+    Cand,
+    candidate_events,
+    enable_ref_log,
+    integration_refs,
+    items,
+    main_updates,
+    make_candidate,
+    outcome_events,
+    process,
+    server_toml,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def world(
+    redis: aioredis.Redis, keys: Keys, redis_url: str, remote: GitRemote, tmp_path: Path
+) -> AsyncIterator[World]:
+    enable_ref_log(remote)
+    world = World(redis, keys, redis_url, remote, tmp_path)
+    try:
+        yield world
+    finally:
+        world.runtime.close_mirrors()
+
+
+class World:
+    """A managed repo whose candidates are queued by the processor in this process, and
+    integrated by child processes."""
+
+    def __init__(
+        self, redis: aioredis.Redis, keys: Keys, redis_url: str, remote: GitRemote, tmp: Path
+    ) -> None:
+        self.remote = remote
+        self.config = tmp / "mergebot.toml"
+        self.data = tmp / "data"
+        self.keys = keys
+        self.redis_url = redis_url
+        self.runtime: Runtime = build_runtime(
+            settings_for(tmp, data_dir=tmp / "processor-data"),
+            parse_server_config("", "mergebot.toml"),
+            redis,
+            keys,
+        )
+
+    def configure(self, **table: Any) -> None:
+        text = server_toml(self.remote, lease_ttl_seconds=1, lease_renew_seconds=0.25, **table)
+        self.config.write_text(text)
+        self.runtime.server_config = parse_server_config(text, str(self.config))
+
+    async def queue(self, *cands: Cand) -> None:
+        raws = [e for n, c in enumerate(cands) for e in candidate_events(c, n)]
+        envs = [envelope_for(parse_event(r).event, source="test") for r in raws]
+        await self.runtime.eventlog.append_many(envs)
+        await process(self.runtime)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MERGEBOT_")}
+        env.update(
+            PYTHONPATH=str(REPO_ROOT),
+            MERGEBOT_REDIS_URL=self.redis_url,
+            MERGEBOT_KEY_PREFIX=self.keys.prefix,
+            MERGEBOT_DATA_DIR=str(self.data),
+            MERGEBOT_CONFIG=str(self.config),
+            **extra,
+        )
+        return env
+
+    def drain(self, **extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mergebot.drain", "--repo", REPO],
+            env=self.env(**extra),
+            cwd=self.data.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    async def lease_gone(self, timeout: float = 15) -> None:
+        """The killed holder's lease runs out (its key expires with it)."""
+        deadline = time.monotonic() + timeout
+        while await self.runtime.redis.exists(self.keys.lease(REPO, "main")):
+            assert time.monotonic() < deadline, "the lease never expired"
+            await _tick()
+
+    def worktrees(self) -> list[Path]:
+        root = self.data / "worktrees"
+        return [p for d in root.iterdir() for p in d.iterdir()] if root.exists() else []
+
+
+async def _tick() -> None:
+    await asyncio.sleep(0.05)
+
+
+def _result(process: subprocess.Popen[str], timeout: float = 60) -> dict[str, Any]:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err[-3000:]
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def _second_parents(remote: GitRemote) -> list[str]:
+    return [p[1] for p in (remote.parents(c) for c in remote.log("main")) if len(p) == 2]
+
+
+_REBUILT = [("pr-1", "queued"), ("pr-1", "integrated"), ("pr-2", "blocked"),
+            ("pr-3", "integrated")]  # fmt: skip
+_FOUND_ON_BASE = [("pr-1", "integrated"), ("pr-2", "blocked"), ("pr-3", "integrated")]
+_REST = [("pr-2", "blocked"), ("pr-3", "integrated")]
+# What the next integrator does, by the step its predecessor died at (pr-1 lands, then pr-2
+# conflicts with it): rebuild, finish from the record / find the commit on base, or go on.
+SECOND_RUN = {
+    "picked": _REBUILT,
+    "built": _REBUILT,
+    "branch_pushed": _REBUILT,
+    "checked": _REBUILT,
+    "base_pushed": _FOUND_ON_BASE,
+    "landed_recorded": _FOUND_ON_BASE,
+    "completed_emitted": _FOUND_ON_BASE,
+    "integrated": _REST,
+    "blocked_emitted": _REST,
+    "blocked": [("pr-3", "integrated")],
+    "cleaned": _REST,
+}
+
+
+def test_every_step_is_covered() -> None:
+    assert set(SECOND_RUN) == set(STEPS)
+
+
+@pytest.mark.parametrize("step", STEPS)
+async def test_killed_at_any_step_the_next_integrator_finishes_each_candidate_once(
+    world: World, step: str
+) -> None:
+    remote = world.remote
+    world.configure(checks={"commands": ["test -f README.md"]})
+    start = remote.rev("main")
+    one = make_candidate(remote, "pr-1", "one.txt", "1\n")
+    clash = make_candidate(remote, "pr-2", "one.txt", "not one\n")  # conflicts once pr-1 landed
+    three = make_candidate(remote, "pr-3", "three.txt", "3\n")
+    await world.queue(one, clash, three)
+
+    killed = world.drain(**{CRASH_ENV: step})
+    killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, f"the integrator never reached {step}"
+    main_at_crash = remote.rev("main")
+    await world.lease_gone()
+
+    result = _result(world.drain())
+
+    assert result["status"] == "done"
+    handled = [(o["item"].split(":")[0], o["status"]) for o in result["outcomes"]]
+    assert handled == SECOND_RUN[step]
+    found = await items(world.runtime)
+    assert {s: i.status for s, i in found.items()} == {
+        "pr-1": Status.INTEGRATED, "pr-2": Status.BLOCKED, "pr-3": Status.INTEGRATED,
+    }  # fmt: skip
+    assert found["pr-2"].followup_id == f"pr-2-integration-blocked-{clash.sha[:7]}"
+    events = [(e["name"], e["slug"]) for e in await outcome_events(world.runtime)]
+    assert sorted(events) == [
+        ("integration_blocked", "pr-2"),
+        ("integration_completed", "pr-1"),
+        ("integration_completed", "pr-3"),
+    ]
+    # Each candidate is on main exactly once, and main only ever moved by fast-forward.
+    assert sorted(_second_parents(remote)) == sorted([one.sha, three.sha])
+    updates = main_updates(remote)
+    assert len(updates) == 2
+    for old, new in updates:
+        git(remote.bare, "merge-base", "--is-ancestor", old, new)
+    git(remote.bare, "merge-base", "--is-ancestor", main_at_crash, "main")
+    assert remote.log("main")[-1] == start
+    assert integration_refs(remote) == []
+    assert world.worktrees() == []
+
+
+async def test_two_integrators_at_once_exactly_one_works(world: World, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    world.configure(checks={"commands": [f"while [ ! -f {go} ]; do sleep 0.05; done"]})
+    cands = [make_candidate(world.remote, f"pr-{n}", f"f{n}.txt", f"{n}\n") for n in (1, 2)]
+    await world.queue(*cands)
+
+    first, second = world.drain(), world.drain()
+    deadline = time.monotonic() + 60
+    while first.poll() is None and second.poll() is None:
+        assert time.monotonic() < deadline, "neither integrator gave way"
+        await _tick()
+    waiting, working = (first, second) if first.poll() is not None else (second, first)
+    assert working.poll() is None  # still holding the lease, blocked in its checks
+    gave_way = _result(waiting)
+    go.write_text("")
+    worked = _result(working)
+
+    assert gave_way["status"] == "busy"
+    assert gave_way["outcomes"] == []
+    assert gave_way["message"] == f"lease held by {worked['owner']}"
+    assert [o["status"] for o in worked["outcomes"]] == ["integrated", "integrated"]
+    assert sorted(_second_parents(world.remote)) == sorted(c.sha for c in cands)
+    events = await outcome_events(world.runtime)
+    assert sorted(e["slug"] for e in events) == ["pr-1", "pr-2"]
+
+
+def _post(url: str, body: list[dict[str, Any]]) -> int:
+    request = urllib.request.Request(
+        url + "/events",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.status)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "mergebot serve exited early"
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("mergebot serve never became healthy")
+
+
+async def test_serve_merges_what_post_events_made_ready(world: World) -> None:
+    world.configure()
+    remote = world.remote
+    start = remote.rev("main")
+    cand = make_candidate(remote, "pr-1", "served.txt", "served\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mergebot", "serve", "--port", str(port)],
+        env=world.env(MERGEBOT_API_TOKEN=API_TOKEN),
+        cwd=world.data.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_healthy(url, server)
+        assert _post(url, candidate_events(cand, 0)) == 201
+        deadline = time.monotonic() + 30
+        while (found := (await items(world.runtime)).get("pr-1")) is None or (
+            found.status is not Status.INTEGRATED
+        ):
+            assert time.monotonic() < deadline, "the candidate was never integrated"
+            await _tick()
+        assert remote.parents(remote.rev("main")) == [start, cand.sha]
+        assert found.integration["main_after"] == remote.rev("main")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err[-3000:]
+    assert "integration_started repo=acme/widgets" in err
