@@ -14,7 +14,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mergebot.ids import branch_problem, is_repo
@@ -120,6 +128,16 @@ class SlackSink(_SinkBase):
     bot_token_env: str | None = None
     channel: str | None = None
     api_url: str = "https://slack.com/api"
+
+    @model_validator(mode="after")
+    def _destination(self) -> SlackSink:
+        if not self.url_env and not (self.bot_token_env and self.channel):
+            raise ValueError(
+                "a slack sink needs url_env (an incoming webhook) or bot_token_env and channel"
+            )
+        if bool(self.bot_token_env) != bool(self.channel):
+            raise ValueError("bot_token_env and channel go together (chat.postMessage needs both)")
+        return self
 
 
 class DiscordSink(_SinkBase):

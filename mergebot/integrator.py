@@ -218,6 +218,11 @@ class Integrator:
                 result.message = str(exc)
                 log.warning("integrator_lease_lost %s", self._ctx())
                 return result
+            except StopDrainError as exc:  # raised by recovery (work items stop inside _hold)
+                result.status = "stopped"
+                result.message = str(exc)
+                log.warning("integrator_paused %s why=%s", self._ctx(), exc)
+                return result
             log.info(
                 "integrator_stopped %s status=%s handled=%d",
                 self._ctx(),
@@ -694,7 +699,7 @@ class IntegratorHook:
             self._again.discard(key)
             try:
                 await Integrator(self.runtime, repo, base).drain()
-            except (RedisError, OSError, GitError) as exc:
+            except (RedisError, OSError, GitError, ConfigError) as exc:
                 log.warning("integrator_failed repo=%s base=%s error=%s", repo, base, exc)
                 return
             except Exception:  # a bug must be loud, and must not take the worker down

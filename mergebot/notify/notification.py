@@ -40,6 +40,9 @@ RANK: dict[NotifyEvent, int] = {
 FROM_EVENT_LOG = frozenset({NotifyEvent.BLOCKED, NotifyEvent.COMPLETED})
 
 _NEW_ITEM = frozenset({"", "none", "null", "new"})
+# Changes the processor makes when it re-records an outcome the integrator already reported (a
+# replay, a recovery): the outcome itself is notified once from its event, so these are not news.
+BOOKKEEPING_CAUSES = frozenset({"integration recorded"})
 
 
 class Notification(BaseModel):
@@ -105,7 +108,8 @@ def _aware(value: datetime) -> datetime:
 def from_change(repo: str, entry_id: str, fields: dict[str, str]) -> Notification | None:
     """A queue change (`item`, `from`, `to`, `at`, `cause`) as a notification, if it is news.
 
-    Blocked and integrated changes return None: the event log notifies those with their facts.
+    Blocked and integrated changes return None: the event log notifies those with their facts;
+    so do the processor's re-recordings of an outcome (`BOOKKEEPING_CAUSES`).
     """
     try:
         item = QueueItem.model_validate_json(fields["item"])
@@ -115,10 +119,10 @@ def from_change(repo: str, entry_id: str, fields: dict[str, str]) -> Notificatio
         raise ChangeError(f"change {entry_id} of {repo} is malformed: {exc}") from None
     previous = fields.get("from")
     kind = change_kind(previous, to)
-    if kind is None or kind in FROM_EVENT_LOG:
+    cause = fields.get("cause", "")
+    if kind is None or kind in FROM_EVENT_LOG or cause in BOOKKEEPING_CAUSES:
         return None
     notification_id = f"change:{entry_id}"
-    cause = fields.get("cause", "")
     payload = {
         "repo": item.repo,
         "base": item.base,

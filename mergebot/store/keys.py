@@ -76,7 +76,26 @@ class Keys:
         return f"{self._repo(repo)}:projection-notes"
 
     def followups(self, repo: str) -> str:
+        """Hash: follow-up id -> follow-up JSON (status, who claimed or resolved it, the block)."""
         return f"{self._repo(repo)}:followups"
+
+    def followup_latest(self, repo: str) -> str:
+        """Hash: slug -> id of its newest follow-up, so the next one links to it."""
+        return f"{self._repo(repo)}:followup-latest"
+
+    def notify_outbox(self, repo: str, sink: str) -> str:
+        """Stream of deliveries waiting for one sink of a repo (its own consumer group, so a slow
+        sink only delays itself)."""
+        return f"{self._repo(repo)}:notify-outbox:{sink}"
+
+    def notify_deliveries(self, repo: str) -> str:
+        """Hash: `<sink key> <notification id>` -> delivery state JSON (queued, delivered,
+        skipped, dead; attempts; last error): the per-(event, sink) dedupe record."""
+        return f"{self._repo(repo)}:notify-deliveries"
+
+    def notify_conversations(self, repo: str) -> str:
+        """Hash: `<sink key> <slug>` -> the chat message a sink shows for the slug and its state."""
+        return f"{self._repo(repo)}:notify-conversations"
 
     def checkpoint(self, repo: str, base: str) -> str:
         """Hash: what the last integrator of (repo, base) did before it released the lease."""
@@ -108,7 +127,13 @@ class Keys:
         return f"{self.prefix}:refusal-count"
 
     def dead_letters(self) -> str:
+        """Hash: dead letter id -> JSON (repo, sink, notification, attempts, last error, the job
+        to retry). Notifications no sink would take after every attempt; never dropped silently."""
         return f"{self.prefix}:dead-letters"
+
+    def notify_outboxes(self) -> str:
+        """Set of `<repo> <sink key>` with an outbox, so every replica finds every sink worker."""
+        return f"{self.prefix}:notify-outboxes"
 
     def deliveries(self) -> str:
         return f"{self.prefix}:deliveries"

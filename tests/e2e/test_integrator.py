@@ -313,3 +313,24 @@ async def test_a_lost_lease_stops_the_integrator_before_it_moves_main(story: Sto
     assert (await items(story.runtime))["pr-1"].status is Status.IN_PROGRESS
     assert (await thief.holder()) is not None
     assert (await thief.holder()).owner == "second"  # type: ignore[union-attr]
+
+
+async def test_an_invalid_repo_config_integrates_nothing(story: Story) -> None:
+    story.manage()
+    remote = story.remote
+    remote.checkout("main", create=False)
+    git(remote.work, "reset", "-q", "--hard", "origin/main")
+    remote.commit(".github/mergebot.toml", 'merge_methd = "squash"\n', "typo in the config")
+    before = remote.push("main")
+    cand = make_candidate(remote, "pr-1", "x.txt", "x\n")
+    story.runtime.extras.pop("ready_hook")
+    await story.post(cand)
+    await process(story.runtime)
+
+    result = await Integrator(story.runtime, REPO).drain()
+
+    assert result.status == "stopped"
+    assert ".github/mergebot.toml: merge_methd: unknown key" in result.message
+    assert (await items(story.runtime))["pr-1"].status is Status.QUEUED
+    assert remote.rev("main") == before
+    assert await story.runtime.redis.exists(story.runtime.keys.lease(REPO, "main")) == 0

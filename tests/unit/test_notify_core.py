@@ -164,3 +164,9 @@ def test_after_completion_a_new_lifecycle_gets_a_new_message() -> None:
     again = data.notification(K.QUEUED, at=data.AT + timedelta(days=1))
     step = plan(after(done, "m"), again, can_edit=True)
     assert (step.action, step.previous) == (Action.POST, None)
+
+
+def test_the_processor_re_recording_an_outcome_is_not_news() -> None:
+    change = _change("", Status.QUEUED)
+    change["cause"] = "integration recorded"
+    assert from_change(data.REPO, "1-0", change) is None
