@@ -86,7 +86,11 @@ def test_sections_keep_queue_order_and_anchor_each_slug_once() -> None:
 
 
 def test_integration_records_are_read_tolerantly() -> None:
-    status = {"repo": "a/b", "base": "main", "candidates": [candidate("x", "in_progress", "1" * 40)]}
+    status = {
+        "repo": "a/b",
+        "base": "main",
+        "candidates": [candidate("x", "in_progress", "1" * 40)],
+    }
     record = {
         "attempt": 3, "commit": "e" * 40, "base_sha": "d" * 40,
         "checks": [
