@@ -1,0 +1,316 @@
+"""What the dashboard shows, as plain data (pure: no I/O, no aiohttp).
+
+The dashboard reads the same status object as `GET /api/repos/<owner>/<repo>/queue` and
+`mergebot status --json` (built once, in `mergebot.status`) and only rearranges it for people:
+sections instead of one list, short shas, ages instead of timestamps, and the integration record
+of the items that have one (the current attempt's checks, where a landed candidate put base).
+
+Every string here is untrusted (branch names, slugs, reasons, check names, URLs from CI): the
+templates escape HTML, and `safe_url` keeps only http(s) links so a `javascript:` URL reported
+by a check can never become a link.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from mergebot.queue import item_id
+
+REFRESH_SECONDS = 10
+
+# Sections of a repo page, by candidate status (SPEC §5 statuses plus `waiting`, SPEC §9).
+ACTIVE = ("in_progress", "queued", "blocked")
+FINISHED = ("integrated", "superseded", "cancelled")
+COUNTED = ("queued", "in_progress", "waiting", "blocked")
+
+
+def safe_url(value: object) -> str | None:
+    """`value` when it is an absolute http(s) URL, else None (never a javascript: link)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return value.strip()
+
+
+def parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _span(seconds: float) -> str:
+    seconds = int(abs(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+def ago(when: datetime | None, now: datetime) -> str:
+    """`3m ago`, `in 40s`; an empty string for no time."""
+    if when is None:
+        return ""
+    delta = (now - when).total_seconds()
+    if abs(delta) < 1:
+        return "just now"
+    return f"{_span(delta)} ago" if delta > 0 else f"in {_span(delta)}"
+
+
+def exact(when: datetime | None) -> str:
+    """The exact time, for the title attribute next to an age."""
+    return when.strftime("%Y-%m-%d %H:%M:%S %Z") if when is not None else ""
+
+
+def repo_path(repo: str) -> str:
+    """The dashboard page of `repo` (owner and name are URL-quoted)."""
+    return "/repos/" + "/".join(quote(part, safe="") for part in repo.split("/", 1))
+
+
+def api_path(repo: str) -> str:
+    return "/api" + repo_path(repo) + "/queue"
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where a row links to: the follow-ups API (when this server has it) and the forge."""
+
+    followups_api: str | None = None  # e.g. "/api/followups", None when not served
+    forge_web_url: str | None = None  # e.g. "https://github.com" for GitHub repos
+
+    def followups(self, repo: str) -> str | None:
+        if self.followups_api is None:
+            return None
+        return f"{self.followups_api}?{urlencode({'repo': repo})}"
+
+    def pull_request(self, repo: str, slug: str) -> str | None:
+        if self.forge_web_url is None or not slug.startswith("pr-"):
+            return None
+        number = slug.removeprefix("pr-")
+        if not number.isdigit():
+            return None
+        return f"{self.forge_web_url.rstrip('/')}/{repo}/pull/{number}"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    kind: str
+    state: str
+    url: str | None
+    seconds: str
+    output_tail: str
+
+
+def checks_of(raw: object) -> list[Check]:
+    """Checks as the integrator records them (`CheckReport.to_dict`), read tolerantly."""
+    if not isinstance(raw, list):
+        return []
+    found: list[Check] = []
+    for entry in raw:
+        if not isinstance(entry, dict) or not entry.get("name"):
+            continue
+        seconds = entry.get("seconds")
+        found.append(
+            Check(
+                name=str(entry["name"]),
+                kind=str(entry.get("kind") or ""),
+                state=str(entry.get("state") or "unknown"),
+                url=safe_url(entry.get("url")),
+                seconds=f"{seconds:.1f}s" if isinstance(seconds, int | float) else "",
+                output_tail=str(entry.get("output_tail") or "")[-600:],
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Integration:
+    """The integrator's record of an item: its attempt, the commits and the checks."""
+
+    attempt: int | None = None
+    mode: str = ""
+    integration_sha: str | None = None
+    base_sha: str | None = None
+    main_after: str | None = None
+    branch: str | None = None
+    checks: list[Check] = field(default_factory=list)
+
+    @classmethod
+    def from_record(cls, raw: Mapping[str, Any] | None) -> Integration | None:
+        """From a queue item's `integration` fields or an attempt record (same names, except
+        `commit` for the integration commit)."""
+        if not raw:
+            return None
+
+        def text(name: str) -> str | None:
+            value = raw.get(name)
+            return value if isinstance(value, str) and value else None
+
+        attempt = raw.get("attempt")
+        return cls(
+            attempt=attempt if isinstance(attempt, int) else None,
+            mode=text("mode") or "",
+            integration_sha=text("integration_sha") or text("commit"),
+            base_sha=text("base_sha"),
+            main_after=text("main_after"),
+            branch=text("branch"),
+            checks=checks_of(raw.get("checks")),
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One candidate as the dashboard shows it."""
+
+    slug: str
+    branch: str
+    sha: str
+    status: str
+    position: int | None
+    reasons: list[str]
+    followup_id: str | None
+    ready_at: str
+    ready_exact: str
+    updated_at: str
+    updated_exact: str
+    anchor: str | None  # `id` of the row: the slug, on the slug's first row only
+    followup_anchor: str | None  # `followup-<id>`, on the follow-up's first row only
+    pull_request: str | None
+    integration: Integration | None
+
+
+@dataclass(frozen=True)
+class RepoView:
+    repo: str
+    base: str
+    mode: str
+    managed: bool
+    path: str
+    api: str
+    followups: str | None
+    lease_owner: str | None
+    lease_expires: str
+    lease_exact: str
+    dead_letters: int
+    counts: dict[str, int]
+    current: list[Row]
+    queued: list[Row]
+    blocked: list[Row]
+    waiting: list[Row]
+    recent: list[Row]
+    ignored: dict[str, int]
+    refusals: int
+
+
+def counts(status: Mapping[str, Any]) -> dict[str, int]:
+    """How many candidates of each status, every counted status present (0 when none)."""
+    found = Counter(str(c.get("status")) for c in status.get("candidates", []))
+    return {name: found.get(name, 0) for name in (*COUNTED, *FINISHED)}
+
+
+def candidate_id(candidate: Mapping[str, Any]) -> str:
+    return item_id(str(candidate["slug"]), str(candidate["branch"]), str(candidate["sha"]))
+
+
+def repo_view(
+    status: Mapping[str, Any],
+    now: datetime,
+    *,
+    integrations: Mapping[str, Mapping[str, Any]] | None = None,
+    links: Links | None = None,
+) -> RepoView:
+    """The repo page from the status object (`mergebot.status.repo_status`).
+
+    `integrations` maps a candidate's queue item id to its integration record: the attempt in
+    progress for `in_progress` items, the item's recorded `integration` for the others."""
+    links = links or Links()
+    integrations = integrations or {}
+    repo = str(status["repo"])
+    seen_slugs: set[str] = set()
+    seen_followups: set[str] = set()
+    rows: list[Row] = []
+    for c in status.get("candidates", []):
+        slug = str(c.get("slug", ""))
+        followup = c.get("followup_id") or None
+        anchor = slug if slug not in seen_slugs else None
+        seen_slugs.add(slug)
+        followup_anchor = None
+        if followup is not None and followup not in seen_followups:
+            followup_anchor = f"followup-{followup}"
+            seen_followups.add(str(followup))
+        ready = parse_time(c.get("ready_at"))
+        updated = parse_time(c.get("updated_at"))
+        rows.append(
+            Row(
+                slug=slug,
+                branch=str(c.get("branch", "")),
+                sha=str(c.get("sha", "")),
+                status=str(c.get("status", "")),
+                position=c.get("position"),
+                reasons=[str(r) for r in c.get("reasons") or []],
+                followup_id=str(followup) if followup is not None else None,
+                ready_at=ago(ready, now),
+                ready_exact=exact(ready),
+                updated_at=ago(updated, now),
+                updated_exact=exact(updated),
+                anchor=anchor,
+                followup_anchor=followup_anchor,
+                pull_request=links.pull_request(repo, slug),
+                integration=Integration.from_record(integrations.get(candidate_id(c))),
+            )
+        )
+    lease = status.get("lease")
+    expires = parse_time(lease.get("expires_at")) if isinstance(lease, Mapping) else None
+    refusals = status.get("refusals")
+    return RepoView(
+        repo=repo,
+        base=str(status.get("base", "")),
+        mode=str(status.get("mode", "")),
+        managed=bool(status.get("managed", True)),
+        path=repo_path(repo),
+        api=api_path(repo),
+        followups=links.followups(repo),
+        lease_owner=str(lease.get("owner")) if isinstance(lease, Mapping) else None,
+        lease_expires=ago(expires, now),
+        lease_exact=exact(expires),
+        dead_letters=int(status.get("dead_letters") or 0),
+        counts=counts(status),
+        current=[r for r in rows if r.status == "in_progress"],
+        queued=sorted(
+            (r for r in rows if r.status == "queued"), key=lambda r: r.position or 1 << 30
+        ),
+        blocked=[r for r in rows if r.status == "blocked"],
+        waiting=[r for r in rows if r.status == "waiting"],
+        recent=[r for r in rows if r.status in FINISHED],
+        ignored={str(k): int(v) for k, v in (status.get("ignored") or {}).items()},
+        refusals=int(refusals.get("total", 0)) if isinstance(refusals, Mapping) else 0,
+    )
+
+
+def overview(views: Iterable[RepoView]) -> dict[str, Any]:
+    """The `/` page: every repo's summary, and the totals across them."""
+    listed = list(views)
+    totals = Counter[str]()
+    for view in listed:
+        totals.update(view.counts)
+    return {
+        "repos": listed,
+        "totals": {name: totals.get(name, 0) for name in COUNTED},
+        "dead_letters": max((v.dead_letters for v in listed), default=0),
+    }
