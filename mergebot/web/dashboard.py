@@ -22,7 +22,7 @@ from mergebot.bootstrap import Runtime
 from mergebot.config import Forge
 from mergebot.ids import is_repo
 from mergebot.notify.view import github_web_url
-from mergebot.render import Renderer
+from mergebot.render import Renderer, renderer
 from mergebot.status import is_known, known_repos, repo_status
 from mergebot.store.queue import QueueStore
 from mergebot.web.app import RUNTIME
@@ -137,6 +137,6 @@ async def repo_page(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app[RENDERER] = Renderer(app[RUNTIME].server_config.templates_dir)
+    app[RENDERER] = renderer(app[RUNTIME].server_config.templates_dir)
     app.router.add_get("/", index)
     app.router.add_get("/repos/{owner}/{name}", repo_page)

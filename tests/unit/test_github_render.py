@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jinja2
 import pytest
 
@@ -122,3 +124,21 @@ def test_refusal_and_config_error_comments() -> None:
 def test_a_missing_value_is_an_error_not_a_blank() -> None:
     with pytest.raises(jinja2.UndefinedError):
         render_report("acme/w", "pr-7", SHA, ReportState.QUEUED, position=1)  # no base
+
+
+def test_an_operator_template_overrides_a_check_run_text(tmp_path: Path) -> None:
+    (tmp_path / "github").mkdir()
+    (tmp_path / "github" / "report_queued.md.j2").write_text(
+        "{% set title %}Waiting, number {{ position }}{% endset %}\ncustom {{ slug | md_code }}\n"
+    )
+    report = render_report(
+        "acme/w", "pr-7", SHA, ReportState.QUEUED, base="main", position=3,
+        templates_dir=str(tmp_path),
+    )  # fmt: skip
+    assert (report.title, report.summary_markdown) == ("Waiting, number 3", "custom `pr-7`")
+    # The templates the operator did not override still ship.
+    merged = render_report(
+        "acme/w", "pr-7", SHA, ReportState.MERGED, base="main", merged_sha=MERGED,
+        templates_dir=str(tmp_path),
+    )  # fmt: skip
+    assert merged.title == "Merged into main as ccccccc"
