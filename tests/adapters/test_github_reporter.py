@@ -131,6 +131,8 @@ async def test_a_blocked_candidate_gets_its_follow_up_once(
         assert run["output"]["title"] == "Blocked: merge conflict"
         assert "`two.txt`" in run["output"]["summary"]
         (comment,) = repo.comments[number]  # edited, not repeated
-        assert comment["body"].startswith("### mergebot: blocked by a merge conflict")
+        # The comment is the follow-up todo itself.
+        assert comment["body"].startswith(f"# ⛔ {REPO} pr-{number}: merge conflict")
+        assert "- `two.txt`" in comment["body"]
         assert followup in comment["body"]
         assert "/mergebot resume" in comment["body"]
