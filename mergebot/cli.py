@@ -28,6 +28,7 @@ COMMANDS = (
     "cancel",
     "replay",
     "followups",
+    "dead-letters",
     "config",
     "demo",
 )

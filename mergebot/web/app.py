@@ -18,6 +18,7 @@ ROUTE_MODULES = (
     "mergebot.github.webhook",
     "mergebot.web.dashboard",
     "mergebot.web.followups_api",
+    "mergebot.web.notify_api",
     "mergebot.web.queue_api",
 )
 

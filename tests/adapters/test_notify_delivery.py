@@ -4,15 +4,20 @@ letters, crashes before acknowledging, isolation of slow sinks, one message per 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from mergebot.bootstrap import Runtime
+from mergebot.cli import main
 from mergebot.notify.delivery import Notifier
 from mergebot.store.eventlog import EventLog
 from mergebot.store.notify import DeliveryState, NotifyStore, dead_letter_count
-from tests.chatstandin import ChatStandIn, markdown_v2_problem, telegram_429
+from mergebot.web.app import create_app
+from tests.chatstandin import DISCORD_TOKEN, ChatStandIn, markdown_v2_problem, telegram_429
+from tests.conftest import API_TOKEN
 from tests.notifykit import (
     REPO,
     Lifecycle,
@@ -23,6 +28,7 @@ from tests.notifykit import (
     until,
 )
 
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 SHA_A = "a1" * 20
 SHA_B = "b2" * 20
 
@@ -301,3 +307,35 @@ async def _lifecycle(n: Notifier, runtime: Runtime, standin: ChatStandIn) -> Non
     assert len(slack) == 7
     context = slack[2][-1]["elements"][0]["text"]
     assert context.startswith("Previously: started")
+
+
+@pytest.mark.allow_error_logs
+async def test_dead_letters_are_listed_and_retried_through_the_api_and_the_cli(
+    runtime: Runtime,
+    standin: ChatStandIn,
+    aiohttp_client: Any,
+    cli_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure(runtime, [sink("discord", standin, events=["blocked"])])
+    standin.fail_next("discord", 403, {"message": "Missing Access", "code": 50001})
+    await _blocked_candidate(runtime)
+    n = notifier(runtime, standin)
+    await drain(n)
+    client = await aiohttp_client(create_app(runtime))
+    assert (await client.get("/api/dead-letters")).status == 401
+    listed = await (await client.get("/api/dead-letters", headers=AUTH)).json()
+    [letter] = listed["dead_letters"]
+    assert letter["last_error"] == "HTTP 403: Missing Access"
+    assert DISCORD_TOKEN not in json.dumps(letter)
+    # The CLI shows it, and `mergebot status` counts it.
+    assert await asyncio.to_thread(main, ["dead-letters"]) == 0
+    assert letter["id"] in capsys.readouterr().out
+    assert await dead_letter_count(runtime.redis, runtime.keys) == 1
+    retried = await client.post(f"/api/dead-letters/{letter['id']}/retry", headers=AUTH)
+    assert retried.status == 200
+    assert (await client.post("/api/dead-letters/nope/retry", headers=AUTH)).status == 404
+    await drain(n)
+    assert [s for s, _ in standin.posted] == ["discord"]
+    assert await asyncio.to_thread(main, ["dead-letters", "--retry", "nope"]) == 1
+    await n.close()

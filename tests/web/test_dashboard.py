@@ -211,6 +211,12 @@ async def test_blocked_candidate_shows_its_stored_followup_chain(
     assert f"mergebot resume {REPO} pr-1" in blocked
     assert "https://ci.example/7" in shown.links()
     assert "#followup-pr-1-integration-blocked-aaaaaaa" in shown.links()
+    followups_api = "/api/followups?repo=acme%2Fwidgets"
+    assert followups_api in shown.links()  # the follow-ups API is served: linked
+    listed = await client.get(followups_api)
+    assert [f["id"] for f in (await listed.json())["followups"]] == [
+        "pr-1-integration-blocked-aaaaaaa", "pr-1-integration-blocked-aaaaaaa-2",
+    ]  # fmt: skip
 
 
 async def test_recently_integrated_shows_where_base_went(client: Client, runtime: Runtime) -> None:
