@@ -131,7 +131,8 @@ class ChatStandIn:
         app.router.add_post("/slack/hooks/{a}/{b}/{c}", self._slack_hook)
         app.router.add_post("/slack/api/{method}", self._slack_api)
         app.router.add_post("/hook", self._webhook)
-        self.runner = web.AppRunner(app)
+        # Scripted slow answers must not hold the test's teardown: stop waiting for them soon.
+        self.runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()

@@ -94,10 +94,11 @@ async def until(
 async def drain(n: Notifier, repo: str = REPO) -> None:
     """Run intake and every outbox once until nothing is left (deterministic, no service)."""
     for _ in range(50):
-        moved = 0
+        # Changes first: a drain after a whole integration then sees "started" before the
+        # "blocked" event, as the running service does (minutes of checks lie between them).
+        moved = await n.intake_changes(repo)
         for partition in n.runtime.keys.all_partitions():
             moved += await n.intake_events(partition)
-        moved += await n.intake_changes(repo)
         for r, key in await n.store.outboxes():
             moved += await n.deliver_pass(r, key)
         if not moved:
