@@ -6,7 +6,6 @@ so a redelivered batch, a replay, or events in another order reach the same queu
 | candidate        | item                 | action                                         |
 |------------------|----------------------|------------------------------------------------|
 | ready            | none / cancelled / superseded | enqueue (NOT_READY -> READY)          |
-| ready / blocked  | queued / blocked     | reschedule when its ready_at was corrected     |
 | ready (resumed)  | blocked by that block | back to queued                                |
 | waiting          | queued               | cancelled (not ready any more; comes back when ready) |
 | waiting (resumed)| blocked by that block | cancelled                                     |
@@ -15,8 +14,15 @@ so a redelivered batch, a replay, or events in another order reach the same queu
 | blocked (event)  | none / queued / …    | recorded as blocked (replay of an integration) |
 | integrated       | queued (…)           | integrated                                     |
 
-Items `in_progress` belong to the lease holder: the processor never moves them. Candidates git
-could not be asked about (`git_unavailable`) are left alone until git answers again.
+Before any of these, every item that is still a record of the candidate (anything but
+cancelled or superseded) gets the candidate's `ready_at` when it differs: the newest
+`finalize_ready` of the candidate, a function of the facts. A `finalize_ready` can arrive after
+the item was taken or finished (a late delivery, another batching on replay), so correcting only
+waiting items would leave the result depending on the order events came in.
+
+Items `in_progress` belong to the lease holder: the processor never moves them (a `ready_at`
+correction is not a move). Candidates git could not be asked about (`git_unavailable`) are left
+alone until git answers again, except for that correction, which git does not decide.
 """
 
 from __future__ import annotations
@@ -96,10 +102,22 @@ def plan(
     out = Plan()
     for key in sorted(states):
         state = states[key]
-        if not state.is_candidate or state.git_unknown():
+        if not state.is_candidate:
             continue
-        _plan_one(out, repo=repo, base=base, state=state, item=items.get(key), now=now)
+        item = items.get(key)
+        _correct_ready_at(out, state, item)
+        if state.git_unknown():
+            continue
+        _plan_one(out, repo=repo, base=base, state=state, item=item, now=now)
     return out.actions
+
+
+def _correct_ready_at(out: Plan, state: CandidateState, item: QueueItem | None) -> None:
+    """Give an existing item the candidate's `ready_at` (whatever its status but gone)."""
+    if item is None or item.status in REVIVABLE or state.ready_at is None:
+        return
+    if item.ready_at != state.ready_at:
+        out.add(Reschedule(item.id, state.ready_at))
 
 
 def _plan_one(
@@ -120,9 +138,6 @@ def _plan_one(
         case CandidateStatus.READY:
             if absent:
                 out.add(Enqueue(new_item(repo, base, state, now), "became ready"))
-            elif item is not None and current == Status.QUEUED and item.ready_at != state.ready_at:
-                assert state.ready_at is not None
-                out.add(Reschedule(key, state.ready_at))
             elif item is not None and current == Status.BLOCKED and _resumed_block(state, item):
                 out.add(Move(key, Status.QUEUED, Status.BLOCKED, "resume requested", reasons=[]))
         case CandidateStatus.WAITING:
@@ -144,9 +159,6 @@ def _plan_one(
             steps: list[Action] = []
             if absent:
                 steps.append(Enqueue(new_item(repo, base, state, now), "integration recorded"))
-            if item is not None and current == Status.BLOCKED and item.ready_at != state.ready_at:
-                assert state.ready_at is not None
-                steps.append(Reschedule(key, state.ready_at))
             if absent or current == Status.QUEUED:
                 steps.append(Move(key, Status.IN_PROGRESS, Status.QUEUED, "integration recorded"))
                 steps.append(

@@ -58,17 +58,16 @@ class ReplayReport:
         return sum(len(r.differences) for r in self.repos)
 
 
-def item_view(item: QueueItem) -> tuple[str, str | None, str | None]:
+def item_view(item: QueueItem) -> tuple[str, str, str | None]:
     """What must match between stored and rebuilt items.
 
-    `ready_at` counts while the item waits in the queue (queued or blocked: it orders them); a
-    finished item keeps the one it had when it finished. The follow-up id counts only while
-    blocked: a resumed item keeps the id of its last block. Both leftovers depend on how events
-    were batched when they arrived, not on what the log says.
+    `ready_at` always counts: it is the candidate's newest `finalize_ready`, corrected on every
+    item that is not gone, so it follows from the log whatever order events arrived in. The
+    follow-up id counts only while blocked: a resumed item keeps the id of its last block, and
+    whether it was ever blocked depends on how events were batched, not on what they say.
     """
-    waiting = item.status in (Status.QUEUED, Status.BLOCKED, Status.IN_PROGRESS)
     followup = item.followup_id if item.status == Status.BLOCKED else None
-    return (item.status.value, item.ready_at.isoformat() if waiting else None, followup)
+    return (item.status.value, item.ready_at.isoformat(), followup)
 
 
 _GONE = frozenset({Status.CANCELLED, Status.SUPERSEDED})

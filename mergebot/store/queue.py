@@ -241,19 +241,19 @@ class QueueStore:
         raise QueueConflictError(f"could not move {item_id} to {to}: too many concurrent changes")
 
     async def reschedule(self, repo: str, base: str, item_id: str, ready_at: datetime) -> bool:
-        """Move a queued (or blocked) item to its place for a corrected `ready_at` (a
-        `finalize_ready` that arrived out of order).
+        """Give an item a corrected `ready_at` (a `finalize_ready` that arrived out of order);
+        a waiting item moves to its place in the FIFO order, a finished one stays out of it.
 
-        Not a status change, so nothing goes to the change stream. False when the item is in
-        another status (in progress or finished: whoever moved it decides its fate).
+        Not a status change, so nothing goes to the change stream, and any status is corrected:
+        an item's `ready_at` is a fact of its candidate, not of who holds or finished it (a
+        concurrent transition re-reads the item, so neither write is lost). False when there
+        is no such item.
         """
         for _ in range(_MAX_ATTEMPTS):
             raw = await self._raw(repo, base, item_id)
             if raw is None:
                 return False
             item = QueueItem.model_validate_json(raw)
-            if item.status not in (Status.QUEUED, Status.BLOCKED):
-                return False
             if item.ready_at == ready_at:
                 return True
             new = item.model_copy(update={"ready_at": ready_at.astimezone(UTC)})

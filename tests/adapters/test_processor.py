@@ -130,6 +130,28 @@ async def test_in_progress_items_are_left_to_the_lease_holder(runtime: Runtime) 
     assert item.status == Status.IN_PROGRESS
 
 
+async def test_a_late_finalize_corrects_ready_at_of_a_taken_or_finished_item(
+    runtime: Runtime,
+) -> None:
+    """`mergebot status` shows the same ready_at whatever order the log delivered events in."""
+    manage(runtime)
+    await emit(runtime, *READY_SET)
+    await process(runtime)
+    [item] = await queue_items(runtime)
+    store = QueueStore(runtime.redis, runtime.keys)
+    await store.transition(REPO, "main", item.id, Status.IN_PROGRESS, cause="picked")
+    await emit(runtime, finalize(minute=4))  # the same candidate finalized again, delivered late
+    await process(runtime)
+    [item] = await queue_items(runtime)
+    assert (item.status, item.ready_at.isoformat()) == ("in_progress", at(4))
+    await store.transition(REPO, "main", item.id, Status.INTEGRATED, cause="landed")
+    await emit(runtime, finalize(minute=6))
+    await process(runtime)
+    [item] = await queue_items(runtime)
+    assert (item.status, item.ready_at.isoformat()) == ("integrated", at(6))
+    assert await store.active(REPO, "main") == []  # corrected, still out of the FIFO
+
+
 async def test_unmanaged_repo_events_are_stored_counted_not_integrated(
     runtime: Runtime,
 ) -> None:

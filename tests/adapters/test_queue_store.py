@@ -164,10 +164,21 @@ async def test_concurrent_transitions_exactly_one_wins(
     assert len(stored.history) == 2
 
 
-async def test_reschedule_moves_a_queued_item_only(store: QueueStore) -> None:
+async def test_reschedule_moves_a_waiting_item_and_corrects_a_finished_one(
+    store: QueueStore,
+) -> None:
     await store.enqueue(item("pr-1", "1" * 40, minutes=5))
     await store.enqueue(item("pr-2", "2" * 40, minutes=3))
     assert await store.reschedule(REPO, "main", item("pr-1", "1" * 40).id, T0)
     assert [i.slug for i in await store.active(REPO, "main")] == ["pr-1", "pr-2"]
-    await store.transition(REPO, "main", item("pr-2", "2" * 40).id, Status.IN_PROGRESS, cause="x")
-    assert not await store.reschedule(REPO, "main", item("pr-2", "2" * 40).id, T0)
+    pr2 = item("pr-2", "2" * 40).id
+    await store.transition(REPO, "main", pr2, Status.IN_PROGRESS, cause="x")
+    await store.transition(REPO, "main", pr2, Status.INTEGRATED, cause="x")
+    later = T0 + timedelta(minutes=9)
+    assert await store.reschedule(REPO, "main", pr2, later)
+    finished = await store.get(REPO, "main", pr2)
+    assert finished is not None
+    assert (finished.status, finished.ready_at) == (Status.INTEGRATED, later)
+    assert len(finished.history) == 3  # not a status change
+    assert [i.slug for i in await store.active(REPO, "main")] == ["pr-1"]
+    assert not await store.reschedule(REPO, "main", item("pr-3", "3" * 40).id, T0)
