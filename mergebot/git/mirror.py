@@ -104,10 +104,23 @@ class Mirror:
                     self.path.mkdir(parents=True, exist_ok=True)
                     git.Repo.init(self.path, bare=True)
                 self._repo = git.Repo(self.path)
+            section = f'remote "{REMOTE_NAME}"'
+            wanted = {
+                "url": self.remote_url,
+                "fetch": f"+refs/heads/*:refs/remotes/{REMOTE_NAME}/*",
+            }
+            reader = self._repo.config_reader("repository")
+            if reader.has_section(section) and all(
+                reader.has_option(section, key) and reader.get_value(section, key) == value
+                for key, value in wanted.items()
+            ):
+                return
+            # Rewriting the config truncates the file for a moment: a git command reading it then
+            # (a push from a worktree, another Mirror object on this path) finds no `origin`.
+            # So it is written only when it has to change.
             with self._repo.config_writer() as cfg:
-                section = f'remote "{REMOTE_NAME}"'
-                cfg.set_value(section, "url", self.remote_url)
-                cfg.set_value(section, "fetch", f"+refs/heads/*:refs/remotes/{REMOTE_NAME}/*")
+                for key, value in wanted.items():
+                    cfg.set_value(section, key, value)
 
     def fetch(self) -> None:
         with self._lock:

@@ -70,9 +70,10 @@ async def mergebot_for(
     try:
         yield runtime
     finally:
+        fake.sender.url = None  # the receiver is going away: deliveries fail from here on
         stop.set()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        fake.sender.url = None
-        await runner.cleanup()
+        async with fake.sender.lock:  # let a delivery in flight finish before the server stops
+            await runner.cleanup()

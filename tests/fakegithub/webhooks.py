@@ -140,7 +140,7 @@ class Delivery:
     event: str
     delivery_id: str
     payload: dict[str, Any]
-    status: int | None = None  # None: dropped on purpose, never sent
+    status: int | None = None  # None: dropped on purpose, never sent; 0: the receiver was down
 
 
 @dataclass
@@ -153,11 +153,11 @@ class WebhookSender:
     secret: str
     dropping: bool = False
     deliveries: list[Delivery] = field(default_factory=list)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def send(self, event: str, payload: dict[str, Any]) -> Delivery:
         delivery = Delivery(event, str(uuid.uuid4()), payload)
-        async with self._lock:
+        async with self.lock:
             self.deliveries.append(delivery)
             if self.dropping or self.url is None:
                 return delivery
@@ -169,11 +169,14 @@ class WebhookSender:
                 "X-GitHub-Delivery": delivery.delivery_id,
                 "X-Hub-Signature-256": sign(self.secret, body),
             }
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(self.url, data=body, headers=headers) as response,
-            ):
-                delivery.status = response.status
+            try:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.post(self.url, data=body, headers=headers) as response,
+                ):
+                    delivery.status = response.status
+            except (aiohttp.ClientError, OSError):
+                delivery.status = 0  # like GitHub: a failed delivery is recorded, not retried
         return delivery
 
     def sent(self, event: str | None = None) -> list[Delivery]:

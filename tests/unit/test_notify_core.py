@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from mergebot.config import NotifyEvent
+from mergebot.config import ConfigError, NotifyEvent, parse_server_config
 from mergebot.events import envelope_for, parse_event
 from mergebot.notify.conversation import Action, after, plan
 from mergebot.notify.notification import (
@@ -170,3 +170,14 @@ def test_the_processor_re_recording_an_outcome_is_not_news() -> None:
     change = _change("", Status.QUEUED)
     change["cause"] = "integration recorded"
     assert from_change(data.REPO, "1-0", change) is None
+
+
+def test_a_slack_sink_without_a_destination_is_a_config_error_naming_the_key() -> None:
+    text = (
+        '[repos."acme/widgets"]\nremote = "/r"\n[[repos."acme/widgets".notify]]\nsink = "slack"\n'
+    )
+    with pytest.raises(ConfigError, match=r'repos\."acme/widgets"\.notify\.0.*url_env'):
+        parse_server_config(text, "mergebot.toml")
+    bot_without_channel = text + 'bot_token_env = "SLACK_BOT"\n'
+    with pytest.raises(ConfigError, match="channel"):
+        parse_server_config(bot_without_channel, "mergebot.toml")

@@ -1,0 +1,281 @@
+"""mergebot end to end on a fake GitHub: people act on pull requests (pushes, reviews, comments),
+signed webhooks drive mergebot's web tier, its processor, integrator, command worker and reporter
+run as in `mergebot serve`, it moves `main` of a real bare repository, and shows what happened
+through the real PyGithub adapter. Only GitHub's HTTP is faked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from mergebot.bootstrap import Runtime
+from mergebot.config import ServerConfig
+from mergebot.store.keys import Keys
+from tests.fakegithub.harness import mergebot_for, settings_for
+from tests.fakegithub.server import FakeGitHub, FakeRepo
+from tests.gitutil import git
+
+REPO = "acme/widgets"
+pytestmark = pytest.mark.slow
+
+
+async def until(
+    condition: Callable[[], Awaitable[bool] | bool], what: str, timeout: float = 30
+) -> None:
+    """Wait for a condition with a deadline (never a fixed sleep)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = condition()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def now_second() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@dataclass
+class World:
+    fake: FakeGitHub
+    repo: FakeRepo
+    runtime: Runtime
+
+    async def next_second(self) -> None:
+        """GitHub stamps pull requests and comments to the second, and mergebot orders a slug's
+        heads and resumes by those stamps: a person's next action never shares the second of
+        the previous one, so a story's must not either."""
+        start = now_second()
+        await until(lambda: now_second() > start, "the next second")
+
+    def main(self) -> str:
+        return self.repo.remote.rev("main")
+
+    def on_main(self, sha: str) -> bool:
+        result = git(self.repo.bare, "branch", "--contains", sha, "--format=%(refname:short)")
+        return "main" in result.split()
+
+    def check_run(self, sha: str) -> dict[str, Any] | None:
+        runs = [
+            r for r in self.repo.check_runs.values()
+            if r["head_sha"] == sha and r["name"] == "mergebot"
+        ]  # fmt: skip
+        return max(runs, key=lambda r: int(r["id"])) if runs else None
+
+    def check_title(self, sha: str) -> str:
+        run = self.check_run(sha)
+        return str(run["output"]["title"]) if run else ""
+
+    def comments(self, number: int, kind: str) -> list[dict[str, Any]]:
+        marker = f"<!-- mergebot:{kind} -->"
+        return [c for c in self.repo.comments.get(number, []) if marker in (c["body"] or "")]
+
+    async def open(
+        self, branch: str, path: str, content: str, author: str = "bob"
+    ) -> tuple[int, str]:
+        sha = self.repo.remote.branch_with(branch, path, content)
+        await self.fake.sync()
+        return await self.fake.open_pull(REPO, branch, author), sha
+
+
+def server_config(repo: FakeRepo, **table: Any) -> ServerConfig:
+    return ServerConfig(
+        {}, {REPO: {"forge": "github", "remote": str(repo.bare), "grace_seconds": 0.2, **table}}
+    )
+
+
+@pytest.fixture
+def world_factory(
+    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+) -> Callable[..., Any]:
+    @contextlib.asynccontextmanager
+    async def make(**table: Any) -> AsyncIterator[World]:
+        repo = fake_github.add_repo(REPO)
+        repo.permissions.update({"alice": "write", "bob": "write", "carol": "maintain",
+                                 "eve": "read"})  # fmt: skip
+        settings = settings_for(fake_github, tmp_path / "data")
+        async with mergebot_for(
+            fake_github, redis, keys, server_config(repo, **table), settings, services=True
+        ) as runtime:
+            yield World(fake_github, repo, runtime)
+
+    return make
+
+
+async def test_approved_pull_request_is_merged_and_its_check_run_says_so(
+    world_factory: Callable[..., Any],
+) -> None:
+    async with world_factory() as w:
+        before = w.main()
+        number, sha = await w.open("feature/one", "one.txt", "one\n")
+        await w.fake.review(REPO, number, "alice")
+
+        await until(lambda: w.on_main(sha), "the approved head on main")
+        await until(lambda: w.check_title(sha).startswith("Merged into main"), "merged check run")
+
+        main = w.main()
+        assert git(w.repo.bare, "rev-list", "--first-parent", f"{before}..main").split() == [main]
+        assert w.repo.remote.parents(main) == [before, sha]  # a merge commit of exactly the head
+        run = w.check_run(sha)
+        assert run is not None
+        assert (run["status"], run["conclusion"]) == ("completed", "success")
+        assert run["output"]["title"] == f"Merged into main as {main[:7]}"
+        await until(lambda: w.repo.pulls[number].merged, "GitHub showing the pull request merged")
+        assert w.comments(number, "blocked") == []
+
+
+async def test_a_push_after_approval_supersedes_the_approved_sha(
+    world_factory: Callable[..., Any],
+) -> None:
+    # The first candidate's integration waits for a "build" check, so the second one waits in
+    # the queue, approved, while its author pushes again.
+    async with world_factory(checks={"required": ["build"], "timeout_seconds": 60}) as w:
+        first, first_sha = await w.open("feature/first", "first.txt", "1\n")
+        await w.fake.review(REPO, first, "alice")
+        await until(lambda: w.check_title(first_sha).startswith("Integrating"), "first integrating")
+        second, old = await w.open("feature/second", "second.txt", "2\n")
+        await w.fake.review(REPO, second, "alice")
+        await until(lambda: w.check_title(old).startswith("Queued"), "second queued")
+
+        await w.next_second()
+        new = await w.fake.push(REPO, "feature/second", "second.txt", "2 again\n")
+
+        await until(lambda: w.check_title(old) == "Superseded by a newer push", "old superseded")
+        integration = next(
+            sha for name, sha in w.repo.refs.items() if name.startswith("refs/heads/mergebot/")
+        )
+        await w.fake.complete_check(REPO, integration, "build", "success")
+        await until(lambda: w.on_main(first_sha), "the first candidate on main")
+        main_after_first = w.main()
+        # The new head has no approval of its own: nothing more lands.
+        assert not w.on_main(old)
+        assert not w.on_main(new)
+        assert w.main() == main_after_first
+        run = w.check_run(old)
+        assert run is not None
+        assert run["conclusion"] == "neutral"
+
+
+async def test_merge_command_by_a_writer_merges(world_factory: Callable[..., Any]) -> None:
+    async with world_factory() as w:
+        number, sha = await w.open("feature/cmd", "cmd.txt", "cmd\n")
+        await w.fake.comment(REPO, number, "carol", "/mergebot merge")
+
+        await until(lambda: w.on_main(sha), "the head merged after /mergebot merge")
+        await until(lambda: w.check_title(sha).startswith("Merged into main"), "merged check run")
+
+
+async def test_merge_command_by_a_reader_is_refused(world_factory: Callable[..., Any]) -> None:
+    async with world_factory() as w:
+        before = w.main()
+        number, sha = await w.open("feature/cmd", "cmd.txt", "cmd\n")
+        await w.fake.comment(REPO, number, "eve", "/mergebot merge")
+
+        await until(lambda: w.comments(number, "refused"), "the refusal comment")
+        (refusal,) = w.comments(number, "refused")
+        assert "eve" in refusal["body"]
+        approvals = [
+            e.envelope async for e in w.runtime.eventlog.replay(repo=REPO)
+            if e.envelope.name == "review_approved"
+        ]  # fmt: skip
+        assert approvals == []
+        assert w.main() == before
+        assert w.check_run(sha) is None
+
+
+async def test_conflict_blocks_with_a_follow_up_then_a_fix_and_resume_merge(
+    world_factory: Callable[..., Any],
+) -> None:
+    async with world_factory() as w:
+        number, sha = await w.open("feature/clash", "shared.txt", "from the branch\n")
+        # Meanwhile main changed the same file.
+        w.repo.remote.checkout("main", "main")
+        w.repo.remote.commit("shared.txt", "from main\n", "main edits shared.txt")
+        w.repo.remote.push("main")
+        await w.fake.sync()
+        await w.fake.review(REPO, number, "alice")
+
+        await until(lambda: w.check_title(sha) == "Blocked: merge conflict", "blocked check run")
+        await until(lambda: w.comments(number, "blocked"), "the follow-up comment")
+        (followup,) = w.comments(number, "blocked")
+        assert "`shared.txt`" in followup["body"]
+        assert "/mergebot resume" in followup["body"]
+        assert f"pr-{number}-integration-blocked-{sha[:7]}" in followup["body"]
+
+        # The author merges main and resolves; the fix is approved and resumed.
+        await w.next_second()
+        git(w.repo.remote.work, "fetch", "-q", "origin")
+        w.repo.remote.checkout("feature/clash", "feature/clash")
+        git(w.repo.remote.work, "merge", "-q", "-X", "theirs", "origin/main", "-m", "merge main")
+        w.repo.remote.commit("shared.txt", "from both\n", "resolve")
+        fixed = w.repo.remote.push("feature/clash")
+        await w.fake.sync()
+        await w.fake.review(REPO, number, "alice")
+        await w.fake.comment(REPO, number, "alice", "/mergebot resume")
+
+        await until(lambda: w.on_main(fixed), "the fixed head on main")
+        await until(lambda: w.check_title(fixed).startswith("Merged into main"), "merged check")
+        assert not w.on_main(sha) or w.on_main(fixed)
+
+
+async def test_a_required_check_never_created_blocks_with_its_diagnosis(
+    world_factory: Callable[..., Any],
+) -> None:
+    checks = {"required": ["build"], "timeout_seconds": 30, "discovery_timeout_seconds": 1}
+    async with world_factory(checks=checks) as w:
+        before = w.main()
+        number, sha = await w.open("feature/nocheck", "n.txt", "n\n")
+        await w.fake.review(REPO, number, "alice")
+
+        await until(
+            lambda: w.check_title(sha) == "Blocked: required check missing", "checks_missing"
+        )
+        run = w.check_run(sha)
+        assert run is not None
+        assert run["conclusion"] == "failure"
+        summary = run["output"]["summary"]
+        assert "build" in summary
+        assert "mergebot/" in summary  # the diagnosis points at CI not running on mergebot/**
+        assert w.main() == before
+
+
+async def test_resume_requeues_the_blocked_sha_once_base_is_fixed(
+    world_factory: Callable[..., Any],
+) -> None:
+    async with world_factory() as w:
+        number, sha = await w.open("feature/clash", "shared.txt", "from the branch\n")
+        w.repo.remote.checkout("main", "main")
+        w.repo.remote.commit("shared.txt", "from main\n", "main edits shared.txt")
+        w.repo.remote.push("main")
+        await w.fake.sync()
+        await w.fake.review(REPO, number, "alice")
+        await until(lambda: w.check_title(sha) == "Blocked: merge conflict", "blocked check run")
+
+        # A maintainer takes the clashing change out of main; the same head can now merge, but
+        # only a resume puts it back in the queue.
+        git(w.repo.remote.work, "rm", "-q", "shared.txt")
+        git(w.repo.remote.work, "commit", "-q", "-m", "drop shared.txt from main")
+        w.repo.remote.push("main")
+        await w.fake.sync()
+        await w.next_second()  # a resume counts only when later than the block
+        await w.fake.comment(REPO, number, "eve", "/mergebot resume")  # a reader: refused
+        await until(lambda: w.comments(number, "refused"), "the refusal")
+        assert not w.on_main(sha)
+        await w.fake.comment(REPO, number, "carol", "/mergebot resume")
+
+        await until(lambda: w.on_main(sha), "the resumed head on main")
+        await until(lambda: w.check_title(sha).startswith("Merged into main"), "merged check run")
+        assert len(w.comments(number, "blocked")) == 1
