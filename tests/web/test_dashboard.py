@@ -293,6 +293,7 @@ async def test_index_without_repos_says_how_to_add_one(client: Client) -> None:
         ("/repos/nobody/nothing", "nobody/nothing is not managed by this mergebot"),
         ("/repos/bad%20owner/x", "is not a repo name"),
         ("/repos/-x/y", "is not a repo name"),
+        ("/repos/%3Cscript%3Ealert(1)%3C%2Fscript%3E/x", "<script>alert(1)</script>/x"),
     ],
 )
 async def test_unknown_or_invalid_repo_is_a_clear_404(
@@ -300,7 +301,8 @@ async def test_unknown_or_invalid_repo_is_a_clear_404(
 ) -> None:
     shown = await page(client, path, status=404)
     assert "No such repo" in shown.text
-    assert message in shown.text
+    assert message in shown.text  # as text: never markup
+    assert shown.scripts == 0
 
 
 async def test_no_token_or_secret_ever_appears(
