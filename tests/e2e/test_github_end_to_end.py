@@ -279,3 +279,25 @@ async def test_resume_requeues_the_blocked_sha_once_base_is_fixed(
         await until(lambda: w.on_main(sha), "the resumed head on main")
         await until(lambda: w.check_title(sha).startswith("Merged into main"), "merged check run")
         assert len(w.comments(number, "blocked")) == 1
+
+
+async def test_a_broken_repo_config_is_explained_and_nothing_is_integrated(
+    world_factory: Callable[..., Any],
+) -> None:
+    async with world_factory() as w:
+        w.repo.remote.checkout("main", "main")
+        w.repo.remote.commit(".github/mergebot.toml", 'merge_method = "fast"\nmode = "shadow"\n',
+                             "a broken mergebot config")  # fmt: skip
+        before = w.repo.remote.push("main")
+        await w.fake.sync()
+        number, sha = await w.open("feature/cfg", "cfg.txt", "cfg\n")
+        await w.fake.review(REPO, number, "alice")
+
+        await until(lambda: w.comments(number, "config_error"), "the config error comment")
+        (comment,) = w.comments(number, "config_error")
+        assert "`merge_method`" in comment["body"]
+        assert "`mode`: may only be set in the server's config file" in comment["body"]
+        await until(
+            lambda: w.check_title(sha) == "Blocked: invalid .github/mergebot.toml", "check run"
+        )
+        assert w.main() == before
