@@ -20,10 +20,12 @@ from redis.exceptions import RedisError
 from mergebot.attempts import AttemptStore
 from mergebot.bootstrap import Runtime
 from mergebot.config import Forge
+from mergebot.followups import Followup
 from mergebot.ids import is_repo
 from mergebot.notify.view import github_web_url
 from mergebot.render import Renderer, renderer
 from mergebot.status import is_known, known_repos, repo_status
+from mergebot.store.followups import FollowupStore
 from mergebot.store.queue import QueueStore
 from mergebot.web.app import RUNTIME
 from mergebot.web.dashboard_view import (
@@ -78,6 +80,18 @@ async def _integrations(runtime: Runtime, status: dict[str, Any]) -> dict[str, d
     return found
 
 
+async def _followups(runtime: Runtime, status: dict[str, Any]) -> dict[str, Followup]:
+    """The stored follow-ups the candidates name (a block not stored yet is simply absent)."""
+    store = FollowupStore(runtime.redis, runtime.keys)
+    ids = {str(c["followup_id"]) for c in status["candidates"] if c.get("followup_id")}
+    found: dict[str, Followup] = {}
+    for followup_id in sorted(ids):
+        followup = await store.get(str(status["repo"]), followup_id)
+        if followup is not None:
+            found[followup_id] = followup
+    return found
+
+
 def _page(
     request: web.Request, name: str, context: dict[str, Any], status: int = 200
 ) -> web.Response:
@@ -128,10 +142,15 @@ async def repo_page(request: web.Request) -> web.Response:
             return _not_found(request, f"{repo} is not managed by this mergebot and has no events.")
         status = await repo_status(runtime, repo)
         integrations = await _integrations(runtime, status)
+        followups = await _followups(runtime, status)
     except (RedisError, OSError) as exc:
         return _unavailable(request, exc)
     view: RepoView = repo_view(
-        status, datetime.now(UTC), integrations=integrations, links=_links(request, repo)
+        status,
+        datetime.now(UTC),
+        integrations=integrations,
+        links=_links(request, repo),
+        followups=followups,
     )
     return _page(request, "repo", {"title": f"{repo} · mergebot", "view": view})
 

@@ -19,7 +19,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from mergebot.followups import Followup
 from mergebot.queue import item_id
+from mergebot.render import take
 
 REFRESH_SECONDS = 10
 
@@ -175,6 +177,40 @@ class Integration:
 
 
 @dataclass(frozen=True)
+class FollowupView:
+    """A stored follow-up as a row shows it: who owns it, what blocked, where the chain goes."""
+
+    status: str
+    owner: str | None  # who claimed or resolved it
+    reason: str
+    files: list[str]
+    more_files: int
+    checks: list[Check]
+    missing: list[str]
+    message: str
+    previous_id: str | None
+
+    @classmethod
+    def of(cls, followup: Followup) -> FollowupView:
+        info = followup.info()
+        files, more = take(info.files, 5)
+        return cls(
+            status=followup.status.value,
+            owner=followup.resolved_by or followup.claimed_by,
+            reason=followup.reason_text,
+            files=files,
+            more_files=more,
+            checks=[
+                Check(c.name, "", c.state, safe_url(c.url), "", c.output[-600:])
+                for c in info.checks[:5]
+            ],
+            missing=info.missing[:5],
+            message=info.diagnosis or info.message,
+            previous_id=followup.previous_id,
+        )
+
+
+@dataclass(frozen=True)
 class Row:
     """One candidate as the dashboard shows it."""
 
@@ -193,6 +229,7 @@ class Row:
     followup_anchor: str | None  # `followup-<id>`, on the follow-up's first row only
     pull_request: str | None
     integration: Integration | None
+    followup: FollowupView | None = None
 
 
 @dataclass(frozen=True)
@@ -234,12 +271,15 @@ def repo_view(
     *,
     integrations: Mapping[str, Mapping[str, Any]] | None = None,
     links: Links | None = None,
+    followups: Mapping[str, Followup] | None = None,
 ) -> RepoView:
     """The repo page from the status object (`mergebot.status.repo_status`).
 
     `integrations` maps a candidate's queue item id to its integration record: the attempt in
-    progress for `in_progress` items, the item's recorded `integration` for the others."""
+    progress for `in_progress` items, the item's recorded `integration` for the others;
+    `followups` maps a follow-up id to the stored follow-up."""
     links = links or Links()
+    followups = followups or {}
     integrations = integrations or {}
     repo = str(status["repo"])
     seen_slugs: set[str] = set()
@@ -273,6 +313,11 @@ def repo_view(
                 followup_anchor=followup_anchor,
                 pull_request=links.pull_request(repo, slug),
                 integration=Integration.from_record(integrations.get(candidate_id(c))),
+                followup=(
+                    FollowupView.of(followups[str(followup)])
+                    if followup is not None and str(followup) in followups
+                    else None
+                ),
             )
         )
     lease = status.get("lease")

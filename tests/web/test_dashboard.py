@@ -15,8 +15,10 @@ from aiohttp.test_utils import TestClient
 from mergebot.attempts import Attempt, AttemptStore
 from mergebot.bootstrap import Runtime, build_runtime
 from mergebot.config import ServerConfig
+from mergebot.followups import Followup, claim
 from mergebot.queue import QueueItem, Status, item_id
 from mergebot.store.connection import connect
+from mergebot.store.followups import FollowupStore
 from mergebot.store.lease import Lease
 from mergebot.store.queue import QueueStore
 from mergebot.web.app import create_app
@@ -162,10 +164,59 @@ async def test_current_integration_shows_its_checks_and_blocked_its_followup(
     blocked = section(shown.text, "Blocked (")
     assert "pr-1 blocked" in blocked
     assert "merge conflict in a.txt" in blocked
-    assert "follow-up: pr-1-integration-blocked-aaaaaaa" in blocked
+    assert "follow-up pr-1-integration-blocked-aaaaaaa" in blocked
     assert "followup-pr-1-integration-blocked-aaaaaaa" in shown.ids()
     assert "integrator-7 holds the lease" in shown.text
     assert "Queue (0," in shown.text
+
+
+async def test_blocked_candidate_shows_its_stored_followup_chain(
+    client: Client, runtime: Runtime
+) -> None:
+    await scenario(runtime)
+    first, _ = await queue_items(runtime)
+    store = QueueStore(runtime.redis, runtime.keys)
+    followups = FollowupStore(runtime.redis, runtime.keys)
+    now = datetime.now(UTC)
+    for number, fid in enumerate(
+        ("pr-1-integration-blocked-aaaaaaa", "pr-1-integration-blocked-aaaaaaa-2")
+    ):
+        await store.transition(REPO, "main", first.id, Status.IN_PROGRESS, cause="picked")
+        await store.transition(
+            REPO, "main", first.id, Status.BLOCKED, cause="checks failed", followup_id=fid,
+            reasons=["checks failed: unit"],
+        )  # fmt: skip
+        details = {
+            "checks": [{"name": "unit", "state": "failed", "url": "https://ci.example/7",
+                        "output_tail": "FAILED test_login - assert 2 == 3"}],
+        } if number else {"files": [f"src/f{i}.py" for i in range(8)]}  # fmt: skip
+        followup = Followup(
+            id=fid, repo=REPO, slug="pr-1", branch="feature/one", sha=SHA_A,
+            reason="checks_failed" if number else "merge_conflict", details=details,
+            blocked_at=now, event_id=f"e{number}", created_at=now, updated_at=now,
+        )  # fmt: skip
+        await followups.create(followup)
+        if number == 0:
+            await store.transition(REPO, "main", first.id, Status.QUEUED, cause="resumed")
+    await followups.update(
+        REPO, "pr-1-integration-blocked-aaaaaaa-2", lambda f: claim(f, "bob", now)
+    )
+
+    shown = await page(client, f"/repos/{REPO}")
+    blocked = section(shown.text, "Blocked (")
+    assert "follow-up pr-1-integration-blocked-aaaaaaa-2 claimed: bob" in blocked
+    assert "checks failed" in blocked
+    assert "check unit : failed FAILED test_login - assert 2 == 3" in blocked  # link, then text
+    assert "after pr-1-integration-blocked-aaaaaaa" in blocked
+    assert f"mergebot resume {REPO} pr-1" in blocked
+    assert "https://ci.example/7" in shown.links()
+    assert "#followup-pr-1-integration-blocked-aaaaaaa" in shown.links()
+    followups_api = "/api/followups?repo=acme%2Fwidgets"
+    assert followups_api in shown.links()  # the follow-ups API is served: linked
+    listed = await client.get(followups_api)
+    assert [f["id"] for f in (await listed.json())["followups"]] == [
+        "pr-1-integration-blocked-aaaaaaa", "pr-1-integration-blocked-aaaaaaa-2",
+    ]  # fmt: skip
 
 
 async def test_recently_integrated_shows_where_base_went(client: Client, runtime: Runtime) -> None:
@@ -242,6 +293,7 @@ async def test_index_without_repos_says_how_to_add_one(client: Client) -> None:
         ("/repos/nobody/nothing", "nobody/nothing is not managed by this mergebot"),
         ("/repos/bad%20owner/x", "is not a repo name"),
         ("/repos/-x/y", "is not a repo name"),
+        ("/repos/%3Cscript%3Ealert(1)%3C%2Fscript%3E/x", "<script>alert(1)</script>/x"),
     ],
 )
 async def test_unknown_or_invalid_repo_is_a_clear_404(
@@ -249,7 +301,8 @@ async def test_unknown_or_invalid_repo_is_a_clear_404(
 ) -> None:
     shown = await page(client, path, status=404)
     assert "No such repo" in shown.text
-    assert message in shown.text
+    assert message in shown.text  # as text: never markup
+    assert shown.scripts == 0
 
 
 async def test_no_token_or_secret_ever_appears(

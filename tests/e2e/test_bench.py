@@ -1,0 +1,36 @@
+"""The benchmarks stay runnable: each one, at a tiny size, finishes and prints its cost table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "expected"),
+    [
+        ("eventlog_append.py", ["--events", "200", "--batch", "20", "--rounds", "2"],
+         "idempotency overhead"),
+        ("events_api.py", ["--requests", "40", "--batch", "5", "--rounds", "2"],
+         "stored 130 events, as expected"),
+        ("projection_fold.py", ["--events", "120"], "projection JSON"),
+    ],
+)  # fmt: skip
+def test_benchmark_runs_and_reports(
+    script: str, args: list[str], expected: str, tmp_path: Path
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "base" in done.stdout
+    assert expected in done.stdout
