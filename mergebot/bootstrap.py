@@ -28,6 +28,7 @@ from mergebot.forge.base import Forge as ForgeProtocol
 from mergebot.forge.plain import PlainGitForge
 from mergebot.git.credentials import GitCredentials
 from mergebot.git.mirror import Mirror, mirror_path
+from mergebot.modules import optional_import
 from mergebot.store.connection import connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog
@@ -183,11 +184,7 @@ SERVICE_MODULES = (
 def background_services() -> list[BackgroundService]:
     services: list[BackgroundService] = []
     for name in SERVICE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
-                continue
-            raise
-        services.extend(getattr(module, "SERVICES", ()))
+        module = optional_import(name)
+        if module is not None:
+            services.extend(getattr(module, "SERVICES", ()))
     return services
