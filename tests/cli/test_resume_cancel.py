@@ -1,4 +1,4 @@
-"""`mergebot resume` / `mergebot cancel`: an operator event in the log, acted on by the processor."""
+"""`mergebot resume` / `cancel`: an operator event in the log, acted on by the processor."""
 
 from __future__ import annotations
 
