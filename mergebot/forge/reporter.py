@@ -24,6 +24,7 @@ from typing import Any, cast
 from redis.exceptions import RedisError, ResponseError
 
 from mergebot.bootstrap import Runtime
+from mergebot.config import Mode
 from mergebot.events import Envelope, EventName, IntegrationBlocked, IntegrationCompleted
 from mergebot.followups import Followup, from_blocked
 from mergebot.forge.base import CommentKind, Forge, Report, ReportState
@@ -75,6 +76,8 @@ class Plan:
 def plan(item: QueueItem, facts: Facts, *, links: Links, templates_dir: str | None = None) -> Plan:
     """What to show for `item` now that it is in its current status (pure)."""
     state = _STATE[item.status]
+    if state is ReportState.MERGED and shadow_outcome(item, facts.completed):
+        state = ReportState.WOULD_MERGE
     common: dict[str, Any] = {"base": item.base, "templates_dir": templates_dir}
     integration = item.integration
     if state is ReportState.QUEUED:
@@ -84,7 +87,7 @@ def plan(item: QueueItem, facts: Facts, *, links: Links, templates_dir: str | No
             "integration_sha": integration.get("integration_sha") or integration.get("sha"),
             "checks": list(integration.get("checks") or []),
         }
-    elif state is ReportState.MERGED:
+    elif state in (ReportState.MERGED, ReportState.WOULD_MERGE):
         merged = facts.completed.main_after if facts.completed else None
         merged = merged or integration.get("main_after") or integration.get("integration_sha")
         context = {"merged_sha": merged or item.sha}
@@ -106,7 +109,16 @@ def plan(item: QueueItem, facts: Facts, *, links: Links, templates_dir: str | No
         return Plan(report, comment=(CommentKind.BLOCKED, body))
     if state is ReportState.MERGED:
         return Plan(report, landed=(item.sha, str(context["merged_sha"])))
-    return Plan(report)
+    return Plan(report)  # a shadow decision leaves the pull request alone
+
+
+def shadow_outcome(item: QueueItem, completed: IntegrationCompleted | None) -> bool:
+    """Whether the integrator only decided to integrate (shadow mode: nothing was pushed), as
+    recorded on the item's integration fields or on its `integration_completed` event."""
+    if item.integration.get("mode") == Mode.SHADOW:
+        return True
+    extra = (completed.model_extra if completed is not None else None) or {}
+    return extra.get("mode") == Mode.SHADOW
 
 
 def item_followup(item: QueueItem) -> Followup:

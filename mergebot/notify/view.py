@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from mergebot.config import Forge, NotifyEvent, ServerConfig, Settings
+from mergebot.config import Forge, Mode, NotifyEvent, ServerConfig, Settings
 from mergebot.followups import BlockInfo, Followup, block_info, reason_text
 from mergebot.notify.conversation import Conversation
 from mergebot.notify.notification import Notification
@@ -183,6 +183,7 @@ def notification_context(
         "main_before": n.main_before,
         "main_after": n.main_after,
         "main_after7": (n.main_after or "")[:7],
+        "shadow": n.mode is Mode.SHADOW,
         "checks_passed": [
             str(c.get("name")) for c in n.checks if isinstance(c.get("name"), str | int)
         ],

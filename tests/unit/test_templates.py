@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 import pytest
 
-from mergebot.config import NotifyEvent
+from mergebot.config import Mode, NotifyEvent
 from mergebot.followups import FollowupStatus
 from mergebot.notify.view import (
     JSON_FORMATS,
@@ -255,3 +255,17 @@ def test_a_missing_value_is_both_our_error_and_jinja2s(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match="nothing_here") as caught:
         Renderer(tmp_path).render("x.md.j2", {})
     assert isinstance(caught.value, jinja2.UndefinedError)
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+def test_a_shadow_decision_says_would_integrate(fmt: Format) -> None:
+    n = data.notification(NotifyEvent.COMPLETED).model_copy(update={"mode": Mode.SHADOW})
+    ctx = notification_context(n, None, LINKS)
+    name = template_name(fmt, NotifyEvent.COMPLETED)
+    text = Renderer().render(name, ctx)
+    if fmt in JSON_FORMATS:
+        text = json.dumps(json.loads(text), ensure_ascii=False)
+    assert "would integrate" in text.replace("*", "").lower()
+    assert "shadow mode, nothing was pushed" in text
+    assert "integrated into" not in text.lower()
+    assert " moved" not in text
