@@ -86,6 +86,9 @@ class DeliveryPolicy:
     block_ms: int = 1000  # how long a reader waits for new entries
     reclaim_idle_ms: int = 60_000  # entries another consumer holds this long are taken over
     discover_seconds: float = 5.0  # how often new repos and outboxes are looked for
+    # On stop, workers finish the message in hand (record it, acknowledge it) for up to this long
+    # before they are cancelled: a message sent but not yet recorded would be sent again.
+    stop_grace_seconds: float = 15.0
 
 
 def backoff(attempt: int, policy: DeliveryPolicy, retry_after: float | None) -> float:
@@ -451,6 +454,9 @@ class Notifier:
                         tasks[name] = asyncio.create_task(factory(), name=f"notify:{name}")
                 await sleep_until_stopped(stop, self.policy.discover_seconds)
         finally:
+            stop.set()  # also when cancelled: the workers stop between messages
+            if tasks:
+                await asyncio.wait(tasks.values(), timeout=self.policy.stop_grace_seconds)
             for task in tasks.values():
                 task.cancel()
             await asyncio.gather(*tasks.values(), return_exceptions=True)
