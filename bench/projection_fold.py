@@ -12,21 +12,26 @@ Phases, on N already-parsed events of one repo (approval + push + finalize per t
 - the processor's pattern: fold one event, then evaluate the slugs it touched;
 - parsing the raw events (pydantic validation), for scale.
 Then the projection's JSON size and its (de)serialization time, which the processor pays per
-stored batch. Bounded: N events (default 12,000), about 15 s on 2 cores.
+stored batch, and what a status / dashboard call pays to read it from Redis: a full load (what
+every call paid before) against `ProjectionCache` while the projection is unchanged. Bounded: N
+events (default 12,000), about 15 s on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 from collections import defaultdict
 from typing import Any
 
-from _common import Clock, Timing, machine, raw_events, report
+from _common import Clock, Timing, embedded_redis, machine, raw_events, report
 
 from mergebot.events import CanonicalEvent, parse_event
 from mergebot.readiness import RepoFacts, Rules, evaluate, fold
-from mergebot.store.projection import ProjectionState
+from mergebot.store.connection import connect
+from mergebot.store.keys import Keys
+from mergebot.store.projection import ProjectionCache, ProjectionState, ProjectionStore
 
 REPO = "acme/widgets"
 
@@ -38,6 +43,9 @@ class MemoryGit:
         return True
 
     def on_base(self, sha: str, base: str) -> bool:
+        return False
+
+    def descends(self, sha: str, ancestor: str) -> bool:
         return False
 
 
@@ -127,7 +135,34 @@ def main() -> None:
         f"\nprojection JSON: {len(dumped) / 1e6:.1f} MB for {len(states)} candidates; "
         f"dump {dump_t.seconds * 1000:.0f} ms, load {load_t.seconds * 1000:.0f} ms"
     )
+    full, cached = asyncio.run(status_reads(state))
+    print(
+        f"status read of the stored projection: full load {full * 1000:.0f} ms per call, "
+        f"cached while unchanged {cached * 1000:.2f} ms per call"
+    )
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
+
+
+async def status_reads(state: ProjectionState, calls: int = 5) -> tuple[float, float]:
+    """Seconds per call: `ProjectionStore.load` vs `ProjectionCache.load` (unchanged state)."""
+    with embedded_redis() as url:
+        redis = connect(url)
+        try:
+            store = ProjectionStore(redis, Keys(prefix="bench:v1"))
+            await store.save(state)
+            cache = ProjectionCache()
+            await cache.load(store, REPO)
+            began = time.perf_counter()
+            for _ in range(calls):
+                await store.load(REPO)
+            full = (time.perf_counter() - began) / calls
+            began = time.perf_counter()
+            for _ in range(calls * 100):
+                await cache.load(store, REPO)
+            cached = (time.perf_counter() - began) / (calls * 100)
+            return full, cached
+        finally:
+            await redis.aclose()
 
 
 if __name__ == "__main__":

@@ -119,9 +119,15 @@ def plan(
     return out.actions
 
 
-def _story_order(state: CandidateState) -> tuple[str, datetime, str]:
-    """By slug, then as `evaluate_slug` picks the current candidate (ready_at, then sha)."""
-    return (state.slug, state.ready_at or _NEVER, state.key)
+def _story_order(state: CandidateState) -> tuple[str, datetime, bool, str]:
+    """By slug, then by ready_at; in a tie the superseded ones first (the current candidate of
+    a second is picked by `previous_sha` or git ancestry, not by its spelling), then by key."""
+    return (
+        state.slug,
+        state.ready_at or _NEVER,
+        state.status != CandidateStatus.SUPERSEDED,
+        state.key,
+    )
 
 
 def _correct_ready_at(out: Plan, state: CandidateState, item: QueueItem | None) -> None:
