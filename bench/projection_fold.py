@@ -48,6 +48,9 @@ class MemoryGit:
     def descends(self, sha: str, ancestor: str) -> bool:
         return False
 
+    def tip(self, branch: str) -> str | None:
+        return None
+
 
 def timed(label: str, items: int, body: Any) -> Timing:
     clock = Clock(label)

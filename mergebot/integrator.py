@@ -51,7 +51,11 @@ from mergebot.bootstrap import Runtime, sleep_until_stopped
 from mergebot.checks import run_checks
 from mergebot.config import REMOTE_NAME, ConfigError, Mode, RepoConfig
 from mergebot.events import Envelope
-from mergebot.forge.repo_config import effective_repo_config, report_config_error
+from mergebot.forge.repo_config import (
+    effective_repo_config,
+    operator_pinned,
+    report_config_error,
+)
 from mergebot.git.merge import Candidate, PushStatus
 from mergebot.git.mirror import GitError
 from mergebot.git.workspace import AlreadyOnBase, Conflict, Integration, Workspace, worktrees_root
@@ -337,13 +341,7 @@ class Integrator:
                     templates_dir=self.runtime.server_config.templates_dir,
                 )
             raise StopDrainError(f"the repo's configuration is invalid: {exc}") from None
-        # Who may write what is the operator's decision alone (SPEC §9): keep the server's.
-        return config.model_copy(
-            update={
-                "mode": self.server_repo_config.mode,
-                "base_branch": self.base,
-            }
-        )
+        return operator_pinned(config, self.server_repo_config, self.base)
 
     async def _process(self, item: QueueItem) -> str:
         try:

@@ -30,11 +30,21 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from mergebot.bootstrap import Runtime
-from mergebot.config import ServerConfig
+from mergebot.config import RepoConfig, ServerConfig
+from mergebot.forge.repo_config import EffectiveConfigs
 from mergebot.git.facts import GitFactsSource, MirrorGitFactsSource
 from mergebot.plan import Action, Enqueue, Move, Reschedule, plan
 from mergebot.queue import InvalidTransitionError, Status
-from mergebot.readiness import CandidateStatus, Note, NoteCode, Rules, evaluate, fold
+from mergebot.readiness import (
+    CandidateStatus,
+    GitFacts,
+    GitFactsError,
+    Note,
+    NoteCode,
+    Rules,
+    evaluate,
+    fold,
+)
 from mergebot.store.eventlog import LogEntry
 from mergebot.store.keys import Keys
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
@@ -93,9 +103,12 @@ class Projector:
         git: GitFactsSource,
         *,
         clock: Callable[[], datetime] = _now,
+        configs: EffectiveConfigs | None = None,
     ) -> None:
         self.server_config = server_config
         self.git = git
+        # None: the server's config only (no forge to read the repo's own file with).
+        self.configs = configs
         self.queue = QueueStore(redis, keys)
         self.projections = ProjectionStore(redis, keys)
         self.clock = clock
@@ -166,10 +179,11 @@ class Projector:
         guard: Callable[[], None] | None,
     ) -> None:
         repo = state.repo
-        config = self.server_config.repo(repo)
+        server = self.server_config.repo(repo)
+        git = await self.git.snapshot(repo, server)
+        config = await self._effective(repo, server, git)
         rules = Rules.from_config(config)
         result.base = rules.base
-        git = await self.git.snapshot(repo, config)
         states = await asyncio.to_thread(evaluate, state.facts, rules, git, slugs)
         for key, new in states.items():
             old = state.candidates.get(key)
@@ -189,6 +203,17 @@ class Projector:
             if key not in states:
                 del state.candidates[key]
         state.candidates.update(states)
+
+    async def _effective(self, repo: str, server: RepoConfig, git: GitFacts) -> RepoConfig:
+        """The config the integrator will use: the server's plus the repo's own file at the
+        base's tip (read once per tip sha; the server's when git cannot name the tip)."""
+        if self.configs is None:
+            return server
+        try:
+            tip = await asyncio.to_thread(git.tip, server.base_branch)
+        except GitFactsError:
+            tip = None
+        return await self.configs.get(repo, tip)
 
     async def _perform(self, repo: str, base: str, action: Action, result: BatchResult) -> None:
         match action:
@@ -227,8 +252,20 @@ def git_source(runtime: Runtime) -> GitFactsSource:
     return source
 
 
+def effective_configs(runtime: Runtime) -> EffectiveConfigs:
+    """One per runtime, so a repo's file is read once per base sha across batches."""
+    found = runtime.extras.get("effective_configs")
+    if not isinstance(found, EffectiveConfigs) or found.server_config is not runtime.server_config:
+        found = EffectiveConfigs(runtime.server_config, runtime.forge_for)
+        runtime.extras["effective_configs"] = found
+    return found
+
+
 def projector_for(runtime: Runtime) -> Projector:
-    return Projector(runtime.redis, runtime.keys, runtime.server_config, git_source(runtime))
+    return Projector(
+        runtime.redis, runtime.keys, runtime.server_config, git_source(runtime),
+        configs=effective_configs(runtime),
+    )  # fmt: skip
 
 
 async def announce(runtime: Runtime, repo: str, base: str) -> None:

@@ -2,6 +2,8 @@
 
 Pure: no I/O except through `GitFacts`, questions answered by git (is a sha reachable from
 `origin/<branch>`? is it already on `origin/<base>`? which of two heads descends from the other?).
+Which rules apply (`Rules`) is the caller's: the processor derives them from the repo's effective
+config, the same the integrator uses.
 
 Order does not matter. Events are folded into a set of *facts* (kept sorted, so equal sets
 serialize equally), and every state is a function of that set, decided by the events' own
@@ -68,6 +70,11 @@ class GitFacts(Protocol):
     def descends(self, sha: str, ancestor: str) -> bool:
         """Is `ancestor` reachable from `sha` (a different commit)? Asked only to order two
         heads of one slug finalized in the same second (see `candidates_of`)."""
+        ...
+
+    def tip(self, branch: str) -> str | None:
+        """The sha of `origin/<branch>` (None when there is no such branch). The processor
+        reads the repo's own config file at the base's tip (see `EffectiveConfigs`)."""
         ...
 
 

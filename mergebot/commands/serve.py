@@ -32,9 +32,12 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="listen port (MERGEBOT_PORT, default 8080)")
 
 
-async def serve(runtime: Runtime, *, web_tier: bool, worker: bool) -> None:
-    """Run until SIGINT/SIGTERM, then stop accepting requests and let services finish."""
-    stop = asyncio.Event()
+async def serve(
+    runtime: Runtime, *, web_tier: bool, worker: bool, stop: asyncio.Event | None = None
+) -> None:
+    """Run until SIGINT/SIGTERM (or `stop` is set by the caller, as `demo` does), then stop
+    accepting requests and let services finish."""
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
