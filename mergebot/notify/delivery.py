@@ -34,7 +34,7 @@ import aiohttp
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError, ResponseError
 
-from mergebot.bootstrap import Runtime
+from mergebot.bootstrap import Runtime, keep_running, sleep_until_stopped
 from mergebot.config import NotifySink
 from mergebot.events import Envelope, EventName
 from mergebot.followups import (
@@ -86,6 +86,9 @@ class DeliveryPolicy:
     block_ms: int = 1000  # how long a reader waits for new entries
     reclaim_idle_ms: int = 60_000  # entries another consumer holds this long are taken over
     discover_seconds: float = 5.0  # how often new repos and outboxes are looked for
+    # On stop, workers finish the message in hand (record it, acknowledge it) for up to this long
+    # before they are cancelled: a message sent but not yet recorded would be sent again.
+    stop_grace_seconds: float = 15.0
 
 
 def backoff(attempt: int, policy: DeliveryPolicy, retry_after: float | None) -> float:
@@ -379,9 +382,7 @@ class Notifier:
                     "notification_retrying repo=%s slug=%s sink=%s attempt=%d in=%.2fs error=%s",
                     repo, n.slug, key, attempts, delay, exc.message,
                 )  # fmt: skip
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                if stop.is_set():
+                if await sleep_until_stopped(stop, delay):
                     return False
                 continue
             await self.store.finish(
@@ -451,9 +452,11 @@ class Notifier:
                     task = tasks.get(name)
                     if task is None or task.done():
                         tasks[name] = asyncio.create_task(factory(), name=f"notify:{name}")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.policy.discover_seconds)
+                await sleep_until_stopped(stop, self.policy.discover_seconds)
         finally:
+            stop.set()  # also when cancelled: the workers stop between messages
+            if tasks:
+                await asyncio.wait(tasks.values(), timeout=self.policy.stop_grace_seconds)
             for task in tasks.values():
                 task.cancel()
             await asyncio.gather(*tasks.values(), return_exceptions=True)
@@ -503,26 +506,7 @@ class Notifier:
 
     def _loop(self, stop: asyncio.Event, step: Callable[[], Awaitable[int]]) -> _TaskFactory:
         async def loop() -> None:
-            failures = 0
-            while not stop.is_set():
-                try:
-                    await step()
-                    failures = 0
-                except (RedisError, OSError) as exc:
-                    failures += 1
-                    delay = min(30.0, 0.5 * 2 ** min(failures, 6))
-                    log.warning(
-                        "notify_redis_error error=%s retry_in=%.1fs", type(exc).__name__, delay
-                    )
-                except Exception:
-                    # A bug must not silently end delivery: say so loudly and keep going.
-                    failures += 1
-                    delay = min(60.0, 1.0 * 2 ** min(failures, 6))
-                    log.exception("notify_step_failed retry_in=%.1fs", delay)
-                else:
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
+            await keep_running(stop, step, name="notify")
 
         return loop
 
