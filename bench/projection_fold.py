@@ -27,9 +27,12 @@ from typing import Any
 
 from _common import Clock, Timing, embedded_redis, machine, raw_events, report
 
-from mergebot.events import CanonicalEvent, parse_event
+from mergebot.config import RepoConfig, ServerConfig
+from mergebot.events import CanonicalEvent, envelope_for, parse_event
+from mergebot.processor import Projector
 from mergebot.readiness import RepoFacts, Rules, evaluate, fold
 from mergebot.store.connection import connect
+from mergebot.store.eventlog import LogEntry
 from mergebot.store.keys import Keys
 from mergebot.store.projection import ProjectionCache, ProjectionState, ProjectionStore
 
@@ -50,6 +53,9 @@ class MemoryGit:
 
     def tip(self, branch: str) -> str | None:
         return None
+
+    async def snapshot(self, repo: str, config: RepoConfig) -> MemoryGit:
+        return self
 
 
 def timed(label: str, items: int, body: Any) -> Timing:
@@ -138,20 +144,29 @@ def main() -> None:
         f"\nprojection JSON: {len(dumped) / 1e6:.1f} MB for {len(states)} candidates; "
         f"dump {dump_t.seconds * 1000:.0f} ms, load {load_t.seconds * 1000:.0f} ms"
     )
-    full, cached = asyncio.run(status_reads(state))
+    full, cached, cold, warm = asyncio.run(status_reads(state, events[-1]))
     print(
         f"status read of the stored projection: full load {full * 1000:.0f} ms per call, "
         f"cached while unchanged {cached * 1000:.2f} ms per call"
     )
+    print(
+        f"processor batch of one event on it: loading the projection first {cold * 1000:.0f} ms, "
+        f"reusing the state it stored {warm * 1000:.0f} ms"
+    )
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
 
 
-async def status_reads(state: ProjectionState, calls: int = 5) -> tuple[float, float]:
-    """Seconds per call: `ProjectionStore.load` vs `ProjectionCache.load` (unchanged state)."""
+async def status_reads(
+    state: ProjectionState, event: CanonicalEvent, calls: int = 5
+) -> tuple[float, float, float, float]:
+    """Seconds per call: `ProjectionStore.load` vs `ProjectionCache.load` (unchanged state);
+    then a processor batch of one event by a new `Projector` (which loads the projection) vs
+    by one that stored it last (which reuses its state)."""
     with embedded_redis() as url:
         redis = connect(url)
         try:
-            store = ProjectionStore(redis, Keys(prefix="bench:v1"))
+            keys = Keys(prefix="bench:v1")
+            store = ProjectionStore(redis, keys)
             await store.save(state)
             cache = ProjectionCache()
             await cache.load(store, REPO)
@@ -163,7 +178,23 @@ async def status_reads(state: ProjectionState, calls: int = 5) -> tuple[float, f
             for _ in range(calls * 100):
                 await cache.load(store, REPO)
             cached = (time.perf_counter() - began) / (calls * 100)
-            return full, cached
+            config = ServerConfig({}, {REPO: {}})
+            envelope = envelope_for(event, source="bench")
+
+            def entry(n: int) -> LogEntry:
+                return LogEntry(f"{2**40 + n}-0", 0, envelope)
+
+            began = time.perf_counter()
+            for n in range(calls):
+                await Projector(redis, keys, config, MemoryGit()).apply(REPO, [entry(n)])
+            cold = (time.perf_counter() - began) / calls
+            projector = Projector(redis, keys, config, MemoryGit())
+            await projector.apply(REPO, [entry(calls)])
+            began = time.perf_counter()
+            for n in range(calls):
+                await projector.apply(REPO, [entry(calls + 1 + n)])
+            warm = (time.perf_counter() - began) / calls
+            return full, cached, cold, warm
         finally:
             await redis.aclose()
 

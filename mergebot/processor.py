@@ -109,20 +109,42 @@ class Projector:
         self.git = git
         # None: the server's config only (no forge to read the repo's own file with).
         self.configs = configs
+        # repo -> (rev, state) of the projection this projector stored last. Taken out while a
+        # batch changes the state in place and put back only after it was stored, so a failed
+        # batch never leaves a half-changed state here.
+        self._held: dict[str, tuple[str, ProjectionState]] = {}
         self.queue = QueueStore(redis, keys)
         self.projections = ProjectionStore(redis, keys)
         self.clock = clock
+
+    async def _load(self, repo: str) -> tuple[ProjectionState, str | None]:
+        """The stored projection and its rev: the one this projector stored last when nobody
+        stored another since (no 3 MB JSON parse per batch), else read from Redis."""
+        held = self._held.pop(repo, None)
+        if held is not None and held[0] == await self.projections.rev(repo):
+            return held[1], held[0]
+        return await self.projections.load_with_rev(repo)
+
+    def _unchanged(self, state: ProjectionState, rev: str | None) -> None:
+        """Keep a state that was loaded and not changed (nothing to store)."""
+        if rev is not None:
+            self._held[state.repo] = (rev, state)
+
+    async def _save(self, state: ProjectionState, notes: list[NoteRecord]) -> None:
+        rev = await self.projections.save(state, notes)
+        self._held[state.repo] = (rev, state)
 
     async def apply(
         self, repo: str, entries: Sequence[LogEntry], *, guard: Callable[[], None] | None = None
     ) -> BatchResult:
         """Fold `entries` (all of `repo`, in log order) in; `guard` runs before every write."""
-        state = await self.projections.load(repo)
+        state, rev = await self._load(repo)
         result = BatchResult(repo)
         last = entry_order(state.last_entry) if state.last_entry else None
         fresh = [e for e in entries if last is None or entry_order(e.entry_id) > last]
         result.skipped = len(entries) - len(fresh)
         if not fresh:
+            self._unchanged(state, rev)
             return result
         touched: set[str] = set()
         for entry in fresh:
@@ -152,7 +174,7 @@ class Projector:
             )  # fmt: skip
         if guard:
             guard()
-        await self.projections.save(state, result.notes)
+        await self._save(state, result.notes)
         return result
 
     async def reevaluate(
@@ -162,13 +184,15 @@ class Projector:
         result = BatchResult(repo)
         if not self.server_config.managed(repo):
             return result
-        state = await self.projections.load(repo)
+        state, rev = await self._load(repo)
         slugs = {c.slug for c in state.candidates.values() if c.status in _OPEN or c.git_unknown()}
-        if slugs:
-            await self._reconcile(state, slugs, result, guard)
-            if guard:
-                guard()
-            await self.projections.save(state, result.notes)
+        if not slugs:
+            self._unchanged(state, rev)
+            return result
+        await self._reconcile(state, slugs, result, guard)
+        if guard:
+            guard()
+        await self._save(state, result.notes)
         return result
 
     async def _reconcile(

@@ -8,8 +8,10 @@ old or the new projection, never half.
 
 Readers that ask often (status, dashboard, queue API) go through `ProjectionCache`: the state of
 a busy repo is megabytes of JSON, and it changes only when the processor stores a batch, so they
-parse it again only when `rev` changed. A token, not a counter: `mergebot replay --apply` moves a
-rebuilt hash into place, whose counter could equal the old one.
+parse it again only when `rev` changed. The processor keeps the state it stored last the same
+way (`Projector`): the next batch reuses it when `rev` is still the one it wrote. A token, not a
+counter: `mergebot replay --apply` moves a rebuilt hash into place, whose counter could equal
+the old one.
 """
 
 from __future__ import annotations
@@ -91,14 +93,16 @@ class ProjectionStore:
         self,
         state: ProjectionState,
         notes: Sequence[tuple[str | None, str | None, Note]] = (),
-    ) -> None:
-        """Store the projection, its checkpoint and (entry id, event name, note) records."""
+    ) -> str:
+        """Store the projection, its checkpoint and (entry id, event name, note) records; the
+        new `rev` token."""
         key = self.keys.projection(state.repo)
+        rev = secrets.token_hex(8)
         notes_key = self.keys.projection_notes(state.repo)
         now = datetime.now(UTC)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, "state", state.model_dump_json(exclude={"last_entry"}))
-            pipe.hset(key, "rev", secrets.token_hex(8))
+            pipe.hset(key, "rev", rev)
             if state.last_entry:
                 pipe.hset(key, "last_entry", state.last_entry)
             for entry_id, event, note in notes:
@@ -110,6 +114,7 @@ class ProjectionStore:
             if notes:
                 pipe.ltrim(notes_key, 0, NOTES_KEPT - 1)
             await pipe.execute()
+        return rev
 
     async def counters(self, repo: str) -> dict[str, int]:
         raw = cast(dict[str, str], await self.redis.hgetall(self.keys.projection(repo)))

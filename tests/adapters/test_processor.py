@@ -10,7 +10,15 @@ import pytest
 
 from mergebot.bootstrap import Runtime
 from mergebot.forge.errors import ForgeError
-from mergebot.processor import GROUP, SERVICES, Projector, git_source, processor_service, tick
+from mergebot.processor import (
+    GROUP,
+    SERVICES,
+    Projector,
+    git_source,
+    processor_service,
+    projector_for,
+    tick,
+)
 from mergebot.queue import Status
 from mergebot.store.lease import Lease
 from mergebot.store.projection import ProjectionStore
@@ -200,6 +208,32 @@ async def test_crash_between_store_and_ack_does_not_apply_twice(runtime: Runtime
     assert after == before
     assert len(await queued_changes(runtime)) == 1
     assert (await runtime.eventlog.pending(GROUP, 0)).count == 0
+
+
+async def test_a_projector_reuses_its_stored_state_only_while_nobody_replaced_it(
+    runtime: Runtime,
+) -> None:
+    manage(runtime)
+    await emit(runtime, *READY_SET, approve("bob"), approve("carol"))
+    entries = [e async for e in runtime.eventlog.replay(repo=REPO)]
+    mine, other = projector_for(runtime), projector_for(runtime)
+
+    def fail() -> None:
+        raise RuntimeError("lease lost")
+
+    # A batch that fails before its store leaves nothing behind, in Redis or in memory.
+    with pytest.raises(RuntimeError):
+        await mine.apply(REPO, entries[:3], guard=fail)
+    assert (await mine.apply(REPO, entries[:3])).queued != []
+    # Another processor stores a newer projection: the next batch starts from that one (its
+    # checkpoint skips the entry the other one applied), not from the state held in memory.
+    assert (await other.apply(REPO, entries[3:4])).applied == 1
+    result = await mine.apply(REPO, entries[3:])
+    assert (result.skipped, result.applied) == (1, 1)
+    state = await ProjectionStore(runtime.redis, runtime.keys).load(REPO)
+    [cand] = state.candidates.values()
+    assert {a.reviewer for a in state.facts.slugs["pr-1"].approvals} == {"alice", "bob", "carol"}
+    assert cand.status == "ready"
 
 
 async def test_git_trouble_leaves_the_queue_alone(runtime: Runtime) -> None:
