@@ -73,6 +73,15 @@ class GitRemote:
         self.commit(path, content, f"{branch}: change {path}")
         return self.push(branch)
 
+    def pull_request_head(self, number: int, path: str, content: str) -> str:
+        """A commit that exists only as `refs/pull/<number>/head`, the ref GitHub keeps for a
+        pull request from a fork (the fork's branch is not in this repository); its sha."""
+        git(self.work, "fetch", "-q", "origin")
+        git(self.work, "checkout", "-q", "--detach", "origin/main")
+        sha = self.commit(path, content, f"fork: change {path}")
+        git(self.work, "push", "-q", "origin", f"{sha}:refs/pull/{number}/head")
+        return sha
+
     def rev(self, ref: str) -> str:
         return git(self.bare, "rev-parse", ref)
 
@@ -84,4 +93,5 @@ class GitRemote:
 
     def refs(self) -> dict[str, str]:
         out = git(self.bare, "for-each-ref", "--format=%(refname) %(objectname)")
-        return {name: sha for sha, name in (line.split(" ", 1) for line in out.splitlines())}
+        # "<refname> <sha>" per line: refname -> sha
+        return dict(line.split(" ", 1) for line in out.splitlines())

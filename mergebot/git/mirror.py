@@ -2,6 +2,10 @@
 
 Branches of the remote appear as `refs/remotes/origin/<branch>`, so "reachable from
 `<remote>/<branch>`" is answered by plain git against fetched refs, never trusted from an event.
+The heads GitHub keeps for pull requests (`refs/pull/<n>/head`, also for pull requests from
+forks, whose branches are not in the repository) appear as `refs/remotes/origin/pull/<n>/head`:
+a fork's candidate has the branch `pull/<n>/head`. A remote without such refs fetches nothing
+for that refspec.
 Blocking (GitPython runs git subprocesses): call from a thread in async code.
 """
 
@@ -18,6 +22,10 @@ from mergebot.config import REMOTE_NAME
 from mergebot.git.credentials import GitCredentials, credential_env, redact
 
 FETCH_TIMEOUT_SECONDS = 300
+FETCH_REFSPECS = (
+    f"+refs/heads/*:refs/remotes/{REMOTE_NAME}/*",
+    f"+refs/pull/*/head:refs/remotes/{REMOTE_NAME}/pull/*/head",
+)
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -105,22 +113,23 @@ class Mirror:
                     git.Repo.init(self.path, bare=True)
                 self._repo = git.Repo(self.path)
             section = f'remote "{REMOTE_NAME}"'
-            wanted = {
-                "url": self.remote_url,
-                "fetch": f"+refs/heads/*:refs/remotes/{REMOTE_NAME}/*",
-            }
             reader = self._repo.config_reader("repository")
-            if reader.has_section(section) and all(
-                reader.has_option(section, key) and reader.get_value(section, key) == value
-                for key, value in wanted.items()
+            if reader.has_section(section) and (
+                reader.has_option(section, "url")
+                and reader.get_value(section, "url") == self.remote_url
+                and reader.has_option(section, "fetch")
+                and tuple(reader.get_values(section, "fetch")) == FETCH_REFSPECS
             ):
                 return
             # Rewriting the config truncates the file for a moment: a git command reading it then
             # (a push from a worktree, another Mirror object on this path) finds no `origin`.
             # So it is written only when it has to change.
             with self._repo.config_writer() as cfg:
-                for key, value in wanted.items():
-                    cfg.set_value(section, key, value)
+                cfg.set_value(section, "url", self.remote_url)
+                if cfg.has_option(section, "fetch"):
+                    cfg.remove_option(section, "fetch")
+                for refspec in FETCH_REFSPECS:
+                    cfg.add_value(section, "fetch", refspec)
 
     def fetch(self) -> None:
         with self._lock:

@@ -32,3 +32,38 @@ def test_mirror_fetch_prunes_deleted_branches(remote: GitRemote, tmp_path: Path)
     mirror.fetch()
     assert mirror.remote_branch("gone") is None
     mirror.close()
+
+
+def test_mirror_fetches_pull_request_heads_of_forks(remote: GitRemote, tmp_path: Path) -> None:
+    fork = remote.pull_request_head(7, "fork.txt", "from a fork\n")
+    assert git(remote.bare, "for-each-ref", "refs/heads/", "--format=%(refname)") == (
+        "refs/heads/main"
+    )  # the fork's commit is on no branch of the repository
+    mirror = Mirror(tmp_path / "m.git", remote.url)
+    try:
+        mirror.fetch()
+        assert mirror.remote_branch("pull/7/head") == fork
+        assert mirror.is_ancestor(fork, "refs/remotes/origin/pull/7/head")
+        assert not mirror.is_ancestor(fork, "refs/remotes/origin/main")
+        assert mirror.remote_branch("main") == remote.rev("main")
+    finally:
+        mirror.close()
+
+
+def test_a_mirror_made_before_pull_heads_were_fetched_learns_them(
+    remote: GitRemote, tmp_path: Path
+) -> None:
+    path = tmp_path / "m.git"
+    git(tmp_path, "init", "-q", "--bare", str(path))
+    git(path, "remote", "add", "origin", remote.url)  # only +refs/heads/*:refs/remotes/origin/*
+    fork = remote.pull_request_head(7, "fork.txt", "x\n")
+    mirror = Mirror(path, remote.url)
+    try:
+        mirror.fetch()
+        assert mirror.remote_branch("pull/7/head") == fork
+        assert git(path, "config", "--get-all", "remote.origin.fetch").splitlines() == [
+            "+refs/heads/*:refs/remotes/origin/*",
+            "+refs/pull/*/head:refs/remotes/origin/pull/*/head",
+        ]
+    finally:
+        mirror.close()

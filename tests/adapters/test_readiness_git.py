@@ -52,6 +52,33 @@ async def test_sha_not_on_its_branch_waits_with_the_reason(
     assert [r.code for r in cand.reasons] == [ReasonCode.NOT_REACHABLE]
 
 
+async def test_a_fork_pull_requests_head_is_reachable_from_its_pull_ref(
+    runtime: Runtime, remote: GitRemote, tmp_path: Path
+) -> None:
+    """Condition 4 for a pull request from a fork: its branch is `pull/<n>/head` (GitHub-in names
+    it so), answered by git against the fetched `refs/pull/<n>/head`."""
+    use_real_git(runtime, remote, tmp_path)
+    fork = remote.pull_request_head(7, "fork.txt", "from a fork\n")
+    await emit(runtime, *candidate_events(fork, branch="pull/7/head"))
+    await process(runtime)
+    [item] = await queue_items(runtime)
+    assert (item.branch, item.sha, item.status) == ("pull/7/head", fork, Status.QUEUED)
+
+
+async def test_a_fork_sha_claimed_for_another_pull_request_waits(
+    runtime: Runtime, remote: GitRemote, tmp_path: Path
+) -> None:
+    use_real_git(runtime, remote, tmp_path)
+    remote.pull_request_head(8, "other.txt", "other\n")
+    fork = remote.pull_request_head(7, "fork.txt", "from a fork\n")
+    await emit(runtime, *candidate_events(fork, branch="pull/8/head"))
+    await process(runtime)
+    assert await queue_items(runtime) == []
+    state = await ProjectionStore(runtime.redis, runtime.keys).load(REPO)
+    [cand] = state.candidates.values()
+    assert [r.code for r in cand.reasons] == [ReasonCode.NOT_REACHABLE]
+
+
 async def test_sha_already_on_base_is_detected_as_integrated(
     runtime: Runtime, remote: GitRemote, tmp_path: Path
 ) -> None:

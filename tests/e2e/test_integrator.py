@@ -122,6 +122,22 @@ async def test_three_candidates_land_in_fifo_order_as_merge_commits(story: Story
     assert story.worktrees() == []
 
 
+async def test_a_pull_request_from_a_fork_is_merged_from_its_pull_ref(story: Story) -> None:
+    story.manage()
+    remote = story.remote
+    start = remote.rev("main")
+    fork = Cand("pr-7", "pull/7/head", remote.pull_request_head(7, "fork.txt", "fork\n"))
+
+    await story.run(fork)
+
+    [merge] = remote.log("main")[:1]
+    assert remote.parents(merge) == [start, fork.sha]
+    assert (await items(story.runtime))["pr-7"].status is Status.INTEGRATED
+    assert git(remote.bare, "show", "main:fork.txt") == "fork"
+    # Nothing was pushed for the fork's branch: only main moved.
+    assert [r for r in remote.refs() if r.startswith("refs/heads/")] == ["refs/heads/main"]
+
+
 async def test_conflict_blocks_with_its_files_and_main_is_untouched(story: Story) -> None:
     story.manage()
     remote = story.remote
