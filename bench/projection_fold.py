@@ -40,6 +40,9 @@ class MemoryGit:
     def on_base(self, sha: str, base: str) -> bool:
         return False
 
+    def descends(self, sha: str, ancestor: str) -> bool:
+        return False
+
 
 def timed(label: str, items: int, body: Any) -> Timing:
     clock = Clock(label)

@@ -28,11 +28,13 @@ alone until git answers again, except for that correction, which git does not de
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from mergebot.queue import QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
 from mergebot.store.queue import REVIVABLE
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -98,18 +100,34 @@ def plan(
     items: dict[str, QueueItem],
     now: datetime,
 ) -> list[Action]:
-    """The queue actions for `states` given the current items (keyed by item id)."""
+    """The queue actions for `states` given the current items (keyed by item id).
+
+    Per slug, older candidates are acted on first and the current one (the newest
+    `finalize_ready`) last, so the change stream tells the story in order: the old item is
+    superseded before its successor is queued, whatever the shas' spelling (readers such as the
+    notifier keep one message per slug and follow the stream's order).
+    """
     out = Plan()
-    for key in sorted(states):
-        state = states[key]
+    for state in sorted(states.values(), key=_story_order):
         if not state.is_candidate:
             continue
-        item = items.get(key)
+        item = items.get(state.key)
         _correct_ready_at(out, state, item)
         if state.git_unknown():
             continue
         _plan_one(out, repo=repo, base=base, state=state, item=item, now=now)
     return out.actions
+
+
+def _story_order(state: CandidateState) -> tuple[str, datetime, bool, str]:
+    """By slug, then by ready_at; in a tie the superseded ones first (the current candidate of
+    a second is picked by `previous_sha` or git ancestry, not by its spelling), then by key."""
+    return (
+        state.slug,
+        state.ready_at or _NEVER,
+        state.status != CandidateStatus.SUPERSEDED,
+        state.key,
+    )
 
 
 def _correct_ready_at(out: Plan, state: CandidateState, item: QueueItem | None) -> None:

@@ -1,19 +1,22 @@
 """The readiness projection (SPEC §4): events in, candidate states out, with the reasons why not.
 
-Pure: no I/O except through `GitFacts`, two questions answered by git (is a sha reachable from
-`origin/<branch>`? is it already on `origin/<base>`?).
+Pure: no I/O except through `GitFacts`, questions answered by git (is a sha reachable from
+`origin/<branch>`? is it already on `origin/<base>`? which of two heads descends from the other?).
 
 Order does not matter. Events are folded into a set of *facts* (kept sorted, so equal sets
 serialize equally), and every state is a function of that set, decided by the events' own
-timestamps: the newest `finalize_ready` of a slug (by `ready_at`) is its current candidate, a
+timestamps: the newest `finalize_ready` of a slug (by `ready_at`; heads of the same second by
+their `previous_sha`, then git ancestry, then sha) is its current candidate, a
 dismissal cancels the same reviewer's approvals given at or before it, a withdrawal withdraws the
-candidates finalized at or before it, a resume re-opens a block only when it is later than the
-block. Duplicated, late or reordered events therefore give the same result as a clean stream,
-which is what lets several processors, a crash/redelivery and `mergebot replay` agree.
+candidates finalized at or before it, a resume re-opens a block when it is not earlier than the
+block (GitHub stamps to the second). No tie is ever broken by arrival order: duplicated, late
+or reordered events give the same result as a clean stream, which is what lets several
+processors, a crash/redelivery and `mergebot replay` agree.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +39,10 @@ from mergebot.events import (
 )
 from mergebot.queue import item_id
 
+PREVIOUS_SHA = "previous_sha"
+"""Extra field of `finalize_ready`: the head it replaced (orders two heads of one second)."""
+_SHA = re.compile(r"[0-9a-f]{40}")
+
 # -- the git side ------------------------------------------------------------------------------
 
 
@@ -56,6 +63,11 @@ class GitFacts(Protocol):
 
     def on_base(self, sha: str, base: str) -> bool:
         """Is `sha` already reachable from `origin/<base>`?"""
+        ...
+
+    def descends(self, sha: str, ancestor: str) -> bool:
+        """Is `ancestor` reachable from `sha` (a different commit)? Asked only to order two
+        heads of one slug finalized in the same second (see `candidates_of`)."""
         ...
 
 
@@ -83,6 +95,8 @@ class FinalizeFact(_Fact):
     branch: str
     sha: str
     ready_at: datetime
+    # The head this one replaced, when the producer says (GitHub `synchronize`: `before`).
+    previous: str | None = None
 
 
 class WithdrawalFact(_Fact):
@@ -223,7 +237,12 @@ def fold(facts: RepoFacts, event: CanonicalEvent) -> FoldResult:
             sf = facts.slug(event.slug)
             added = _add(
                 sf.finalizes,
-                FinalizeFact(branch=event.branch, sha=event.sha, ready_at=event.ready_at),
+                FinalizeFact(
+                    branch=event.branch,
+                    sha=event.sha,
+                    ready_at=event.ready_at,
+                    previous=_previous_sha(event),
+                ),
             )
             out.slugs.add(event.slug)
         case BranchPushed():
@@ -284,7 +303,9 @@ def fold(facts: RepoFacts, event: CanonicalEvent) -> FoldResult:
         case ResumeRequested():
             sf = facts.slug(event.slug)
             added = _add(sf.resumes, ResumeFact(requested_by=event.requested_by, at=event.at))
-            if not any(o.kind == "blocked" and o.at < event.at for o in sf.outcomes):
+            if not any(
+                o.kind == "blocked" and _second(o.at) <= _second(event.at) for o in sf.outcomes
+            ):
                 out.notes.append(
                     Note(
                         NoteCode.RESUME_WITHOUT_BLOCK,
@@ -296,6 +317,19 @@ def fold(facts: RepoFacts, event: CanonicalEvent) -> FoldResult:
     if not added:
         out.notes.append(Note(NoteCode.DUPLICATE, f"{event.event_name} already known"))
     return out
+
+
+def _previous_sha(event: FinalizeReady) -> str | None:
+    """The optional extra field `previous_sha`: the head this finalize replaced, when it is a
+    40-hex sha other than the event's own (anything else is ignored, not trusted)."""
+    value = (event.model_extra or {}).get(PREVIOUS_SHA)
+    if isinstance(value, str) and _SHA.fullmatch(value) and value != event.sha:
+        return value
+    return None
+
+
+def _second(at: datetime) -> datetime:
+    return at.replace(microsecond=0)
 
 
 def _note_unknown(sf: SlugFacts, slug: str, sha: str, out: FoldResult) -> None:
@@ -407,15 +441,56 @@ class _Candidate:
         return (self.ready_at, self.sha, self.branch)
 
 
-def candidates_of(sf: SlugFacts) -> list[_Candidate]:
-    """The slug's candidates, each with its newest ready_at, oldest first (current last)."""
+@dataclass
+class Lineup:
+    """A slug's candidates, oldest first, and which one is current.
+
+    `current` is None when the newest ones could not be told apart (git failed while ordering
+    a tie); `undecided` then holds them and why, and none of them is called superseded.
+    """
+
+    candidates: list[_Candidate]
+    current: _Candidate | None
+    undecided: frozenset[_Candidate] = frozenset()
+    why: GitFactsError | None = None
+
+
+def candidates_of(sf: SlugFacts, git: GitFacts) -> Lineup:
+    """The slug's candidates, each with its newest ready_at, oldest first, current last.
+
+    The current candidate is the newest by `ready_at`. GitHub stamps to the second, so two heads
+    can share it; then, in this order: a head another one of that second names as its
+    `previous` is older; a head that is an ancestor of another one (git) is older; what is
+    left is ordered by sha, which is arbitrary but the same for every arrival order.
+    """
     newest: dict[tuple[str, str], datetime] = {}
     for f in sf.finalizes:
         key = (f.branch, f.sha)
         if key not in newest or f.ready_at > newest[key]:
             newest[key] = f.ready_at
-    found = [_Candidate(b, s, at) for (b, s), at in newest.items()]
-    return sorted(found, key=_Candidate.order)
+    found = sorted((_Candidate(b, s, at) for (b, s), at in newest.items()), key=_Candidate.order)
+    if not found:
+        return Lineup([], None)
+    top = [c for c in found if c.ready_at == found[-1].ready_at]
+    if len(top) == 1:
+        return Lineup(found, found[-1])
+    shas = {c.sha for c in top}
+    replaced = {
+        f.previous
+        for f in sf.finalizes
+        if f.previous in shas and f.ready_at == top[0].ready_at and f.sha in shas
+    }
+    left = [c for c in top if c.sha not in replaced] or top
+    if len({c.sha for c in left}) > 1:
+        try:
+            older = {
+                a.sha for a in left for d in left if a.sha != d.sha and git.descends(d.sha, a.sha)
+            }
+        except GitFactsError as exc:
+            return Lineup(found, None, frozenset(left), exc)
+        left = [c for c in left if c.sha not in older] or left
+    current = left[-1]
+    return Lineup([c for c in found if c != current] + [current], current)
 
 
 def _short(sha: str | None) -> str:
@@ -467,8 +542,8 @@ def _git_reason(exc: GitFactsError) -> Reason:
 def evaluate_slug(facts: RepoFacts, slug: str, rules: Rules, git: GitFacts) -> list[CandidateState]:
     """The state of every candidate of `slug` (or one `waiting` entry when it has none)."""
     sf = facts.slugs.get(slug) or SlugFacts()
-    found = candidates_of(sf)
-    if not found:
+    lineup = candidates_of(sf, git)
+    if not lineup.candidates:
         if not sf.approvals and not sf.dismissals:
             return []
         _, missing = _approvals(sf, None, rules)
@@ -481,18 +556,11 @@ def evaluate_slug(facts: RepoFacts, slug: str, rules: Rules, git: GitFacts) -> l
                 reasons=[*missing, reason],
             )
         ]  # fmt: skip
-    current = found[-1]
     return [
         _evaluate(
-            sf,
-            slug,
-            c,
-            current=current,
-            rules=rules,
-            git=git,
-            pushes=facts.pushes.get(c.branch, []),
+            sf, slug, c, lineup=lineup, rules=rules, git=git, pushes=facts.pushes.get(c.branch, [])
         )
-        for c in found
+        for c in lineup.candidates
     ]
 
 
@@ -501,7 +569,7 @@ def _evaluate(
     slug: str,
     c: _Candidate,
     *,
-    current: _Candidate,
+    lineup: Lineup,
     rules: Rules,
     git: GitFacts,
     pushes: list[PushFact],
@@ -522,8 +590,15 @@ def _evaluate(
             Reason(code=ReasonCode.ALREADY_INTEGRATED, text=text),
             by_event=True,
         )
+    if c in lineup.undecided and lineup.why is not None:
+        return state(CandidateStatus.WAITING, _git_reason(lineup.why))
+    current = lineup.current
     if c != current:
-        text = f"superseded by {_short(current.sha)} on {current.branch} (a newer finalize_ready)"
+        text = (
+            f"superseded by {_short(current.sha)} on {current.branch} (a newer finalize_ready)"
+            if current is not None
+            else "superseded by a newer finalize_ready"
+        )
         return state(CandidateStatus.SUPERSEDED, Reason(code=ReasonCode.SUPERSEDED, text=text))
     withdrawals = [w for w in sf.withdrawals if w.at >= c.ready_at]
     if withdrawals:
@@ -534,7 +609,10 @@ def _evaluate(
     resumed: str | None = None
     if blocks:
         block = max(blocks, key=lambda o: (o.at, o.followup_id or ""))
-        if not any(r.at > block.at for r in sf.resumes):
+        # A resume in the block's own second resumes it: GitHub stamps comments to the second
+        # (a resume at 10:00:05 may follow a block at 10:00:05.4), and nobody asks to resume
+        # a block they have not seen.
+        if not any(_second(r.at) >= _second(block.at) for r in sf.resumes):
             text = f"blocked: {block.summary or block.reason}"
             return state(
                 CandidateStatus.BLOCKED,

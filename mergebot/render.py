@@ -3,6 +3,9 @@
 Pure apart from reading template files: a `Renderer` turns a template name and a plain-data context
 into text. Undefined variables are errors (StrictUndefined), so a template that names a field the
 context does not carry fails loudly in the golden tests instead of rendering an empty string.
+Notifications, follow-up todos, the dashboard and every text mergebot shows on GitHub (check runs,
+PR comments, command replies) are rendered here, with one set of filters; `renderer()` hands out
+one shared `Renderer` per override directory, so templates are parsed once per process.
 
 Templates are searched in order: the operator's override directory (`templates_dir` in the server
 config), then the templates that ship with mergebot — the packaged copy `mergebot/_templates` in
@@ -12,13 +15,16 @@ templates: chat and Markdown formats need their own escaping, which the filters 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
+
+T = TypeVar("T")
 
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "_templates"
 CHECKOUT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -42,7 +48,7 @@ _BACKTICKS_RE = re.compile(r"`+")
 def template_roots(override: str | Path | None = None) -> list[Path]:
     """Where templates are looked up, the operator's directory first."""
     roots: list[Path] = []
-    if override is not None:
+    if override:  # None or "" (an unset key): the shipped templates only
         roots.append(Path(override))
     roots.append(PACKAGED_TEMPLATES if PACKAGED_TEMPLATES.is_dir() else CHECKOUT_TEMPLATES)
     return roots
@@ -140,6 +146,12 @@ def short_sha(value: object) -> str:
     return str(value)[:7]
 
 
+def inline_code(value: object) -> str:
+    """A plain code span for short one-line values (a command line someone typed): backticks
+    become ' and newlines spaces, so the value can neither end the span nor start a new line."""
+    return "`" + str(value).replace("`", "'").replace("\n", " ").strip() + "`"
+
+
 def tail(value: object, lines: int = 20, chars: int = 2000) -> str:
     """The end of a long output: the last `lines` lines, at most `chars` characters."""
     text = clean(value).rstrip("\n")
@@ -172,6 +184,7 @@ FILTERS = {
     "discord_block": discord_block,
     "json": to_json,
     "short_sha": short_sha,
+    "code": inline_code,
     "tail": tail,
     "shorten": shorten,
 }
@@ -179,6 +192,11 @@ FILTERS = {
 
 class TemplateError(Exception):
     """A template is missing, broken, or needs a value the context does not have."""
+
+
+class TemplateValueError(TemplateError, jinja2.UndefinedError):
+    """A template names a value the context does not carry. Also a `jinja2.UndefinedError`, so
+    code that guards against jinja2's own error catches it as well."""
 
 
 class Renderer:
@@ -201,17 +219,36 @@ class Renderer:
         )
         self.env.filters.update(FILTERS)
 
-    def render(self, name: str, context: dict[str, Any]) -> str:
+    def _guarded(self, name: str, work: Callable[[], T]) -> T:
+        """Run `work` with jinja2's errors turned into ours, naming the template."""
         try:
-            return self.env.get_template(name).render(context)
+            return work()
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(f"template {exc.name!r} not found") from None
         except jinja2.UndefinedError as exc:
-            raise TemplateError(f"template {name!r}: {exc.message}") from None
+            raise TemplateValueError(f"template {name!r}: {exc.message}") from None
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(
                 f"template {exc.filename or name!r} line {exc.lineno}: {exc.message}"
             ) from None
+
+    def render(self, name: str, context: dict[str, Any]) -> str:
+        return self._guarded(name, lambda: self.env.get_template(name).render(context))
+
+    def render_parts(self, name: str, context: dict[str, Any]) -> tuple[str, dict[str, str]]:
+        """The rendered body and the strings the template exports with top-level `{% set %}`
+        (a check run template sets its `title` beside the summary it renders)."""
+
+        def work() -> tuple[str, dict[str, str]]:
+            module = self.env.get_template(name).make_module(context)
+            exports = {
+                key: str(value)
+                for key, value in vars(module).items()
+                if not key.startswith("_") and isinstance(value, str)
+            }
+            return str(module), exports
+
+        return self._guarded(name, work)
 
     def render_json(self, name: str, context: dict[str, Any]) -> dict[str, Any]:
         """Render a JSON template (Block Kit, embeds) and check that it is a JSON object."""
@@ -231,6 +268,16 @@ class Renderer:
             for n in self.env.list_templates()
             if n.startswith(prefix) and not Path(n).name.startswith("_")
         )
+
+
+@functools.cache
+def _shared(override: str | None) -> Renderer:
+    return Renderer(override)
+
+
+def renderer(override_dir: str | Path | None = None) -> Renderer:
+    """The process-wide `Renderer` for an override directory (None: the shipped templates)."""
+    return _shared(None if override_dir is None else str(override_dir))
 
 
 def take(items: Sequence[Any], limit: int) -> tuple[list[Any], int]:

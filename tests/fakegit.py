@@ -14,6 +14,8 @@ class FakeGit:
 
     unreachable: set[tuple[str, str]] = field(default_factory=set)
     on_base_shas: set[str] = field(default_factory=set)
+    # (descendant, ancestor) pairs: what `descends` answers yes to.
+    ancestry: set[tuple[str, str]] = field(default_factory=set)
     broken: str | None = None
     snapshots: int = 0
 
@@ -26,6 +28,11 @@ class FakeGit:
         if self.broken:
             raise GitFactsError(self.broken)
         return sha in self.on_base_shas
+
+    def descends(self, sha: str, ancestor: str) -> bool:
+        if self.broken:
+            raise GitFactsError(self.broken)
+        return (sha, ancestor) in self.ancestry
 
     async def snapshot(self, repo: str, config: RepoConfig) -> GitFacts:
         self.snapshots += 1

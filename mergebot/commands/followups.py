@@ -17,8 +17,8 @@ from mergebot.bootstrap import Runtime, open_runtime
 from mergebot.config import ConfigError, load_settings
 from mergebot.followups import Followup, FollowupStatus
 from mergebot.ids import is_repo
-from mergebot.notify.view import TODO_TEMPLATE, Links, followup_context, github_web_url
-from mergebot.render import Renderer, TemplateError
+from mergebot.notify.view import TODO_TEMPLATE, followup_context, links_for
+from mergebot.render import TemplateError, renderer
 from mergebot.store.embedded import EmbeddedRedisError
 from mergebot.store.followups import FollowupStore
 
@@ -49,18 +49,10 @@ def file_name(followup: Followup, ext: str) -> str:
     return f"{name[:150]}.{ext}"
 
 
-def render_todo(
-    runtime: Runtime, renderer: Renderer, followup: Followup, by_id: dict[str, Followup]
-) -> str:
-    config = runtime.server_config
-    forge_web = None
-    if config.managed(followup.repo) and config.repo(followup.repo).forge.value == "github":
-        forge_web = github_web_url(runtime.settings.github_api_url)
-    links = Links(runtime.settings.server_url(), forge_web)
-    previous = by_id.get(followup.previous_id or "")
-    return (
-        renderer.render(TODO_TEMPLATE, followup_context(followup, links, previous=previous)) + "\n"
-    )
+def render_todo(runtime: Runtime, followup: Followup, by_id: dict[str, Followup]) -> str:
+    links = links_for(runtime.settings, runtime.server_config, followup.repo)
+    context = followup_context(followup, links, previous=by_id.get(followup.previous_id or ""))
+    return renderer(runtime.server_config.templates_dir).render(TODO_TEMPLATE, context) + "\n"
 
 
 async def _export(args: argparse.Namespace) -> int:
@@ -74,12 +66,11 @@ async def _export(args: argparse.Namespace) -> int:
             everything += await store.query(repo)
         by_id = {f.id: f for f in everything}
         chosen = [f for f in everything if status is None or f.status is status]
-        renderer = Renderer(runtime.server_config.templates_dir)
         ext = "json" if args.format == "json" else "md"
         texts = [
             json.dumps(f.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
             if ext == "json"
-            else render_todo(runtime, renderer, f, by_id)
+            else render_todo(runtime, f, by_id)
             for f in chosen
         ]
     if args.out is None:

@@ -52,6 +52,7 @@ class ReportState(StrEnum):
     INTEGRATING = "integrating"
     BLOCKED = "blocked"
     MERGED = "merged"
+    WOULD_MERGE = "would_merge"  # shadow mode: passed, and would have been merged
     SUPERSEDED = "superseded"
     CANCELLED = "cancelled"
 

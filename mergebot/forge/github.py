@@ -58,6 +58,7 @@ _CHECK_RUN: dict[ReportState, tuple[str, str | None]] = {
     ReportState.INTEGRATING: ("in_progress", None),
     ReportState.BLOCKED: ("completed", "failure"),
     ReportState.MERGED: ("completed", "success"),
+    ReportState.WOULD_MERGE: ("completed", "neutral"),  # nothing was merged
     ReportState.SUPERSEDED: ("completed", "neutral"),
     ReportState.CANCELLED: ("completed", "cancelled"),
 }
@@ -66,6 +67,7 @@ _COMMIT_STATUS: dict[ReportState, str] = {
     ReportState.INTEGRATING: "pending",
     ReportState.BLOCKED: "failure",
     ReportState.MERGED: "success",
+    ReportState.WOULD_MERGE: "success",  # a commit status has no neutral; the title says "would"
     ReportState.SUPERSEDED: "error",
     ReportState.CANCELLED: "error",
 }

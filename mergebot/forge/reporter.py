@@ -2,6 +2,10 @@
 each candidate's head commit that follows its queue status, a follow-up comment when a person must
 act (blocked), and the pull request closed or left to GitHub once it landed.
 
+The blocked comment *is* the follow-up todo (SPEC §7): the same template, context and limits as
+the exported file (`mergebot followups`), so what the author reads on the pull request and what
+the team tracks are one text. This service is the only writer of that comment.
+
 It is a consumer of the queue's change stream (`keys.changes(repo)`, one entry per status change,
 written atomically with the change), through its own consumer group, so it neither slows nor
 couples the integrator: a change is acknowledged once its report is written, and a report GitHub
@@ -20,13 +24,18 @@ from typing import Any, cast
 from redis.exceptions import RedisError, ResponseError
 
 from mergebot.bootstrap import Runtime
-from mergebot.events import EventName, IntegrationBlocked, IntegrationCompleted
+from mergebot.config import Mode
+from mergebot.events import Envelope, EventName, IntegrationBlocked, IntegrationCompleted
+from mergebot.followups import Followup, from_blocked
 from mergebot.forge.base import CommentKind, Forge, Report, ReportState
 from mergebot.forge.errors import ForgeError
 from mergebot.forge.reconcile import github_repos
-from mergebot.forge.render import render_comment, render_report
+from mergebot.forge.render import render_report
 from mergebot.github.command_worker import forge_for
+from mergebot.notify.view import TODO_TEMPLATE, Links, followup_context, links_for
 from mergebot.queue import QueueItem, Status
+from mergebot.render import renderer
+from mergebot.store.followups import FollowupStore
 from mergebot.store.queue import QueueStore
 
 log = logging.getLogger("mergebot.forge.reporter")
@@ -52,7 +61,8 @@ class Facts:
     position: int | None = None
     completed: IntegrationCompleted | None = None
     blocked: IntegrationBlocked | None = None
-    previous_followup_id: str | None = None
+    followup: Followup | None = None  # the block's follow-up todo (stored, else from its event)
+    previous_followup: Followup | None = None
 
 
 @dataclass(frozen=True)
@@ -63,9 +73,11 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def plan(item: QueueItem, facts: Facts, *, templates_dir: str | None = None) -> Plan:
+def plan(item: QueueItem, facts: Facts, *, links: Links, templates_dir: str | None = None) -> Plan:
     """What to show for `item` now that it is in its current status (pure)."""
     state = _STATE[item.status]
+    if state is ReportState.MERGED and shadow_outcome(item, facts.completed):
+        state = ReportState.WOULD_MERGE
     common: dict[str, Any] = {"base": item.base, "templates_dir": templates_dir}
     integration = item.integration
     if state is ReportState.QUEUED:
@@ -75,16 +87,16 @@ def plan(item: QueueItem, facts: Facts, *, templates_dir: str | None = None) -> 
             "integration_sha": integration.get("integration_sha") or integration.get("sha"),
             "checks": list(integration.get("checks") or []),
         }
-    elif state is ReportState.MERGED:
+    elif state in (ReportState.MERGED, ReportState.WOULD_MERGE):
         merged = facts.completed.main_after if facts.completed else None
         merged = merged or integration.get("main_after") or integration.get("integration_sha")
         context = {"merged_sha": merged or item.sha}
     elif state is ReportState.BLOCKED:
-        blocked = facts.blocked
+        followup = facts.followup or item_followup(item)
         context = {
-            "reason": blocked.reason if blocked else ", ".join(item.reasons) or "blocked",
-            "details": dict(blocked.details) if blocked else {},
-            "followup_id": (blocked.followup_id if blocked else None) or item.followup_id or "none",
+            "reason": followup.reason,
+            "details": dict(followup.details),
+            "followup_id": followup.id,
         }
     elif state is ReportState.SUPERSEDED:
         context = {"newer_sha": None}
@@ -92,19 +104,42 @@ def plan(item: QueueItem, facts: Facts, *, templates_dir: str | None = None) -> 
         context = {"reason": ", ".join(item.reasons) or None}
     report = render_report(item.repo, item.slug, item.sha, state, **common, **context)
     if state is ReportState.BLOCKED:
-        body = render_comment(
-            CommentKind.BLOCKED,
-            templates_dir=templates_dir,
-            sha=item.sha,
-            base=item.base,
-            branch=item.branch,
-            previous_followup_id=facts.previous_followup_id,
-            **context,
-        )
+        todo = followup_context(followup, links, previous=facts.previous_followup)
+        body = renderer(templates_dir).render(TODO_TEMPLATE, todo)
         return Plan(report, comment=(CommentKind.BLOCKED, body))
     if state is ReportState.MERGED:
         return Plan(report, landed=(item.sha, str(context["merged_sha"])))
-    return Plan(report)
+    return Plan(report)  # a shadow decision leaves the pull request alone
+
+
+def shadow_outcome(item: QueueItem, completed: IntegrationCompleted | None) -> bool:
+    """Whether the integrator only decided to integrate (shadow mode: nothing was pushed), as
+    recorded on the item's integration fields or on its `integration_completed` event."""
+    if item.integration.get("mode") == Mode.SHADOW:
+        return True
+    extra = (completed.model_extra if completed is not None else None) or {}
+    return extra.get("mode") == Mode.SHADOW
+
+
+def item_followup(item: QueueItem) -> Followup:
+    """The follow-up of a blocked item whose `integration_blocked` is not in the log (yet): what
+    the queue item itself recorded about the block."""
+    integration = item.integration
+    details = integration.get("details")
+    return Followup(
+        id=item.followup_id or "none",
+        repo=item.repo,
+        slug=item.slug,
+        branch=item.branch,
+        sha=item.sha,
+        base=item.base,
+        reason=str(integration.get("reason") or ", ".join(item.reasons) or "blocked"),
+        details=details if isinstance(details, dict) else {},
+        blocked_at=item.updated_at,
+        event_id="",
+        created_at=item.updated_at,
+        updated_at=item.updated_at,
+    )
 
 
 async def perform(forge: Forge, item: QueueItem, decided: Plan) -> None:
@@ -127,7 +162,7 @@ async def facts_for(runtime: Runtime, item: QueueItem) -> Facts:
         position = ids.index(item.id) + 1 if item.id in ids else None
     completed: IntegrationCompleted | None = None
     blocked: IntegrationBlocked | None = None
-    followups: list[str] = []
+    blocks: dict[str, Envelope] = {}  # the slug's blocks by follow-up id, in log order
     if item.status in (Status.INTEGRATED, Status.BLOCKED):
         async for entry in runtime.eventlog.replay(repo=item.repo):
             env = entry.envelope
@@ -137,15 +172,28 @@ async def facts_for(runtime: Runtime, item: QueueItem) -> Facts:
                 completed = cast(IntegrationCompleted, env.event())
             elif env.name is EventName.INTEGRATION_BLOCKED:
                 event = cast(IntegrationBlocked, env.event())
-                if event.followup_id not in followups:
-                    followups.append(event.followup_id)
+                blocks.setdefault(event.followup_id, env)
                 if event.sha == item.sha:
                     blocked = event
+    if blocked is None:
+        return Facts(position, completed)
+    chain = list(blocks)
+    index = chain.index(blocked.followup_id)
+    previous_id = chain[index - 1] if index > 0 else None
+    followup = await _followup(runtime, blocks[blocked.followup_id], previous_id)
     previous = None
-    if blocked is not None and blocked.followup_id in followups:
-        index = followups.index(blocked.followup_id)
-        previous = followups[index - 1] if index > 0 else None
-    return Facts(position, completed, blocked, previous)
+    if followup.previous_id in blocks:
+        previous = await _followup(runtime, blocks[followup.previous_id], None)
+    return Facts(position, completed, blocked, followup, previous)
+
+
+async def _followup(runtime: Runtime, envelope: Envelope, previous_id: str | None) -> Followup:
+    """The stored follow-up of a block (it carries claims), or, before the notifier has stored
+    it, the one its `integration_blocked` asks for."""
+    event = cast(IntegrationBlocked, envelope.event())
+    built = from_blocked(envelope, previous_id=previous_id, now=event.blocked_at)
+    stored = await FollowupStore(runtime.redis, runtime.keys).get(built.repo, built.id)
+    return stored or built
 
 
 async def handle(
@@ -159,7 +207,12 @@ async def handle(
             positions[item.id] = facts.position
         else:
             positions.pop(item.id, None)
-        decided = plan(item, facts, templates_dir=runtime.server_config.templates_dir)
+        decided = plan(
+            item,
+            facts,
+            links=links_for(runtime.settings, runtime.server_config, item.repo),
+            templates_dir=runtime.server_config.templates_dir,
+        )
         await perform(forge, item, decided)
     except ForgeError as exc:
         log.warning(

@@ -39,6 +39,15 @@ class MirrorGitFacts:
     def on_base(self, sha: str, base: str) -> bool:
         return self._reachable_from(sha, base)
 
+    def descends(self, sha: str, ancestor: str) -> bool:
+        key = (ancestor, sha)
+        if key not in self._memo:
+            try:
+                self._memo[key] = self.mirror.is_ancestor(ancestor, sha)
+            except GitError as exc:
+                raise GitFactsError(str(exc)) from None
+        return self._memo[key]
+
 
 class UnavailableGitFacts:
     """Every question fails with the same explanation (no remote, fetch failed…)."""
@@ -50,6 +59,9 @@ class UnavailableGitFacts:
         raise GitFactsError(self.why)
 
     def on_base(self, sha: str, base: str) -> bool:
+        raise GitFactsError(self.why)
+
+    def descends(self, sha: str, ancestor: str) -> bool:
         raise GitFactsError(self.why)
 
 

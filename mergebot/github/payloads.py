@@ -55,6 +55,7 @@ class PullRequestEvent(_Model):
     repository: Repository
     sender: User
     changes: dict[str, Any] | None = None
+    before: str | None = None  # synchronize: the previous head
 
 
 class Review(_Model):

@@ -26,6 +26,7 @@ from mergebot.github.translated import (
     parse,
     repo_of,
 )
+from mergebot.readiness import PREVIOUS_SHA
 
 EVENT = "pull_request"
 OPENING = frozenset({"opened", "reopened", "synchronize", "ready_for_review"})
@@ -89,6 +90,9 @@ def _candidate(event: PullRequestEvent, repo: str) -> Translation:
     extra: dict[str, Any] = {"base": pr.base.ref, "pr_number": pr.number}
     if fork:
         extra |= {"fork": True, "head_repo": head_repo, "head_ref": pr.head.ref}
+    if event.action == "synchronize" and event.before and event.before != pr.head.sha:
+        # Orders this head after the one it replaced when both carry the same second.
+        extra[PREVIOUS_SHA] = event.before
     pushed = make(
         BranchPushed,
         EVENT,

@@ -35,7 +35,7 @@ from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError, ResponseError
 
 from mergebot.bootstrap import Runtime
-from mergebot.config import Forge, NotifySink
+from mergebot.config import NotifySink
 from mergebot.events import Envelope, EventName
 from mergebot.followups import (
     FollowupStateError,
@@ -51,11 +51,11 @@ from mergebot.notify.view import (
     JSON_FORMATS,
     Format,
     Links,
-    github_web_url,
+    links_for,
     notification_context,
     template_name,
 )
-from mergebot.render import Renderer, TemplateError
+from mergebot.render import TemplateError, renderer
 from mergebot.store.followups import FollowupStore
 from mergebot.store.notify import (
     DONE,
@@ -129,7 +129,7 @@ class Notifier:
         self.environ = os.environ if environ is None else environ
         self.store = NotifyStore(runtime.redis, runtime.keys)
         self.followups = FollowupStore(runtime.redis, runtime.keys)
-        self.renderer = Renderer(runtime.server_config.templates_dir)
+        self.renderer = renderer(runtime.server_config.templates_dir)
         self._session: aiohttp.ClientSession | None = None
         self._wake: dict[tuple[str, str], asyncio.Event] = {}
 
@@ -141,12 +141,7 @@ class Notifier:
         return list(config.repo(repo).notify)
 
     def links_for(self, repo: str) -> Links:
-        settings = self.runtime.settings
-        forge_web = None
-        config = self.runtime.server_config
-        if config.managed(repo) and config.repo(repo).forge is Forge.GITHUB:
-            forge_web = github_web_url(settings.github_api_url)
-        return Links(settings.server_url(), forge_web)
+        return links_for(self.runtime.settings, self.runtime.server_config, repo)
 
     # -- intake ----------------------------------------------------------------------------------
     async def fan_out(self, n: Notification) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mergebot.config import NotifyEvent
+from mergebot.config import Mode, NotifyEvent
 from mergebot.events import Envelope, EventName
 from mergebot.queue import QueueItem, Status
 
@@ -67,6 +67,8 @@ class Notification(BaseModel):
     main_before: str | None = None
     main_after: str | None = None
     checks: list[dict[str, Any]] = Field(default_factory=list)
+    # `shadow`: the integrator only decided (nothing pushed); told as "would integrate".
+    mode: Mode = Mode.LIVE
     # The stored envelope (event-log notifications) or the change record in envelope form; the
     # generic webhook sink posts it as `event`.
     envelope: dict[str, Any] = Field(default_factory=dict)
@@ -198,6 +200,7 @@ def from_envelope(envelope: Envelope) -> Notification | None:
             main_before=payload["main_before"],
             main_after=payload["main_after"],
             checks=[c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else [],
+            mode=Mode.SHADOW if payload.get("mode") == Mode.SHADOW else Mode.LIVE,
             envelope=stored,
         )
     return None

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from mergebot.config import NotifyEvent
+from mergebot.config import Forge, Mode, NotifyEvent, ServerConfig, Settings
 from mergebot.followups import BlockInfo, Followup, block_info, reason_text
 from mergebot.notify.conversation import Conversation
 from mergebot.notify.notification import Notification
@@ -86,6 +86,14 @@ def github_web_url(api_url: str) -> str:
     if url == "https://api.github.com":
         return "https://github.com"
     return url.removesuffix("/api/v3")
+
+
+def links_for(settings: Settings, config: ServerConfig, repo: str) -> Links:
+    """The links of `repo`'s texts: mergebot's own pages, and GitHub's for a GitHub repo."""
+    forge_web = None
+    if config.managed(repo) and config.repo(repo).forge is Forge.GITHUB:
+        forge_web = github_web_url(settings.github_api_url)
+    return Links(settings.server_url(), forge_web)
 
 
 def when(value: datetime) -> str:
@@ -175,6 +183,7 @@ def notification_context(
         "main_before": n.main_before,
         "main_after": n.main_after,
         "main_after7": (n.main_after or "")[:7],
+        "shadow": n.mode is Mode.SHADOW,
         "checks_passed": [
             str(c.get("name")) for c in n.checks if isinstance(c.get("name"), str | int)
         ],

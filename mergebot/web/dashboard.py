@@ -23,7 +23,7 @@ from mergebot.config import Forge
 from mergebot.followups import Followup
 from mergebot.ids import is_repo
 from mergebot.notify.view import github_web_url
-from mergebot.render import Renderer
+from mergebot.render import Renderer, renderer
 from mergebot.status import is_known, known_repos, repo_status
 from mergebot.store.followups import FollowupStore
 from mergebot.store.queue import QueueStore
@@ -156,6 +156,6 @@ async def repo_page(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app[RENDERER] = Renderer(app[RUNTIME].server_config.templates_dir)
+    app[RENDERER] = renderer(app[RUNTIME].server_config.templates_dir)
     app.router.add_get("/", index)
     app.router.add_get("/repos/{owner}/{name}", repo_page)

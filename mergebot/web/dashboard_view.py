@@ -231,6 +231,14 @@ class Row:
     integration: Integration | None
     followup: FollowupView | None = None
 
+    @property
+    def label(self) -> str:
+        """The status as people read it: an item the integrator ended in shadow mode was only
+        decided, so it "would integrate" rather than "integrated"."""
+        if self.status == "integrated" and self.integration and self.integration.mode == "shadow":
+            return "would integrate"
+        return self.status.replace("_", " ")
+
 
 @dataclass(frozen=True)
 class RepoView:

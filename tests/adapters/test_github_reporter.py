@@ -131,6 +131,47 @@ async def test_a_blocked_candidate_gets_its_follow_up_once(
         assert run["output"]["title"] == "Blocked: merge conflict"
         assert "`two.txt`" in run["output"]["summary"]
         (comment,) = repo.comments[number]  # edited, not repeated
-        assert comment["body"].startswith("### mergebot: blocked by a merge conflict")
+        # The comment is the follow-up todo itself.
+        assert comment["body"].startswith(f"# ⛔ {REPO} pr-{number}: merge conflict")
+        assert "- `two.txt`" in comment["body"]
         assert followup in comment["body"]
         assert "/mergebot resume" in comment["body"]
+
+
+async def test_a_shadow_decision_is_shown_as_would_merge_and_leaves_the_pull_request(
+    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+) -> None:
+    repo = fake_github.add_repo(REPO)
+    config = ServerConfig(
+        {}, {REPO: {"forge": "github", "remote": str(repo.bare), "merge_method": "squash"}}
+    )
+    async with mergebot_for(
+        fake_github, redis, keys, config, settings_for(fake_github, tmp_path)
+    ) as runtime:
+        sha = repo.remote.branch_with("two", "two.txt", "2\n")
+        await fake_github.sync()
+        number = await fake_github.open_pull(REPO, "two", "bob")
+        store = QueueStore(redis, keys)
+        candidate = item_for(f"pr-{number}", "two", sha)
+        await store.enqueue(candidate)
+        await store.transition(REPO, "main", candidate.id, Status.IN_PROGRESS, cause="picked")
+        would = "f" * 40  # the integration commit, built locally and never pushed
+        done = IntegrationCompleted(repo=REPO, slug=f"pr-{number}", branch="two", sha=sha,
+                                    main_before=repo.remote.rev("main"), main_after=would,
+                                    integrated_at=datetime.now(UTC), checks=[],
+                                    mode="shadow")  # fmt: skip
+        await runtime.eventlog.append(envelope_for(done, source="integrator"))
+        await store.transition(
+            REPO, "main", candidate.id, Status.INTEGRATED, cause="shadow: would integrate",
+            integration={"mode": "shadow", "main_after": would, "would_integrate": would},
+        )  # fmt: skip
+        await drain(runtime, "test")
+
+        run = mergebot_run(repo, sha)
+        assert (run["status"], run["conclusion"]) == ("completed", "neutral")
+        assert run["output"]["title"] == "Would merge into main as fffffff (shadow mode)"
+        assert "pushes nothing" in run["output"]["summary"]
+        pull = repo.pulls[number]
+        assert (pull.state, pull.merged) == ("open", False)  # squash would have closed it
+        assert repo.comments.get(number, []) == []
+        assert fake_github.writes("PATCH", f"/pulls/{number}$") == []

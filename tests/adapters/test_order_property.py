@@ -23,8 +23,8 @@ from tests.brainkit import emit, live, manage, queue_items
 from tests.conftest import IsolatedSettings
 from tests.unit.test_readiness import approve, at, dismiss, finalize, push, raw_event
 
-A, B, C, D, E = ("a" * 40, "b" * 40, "c" * 40, "d" * 40, "e" * 40)
-TWO, THREE, FOUR = "feature/two", "feature/three", "feature/four"
+A, B, C, D, E, F, Z = ("a" * 40, "b" * 40, "c" * 40, "d" * 40, "e" * 40, "f" * 40, "0" * 40)
+TWO, THREE, FOUR, FIVE = "feature/two", "feature/three", "feature/four", "feature/five"
 
 CATALOGUE: list[dict[str, Any]] = [
     # pr-1: approved, then superseded by a newer push that bob approves; alice dismissed.
@@ -44,6 +44,13 @@ CATALOGUE: list[dict[str, Any]] = [
     # pr-4: pushed to another remote first; needs the origin push.
     finalize(E, 3, FOUR, slug="pr-4"), approve("erin", E, 2, slug="pr-4"),
     push(E, 1, FOUR, remote="upstream"), push(E, 2, FOUR),
+    # pr-5: everything in one second (GitHub's stamps): a push replaces head F by Z (which sorts
+    # first: only `previous_sha` says Z is newer), Z is blocked and resumed in that second.
+    approve("fay", None, 1, slug="pr-5"), finalize(F, 5, FIVE, slug="pr-5"), push(F, 5, FIVE),
+    finalize(Z, 5, FIVE, slug="pr-5", previous_sha=F), push(Z, 5, FIVE),
+    raw_event("integration_blocked", slug="pr-5", branch=FIVE, sha=Z, blocked_at=at(10),
+              followup_id="pr-5-integration-blocked-0000000"),
+    raw_event("resume_requested", slug="pr-5", at=at(10)),
 ]  # fmt: skip
 
 
@@ -115,7 +122,11 @@ def test_any_order_duplication_and_batching_give_the_same_result(
 def test_the_full_set_in_a_clean_order_gives_the_expected_queue(redis_url: str) -> None:
     """Anchors the property: with every event, this is what the queue must be."""
     ready, content = asyncio.run(_run(redis_url, list(range(len(CATALOGUE))), [1] * len(CATALOGUE)))
-    assert ready == {f"pr-2:{C}:{TWO}", f"pr-4:{E}:{FOUR}", f"pr-1:{B}:feature/one"}
+    assert ready == {
+        f"pr-2:{C}:{TWO}", f"pr-4:{E}:{FOUR}", f"pr-1:{B}:feature/one", f"pr-5:{Z}:{FIVE}",
+    }  # fmt: skip
     assert {k.split(":")[0]: v[0] for k, v in content.items()} == {
         "pr-1": "queued", "pr-2": "queued", "pr-3": "integrated", "pr-4": "queued",
+        "pr-5": "queued",
     }  # fmt: skip
+    assert f"pr-5:{F}:{FIVE}" not in content

@@ -65,6 +65,24 @@ async def test_supersession_marks_the_older_queued_item(runtime: Runtime) -> Non
     assert items[SHA_B].status == Status.QUEUED
 
 
+@pytest.mark.parametrize("newer", ["0" * 40, "f" * 40])
+async def test_the_change_stream_supersedes_the_old_item_before_queueing_the_new(
+    runtime: Runtime, newer: str
+) -> None:
+    """The notifier edits one message per slug in stream order: it must end on the new item."""
+    manage(runtime)
+    await emit(runtime, *READY_SET)
+    await process(runtime)
+    await emit(runtime, finalize(newer, minute=7), push(newer, minute=6), approve("bob", newer))
+    await process(runtime)
+    rows = cast(
+        list[tuple[str, dict[str, str]]],
+        await runtime.redis.xrange(runtime.keys.changes(REPO)),
+    )
+    story = [(f["id"].split(":")[1][:1], f["to"]) for _id, f in rows]
+    assert story == [("a", "queued"), ("a", "superseded"), (newer[:1], "queued")]
+
+
 async def test_withdrawn_candidate_is_cancelled(runtime: Runtime) -> None:
     manage(runtime)
     await emit(runtime, *READY_SET)

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from mergebot.bootstrap import Runtime
 from mergebot.config import ServerConfig
 from mergebot.store.keys import Keys
+from tests.fakegithub import server as fake_server
 from tests.fakegithub.harness import mergebot_for, settings_for
 from tests.fakegithub.server import FakeGitHub, FakeRepo
 from tests.gitutil import git
@@ -44,22 +45,26 @@ async def until(
         await asyncio.sleep(0.05)
 
 
-def now_second() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
 @dataclass
 class World:
     fake: FakeGitHub
     repo: FakeRepo
     runtime: Runtime
+    monkeypatch: pytest.MonkeyPatch
 
-    async def next_second(self) -> None:
-        """GitHub stamps pull requests and comments to the second, and mergebot orders a slug's
-        heads and resumes by those stamps: a person's next action never shares the second of
-        the previous one, so a story's must not either."""
-        start = now_second()
-        await until(lambda: now_second() > start, "the next second")
+    def stamp_in(self, stamp: str | datetime) -> None:
+        """From now on the fake GitHub stamps everything with the second of `stamp`: GitHub
+        stamps to the second, so a person's next action can share the previous one's."""
+        when = datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
+        frozen = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.monkeypatch.setattr(fake_server, "now", lambda: frozen)
+
+    async def blocked_at(self, number: int) -> datetime:
+        async for entry in self.runtime.eventlog.replay(repo=REPO):
+            payload = entry.envelope.payload
+            if entry.envelope.name == "integration_blocked" and payload["slug"] == f"pr-{number}":
+                return datetime.fromisoformat(str(payload["blocked_at"]))
+        raise AssertionError(f"no integration_blocked for pr-{number}")
 
     def main(self) -> str:
         return self.repo.remote.rev("main")
@@ -99,7 +104,11 @@ def server_config(repo: FakeRepo, **table: Any) -> ServerConfig:
 
 @pytest.fixture
 def world_factory(
-    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+    fake_github: FakeGitHub,
+    redis: aioredis.Redis,
+    keys: Keys,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., Any]:
     @contextlib.asynccontextmanager
     async def make(**table: Any) -> AsyncIterator[World]:
@@ -110,7 +119,7 @@ def world_factory(
         async with mergebot_for(
             fake_github, redis, keys, server_config(repo, **table), settings, services=True
         ) as runtime:
-            yield World(fake_github, repo, runtime)
+            yield World(fake_github, repo, runtime, monkeypatch)
 
     return make
 
@@ -150,8 +159,11 @@ async def test_a_push_after_approval_supersedes_the_approved_sha(
         await w.fake.review(REPO, second, "alice")
         await until(lambda: w.check_title(old).startswith("Queued"), "second queued")
 
-        await w.next_second()
+        # The author pushes again within the second of the pull request's last update.
+        last_update = w.repo.pulls[second].updated_at
+        w.stamp_in(last_update)
         new = await w.fake.push(REPO, "feature/second", "second.txt", "2 again\n")
+        assert w.repo.pulls[second].updated_at == last_update  # both heads: one second
 
         await until(lambda: w.check_title(old) == "Superseded by a newer push", "old superseded")
         integration = next(
@@ -215,8 +227,9 @@ async def test_conflict_blocks_with_a_follow_up_then_a_fix_and_resume_merge(
         assert "/mergebot resume" in followup["body"]
         assert f"pr-{number}-integration-blocked-{sha[:7]}" in followup["body"]
 
-        # The author merges main and resolves; the fix is approved and resumed.
-        await w.next_second()
+        # The author merges main and resolves in the second of the block; the fix is approved
+        # and resumed.
+        w.stamp_in(await w.blocked_at(number))
         git(w.repo.remote.work, "fetch", "-q", "origin")
         w.repo.remote.checkout("feature/clash", "feature/clash")
         git(w.repo.remote.work, "merge", "-q", "-X", "theirs", "origin/main", "-m", "merge main")
@@ -270,7 +283,7 @@ async def test_resume_requeues_the_blocked_sha_once_base_is_fixed(
         git(w.repo.remote.work, "commit", "-q", "-m", "drop shared.txt from main")
         w.repo.remote.push("main")
         await w.fake.sync()
-        await w.next_second()  # a resume counts only when later than the block
+        w.stamp_in(await w.blocked_at(number))  # the resume comes in the block's own second
         await w.fake.comment(REPO, number, "eve", "/mergebot resume")  # a reader: refused
         await until(lambda: w.comments(number, "refused"), "the refusal")
         assert not w.on_main(sha)

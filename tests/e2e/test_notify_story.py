@@ -35,8 +35,10 @@ async def standin() -> AsyncIterator[ChatStandIn]:
         await server.stop()
 
 
-def configure(runtime: Runtime, remote: GitRemote, standin: ChatStandIn) -> None:
-    text = server_toml(remote, approvals_bind_to_sha=False, checks={"commands": [CHECK]})
+def configure(
+    runtime: Runtime, remote: GitRemote, standin: ChatStandIn, mode: str = "live"
+) -> None:
+    text = server_toml(remote, approvals_bind_to_sha=False, checks={"commands": [CHECK]}, mode=mode)
     text += f"""
 [[repos."{REPO}".notify]]
 sink = "telegram"
@@ -162,3 +164,41 @@ async def test_blocked_fix_pushed_resume_integrated(
     assert len({r.path for r in discord[1:]}) == 1
     [message] = [m for k, m in standin.messages.items() if k.startswith("discord:")]
     assert message["embeds"][0]["title"] == "✅ acme/widgets pr-7"
+
+
+async def test_a_shadow_decision_is_told_as_would_integrate(
+    runtime: Runtime, remote: GitRemote, standin: ChatStandIn
+) -> None:
+    configure(runtime, remote, standin, mode="shadow")
+    n = notifier(runtime, standin)
+    hook = IntegratorHook(runtime)
+    main_before = remote.rev("main")
+    try:
+        branch = "feature/pr-7"
+        sha = remote.branch_with(branch, "ok.txt", "fine\n")
+        approval = {
+            "name": "review_approved", "repo": REPO, "slug": "pr-7", "approved_at": now(),
+            "review_round": 1, "reviewer_session_id": "alice",
+        }  # fmt: skip
+        await post(runtime, approval, *ready(branch, sha))
+        runtime.extras["ready_hook"] = hook
+        await process(runtime)
+        await asyncio.wait_for(hook.idle(), timeout=60)
+        item = (await items(runtime))["pr-7"]
+        assert item.status is Status.INTEGRATED
+        assert item.integration["mode"] == "shadow"
+        await drain(n)
+    finally:
+        await hook.close()
+        await n.close()
+        runtime.close_mirrors()
+
+    assert remote.rev("main") == main_before  # nothing was pushed
+    would = item.integration["would_integrate"]
+    assert shown(standin)[-1] == (
+        f"✅ *acme/widgets pr\\-7*: would integrate into main as `{would[:7]}` — shadow mode, "
+        "nothing was pushed"
+    )
+    assert "integrated into" not in standin.to("telegram")[-1].json["text"]
+    [message] = [m for k, m in standin.messages.items() if k.startswith("discord:")]
+    assert message["embeds"][0]["description"].startswith("**Would integrate** into main")

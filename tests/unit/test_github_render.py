@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import jinja2
 import pytest
 
 from mergebot.forge.base import CommentKind, ReportState
 from mergebot.forge.render import render_comment, render_report
+from mergebot.forge.reporter import Facts, plan
+from mergebot.notify.view import Links
+from mergebot.queue import QueueItem, Status
+from tests import notify_data as data
 
 SHA = "a" * 40
 MERGED = "c" * 40
@@ -83,21 +90,64 @@ def test_merged_names_the_commit() -> None:
     )
 
 
-def test_blocked_comment_says_what_to_do_and_how_to_resume() -> None:
-    body = render_comment(
-        CommentKind.BLOCKED, sha=SHA, base="main", branch="feature/x", reason="merge_conflict",
-        details={"files": ["a.txt", "b/c.py"]}, followup_id="pr-7-integration-blocked-aaaaaaa",
-        previous_followup_id="pr-7-integration-blocked-bbbbbbb",
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+LINKS = Links("https://mergebot.example.com", "https://github.com")
+
+
+def blocked_item(followup_id: str | None, **integration: Any) -> QueueItem:
+    return QueueItem(
+        repo=data.REPO, base="main", slug="pr-42", branch="feature/faster-widgets", sha=data.SHA,
+        status=Status.BLOCKED, ready_at=data.AT, updated_at=data.AT, followup_id=followup_id,
+        reasons=["merge_conflict"], integration=integration,
     )  # fmt: skip
-    assert body == (
-        "### mergebot: blocked by a merge conflict\n\n"
-        "`aaaaaaa` could not be merged into `main`.\n\n"
-        "Conflicting files:\n- `a.txt`\n- `b/c.py`\n\n"
-        "**What to do:** merge or rebase `main` into `feature/x`, resolve the conflicts and push.\n"
-        "Then comment `/mergebot resume` to put this pull request back in the queue.\n\n"
-        "<sub>Follow-up `pr-7-integration-blocked-aaaaaaa` · previous: "
-        "`pr-7-integration-blocked-bbbbbbb`</sub>"
+
+
+@pytest.mark.parametrize("hostile", [False, True], ids=["realistic", "hostile"])
+def test_the_blocked_comment_is_the_follow_up_todo(hostile: bool) -> None:
+    followup = data.followup(hostile=hostile)
+    decided = plan(blocked_item(followup.id), Facts(followup=followup), links=LINKS)
+    assert decided.comment is not None
+    kind, body = decided.comment
+    assert kind is CommentKind.BLOCKED
+    # Word for word the exported todo (`mergebot followups`), reviewed in its golden file.
+    scenario = "hostile" if hostile else "realistic"
+    assert body + "\n" == (GOLDEN / "followup" / f"todo-{scenario}-open.md").read_text()
+    assert "Comment `/mergebot resume` on the pull request" in body
+    assert f"Follow-up: `{followup.id}`" in decided.report.summary_markdown
+    if hostile:  # 500 conflicting files: the todo's first 100 and a count, names escaped
+        assert "and 400 more" in body
+        assert "file_499" not in body
+        assert "<script>" not in body
+
+
+def test_the_blocked_comment_links_the_previous_follow_up() -> None:
+    previous = data.followup().model_copy(
+        update={"id": "pr-42-integration-blocked-3f5e2a9", "reason": "checks_failed"}
     )
+    followup = data.followup()
+    decided = plan(
+        blocked_item(followup.id), Facts(followup=followup, previous_followup=previous),
+        links=LINKS,
+    )  # fmt: skip
+    assert decided.comment is not None
+    assert (
+        "| Previous follow-up | [`pr-42-integration-blocked-3f5e2a9`]"
+        "(https://mergebot.example.com/repos/acme/widgets#followup-pr-42-integration-blocked-3f5e2a9)"
+        ": checks failed at `3f5e2a9` |"
+    ) in decided.comment[1]
+
+
+def test_a_block_not_yet_in_the_log_is_told_from_the_queue_item() -> None:
+    item = blocked_item(
+        "pr-42-integration-blocked-3f5e2a9", reason="merge_conflict", details={"files": ["a.txt"]}
+    )
+    decided = plan(item, Facts(), links=LINKS)
+    assert decided.comment is not None
+    body = decided.comment[1]
+    assert body.startswith("# ⛔ acme/widgets pr-42: merge conflict")
+    assert "| Follow-up | `pr-42-integration-blocked-3f5e2a9` (open) |" in body
+    assert "- `a.txt`" in body
+    assert decided.report.title == "Blocked: merge conflict"
 
 
 def test_refusal_and_config_error_comments() -> None:
@@ -122,3 +172,21 @@ def test_refusal_and_config_error_comments() -> None:
 def test_a_missing_value_is_an_error_not_a_blank() -> None:
     with pytest.raises(jinja2.UndefinedError):
         render_report("acme/w", "pr-7", SHA, ReportState.QUEUED, position=1)  # no base
+
+
+def test_an_operator_template_overrides_a_check_run_text(tmp_path: Path) -> None:
+    (tmp_path / "github").mkdir()
+    (tmp_path / "github" / "report_queued.md.j2").write_text(
+        "{% set title %}Waiting, number {{ position }}{% endset %}\ncustom {{ slug | md_code }}\n"
+    )
+    report = render_report(
+        "acme/w", "pr-7", SHA, ReportState.QUEUED, base="main", position=3,
+        templates_dir=str(tmp_path),
+    )  # fmt: skip
+    assert (report.title, report.summary_markdown) == ("Waiting, number 3", "custom `pr-7`")
+    # The templates the operator did not override still ship.
+    merged = render_report(
+        "acme/w", "pr-7", SHA, ReportState.MERGED, base="main", merged_sha=MERGED,
+        templates_dir=str(tmp_path),
+    )  # fmt: skip
+    assert merged.title == "Merged into main as ccccccc"

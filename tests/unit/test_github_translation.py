@@ -66,20 +66,26 @@ def candidate(pushed_at: str, *, branch: str = "changes", **extra: Any) -> list[
     ]
 
 
+SYNC_BEFORE = "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"
+
+
 @pytest.mark.parametrize(
-    ("fixture", "when"),
+    ("fixture", "when", "extra"),
     [
-        ("pull_request.opened", "2019-05-15T15:20:33Z"),
-        ("pull_request.reopened", "2019-05-15T15:20:33Z"),
-        ("pull_request.synchronize", "2019-05-15T15:20:33Z"),
-        ("pull_request.ready_for_review", "2019-05-15T15:21:18Z"),
+        ("pull_request.opened", "2019-05-15T15:20:33Z", {}),
+        ("pull_request.reopened", "2019-05-15T15:20:33Z", {}),
+        # A new head names the one it replaced: two heads of one second stay in order.
+        ("pull_request.synchronize", "2019-05-15T15:20:33Z", {"previous_sha": SYNC_BEFORE}),
+        ("pull_request.ready_for_review", "2019-05-15T15:21:18Z", {}),
     ],
 )
-def test_open_pull_request_into_the_managed_base_is_a_candidate(fixture: str, when: str) -> None:
+def test_open_pull_request_into_the_managed_base_is_a_candidate(
+    fixture: str, when: str, extra: dict[str, str]
+) -> None:
     translation = run("pull_request", gh.load(fixture))
     assert translation.ignored is None
     assert translation.repo == REPO
-    assert dumped(translation) == candidate(when)
+    assert dumped(translation) == candidate(when, **extra)
     assert translation.command is None
     assert translation.signal is None
 

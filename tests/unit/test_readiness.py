@@ -223,3 +223,71 @@ def test_facts_serialize_equally_whatever_the_order() -> None:
             fold(facts, parse_event(raw).event)
         dumps.add(facts.canonical().model_dump_json())
     assert len(dumps) == 1
+
+
+# -- ties: GitHub stamps to the second --------------------------------------------------------
+
+
+def same_second_heads(**newer: Any) -> list[dict]:
+    """SHA_B was the head, then SHA_A was pushed in the same second (SHA_A sorts first)."""
+    return [
+        approve("alice", SHA_A), approve("bob", SHA_B),
+        finalize(SHA_B, minute=7), push(SHA_B, minute=7),
+        finalize(SHA_A, minute=7, **newer), push(SHA_A, minute=7),
+    ]  # fmt: skip
+
+
+def test_same_second_head_named_by_previous_sha_is_current_in_any_order() -> None:
+    events = same_second_heads(previous_sha=SHA_B)
+    for order in itertools.permutations(events):
+        states = project(list(order))
+        assert one(states, SHA_A).status == CandidateStatus.READY
+        assert one(states, SHA_B).status == CandidateStatus.SUPERSEDED
+        assert "superseded by aaaaaaa" in one(states, SHA_B).reasons[0].text
+
+
+def test_same_second_heads_without_previous_sha_are_ordered_by_git_ancestry() -> None:
+    git = FakeGit(ancestry={(SHA_A, SHA_B)})  # SHA_A descends from SHA_B
+    states = project(same_second_heads(), git)
+    assert one(states, SHA_A).status == CandidateStatus.READY
+    assert one(states, SHA_B).status == CandidateStatus.SUPERSEDED
+    # Unrelated heads (a force push): the sha decides, the same for every arrival order.
+    for order in itertools.permutations(same_second_heads()):
+        states = project(list(order))
+        assert one(states, SHA_B).status == CandidateStatus.READY
+        assert one(states, SHA_A).status == CandidateStatus.SUPERSEDED
+
+
+def test_same_second_heads_wait_when_git_cannot_order_them() -> None:
+    states = project(same_second_heads(), FakeGit(broken="fetch failed"))
+    assert {s.status for s in states.values()} == {CandidateStatus.WAITING}
+    assert all(s.git_unknown() for s in states.values())
+    # An older head is superseded whatever git says; a named previous needs no git at all.
+    older = [finalize(SHA_B, minute=6), finalize(SHA_A, minute=7)]
+    broken = project(older, FakeGit(broken="fetch failed"))
+    assert one(broken, SHA_B).status == CandidateStatus.SUPERSEDED
+    named = project(same_second_heads(previous_sha=SHA_B), FakeGit(ancestry=set()))
+    assert one(named, SHA_A).status == CandidateStatus.READY
+
+
+def test_previous_sha_that_is_not_a_sha_is_ignored() -> None:
+    states = project(same_second_heads(previous_sha="not-a-sha"))
+    assert one(states, SHA_B).status == CandidateStatus.READY
+
+
+def test_resume_in_the_same_second_as_the_block_resumes_it() -> None:
+    blocked = raw_event("integration_blocked", blocked_at=at(10))
+    resume = raw_event("resume_requested", at=at(10))
+    facts = RepoFacts(repo=REPO)
+    for raw in [*READY_SET, blocked]:
+        fold(facts, parse_event(raw).event)
+    assert fold(facts, parse_event(resume).event).notes == []
+    for order in itertools.permutations([*READY_SET, blocked, resume]):
+        state = one(project(list(order)))
+        assert state.status == CandidateStatus.READY
+        assert state.resumed_followup == "pr-1-integration-blocked-aaaaaaa"
+    # mergebot stamps the block to the microsecond, GitHub the comment to the second.
+    precise = raw_event("integration_blocked", blocked_at="2026-11-25T10:10:00.400+00:00")
+    assert one(project([*READY_SET, precise, resume])).status == CandidateStatus.READY
+    earlier = raw_event("resume_requested", at="2026-11-25T10:09:59+00:00")
+    assert one(project([*READY_SET, precise, earlier])).status == CandidateStatus.BLOCKED

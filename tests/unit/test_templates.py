@@ -10,9 +10,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 
-from mergebot.config import NotifyEvent
+from mergebot.config import Mode, NotifyEvent
 from mergebot.followups import FollowupStatus
 from mergebot.notify.view import (
     JSON_FORMATS,
@@ -23,7 +24,7 @@ from mergebot.notify.view import (
     notification_context,
     template_name,
 )
-from mergebot.render import Renderer, TemplateError, telegram_escape
+from mergebot.render import Renderer, TemplateError, renderer, telegram_escape
 from tests import notify_data as data
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -235,3 +236,36 @@ def test_html_templates_are_autoescaped_and_others_are_not(tmp_path: Path) -> No
     renderer = Renderer(tmp_path)
     assert renderer.render("page.html", {"v": "<b>"}) == "<p>&lt;b&gt;</p>"
     assert renderer.render("note.txt.j2", {"v": "<b>"}) == "<b>"
+
+
+def test_one_renderer_serves_every_text(tmp_path: Path) -> None:
+    # Chat, todo, dashboard and GitHub texts share one environment per override directory, with
+    # one set of filters: a GitHub template can use the Markdown filters of the todo.
+    assert renderer() is renderer(None)
+    assert renderer(tmp_path) is renderer(str(tmp_path))
+    (tmp_path / "github").mkdir()
+    (tmp_path / "github" / "help.md.j2").write_text("{{ line | md }} {{ line | code }}")
+    assert renderer(tmp_path).render("github/help.md.j2", {"line": "a*b`c"}) == (
+        "a\\*b\\`c `a*b'c`"
+    )
+
+
+def test_a_missing_value_is_both_our_error_and_jinja2s(tmp_path: Path) -> None:
+    (tmp_path / "x.md.j2").write_text("{{ nothing_here }}")
+    with pytest.raises(TemplateError, match="nothing_here") as caught:
+        Renderer(tmp_path).render("x.md.j2", {})
+    assert isinstance(caught.value, jinja2.UndefinedError)
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+def test_a_shadow_decision_says_would_integrate(fmt: Format) -> None:
+    n = data.notification(NotifyEvent.COMPLETED).model_copy(update={"mode": Mode.SHADOW})
+    ctx = notification_context(n, None, LINKS)
+    name = template_name(fmt, NotifyEvent.COMPLETED)
+    text = Renderer().render(name, ctx)
+    if fmt in JSON_FORMATS:
+        text = json.dumps(json.loads(text), ensure_ascii=False)
+    assert "would integrate" in text.replace("*", "").lower()
+    assert "shadow mode, nothing was pushed" in text
+    assert "integrated into" not in text.lower()
+    assert " moved" not in text

@@ -233,6 +233,21 @@ async def test_recently_integrated_shows_where_base_went(client: Client, runtime
     assert "moved main to fffffff" in recent
 
 
+async def test_a_shadow_decision_says_would_integrate(client: Client, runtime: Runtime) -> None:
+    await scenario(runtime)
+    first, _ = await queue_items(runtime)
+    store = QueueStore(runtime.redis, runtime.keys)
+    await store.transition(REPO, "main", first.id, Status.IN_PROGRESS, cause="picked")
+    await store.transition(
+        REPO, "main", first.id, Status.INTEGRATED, cause="shadow: would integrate fffffff",
+        integration={"main_after": "f" * 40, "mode": "shadow", "would_integrate": "f" * 40},
+    )  # fmt: skip
+    recent = section((await page(client, f"/repos/{REPO}")).text, "Recently finished")
+    assert "pr-1 would integrate" in recent
+    assert "pr-1 integrated" not in recent
+    assert "would have moved main to fffffff" in recent
+
+
 async def test_hostile_branch_and_slug_are_escaped(client: Client, runtime: Runtime) -> None:
     manage(runtime)
     await emit(
