@@ -474,9 +474,12 @@ class Notifier:
         halt.set()
         for wake in self._wake.values():
             wake.set()  # an idle outbox worker need not wait out its poll
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=self.policy.stop_grace)
-            for task in pending:
+        if not tasks:
+            return
+        try:
+            await asyncio.wait(tasks, timeout=self.policy.stop_grace)
+        finally:  # also when the wait itself is cancelled: no worker outlives the service
+            for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 

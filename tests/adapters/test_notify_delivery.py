@@ -259,8 +259,9 @@ async def test_a_stop_while_a_message_is_on_its_way_lets_it_land_and_records_it(
     stop = asyncio.Event()
     service = asyncio.create_task(n.run(stop))
     await until(lambda: len(standin.to("telegram")) == 1, what="the send")
-    stop.set()
-    await asyncio.wait_for(service, timeout=10)
+    stop.set()  # what `serve` does on SIGTERM: set the stop event, then cancel its services
+    service.cancel()
+    await asyncio.wait_for(asyncio.gather(service, return_exceptions=True), timeout=10)
     assert await _delivered_count(n.store, 1)
     [(repo, key)] = await n.store.outboxes()
     assert await n.store.outbox_length(repo, key) == 0
