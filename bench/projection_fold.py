@@ -12,21 +12,29 @@ Phases, on N already-parsed events of one repo (approval + push + finalize per t
 - the processor's pattern: fold one event, then evaluate the slugs it touched;
 - parsing the raw events (pydantic validation), for scale.
 Then the projection's JSON size and its (de)serialization time, which the processor pays per
-stored batch. Bounded: N events (default 12,000), about 15 s on 2 cores.
+stored batch, and what a status / dashboard call pays to read it from Redis: a full load (what
+every call paid before) against `ProjectionCache` while the projection is unchanged. Bounded: N
+events (default 12,000), about 15 s on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 from collections import defaultdict
 from typing import Any
 
-from _common import Clock, Timing, machine, raw_events, report
+from _common import Clock, Timing, embedded_redis, machine, raw_events, report
 
-from mergebot.events import CanonicalEvent, parse_event
+from mergebot.config import RepoConfig, ServerConfig
+from mergebot.events import CanonicalEvent, envelope_for, parse_event
+from mergebot.processor import Projector
 from mergebot.readiness import RepoFacts, Rules, evaluate, fold
-from mergebot.store.projection import ProjectionState
+from mergebot.store.connection import connect
+from mergebot.store.eventlog import LogEntry
+from mergebot.store.keys import Keys
+from mergebot.store.projection import ProjectionCache, ProjectionState, ProjectionStore
 
 REPO = "acme/widgets"
 
@@ -42,6 +50,12 @@ class MemoryGit:
 
     def descends(self, sha: str, ancestor: str) -> bool:
         return False
+
+    def tip(self, branch: str) -> str | None:
+        return None
+
+    async def snapshot(self, repo: str, config: RepoConfig) -> MemoryGit:
+        return self
 
 
 def timed(label: str, items: int, body: Any) -> Timing:
@@ -130,7 +144,59 @@ def main() -> None:
         f"\nprojection JSON: {len(dumped) / 1e6:.1f} MB for {len(states)} candidates; "
         f"dump {dump_t.seconds * 1000:.0f} ms, load {load_t.seconds * 1000:.0f} ms"
     )
+    full, cached, cold, warm = asyncio.run(status_reads(state, events[-1]))
+    print(
+        f"status read of the stored projection: full load {full * 1000:.0f} ms per call, "
+        f"cached while unchanged {cached * 1000:.2f} ms per call"
+    )
+    print(
+        f"processor batch of one event on it: loading the projection first {cold * 1000:.0f} ms, "
+        f"reusing the state it stored {warm * 1000:.0f} ms"
+    )
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
+
+
+async def status_reads(
+    state: ProjectionState, event: CanonicalEvent, calls: int = 5
+) -> tuple[float, float, float, float]:
+    """Seconds per call: `ProjectionStore.load` vs `ProjectionCache.load` (unchanged state);
+    then a processor batch of one event by a new `Projector` (which loads the projection) vs
+    by one that stored it last (which reuses its state)."""
+    with embedded_redis() as url:
+        redis = connect(url)
+        try:
+            keys = Keys(prefix="bench:v1")
+            store = ProjectionStore(redis, keys)
+            await store.save(state)
+            cache = ProjectionCache()
+            await cache.load(store, REPO)
+            began = time.perf_counter()
+            for _ in range(calls):
+                await store.load(REPO)
+            full = (time.perf_counter() - began) / calls
+            began = time.perf_counter()
+            for _ in range(calls * 100):
+                await cache.load(store, REPO)
+            cached = (time.perf_counter() - began) / (calls * 100)
+            config = ServerConfig({}, {REPO: {}})
+            envelope = envelope_for(event, source="bench")
+
+            def entry(n: int) -> LogEntry:
+                return LogEntry(f"{2**40 + n}-0", 0, envelope)
+
+            began = time.perf_counter()
+            for n in range(calls):
+                await Projector(redis, keys, config, MemoryGit()).apply(REPO, [entry(n)])
+            cold = (time.perf_counter() - began) / calls
+            projector = Projector(redis, keys, config, MemoryGit())
+            await projector.apply(REPO, [entry(calls)])
+            began = time.perf_counter()
+            for n in range(calls):
+                await projector.apply(REPO, [entry(calls + 1 + n)])
+            warm = (time.perf_counter() - began) / calls
+            return full, cached, cold, warm
+        finally:
+            await redis.aclose()
 
 
 if __name__ == "__main__":

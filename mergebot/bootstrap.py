@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from mergebot.config import (
     ConfigError,
@@ -28,6 +30,7 @@ from mergebot.forge.base import Forge as ForgeProtocol
 from mergebot.forge.plain import PlainGitForge
 from mergebot.git.credentials import GitCredentials
 from mergebot.git.mirror import Mirror, mirror_path
+from mergebot.modules import optional_import
 from mergebot.store.connection import connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog
@@ -168,6 +171,39 @@ async def open_runtime(
 
 # A background service runs until `stop` is set; `serve` and `worker` run every one of them.
 BackgroundService = Callable[[Runtime, asyncio.Event], Awaitable[None]]
+_log = logging.getLogger("mergebot.services")
+
+
+async def sleep_until_stopped(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait `seconds`, or less when `stop` is set meanwhile; whether it is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    return stop.is_set()
+
+
+async def keep_running(
+    stop: asyncio.Event, step: Callable[[], Awaitable[object]], *, name: str
+) -> None:
+    """Run a service's `step` again and again until `stop`. Redis being away is expected (a
+    warning, then a retry with backoff up to 30 s); any other failure is a bug that must not end
+    the service silently (logged with its traceback, then retried up to every minute)."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            await step()
+        except (RedisError, OSError) as exc:
+            failures += 1
+            delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+            _log.warning("%s_redis_error error=%s retry_in=%.1fs", name, type(exc).__name__, delay)
+        except Exception:
+            failures += 1
+            delay = min(60.0, 1.0 * 2 ** min(failures, 6))
+            _log.exception("%s_step_failed retry_in=%.1fs", name, delay)
+        else:
+            failures = 0
+            continue
+        await sleep_until_stopped(stop, delay)
+
 
 # Modules that contribute background services through a `SERVICES` tuple, if they exist.
 SERVICE_MODULES = (
@@ -183,11 +219,7 @@ SERVICE_MODULES = (
 def background_services() -> list[BackgroundService]:
     services: list[BackgroundService] = []
     for name in SERVICE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
-                continue
-            raise
-        services.extend(getattr(module, "SERVICES", ()))
+        module = optional_import(name)
+        if module is not None:
+            services.extend(getattr(module, "SERVICES", ()))
     return services

@@ -7,13 +7,13 @@ dispatches, so commands stay small and independent.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 from mergebot import __version__
+from mergebot.modules import optional_import
 
 # The order is the order of `mergebot --help`.
 COMMANDS = (
@@ -35,12 +35,7 @@ COMMANDS = (
 
 
 def _load(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(f"mergebot.commands.{name.replace('-', '_')}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"mergebot.commands.{name.replace('-', '_')}":
-            raise
-        return None
+    return optional_import(f"mergebot.commands.{name.replace('-', '_')}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,11 +47,15 @@ from mergebot.attempts import (
     completed_event,
     integration_fields,
 )
-from mergebot.bootstrap import Runtime
+from mergebot.bootstrap import Runtime, sleep_until_stopped
 from mergebot.checks import run_checks
 from mergebot.config import REMOTE_NAME, ConfigError, Mode, RepoConfig
 from mergebot.events import Envelope
-from mergebot.forge.repo_config import effective_repo_config, report_config_error
+from mergebot.forge.repo_config import (
+    effective_repo_config,
+    operator_pinned,
+    report_config_error,
+)
 from mergebot.git.merge import Candidate, PushStatus
 from mergebot.git.mirror import GitError
 from mergebot.git.workspace import AlreadyOnBase, Conflict, Integration, Workspace, worktrees_root
@@ -96,6 +100,20 @@ def default_owner() -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def settled_without_building(decision: Decision, why: str) -> tuple[Status, str] | None:
+    """The final status a re-check alone gives a queued item, and the cause recorded with it;
+    None when the item is built (or needs more than a status change)."""
+    match decision:
+        case Decision.SUPERSEDED:
+            return Status.SUPERSEDED, why or "superseded"
+        case Decision.INTEGRATED:
+            return Status.INTEGRATED, "found already on base"
+        case Decision.NOT_READY:  # not ready any more: never blocked (SPEC §6 step 1)
+            return Status.CANCELLED, f"not ready any more: {why}"
+        case _:
+            return None
 
 
 class StopDrainError(Exception):
@@ -323,13 +341,7 @@ class Integrator:
                     templates_dir=self.runtime.server_config.templates_dir,
                 )
             raise StopDrainError(f"the repo's configuration is invalid: {exc}") from None
-        # Who may write what is the operator's decision alone (SPEC §9): keep the server's.
-        return config.model_copy(
-            update={
-                "mode": self.server_repo_config.mode,
-                "base_branch": self.base,
-            }
-        )
+        return operator_pinned(config, self.server_repo_config, self.base)
 
     async def _process(self, item: QueueItem) -> str:
         try:
@@ -339,53 +351,28 @@ class Integrator:
         config = await self._config(item)
         check = await recheck(self.runtime.redis, self.runtime.keys, self.mirror, config, item)
         why = "; ".join(check.reasons)
-        match check.decision:
-            case Decision.BUILD:
-                pass
-            case Decision.SUPERSEDED:
+        settled = settled_without_building(check.decision, why)
+        if settled is not None:
+            status, cause = settled
+            await self._move(item, status, cause, Status.QUEUED, reasons=check.reasons)
+            return status.value
+        if check.decision is Decision.UNKNOWN:
+            raise StopDrainError(f"git could not be asked about {item.slug}: {why}")
+        if check.decision is Decision.BLOCKED:
+            # Its integration_blocked is in the log already (another holder's, or a replay).
+            moved = await self._move(
+                item, Status.IN_PROGRESS, "integration recorded", Status.QUEUED
+            )
+            if moved is not None:
                 await self._move(
-                    item,
-                    Status.SUPERSEDED,
-                    why or "superseded",
-                    Status.QUEUED,
+                    moved,
+                    Status.BLOCKED,
+                    "integration recorded",
+                    Status.IN_PROGRESS,
+                    followup_id=check.followup_id,
                     reasons=check.reasons,
                 )
-                return Status.SUPERSEDED.value
-            case Decision.INTEGRATED:
-                await self._move(
-                    item,
-                    Status.INTEGRATED,
-                    "found already on base",
-                    Status.QUEUED,
-                    reasons=check.reasons,
-                )
-                return Status.INTEGRATED.value
-            case Decision.NOT_READY:
-                await self._move(
-                    item,
-                    Status.CANCELLED,
-                    f"not ready any more: {why}",
-                    Status.QUEUED,
-                    reasons=check.reasons,
-                )
-                return Status.CANCELLED.value
-            case Decision.BLOCKED:
-                # Its integration_blocked is in the log already (another holder's, or a replay).
-                moved = await self._move(
-                    item, Status.IN_PROGRESS, "integration recorded", Status.QUEUED
-                )
-                if moved is not None:
-                    await self._move(
-                        moved,
-                        Status.BLOCKED,
-                        "integration recorded",
-                        Status.IN_PROGRESS,
-                        followup_id=check.followup_id,
-                        reasons=check.reasons,
-                    )
-                return Status.BLOCKED.value
-            case Decision.UNKNOWN:
-                raise StopDrainError(f"git could not be asked about {item.slug}: {why}")
+            return Status.BLOCKED.value
         started = await self._move(
             item,
             Status.IN_PROGRESS,
@@ -743,8 +730,7 @@ async def integrator_service(runtime: Runtime, stop: asyncio.Event) -> None:
                 await sweep(runtime, hook)
             except (RedisError, OSError, ConfigError) as exc:
                 log.warning("integrator_sweep_failed error=%s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=SWEEP_SECONDS)
+            await sleep_until_stopped(stop, SWEEP_SECONDS)
     finally:
         if runtime.extras.get("ready_hook") is hook:
             del runtime.extras["ready_hook"]

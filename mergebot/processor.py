@@ -30,11 +30,21 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from mergebot.bootstrap import Runtime
-from mergebot.config import ServerConfig
+from mergebot.config import RepoConfig, ServerConfig
+from mergebot.forge.repo_config import EffectiveConfigs
 from mergebot.git.facts import GitFactsSource, MirrorGitFactsSource
 from mergebot.plan import Action, Enqueue, Move, Reschedule, plan
 from mergebot.queue import InvalidTransitionError, Status
-from mergebot.readiness import CandidateStatus, Note, NoteCode, Rules, evaluate, fold
+from mergebot.readiness import (
+    CandidateStatus,
+    GitFacts,
+    GitFactsError,
+    Note,
+    NoteCode,
+    Rules,
+    evaluate,
+    fold,
+)
 from mergebot.store.eventlog import LogEntry
 from mergebot.store.keys import Keys
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
@@ -93,23 +103,48 @@ class Projector:
         git: GitFactsSource,
         *,
         clock: Callable[[], datetime] = _now,
+        configs: EffectiveConfigs | None = None,
     ) -> None:
         self.server_config = server_config
         self.git = git
+        # None: the server's config only (no forge to read the repo's own file with).
+        self.configs = configs
+        # repo -> (rev, state) of the projection this projector stored last. Taken out while a
+        # batch changes the state in place and put back only after it was stored, so a failed
+        # batch never leaves a half-changed state here.
+        self._held: dict[str, tuple[str, ProjectionState]] = {}
         self.queue = QueueStore(redis, keys)
         self.projections = ProjectionStore(redis, keys)
         self.clock = clock
+
+    async def _load(self, repo: str) -> tuple[ProjectionState, str | None]:
+        """The stored projection and its rev: the one this projector stored last when nobody
+        stored another since (no 3 MB JSON parse per batch), else read from Redis."""
+        held = self._held.pop(repo, None)
+        if held is not None and held[0] == await self.projections.rev(repo):
+            return held[1], held[0]
+        return await self.projections.load_with_rev(repo)
+
+    def _unchanged(self, state: ProjectionState, rev: str | None) -> None:
+        """Keep a state that was loaded and not changed (nothing to store)."""
+        if rev is not None:
+            self._held[state.repo] = (rev, state)
+
+    async def _save(self, state: ProjectionState, notes: list[NoteRecord]) -> None:
+        rev = await self.projections.save(state, notes)
+        self._held[state.repo] = (rev, state)
 
     async def apply(
         self, repo: str, entries: Sequence[LogEntry], *, guard: Callable[[], None] | None = None
     ) -> BatchResult:
         """Fold `entries` (all of `repo`, in log order) in; `guard` runs before every write."""
-        state = await self.projections.load(repo)
+        state, rev = await self._load(repo)
         result = BatchResult(repo)
         last = entry_order(state.last_entry) if state.last_entry else None
         fresh = [e for e in entries if last is None or entry_order(e.entry_id) > last]
         result.skipped = len(entries) - len(fresh)
         if not fresh:
+            self._unchanged(state, rev)
             return result
         touched: set[str] = set()
         for entry in fresh:
@@ -139,7 +174,7 @@ class Projector:
             )  # fmt: skip
         if guard:
             guard()
-        await self.projections.save(state, result.notes)
+        await self._save(state, result.notes)
         return result
 
     async def reevaluate(
@@ -149,13 +184,15 @@ class Projector:
         result = BatchResult(repo)
         if not self.server_config.managed(repo):
             return result
-        state = await self.projections.load(repo)
+        state, rev = await self._load(repo)
         slugs = {c.slug for c in state.candidates.values() if c.status in _OPEN or c.git_unknown()}
-        if slugs:
-            await self._reconcile(state, slugs, result, guard)
-            if guard:
-                guard()
-            await self.projections.save(state, result.notes)
+        if not slugs:
+            self._unchanged(state, rev)
+            return result
+        await self._reconcile(state, slugs, result, guard)
+        if guard:
+            guard()
+        await self._save(state, result.notes)
         return result
 
     async def _reconcile(
@@ -166,10 +203,11 @@ class Projector:
         guard: Callable[[], None] | None,
     ) -> None:
         repo = state.repo
-        config = self.server_config.repo(repo)
+        server = self.server_config.repo(repo)
+        git = await self.git.snapshot(repo, server)
+        config = await self._effective(repo, server, git)
         rules = Rules.from_config(config)
         result.base = rules.base
-        git = await self.git.snapshot(repo, config)
         states = await asyncio.to_thread(evaluate, state.facts, rules, git, slugs)
         for key, new in states.items():
             old = state.candidates.get(key)
@@ -189,6 +227,17 @@ class Projector:
             if key not in states:
                 del state.candidates[key]
         state.candidates.update(states)
+
+    async def _effective(self, repo: str, server: RepoConfig, git: GitFacts) -> RepoConfig:
+        """The config the integrator will use: the server's plus the repo's own file at the
+        base's tip (read once per tip sha; the server's when git cannot name the tip)."""
+        if self.configs is None:
+            return server
+        try:
+            tip = await asyncio.to_thread(git.tip, server.base_branch)
+        except GitFactsError:
+            tip = None
+        return await self.configs.get(repo, tip)
 
     async def _perform(self, repo: str, base: str, action: Action, result: BatchResult) -> None:
         match action:
@@ -227,8 +276,20 @@ def git_source(runtime: Runtime) -> GitFactsSource:
     return source
 
 
+def effective_configs(runtime: Runtime) -> EffectiveConfigs:
+    """One per runtime, so a repo's file is read once per base sha across batches."""
+    found = runtime.extras.get("effective_configs")
+    if not isinstance(found, EffectiveConfigs) or found.server_config is not runtime.server_config:
+        found = EffectiveConfigs(runtime.server_config, runtime.forge_for)
+        runtime.extras["effective_configs"] = found
+    return found
+
+
 def projector_for(runtime: Runtime) -> Projector:
-    return Projector(runtime.redis, runtime.keys, runtime.server_config, git_source(runtime))
+    return Projector(
+        runtime.redis, runtime.keys, runtime.server_config, git_source(runtime),
+        configs=effective_configs(runtime),
+    )  # fmt: skip
 
 
 async def announce(runtime: Runtime, repo: str, base: str) -> None:

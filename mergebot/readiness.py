@@ -2,6 +2,8 @@
 
 Pure: no I/O except through `GitFacts`, questions answered by git (is a sha reachable from
 `origin/<branch>`? is it already on `origin/<base>`? which of two heads descends from the other?).
+Which rules apply (`Rules`) is the caller's: the processor derives them from the repo's effective
+config, the same the integrator uses.
 
 Order does not matter. Events are folded into a set of *facts* (kept sorted, so equal sets
 serialize equally), and every state is a function of that set, decided by the events' own
@@ -21,9 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from mergebot.config import REMOTE_NAME, RepoConfig
 from mergebot.events import (
@@ -68,6 +70,11 @@ class GitFacts(Protocol):
     def descends(self, sha: str, ancestor: str) -> bool:
         """Is `ancestor` reachable from `sha` (a different commit)? Asked only to order two
         heads of one slug finalized in the same second (see `candidates_of`)."""
+        ...
+
+    def tip(self, branch: str) -> str | None:
+        """The sha of `origin/<branch>` (None when there is no such branch). The processor
+        reads the repo's own config file at the base's tip (see `EffectiveConfigs`)."""
         ...
 
 
@@ -156,12 +163,26 @@ class RepoFacts(BaseModel):
     repo: str
     slugs: dict[str, SlugFacts] = Field(default_factory=dict)
     pushes: dict[str, list[PushFact]] = Field(default_factory=dict)
+    # branch -> slugs with a finalize_ready on it: what a branch_pushed touches, without looking
+    # through every slug the repo has seen. Derived from `slugs` (rebuilt on load, kept up to
+    # date by `add_finalize`), so it is never stored and can never disagree with the facts.
+    _by_branch: dict[str, set[str]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._by_branch = {}
+        for name, sf in self.slugs.items():
+            for f in sf.finalizes:
+                self._by_branch.setdefault(f.branch, set()).add(name)
 
     def slug(self, slug: str) -> SlugFacts:
         return self.slugs.setdefault(slug, SlugFacts())
 
+    def add_finalize(self, slug: str, fact: FinalizeFact) -> bool:
+        self._by_branch.setdefault(fact.branch, set()).add(slug)
+        return _add(self.slug(slug).finalizes, fact)
+
     def slugs_on_branch(self, branch: str) -> set[str]:
-        return {s for s, f in self.slugs.items() if any(x.branch == branch for x in f.finalizes)}
+        return set(self._by_branch.get(branch, ()))
 
     def canonical(self) -> RepoFacts:
         """The same facts with dict keys sorted, so equal sets dump to equal JSON."""
@@ -234,9 +255,8 @@ def fold(facts: RepoFacts, event: CanonicalEvent) -> FoldResult:
                 )
             out.slugs.add(event.slug)
         case FinalizeReady():
-            sf = facts.slug(event.slug)
-            added = _add(
-                sf.finalizes,
+            added = facts.add_finalize(
+                event.slug,
                 FinalizeFact(
                     branch=event.branch,
                     sha=event.sha,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from mergebot.bootstrap import Runtime
-from mergebot.processor import BATCH, Projector, git_source
+from mergebot.processor import BATCH, Projector, effective_configs, git_source
 from mergebot.queue import QueueItem, Status
 from mergebot.store.eventlog import LogEntry
 from mergebot.store.keys import Keys
@@ -132,7 +132,10 @@ async def replay(runtime: Runtime, *, repo: str | None = None, apply: bool = Fal
         prefix=f"{runtime.keys.prefix}:replay-{secrets.token_hex(4)}",
         partitions=runtime.keys.partitions,
     )
-    projector = Projector(runtime.redis, scratch, runtime.server_config, git_source(runtime))
+    projector = Projector(
+        runtime.redis, scratch, runtime.server_config, git_source(runtime),
+        configs=effective_configs(runtime),
+    )  # fmt: skip
     report = ReplayReport()
     try:
         grouped = await _entries_by_repo(runtime, repo)

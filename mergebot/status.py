@@ -20,7 +20,7 @@ from mergebot.bootstrap import Runtime
 from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
 from mergebot.store.lease import info_from_hash
-from mergebot.store.projection import ProjectionStore
+from mergebot.store.projection import ProjectionCache, ProjectionStore
 from mergebot.store.queue import QueueStore
 from mergebot.store.refusals import RefusalLog
 
@@ -89,12 +89,22 @@ async def dead_letter_count(runtime: Runtime) -> int:
             return 0
 
 
+def projection_cache(runtime: Runtime) -> ProjectionCache:
+    """One per runtime: the dashboard and the queue API re-parse a projection only when the
+    processor stored a new one."""
+    cache = runtime.extras.get("projection_cache")
+    if not isinstance(cache, ProjectionCache):
+        cache = ProjectionCache()
+        runtime.extras["projection_cache"] = cache
+    return cache
+
+
 async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
     config = runtime.server_config.repo(repo)
     base = config.base_branch
     items = await QueueStore(runtime.redis, runtime.keys).items(repo, base)
     projections = ProjectionStore(runtime.redis, runtime.keys)
-    projection = await projections.load(repo)
+    projection = await projection_cache(runtime).load(projections, repo)
     states = projection.candidates
     raw_lease = cast(dict[str, str], await runtime.redis.hgetall(runtime.keys.lease(repo, base)))
     lease = info_from_hash(raw_lease)

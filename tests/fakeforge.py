@@ -13,6 +13,9 @@ class FakeForge:
         self.reports: list[Report] = []
         self.comments: list[tuple[str, str, CommentKind, str]] = []
         self.landings: list[tuple[str, str, str, str]] = []
+        self.files: dict[str, str] = {}  # path -> text, whatever the ref
+        self.reads: list[tuple[str, str, str]] = []
+        self.read_error: Exception | None = None
 
     def set(self, sha: str, *results: CheckResult) -> None:
         self.results[sha] = list(results)
@@ -28,7 +31,10 @@ class FakeForge:
         return set(self.recent)
 
     async def read_file(self, repo: str, ref: str, path: str) -> str | None:
-        return None
+        self.reads.append((repo, ref, path))
+        if self.read_error is not None:
+            raise self.read_error
+        return self.files.get(path)
 
     async def report(self, report: Report) -> None:
         self.reports.append(report)

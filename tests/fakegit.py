@@ -16,6 +16,8 @@ class FakeGit:
     on_base_shas: set[str] = field(default_factory=set)
     # (descendant, ancestor) pairs: what `descends` answers yes to.
     ancestry: set[tuple[str, str]] = field(default_factory=set)
+    # branch -> sha of origin/<branch>; unknown branches have none.
+    tips: dict[str, str] = field(default_factory=dict)
     broken: str | None = None
     snapshots: int = 0
 
@@ -28,6 +30,11 @@ class FakeGit:
         if self.broken:
             raise GitFactsError(self.broken)
         return sha in self.on_base_shas
+
+    def tip(self, branch: str) -> str | None:
+        if self.broken:
+            raise GitFactsError(self.broken)
+        return self.tips.get(branch)
 
     def descends(self, sha: str, ancestor: str) -> bool:
         if self.broken:

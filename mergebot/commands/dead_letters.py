@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from typing import Any
 
-from redis.exceptions import RedisError
-
-from mergebot.bootstrap import open_runtime
-from mergebot.config import ConfigError, load_settings
-from mergebot.ids import is_repo
-from mergebot.store.embedded import EmbeddedRedisError
+from mergebot.bootstrap import Runtime
+from mergebot.commands.support import CommandError, add_repo_option, in_runtime
 from mergebot.store.notify import NotifyStore
 
 HELP = "list undeliverable notifications (dead letters) and retry them"
 
 
-def _repo(text: str) -> str:
-    if not is_repo(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a repo name of the form owner/name")
-    return text
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repo", type=_repo, help="only this repo (owner/name)")
+    add_repo_option(parser)
     parser.add_argument("--json", action="store_true", help="a JSON array")
     parser.add_argument(
         "--retry", metavar="ID", action="append", default=[], help="retry this dead letter"
@@ -43,23 +32,22 @@ def line(letter: dict[str, Any]) -> str:
     )
 
 
-async def _main(args: argparse.Namespace) -> int:
-    async with open_runtime(load_settings()) as runtime:
-        store = NotifyStore(runtime.redis, runtime.keys)
-        letters = await store.dead_letters(args.repo)
-        wanted = [str(x) for x in args.retry]
-        if args.retry_all:
-            wanted = [str(letter["id"]) for letter in letters]
-        missing = []
-        for letter_id in wanted:
-            if await store.retry_dead_letter(letter_id) is None:
-                missing.append(letter_id)
-            else:
-                print(f"retrying {letter_id}")
-        if wanted:
-            for letter_id in missing:
-                print(f"mergebot: no dead letter {letter_id!r}", file=sys.stderr)
-            return 1 if missing else 0
+async def _main(runtime: Runtime, args: argparse.Namespace) -> int:
+    store = NotifyStore(runtime.redis, runtime.keys)
+    letters = await store.dead_letters(args.repo)
+    wanted = [str(x) for x in args.retry]
+    if args.retry_all:
+        wanted = [str(letter["id"]) for letter in letters]
+    missing = []
+    for letter_id in wanted:
+        if await store.retry_dead_letter(letter_id) is None:
+            missing.append(letter_id)
+        else:
+            print(f"retrying {letter_id}")
+    if wanted:
+        for letter_id in missing:
+            print(f"mergebot: no dead letter {letter_id!r}", file=sys.stderr)
+        return 1 if missing else 0
     if args.json:
         print(json.dumps(letters, indent=2, ensure_ascii=False))
     elif not letters:
@@ -72,9 +60,6 @@ async def _main(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_main(args))
-    except ConfigError as exc:
-        print(f"mergebot: configuration is invalid:\n{exc}", file=sys.stderr)
-    except (RedisError, EmbeddedRedisError) as exc:
-        print(f"mergebot: storage unavailable: {type(exc).__name__}", file=sys.stderr)
-    return 1
+        return in_runtime(lambda runtime: _main(runtime, args), doing="read the dead letters")
+    except CommandError as exc:
+        return exc.exit()

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 
-from redis.exceptions import RedisError
-
-from mergebot.bootstrap import open_runtime
-from mergebot.config import ConfigError, load_settings
+from mergebot.commands.support import CommandError, add_repo_option, in_runtime
 from mergebot.events import Envelope
-from mergebot.ids import is_repo
-from mergebot.store.embedded import EmbeddedRedisError
-from mergebot.store.eventlog import LogEntry
 
 HELP = "print the stored events (envelopes), newest last"
 
@@ -26,14 +19,8 @@ def _positive(text: str) -> int:
     return value
 
 
-def _repo(text: str) -> str:
-    if not is_repo(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a repo name of the form owner/name")
-    return text
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repo", type=_repo, help="only the events of this repo (owner/name)")
+    add_repo_option(parser, "only the events of this repo (owner/name)")
     parser.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
     parser.add_argument("--json", action="store_true", help="a JSON array of the envelopes")
 
@@ -58,23 +45,14 @@ def summary(envelope: Envelope) -> str:
     )
 
 
-async def _tail(args: argparse.Namespace) -> list[LogEntry]:
-    async with open_runtime(load_settings()) as runtime:
-        return await runtime.eventlog.tail(limit=args.limit, repo=args.repo)
-
-
 def run(args: argparse.Namespace) -> int:
     try:
-        entries = asyncio.run(_tail(args))
-    except ConfigError as exc:
-        print(f"mergebot: configuration is invalid:\n{exc}", file=sys.stderr)
-        return 1
-    except EmbeddedRedisError as exc:
-        print(f"mergebot: {exc}", file=sys.stderr)
-        return 1
-    except (RedisError, OSError) as exc:
-        print(f"mergebot: cannot read the event log: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        entries = in_runtime(
+            lambda runtime: runtime.eventlog.tail(limit=args.limit, repo=args.repo),
+            doing="read the event log",
+        )
+    except CommandError as exc:
+        return exc.exit()
     if args.json:
         print(json.dumps([e.envelope.model_dump(mode="json") for e in entries], indent=2))
     elif not entries:

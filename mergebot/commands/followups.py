@@ -4,36 +4,25 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import sys
 from pathlib import Path
 from typing import cast
 
-from redis.exceptions import RedisError
-
-from mergebot.bootstrap import Runtime, open_runtime
-from mergebot.config import ConfigError, load_settings
+from mergebot.bootstrap import Runtime
+from mergebot.commands.support import CommandError, add_repo_option, in_runtime
 from mergebot.followups import Followup, FollowupStatus
-from mergebot.ids import is_repo
 from mergebot.notify.view import TODO_TEMPLATE, followup_context, links_for
 from mergebot.render import TemplateError, renderer
-from mergebot.store.embedded import EmbeddedRedisError
 from mergebot.store.followups import FollowupStore
 
 HELP = "export blocked follow-ups as Markdown todos or JSON"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def _repo(text: str) -> str:
-    if not is_repo(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a repo name of the form owner/name")
-    return text
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repo", type=_repo, help="only this repo (owner/name)")
+    add_repo_option(parser)
     parser.add_argument(
         "--status", choices=[s.value for s in FollowupStatus], help="only follow-ups in this status"
     )
@@ -55,51 +44,57 @@ def render_todo(runtime: Runtime, followup: Followup, by_id: dict[str, Followup]
     return renderer(runtime.server_config.templates_dir).render(TODO_TEMPLATE, context) + "\n"
 
 
-async def _export(args: argparse.Namespace) -> int:
+async def _texts(runtime: Runtime, args: argparse.Namespace) -> list[tuple[Followup, str]]:
+    """The chosen follow-ups, each with its text in the asked format."""
     status = FollowupStatus(args.status) if args.status else None
-    async with open_runtime(load_settings()) as runtime:
-        store = FollowupStore(runtime.redis, runtime.keys)
-        known = cast(set[str], await runtime.redis.smembers(runtime.keys.repos()))
-        repos = [args.repo] if args.repo else sorted(known)
-        everything: list[Followup] = []
-        for repo in repos:
-            everything += await store.query(repo)
-        by_id = {f.id: f for f in everything}
-        chosen = [f for f in everything if status is None or f.status is status]
-        ext = "json" if args.format == "json" else "md"
-        texts = [
+    store = FollowupStore(runtime.redis, runtime.keys)
+    known = cast(set[str], await runtime.redis.smembers(runtime.keys.repos()))
+    repos = [args.repo] if args.repo else sorted(known)
+    everything: list[Followup] = []
+    for repo in repos:
+        everything += await store.query(repo)
+    by_id = {f.id: f for f in everything}
+    return [
+        (
+            f,
             json.dumps(f.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
-            if ext == "json"
-            else render_todo(runtime, f, by_id)
-            for f in chosen
-        ]
+            if args.format == "json"
+            else render_todo(runtime, f, by_id),
+        )
+        for f in everything
+        if status is None or f.status is status
+    ]
+
+
+def _write(args: argparse.Namespace, texts: list[tuple[Followup, str]]) -> None:
+    ext = "json" if args.format == "json" else "md"
     if args.out is None:
         if ext == "json":
-            print(json.dumps([json.loads(t) for t in texts], indent=2, ensure_ascii=False))
+            print(json.dumps([json.loads(t) for _, t in texts], indent=2, ensure_ascii=False))
         else:
-            print("\n---\n\n".join(texts), end="")
-        return 0
+            print("\n---\n\n".join(t for _, t in texts), end="")
+        return
     args.out.mkdir(parents=True, exist_ok=True)
-    for followup, text in zip(chosen, texts, strict=True):
+    for followup, text in texts:
         path = args.out / file_name(followup, ext)
         path.write_text(text, encoding="utf-8")
         print(path)
-    if not chosen:
+    if not texts:
         print("no follow-ups", file=sys.stderr)
-    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_export(args))
-    except ConfigError as exc:
-        print(f"mergebot: configuration is invalid:\n{exc}", file=sys.stderr)
+        texts = in_runtime(lambda runtime: _texts(runtime, args), doing="read the follow-ups")
+        _write(args, texts)
+    except CommandError as exc:
+        return exc.exit()
     except TemplateError as exc:
         print(f"mergebot: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"mergebot: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr
         )
-    except (RedisError, EmbeddedRedisError) as exc:
-        print(f"mergebot: storage unavailable: {type(exc).__name__}", file=sys.stderr)
-    return 1
+        return 1
+    return 0

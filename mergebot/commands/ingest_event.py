@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import importlib
 import json
 import os
 import sys
@@ -31,6 +30,7 @@ from mergebot.github.command_worker import consumer_name, drain
 from mergebot.github.intake import perform
 from mergebot.github.translate import translate
 from mergebot.github.translated import TranslationError
+from mergebot.modules import optional_import
 from mergebot.store.eventlog import EventConflictError
 
 HELP = "store the canonical events of one GitHub Actions event (GITHUB_EVENT_NAME/_PATH)"
@@ -114,12 +114,7 @@ async def ingest(
 
 def load_integrator() -> RunOnce:
     """`mergebot.integrator.run_once(runtime, repo)`, imported only when --integrate asks."""
-    try:
-        module = importlib.import_module("mergebot.integrator")
-    except ModuleNotFoundError as exc:
-        if exc.name != "mergebot.integrator":
-            raise
-        module = None
+    module = optional_import("mergebot.integrator")
     run_once = getattr(module, "run_once", None)
     if run_once is None:
         raise IngestError(

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
 from dataclasses import asdict
 
-from redis.exceptions import RedisError
-
-from mergebot.bootstrap import open_runtime
-from mergebot.config import ConfigError, load_settings
-from mergebot.ids import is_repo
-from mergebot.rebuild import ReplayReport, replay
-from mergebot.store.embedded import EmbeddedRedisError
+from mergebot.commands.support import CommandError, add_repo_option, in_runtime
+from mergebot.rebuild import replay
 
 HELP = "rebuild the readiness projection and queue from the event log and report differences"
 
 
-def _repo(text: str) -> str:
-    if not is_repo(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a repo name of the form owner/name")
-    return text
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repo", type=_repo, help="only this repo (owner/name)")
+    add_repo_option(parser)
     parser.add_argument(
         "--apply",
         action="store_true",
@@ -35,24 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="the report as JSON")
 
 
-async def _replay(args: argparse.Namespace) -> ReplayReport:
-    async with open_runtime(load_settings()) as runtime:
-        return await replay(runtime, repo=args.repo, apply=args.apply)
-
-
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when stored state matches the log (or was replaced), 2 when it differs."""
     try:
-        report = asyncio.run(_replay(args))
-    except ConfigError as exc:
-        print(f"mergebot: configuration is invalid:\n{exc}", file=sys.stderr)
-        return 1
-    except EmbeddedRedisError as exc:
-        print(f"mergebot: {exc}", file=sys.stderr)
-        return 1
-    except (RedisError, OSError) as exc:
-        print(f"mergebot: cannot replay: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        report = in_runtime(
+            lambda runtime: replay(runtime, repo=args.repo, apply=args.apply), doing="replay"
+        )
+    except CommandError as exc:
+        return exc.exit()
     if args.json:
         print(json.dumps([asdict(r) for r in report.repos], indent=2))
     else:

@@ -10,14 +10,13 @@ import argparse
 import asyncio
 import logging
 import signal
-import sys
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
 from mergebot.bootstrap import Runtime, background_services, open_runtime
-from mergebot.config import ConfigError, Settings, load_settings
-from mergebot.store.embedded import EmbeddedRedisError
+from mergebot.commands.support import CommandError, run_job
+from mergebot.config import Settings, load_settings
 from mergebot.web.app import create_app
 
 HELP = "run the web server and the worker in one process"
@@ -33,9 +32,12 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="listen port (MERGEBOT_PORT, default 8080)")
 
 
-async def serve(runtime: Runtime, *, web_tier: bool, worker: bool) -> None:
-    """Run until SIGINT/SIGTERM, then stop accepting requests and let services finish."""
-    stop = asyncio.Event()
+async def serve(
+    runtime: Runtime, *, web_tier: bool, worker: bool, stop: asyncio.Event | None = None
+) -> None:
+    """Run until SIGINT/SIGTERM (or `stop` is set by the caller, as `demo` does), then stop
+    accepting requests and let services finish."""
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -89,14 +91,9 @@ async def _main(args: argparse.Namespace, *, web_tier: bool, worker: bool) -> in
 
 def run_server(args: argparse.Namespace, *, web_tier: bool, worker: bool) -> int:
     try:
-        return asyncio.run(_main(args, web_tier=web_tier, worker=worker))
-    except ConfigError as exc:
-        print(f"mergebot: configuration is invalid:\n{exc}", file=sys.stderr)
-    except EmbeddedRedisError as exc:
-        print(f"mergebot: {exc}", file=sys.stderr)
-    except (RedisError, OSError) as exc:
-        print(f"mergebot: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
-    return 1
+        return run_job(_main(args, web_tier=web_tier, worker=worker), doing="start")
+    except CommandError as exc:
+        return exc.exit()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,20 +10,17 @@ The running worker's processor then acts on the event like on any other.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from mergebot.bootstrap import open_runtime
-from mergebot.config import ConfigError, load_settings
+from mergebot.commands.support import CommandError, run_job
+from mergebot.config import load_settings
 from mergebot.events import Envelope, EventError, EventName, envelope_for, parse_event
 from mergebot.status import repo_status
-from mergebot.store.embedded import EmbeddedRedisError
 
 SOURCE = "cli"
 
@@ -83,16 +80,9 @@ def submit(name: EventName, repo: str, slug: str, **fields: Any) -> tuple[int, O
         print(f"mergebot: {exc}", file=sys.stderr)
         return 2, None
     try:
-        outcome = asyncio.run(_store(envelope))
-    except ConfigError as exc:
-        print(f"mergebot: configuration is invalid:\n{exc}", file=sys.stderr)
-        return 1, None
-    except EmbeddedRedisError as exc:
-        print(f"mergebot: {exc}", file=sys.stderr)
-        return 1, None
-    except (RedisError, OSError) as exc:
-        print(f"mergebot: cannot write the event log: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1, None
+        outcome = run_job(_store(envelope), doing="write the event log")
+    except CommandError as exc:
+        return exc.exit(), None
     return 0, outcome
 
 

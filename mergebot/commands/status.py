@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
 from typing import Any
 
-from redis.exceptions import RedisError
-
-from mergebot.bootstrap import open_runtime
-from mergebot.config import ConfigError, load_settings
-from mergebot.ids import is_repo
+from mergebot.bootstrap import Runtime
+from mergebot.commands.support import CommandError, add_repo_option, in_runtime
 from mergebot.status import all_status, repo_status
-from mergebot.store.embedded import EmbeddedRedisError
 
 HELP = "show each repo's queue, the candidates waiting and why, and the lease holder"
 
 
-def _repo(text: str) -> str:
-    if not is_repo(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a repo name of the form owner/name")
-    return text
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repo", type=_repo, help="only this repo (owner/name)")
+    add_repo_option(parser)
     parser.add_argument(
         "--json",
         action="store_true",
@@ -34,11 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-async def _collect(repo: str | None) -> list[dict[str, Any]]:
-    async with open_runtime(load_settings()) as runtime:
-        if repo:
-            return [await repo_status(runtime, repo)]
-        return await all_status(runtime)
+async def _collect(runtime: Runtime, repo: str | None) -> list[dict[str, Any]]:
+    if repo:
+        return [await repo_status(runtime, repo)]
+    return await all_status(runtime)
 
 
 def render(status: dict[str, Any]) -> str:
@@ -71,16 +58,9 @@ def render(status: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        statuses = asyncio.run(_collect(args.repo))
-    except ConfigError as exc:
-        print(f"mergebot: configuration is invalid:\n{exc}", file=sys.stderr)
-        return 1
-    except EmbeddedRedisError as exc:
-        print(f"mergebot: {exc}", file=sys.stderr)
-        return 1
-    except (RedisError, OSError) as exc:
-        print(f"mergebot: cannot read the queue: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        statuses = in_runtime(lambda runtime: _collect(runtime, args.repo), doing="read the queue")
+    except CommandError as exc:
+        return exc.exit()
     if args.json:
         print(json.dumps(statuses[0] if args.repo else statuses, indent=2))
     elif not statuses:

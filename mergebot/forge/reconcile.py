@@ -21,7 +21,6 @@ previous appends, so a second pass finds nothing to add.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Iterable, Sequence
@@ -30,7 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime
+from mergebot.bootstrap import Runtime, sleep_until_stopped
 from mergebot.config import Forge as ForgeKind
 from mergebot.events import Envelope, EventName, WithdrawReason
 from mergebot.forge.errors import ForgeError
@@ -299,8 +298,7 @@ async def reconcile_service(runtime: Runtime, stop: asyncio.Event) -> None:
     interval = runtime.settings.reconcile_interval_seconds
     while not stop.is_set():
         await reconcile_all(runtime)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+        await sleep_until_stopped(stop, interval)
 
 
 SERVICES = (reconcile_service,)

@@ -16,14 +16,13 @@ the check run is a view of it). What to show is decided by `plan` (pure); `perfo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
-from mergebot.bootstrap import Runtime
+from mergebot.bootstrap import Runtime, keep_running, sleep_until_stopped
 from mergebot.config import Mode
 from mergebot.events import Envelope, EventName, IntegrationBlocked, IntegrationCompleted
 from mergebot.followups import Followup, from_blocked
@@ -302,17 +301,14 @@ async def refresh_positions(runtime: Runtime, repo: str, base: str) -> None:
 
 async def reporter_service(runtime: Runtime, stop: asyncio.Event) -> None:
     consumer = f"reporter-{id(runtime):x}"
-    while not stop.is_set():
-        try:
-            if not github_repos(runtime):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=60)
-                continue
-            await drain(runtime, consumer, block_ms=BLOCK_MS)
-        except (RedisError, OSError) as exc:
-            log.warning("reporter_redis_error error=%s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=2.0)
+
+    async def step() -> None:
+        if not github_repos(runtime):
+            await sleep_until_stopped(stop, 60)
+            return
+        await drain(runtime, consumer, block_ms=BLOCK_MS)
+
+    await keep_running(stop, step, name="reporter")
 
 
 SERVICES = (reporter_service,)

@@ -39,6 +39,9 @@ class MirrorGitFacts:
     def on_base(self, sha: str, base: str) -> bool:
         return self._reachable_from(sha, base)
 
+    def tip(self, branch: str) -> str | None:
+        return self.mirror.remote_branch(branch)
+
     def descends(self, sha: str, ancestor: str) -> bool:
         key = (ancestor, sha)
         if key not in self._memo:
@@ -62,6 +65,9 @@ class UnavailableGitFacts:
         raise GitFactsError(self.why)
 
     def descends(self, sha: str, ancestor: str) -> bool:
+        raise GitFactsError(self.why)
+
+    def tip(self, branch: str) -> str | None:
         raise GitFactsError(self.why)
 
 

@@ -11,7 +11,6 @@ retried after a crash acts once; it is acknowledged only after its effect is sto
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import os
@@ -23,7 +22,7 @@ from typing import Any, cast
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime
+from mergebot.bootstrap import Runtime, keep_running
 from mergebot.events import CandidateWithdrawn, FinalizeReady, ResumeRequested, WithdrawReason
 from mergebot.forge.base import CommentKind, Forge, Permission
 from mergebot.github.commands import Command, CommandRequest
@@ -84,6 +83,12 @@ class Plan:
 _GONE = frozenset({WithdrawReason.CLOSED, WithdrawReason.DRAFT, WithdrawReason.BASE_CHANGED})
 
 
+def _refused(context: dict[str, Any], reason: str, **facts: str) -> Plan:
+    """A polite refusal comment; nothing else happens."""
+    refusal = {**context, "reason": reason, **facts}
+    return Plan(Outcome.REFUSED, reply=Reply(CommentKind.REFUSED, "refused", refusal))
+
+
 def plan(
     request: CommandRequest, permission: Permission, summary: SlugSummary, *, base: str
 ) -> Plan:
@@ -96,10 +101,10 @@ def plan(
         "base": base,
     }
     if not permission.can_command:
-        refusal = {**context, "reason": "permission", "permission": permission.value}
-        return Plan(Outcome.REFUSED, reply=Reply(CommentKind.REFUSED, "refused", refusal))
+        return _refused(context, "permission", permission=permission.value)
     when = request.created_at.isoformat()
-    common = {"comment_id": request.comment_id}
+    # Every event a command makes names the pull request and the comment it came from.
+    common = {"repo": request.repo, "slug": request.slug, "comment_id": request.comment_id}
     match request.command:
         case Command.HELP:
             return Plan(Outcome.REPLIED, reply=Reply(CommentKind.HELP, "help", context))
@@ -108,11 +113,9 @@ def plan(
             return Plan(Outcome.REPLIED, reply=Reply(CommentKind.STATUS, "status", status))
         case Command.MERGE:
             if summary.sha is None or summary.branch is None:
-                refusal = {**context, "reason": "no_candidate"}
-                return Plan(Outcome.REFUSED, reply=Reply(CommentKind.REFUSED, "refused", refusal))
+                return _refused(context, "no_candidate")
             if summary.withdrawn in _GONE:
-                refusal = {**context, "reason": "withdrawn", "withdrawn": summary.withdrawn}
-                return Plan(Outcome.REFUSED, reply=Reply(CommentKind.REFUSED, "refused", refusal))
+                return _refused(context, "withdrawn", withdrawn=summary.withdrawn)
             approval = PendingApproval(
                 repo=request.repo,
                 slug=request.slug,
@@ -120,13 +123,11 @@ def plan(
                 reviewer=request.author,
                 approval_id=f"comment-{request.comment_id}",
                 approved_at=when,
-                extra={**common, "via": "command"},
+                extra={"comment_id": request.comment_id, "via": "command"},
             ).validated()
             ready = make(
                 FinalizeReady,
                 _EVENT,
-                repo=request.repo,
-                slug=request.slug,
                 branch=summary.branch,
                 sha=summary.sha,
                 worker_session_id=request.author,
@@ -138,22 +139,12 @@ def plan(
             )
             return Plan(Outcome.ACTED, events=(approval, ready))
         case Command.RESUME:
-            resume = make(
-                ResumeRequested,
-                _EVENT,
-                repo=request.repo,
-                slug=request.slug,
-                requested_by=request.author,
-                at=when,
-                **common,
-            )
+            resume = make(ResumeRequested, _EVENT, requested_by=request.author, at=when, **common)
             return Plan(Outcome.ACTED, events=(resume,))
         case Command.CANCEL:
             cancel = make(
                 CandidateWithdrawn,
                 _EVENT,
-                repo=request.repo,
-                slug=request.slug,
                 reason=WithdrawReason.CANCELLED,
                 at=when,
                 requested_by=request.author,
@@ -306,13 +297,9 @@ def consumer_name(role: str = "worker") -> str:
 async def command_service(runtime: Runtime, stop: asyncio.Event) -> None:
     """Background service: act on commands until `stop` is set."""
     consumer = consumer_name()
-    while not stop.is_set():
-        try:
-            await drain(runtime, consumer, block_ms=BLOCK_MS)
-        except (RedisError, OSError) as exc:
-            log.warning("command_worker_redis_error error=%s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=2.0)
+    await keep_running(
+        stop, lambda: drain(runtime, consumer, block_ms=BLOCK_MS), name="command_worker"
+    )
 
 
 SERVICES = (command_service,)

@@ -34,7 +34,7 @@ import aiohttp
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError, ResponseError
 
-from mergebot.bootstrap import Runtime
+from mergebot.bootstrap import Runtime, keep_running, sleep_until_stopped
 from mergebot.config import NotifySink
 from mergebot.events import Envelope, EventName
 from mergebot.followups import (
@@ -89,7 +89,7 @@ class DeliveryPolicy:
     # On stop, how long in-flight steps may take to finish before they are cancelled. A send
     # cancelled while its request is out may already show in the chat, and it is sent again
     # after a restart; so a stop lets it end (a request lasts at most `timeout`).
-    stop_grace: float = 30.0
+    stop_grace_seconds: float = 15.0
 
 
 def backoff(attempt: int, policy: DeliveryPolicy, retry_after: float | None) -> float:
@@ -383,9 +383,7 @@ class Notifier:
                     "notification_retrying repo=%s slug=%s sink=%s attempt=%d in=%.2fs error=%s",
                     repo, n.slug, key, attempts, delay, exc.message,
                 )  # fmt: skip
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                if stop.is_set():
+                if await sleep_until_stopped(stop, delay):
                     return False
                 continue
             await self.store.finish(
@@ -450,7 +448,7 @@ class Notifier:
         """Run intake and every sink worker until `stop`; new repos and sinks are picked up.
 
         On stop, a send already on its way is allowed to finish and be recorded (see
-        `DeliveryPolicy.stop_grace`) instead of being cut off after the chat has shown it."""
+        `DeliveryPolicy.stop_grace_seconds`) instead of being cut off after the chat showed it."""
         tasks: dict[str, asyncio.Task[None]] = {}
         # The workers watch their own event: set on `stop` and also when this service is
         # cancelled (`serve` cancels its services right after the stop signal), without
@@ -462,8 +460,7 @@ class Notifier:
                     task = tasks.get(name)
                     if task is None or task.done():
                         tasks[name] = asyncio.create_task(factory(), name=f"notify:{name}")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.policy.discover_seconds)
+                await sleep_until_stopped(stop, self.policy.discover_seconds)
         finally:
             await self._wind_down(halt, list(tasks.values()))
             await self.close()
@@ -477,7 +474,7 @@ class Notifier:
         if not tasks:
             return
         try:
-            await asyncio.wait(tasks, timeout=self.policy.stop_grace)
+            await asyncio.wait(tasks, timeout=self.policy.stop_grace_seconds)
         finally:  # also when the wait itself is cancelled: no worker outlives the service
             for task in tasks:
                 task.cancel()
@@ -527,26 +524,7 @@ class Notifier:
 
     def _loop(self, stop: asyncio.Event, step: Callable[[], Awaitable[int]]) -> _TaskFactory:
         async def loop() -> None:
-            failures = 0
-            while not stop.is_set():
-                try:
-                    await step()
-                    failures = 0
-                except (RedisError, OSError) as exc:
-                    failures += 1
-                    delay = min(30.0, 0.5 * 2 ** min(failures, 6))
-                    log.warning(
-                        "notify_redis_error error=%s retry_in=%.1fs", type(exc).__name__, delay
-                    )
-                except Exception:
-                    # A bug must not silently end delivery: say so loudly and keep going.
-                    failures += 1
-                    delay = min(60.0, 1.0 * 2 ** min(failures, 6))
-                    log.exception("notify_step_failed retry_in=%.1fs", delay)
-                else:
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
+            await keep_running(stop, step, name="notify")
 
         return loop
 

@@ -165,42 +165,38 @@ def from_change(repo: str, entry_id: str, fields: dict[str, str]) -> Notificatio
 
 def from_envelope(envelope: Envelope) -> Notification | None:
     """An outcome event from the log as a notification; other events return None."""
+    if envelope.name not in (EventName.INTEGRATION_BLOCKED, EventName.INTEGRATION_COMPLETED):
+        return None
     payload = envelope.payload
-    stored = json.loads(envelope.to_json())
     base = payload.get("base") if isinstance(payload.get("base"), str) else None
+    candidate: dict[str, Any] = {
+        "id": envelope.id,
+        "repo": payload["repo"],
+        "slug": payload["slug"],
+        "branch": payload["branch"],
+        "sha": payload["sha"],
+        "base": base,
+        "envelope": json.loads(envelope.to_json()),
+    }
     if envelope.name is EventName.INTEGRATION_BLOCKED:
         details = payload.get("details")
         return Notification(
-            id=envelope.id,
             kind=NotifyEvent.BLOCKED,
-            repo=payload["repo"],
-            slug=payload["slug"],
-            branch=payload["branch"],
-            sha=payload["sha"],
             at=_aware(datetime.fromisoformat(payload["blocked_at"])),
-            base=base,
             cause=f"integration_blocked ({payload['reason']})",
             followup_id=payload["followup_id"],
             reason=payload["reason"],
             details=details if isinstance(details, dict) else {},
-            envelope=stored,
+            **candidate,
         )
-    if envelope.name is EventName.INTEGRATION_COMPLETED:
-        checks = payload.get("checks")
-        return Notification(
-            id=envelope.id,
-            kind=NotifyEvent.COMPLETED,
-            repo=payload["repo"],
-            slug=payload["slug"],
-            branch=payload["branch"],
-            sha=payload["sha"],
-            at=_aware(datetime.fromisoformat(payload["integrated_at"])),
-            base=base,
-            cause="integration_completed",
-            main_before=payload["main_before"],
-            main_after=payload["main_after"],
-            checks=[c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else [],
-            mode=Mode.SHADOW if payload.get("mode") == Mode.SHADOW else Mode.LIVE,
-            envelope=stored,
-        )
-    return None
+    checks = payload.get("checks")
+    return Notification(
+        kind=NotifyEvent.COMPLETED,
+        at=_aware(datetime.fromisoformat(payload["integrated_at"])),
+        cause="integration_completed",
+        main_before=payload["main_before"],
+        main_after=payload["main_after"],
+        checks=[c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else [],
+        mode=Mode.SHADOW if payload.get("mode") == Mode.SHADOW else Mode.LIVE,
+        **candidate,
+    )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-
 from aiohttp import web
 
 from mergebot.bootstrap import Runtime
+from mergebot.modules import optional_import
 from mergebot.web import metrics
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -30,11 +29,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app[RUNTIME] = runtime
     metrics.install(app)  # first, so every route module can count into `app[metrics.METRICS]`
     for name in ROUTE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
-                continue
-            raise
-        module.setup(app)
+        module = optional_import(name)
+        if module is not None:
+            module.setup(app)
     return app

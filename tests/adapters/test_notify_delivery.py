@@ -279,7 +279,7 @@ async def test_a_stop_does_not_wait_beyond_its_grace_for_a_sink_that_hangs(
     configure(runtime, [sink("telegram", standin, events=["blocked"])])
     standin.fail_next("telegram", 200, {"ok": True, "result": {"message_id": 77}}, delay=30)
     await _blocked_candidate(runtime)
-    n = notifier(runtime, standin, timeout=60.0, stop_grace=0.2)
+    n = notifier(runtime, standin, timeout=60.0, stop_grace_seconds=0.2)
     stop = asyncio.Event()
     service = asyncio.create_task(n.run(stop))
     await until(lambda: len(standin.to("telegram")) == 1, what="the send")

@@ -9,13 +9,23 @@ from typing import cast
 import pytest
 
 from mergebot.bootstrap import Runtime
-from mergebot.processor import GROUP, SERVICES, Projector, git_source, processor_service, tick
+from mergebot.forge.errors import ForgeError
+from mergebot.processor import (
+    GROUP,
+    SERVICES,
+    Projector,
+    git_source,
+    processor_service,
+    projector_for,
+    tick,
+)
 from mergebot.queue import Status
 from mergebot.store.lease import Lease
 from mergebot.store.projection import ProjectionStore
 from mergebot.store.queue import QueueStore
 from tests.brainkit import emit, hook, live, manage, process, queue_items
 from tests.factories import REPO, SHA_A, SHA_B
+from tests.fakeforge import FakeForge
 from tests.unit.test_readiness import READY_SET, approve, at, finalize, push, raw_event
 
 
@@ -200,6 +210,32 @@ async def test_crash_between_store_and_ack_does_not_apply_twice(runtime: Runtime
     assert (await runtime.eventlog.pending(GROUP, 0)).count == 0
 
 
+async def test_a_projector_reuses_its_stored_state_only_while_nobody_replaced_it(
+    runtime: Runtime,
+) -> None:
+    manage(runtime)
+    await emit(runtime, *READY_SET, approve("bob"), approve("carol"))
+    entries = [e async for e in runtime.eventlog.replay(repo=REPO)]
+    mine, other = projector_for(runtime), projector_for(runtime)
+
+    def fail() -> None:
+        raise RuntimeError("lease lost")
+
+    # A batch that fails before its store leaves nothing behind, in Redis or in memory.
+    with pytest.raises(RuntimeError):
+        await mine.apply(REPO, entries[:3], guard=fail)
+    assert (await mine.apply(REPO, entries[:3])).queued != []
+    # Another processor stores a newer projection: the next batch starts from that one (its
+    # checkpoint skips the entry the other one applied), not from the state held in memory.
+    assert (await other.apply(REPO, entries[3:4])).applied == 1
+    result = await mine.apply(REPO, entries[3:])
+    assert (result.skipped, result.applied) == (1, 1)
+    state = await ProjectionStore(runtime.redis, runtime.keys).load(REPO)
+    [cand] = state.candidates.values()
+    assert {a.reviewer for a in state.facts.slugs["pr-1"].approvals} == {"alice", "bob", "carol"}
+    assert cand.status == "ready"
+
+
 async def test_git_trouble_leaves_the_queue_alone(runtime: Runtime) -> None:
     git = manage(runtime)
     await emit(runtime, *READY_SET)
@@ -246,6 +282,67 @@ async def test_per_repo_rules_come_from_config(runtime: Runtime, required: int) 
     assert live(await queue_items(runtime)) == {}
     await emit(runtime, approve("bob"))
     await process(runtime)
+    assert len(live(await queue_items(runtime))) == 1
+
+
+def repo_file_forge(runtime: Runtime, text: str) -> FakeForge:
+    forge = FakeForge()
+    forge.files[".github/mergebot.toml"] = text
+    runtime.extras["forge_for"] = lambda repo: forge
+    return forge
+
+
+async def test_the_repos_own_config_file_sets_the_readiness_rules(runtime: Runtime) -> None:
+    """The server asks for one approval; the repo's `.github/mergebot.toml` on main asks for
+    two — what the integrator will use, so what readiness uses too."""
+    git = manage(runtime, required_approvals=1)
+    git.tips["main"] = "1" * 40
+    forge = repo_file_forge(runtime, "required_approvals = 2\n")
+    await emit(runtime, *READY_SET)
+    await process(runtime)
+    assert live(await queue_items(runtime)) == {}
+    state = await ProjectionStore(runtime.redis, runtime.keys).load(REPO)
+    [waiting] = state.candidates.values()
+    assert "needs 2 approvals from distinct reviewers, has 1 (alice)" in waiting.reason_texts()[0]
+
+    await emit(runtime, approve("bob"))
+    await process(runtime)
+    assert len(live(await queue_items(runtime))) == 1
+    # Read once, at main's sha, for both batches: no forge call per event or per batch.
+    assert forge.reads == [(REPO, "1" * 40, ".github/mergebot.toml")]
+
+    # main moves (the file now says 3): read again, once, at the new sha.
+    git.tips["main"] = "2" * 40
+    forge.files[".github/mergebot.toml"] = "required_approvals = 3\n"
+    two = [approve("carol", SHA_B, slug="pr-2"), finalize(SHA_B, 3, "f/two", slug="pr-2")]
+    await emit(runtime, *two, push(SHA_B, 1, "f/two"))
+    await process(runtime)
+    assert [ref for _repo, ref, _path in forge.reads] == ["1" * 40, "2" * 40]
+    state = await ProjectionStore(runtime.redis, runtime.keys).load(REPO)
+    assert "needs 3 approvals" in state.candidates[f"pr-2:{SHA_B}:f/two"].reason_texts()[0]
+
+
+async def test_an_invalid_or_unreadable_repo_file_leaves_the_servers_rules(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    git = manage(runtime, required_approvals=1)
+    git.tips["main"] = "1" * 40
+    forge = repo_file_forge(runtime, 'required_approvals = "two"\n')
+    await emit(runtime, *READY_SET)
+    await process(runtime)
+    # Queued by the server's rules; the integrator refuses to build and explains the file.
+    assert len(live(await queue_items(runtime))) == 1
+    assert "repo_config_invalid" in caplog.text
+    assert len(forge.reads) == 1
+
+    git.tips["main"] = "2" * 40
+    forge.read_error = ForgeError("GitHub is down", retryable=True)
+    await emit(runtime, approve("carol", SHA_B, slug="pr-2"))
+    await process(runtime)
+    await emit(runtime, approve("dave", SHA_B, slug="pr-2"))
+    await process(runtime)
+    assert "repo_config_unreadable" in caplog.text
+    assert len(forge.reads) == 2  # not asked again on the next batch
     assert len(live(await queue_items(runtime))) == 1
 
 

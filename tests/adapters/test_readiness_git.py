@@ -104,3 +104,28 @@ async def test_no_remote_configured_is_explained(tmp_path: Path) -> None:
         fold(facts, parse_event(raw).event)
     [state] = evaluate(facts, Rules(), facts_git).values()
     assert state.reasons[0].text == f"could not check with git: no remote is configured for {REPO}"
+
+
+async def test_the_repos_config_file_on_main_sets_the_rules_read_from_the_mirror(
+    runtime: Runtime, remote: GitRemote
+) -> None:
+    """The whole real path: the processor's fetched mirror names main's tip, and the plain git
+    forge reads `.github/mergebot.toml` at that sha from the same mirror."""
+    manage(runtime, remote=remote.url, required_approvals=1)
+    del runtime.extras["git_facts"]  # the runtime's own mirrors, shared with the forge
+    remote.checkout("main", "main")
+    remote.commit(".github/mergebot.toml", "required_approvals = 2\n", "two reviewers here")
+    remote.push("main")
+    sha = remote.branch_with("feature/one", "a.txt", "a\n")
+    try:
+        await emit(runtime, *candidate_events(sha))
+        await process(runtime)
+        assert await queue_items(runtime) == []
+        state = await ProjectionStore(runtime.redis, runtime.keys).load(REPO)
+        assert "needs 2 approvals" in state.candidates[f"pr-1:{sha}:feature/one"].reasons[0].text
+        await emit(runtime, approve("bob", sha=sha))
+        await process(runtime)
+        [item] = await queue_items(runtime)
+        assert (item.sha, item.status) == (sha, Status.QUEUED)
+    finally:
+        runtime.close_mirrors()

@@ -11,8 +11,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from mergebot.bootstrap import Runtime
 from mergebot.queue import Status
-from mergebot.status import repo_status
+from mergebot.status import projection_cache, repo_status
 from mergebot.store.lease import Lease
+from mergebot.store.projection import ProjectionStore
 from mergebot.store.queue import QueueStore
 from mergebot.web.app import create_app
 from tests.brainkit import emit, manage, process, queue_items
@@ -116,3 +117,23 @@ async def test_status_command_prints_json_and_text(
     assert "#1" in text.stdout
     assert "no branch_pushed of ccccccc to origin/feature/three" in text.stdout
     assert "ignored events: other_remote=1" in text.stdout
+
+
+async def test_status_parses_the_projection_again_only_after_it_changed(
+    runtime: Runtime,
+) -> None:
+    await scenario(runtime)
+    cache = projection_cache(runtime)
+    store = ProjectionStore(runtime.redis, runtime.keys)
+    first = await cache.load(store, REPO)
+    assert await cache.load(store, REPO) is first  # unchanged: not parsed again
+    # The missing origin push of pr-3 arrives: the next status shows it, queued.
+    await emit(runtime, push(SHA_C, 6, "feature/three"))
+    await process(runtime)
+    assert await cache.load(store, REPO) is not first
+    rows = [(c["slug"], c["status"]) for c in (await repo_status(runtime, REPO))["candidates"]]
+    assert ("pr-3", "queued") in rows
+    # A projection replaced behind the processor's back (replay --apply renames a rebuilt hash
+    # into place) is noticed too.
+    await runtime.redis.delete(runtime.keys.projection(REPO))
+    assert (await cache.load(store, REPO)).candidates == {}

@@ -291,3 +291,20 @@ def test_resume_in_the_same_second_as_the_block_resumes_it() -> None:
     assert one(project([*READY_SET, precise, resume])).status == CandidateStatus.READY
     earlier = raw_event("resume_requested", at="2026-11-25T10:09:59+00:00")
     assert one(project([*READY_SET, precise, earlier])).status == CandidateStatus.BLOCKED
+
+
+def test_a_push_touches_the_slugs_finalized_on_its_branch_also_after_a_reload() -> None:
+    facts = RepoFacts(repo=REPO)
+    for raw in [
+        finalize(SHA_A), finalize(SHA_B, slug="pr-2", branch="feature/two"),
+        finalize(SHA_B, minute=3, slug="pr-3"),
+    ]:  # fmt: skip
+        fold(facts, parse_event(raw).event)
+    touched = fold(facts, parse_event(push(SHA_A)).event).slugs
+    assert touched == {"pr-1", "pr-3"}
+    # The branch index is derived, not stored: a projection loaded from JSON has it too.
+    loaded = RepoFacts.model_validate_json(facts.model_dump_json())
+    assert "by_branch" not in facts.model_dump_json()
+    assert fold(loaded, parse_event(push(SHA_B, branch="feature/two")).event).slugs == {"pr-2"}
+    assert fold(loaded.canonical(), parse_event(push(SHA_A)).event).slugs == {"pr-1", "pr-3"}
+    assert fold(loaded, parse_event(push(SHA_A, branch="feature/none")).event).slugs == set()
