@@ -3,7 +3,8 @@
 
 Shape: `{"repo", "base", "mode", "managed", "lease": null | {"owner", "expires_at"},
 "candidates": [{"slug", "branch", "sha", "status", "ready_at", "position", "reasons",
-"reason_codes", "followup_id", "updated_at"}], "dead_letters": n, "ignored": {code: n},
+"reason_codes", "followup_id", "updated_at"}], "dead_letters": n, "poison_events": n,
+"ignored": {code: n},
 "recent_ignored": […], "refusals": {"total": n, "recent": […]}}`.
 
 Candidates come in this order: the active queue (queued with its 1-based position, in_progress,
@@ -140,6 +141,8 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
         ),
         "candidates": candidates,
         "dead_letters": await dead_letter_count(runtime),
+        # Event-log entries no consumer can read (all repos): skipped, kept, counted.
+        "poison_events": await runtime.eventlog.poison_count(),
         "ignored": await projections.counters(repo),
         "recent_ignored": [n.model_dump(mode="json") for n in notes],
         "refusals": {

@@ -53,6 +53,8 @@ def render(status: dict[str, Any]) -> str:
     if status["refusals"]["recent"]:
         lines.append(f"  refused inputs (recent): {len(status['refusals']['recent'])}")
     lines.append(f"  dead notifications: {status['dead_letters']}")
+    if status.get("poison_events"):
+        lines.append(f"  unreadable event log entries (skipped, kept): {status['poison_events']}")
     return "\n".join(lines)
 
 

@@ -5,11 +5,19 @@ of a batch before writing any of them, so a batch with a conflicting id stores n
 Consumers read through consumer groups, acknowledge after their effect is durable, and reclaim the
 pending entries of a consumer that died (XAUTOCLAIM). Trimming only removes entries that every
 group has acknowledged.
+
+An entry whose envelope cannot be read (written by hand, by a broken producer, or by an older
+layout) is a *poison entry*: left to raise, it would stop every consumer group at the same entry
+for ever. Instead it is logged at WARNING with its id, recorded with its raw fields in
+`keys.poison_events(partition)` (counted by `mergebot status`), acknowledged for the group that
+met it so the group moves on, and skipped by replays. It is never deleted from the stream.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +28,10 @@ from redis.exceptions import ResponseError
 
 from mergebot.events import Envelope, canonical_json
 from mergebot.store.keys import Keys
+
+log = logging.getLogger("mergebot.store.eventlog")
+
+_POISON_FIELD_CHARS = 10_000  # of each raw field kept in the poison record
 
 _APPEND_LUA = """
 local n = #ARGV / 5
@@ -95,8 +107,15 @@ def _rows(reply: object) -> Rows:
     return cast(Rows, reply or [])
 
 
-def _entry(partition: int, entry_id: str, fields: dict[str, str]) -> LogEntry:
-    return LogEntry(entry_id, partition, Envelope.from_json(fields["envelope"]))
+def _entry(partition: int, entry_id: str, fields: dict[str, str]) -> LogEntry | str:
+    """The entry, or why its envelope cannot be read."""
+    if "envelope" not in fields:
+        return "no envelope field"
+    try:
+        return LogEntry(entry_id, partition, Envelope.from_json(fields["envelope"]))
+    except ValueError as exc:  # pydantic's ValidationError (bad JSON too) is a ValueError
+        lines = str(exc).splitlines()
+        return f"{type(exc).__name__}: {' '.join(lines[:3])}"[:500]
 
 
 def _next_id(entry_id: str) -> str:
@@ -167,7 +186,8 @@ class EventLog:
             return None
         entry_id = stored.split(" ", 1)[0]
         rows = _rows(await self.redis.xrange(self.keys.events(partition), entry_id, entry_id))
-        return _entry(partition, rows[0][0], rows[0][1]) if rows else None
+        found = await self._readable(partition, rows)
+        return found[0] if found else None
 
     async def replay(
         self, *, repo: str | None = None, after: str | None = None, batch: int = 500
@@ -180,9 +200,9 @@ class EventLog:
                 rows = _rows(
                     await self.redis.xrange(self.keys.events(partition), start, "+", count=batch)
                 )
-                for entry_id, fields in rows:
-                    if repo is None or fields.get("repo") == repo:
-                        yield _entry(partition, entry_id, fields)
+                mine = [r for r in rows if repo is None or r[1].get("repo") == repo]
+                for entry in await self._readable(partition, mine):
+                    yield entry
                 if len(rows) < batch:
                     break
                 start = _next_id(rows[-1][0])
@@ -200,9 +220,8 @@ class EventLog:
                         self.keys.events(partition), end, "-", count=max(limit, 100)
                     )
                 )
-                for entry_id, fields in rows:
-                    if repo is None or fields.get("repo") == repo:
-                        taken.append(_entry(partition, entry_id, fields))
+                mine = [r for r in rows if repo is None or r[1].get("repo") == repo]
+                taken += await self._readable(partition, mine)
                 if len(rows) < max(limit, 100):
                     break
                 ms, seq = _id_key(rows[-1][0])
@@ -215,6 +234,57 @@ class EventLog:
         total = 0
         for partition in self.keys.all_partitions():
             total += await self.redis.xlen(self.keys.events(partition))
+        return total
+
+    # -- poison entries ------------------------------------------------------------------------
+    async def _readable(
+        self, partition: int, rows: Rows, *, group: str | None = None
+    ) -> list[LogEntry]:
+        """The entries of `rows` whose envelope can be read; the others are poison entries:
+        recorded, and (when a group read them) acknowledged for that group."""
+        entries: list[LogEntry] = []
+        for entry_id, fields in rows:
+            entry = _entry(partition, entry_id, fields)
+            if isinstance(entry, LogEntry):
+                entries.append(entry)
+            else:
+                await self._poisoned(partition, entry_id, fields, entry, group)
+        return entries
+
+    async def _poisoned(
+        self, partition: int, entry_id: str, fields: dict[str, str], why: str, group: str | None
+    ) -> None:
+        record = {
+            "entry_id": entry_id,
+            "partition": partition,
+            "error": why,
+            "fields": {str(k): str(v)[:_POISON_FIELD_CHARS] for k, v in fields.items()},
+            "found_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        new = await self.redis.hsetnx(
+            self.keys.poison_events(partition), entry_id, json.dumps(record)
+        )
+        if group is not None:
+            # Recorded first, then acknowledged: the group moves on, the entry is not lost.
+            await self.redis.xack(self.keys.events(partition), group, entry_id)
+        if new or group is not None:
+            log.warning(
+                "event_log_poison_entry partition=%d entry=%s group=%s error=%s",
+                partition, entry_id, group or "-", why,
+            )  # fmt: skip
+
+    async def poison_entries(self) -> list[dict[str, Any]]:
+        """Every recorded poison entry, oldest first (by stream entry id)."""
+        found: list[dict[str, Any]] = []
+        for partition in self.keys.all_partitions():
+            raw = cast(dict[str, str], await self.redis.hgetall(self.keys.poison_events(partition)))
+            found += [json.loads(v) for _, v in sorted(raw.items(), key=lambda kv: _id_key(kv[0]))]
+        return found
+
+    async def poison_count(self) -> int:
+        total = 0
+        for partition in self.keys.all_partitions():
+            total += int(await self.redis.hlen(self.keys.poison_events(partition)))
         return total
 
     # -- consumer groups -----------------------------------------------------------------------
@@ -244,9 +314,8 @@ class EventLog:
         )
         entries: list[LogEntry] = []
         for _stream, rows in cast(list[tuple[str, Rows]], reply or []):
-            for entry_id, fields in rows:
-                if fields:  # a pending entry trimmed away comes back without fields
-                    entries.append(_entry(partition, entry_id, fields))
+            # A pending entry trimmed away comes back without fields.
+            entries += await self._readable(partition, [r for r in rows if r[1]], group=group)
         return entries
 
     async def ack(self, group: str, partition: int, entry_ids: Sequence[str]) -> int:
@@ -272,9 +341,7 @@ class EventLog:
             )
             # Redis 6.2 answers [next, entries]; 7.x adds a third element (deleted ids).
             next_start, rows = cast(str, reply[0]), _rows(reply[1])
-            for entry_id, fields in rows:
-                if fields:
-                    claimed.append(_entry(partition, entry_id, fields))
+            claimed += await self._readable(partition, [r for r in rows if r[1]], group=group)
             if next_start in ("0-0", start) or not rows:
                 return claimed
             start = next_start

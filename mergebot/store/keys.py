@@ -33,6 +33,12 @@ class Keys:
         """Hash: envelope id -> "<stream entry id> <payload digest>" (idempotency index)."""
         return f"{self.prefix}:{{p{partition}}}:event-ids"
 
+    def poison_events(self, partition: int) -> str:
+        """Hash: stream entry id -> JSON of a log entry whose envelope cannot be read (its raw
+        fields, the error, when it was found). Consumer groups acknowledge such an entry and move
+        on instead of failing on it forever; it stays in the stream and is counted here."""
+        return f"{self.prefix}:{{p{partition}}}:poison-events"
+
     def processor_lease(self, partition: int) -> str:
         """Lease (same fields as the integration lease): which processor folds this partition.
         One writer per partition keeps "last applied entry" checkpoints exact."""

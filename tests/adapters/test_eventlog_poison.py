@@ -1,0 +1,88 @@
+"""A stream entry whose envelope cannot be read is a poison entry: every consumer group gets past
+it (acknowledged for that group), it is recorded and counted, and it stays in the stream."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from mergebot.bootstrap import Runtime
+from mergebot.commands.status import render
+from mergebot.events import envelope_for, parse_event
+from mergebot.processor import GROUP
+from mergebot.queue import Status
+from mergebot.status import repo_status
+from mergebot.store.eventlog import EventLog
+from tests.brainkit import emit, manage, process, queue_items
+from tests.factories import REPO, raw_event
+from tests.unit.test_readiness import READY_SET
+
+
+async def valid(eventlog: EventLog, slug: str) -> str:
+    event = parse_event(raw_event("resume_requested", slug=slug)).event
+    return (await eventlog.append(envelope_for(event, source="test"))).entry_id
+
+
+async def garbage(eventlog: EventLog, **fields: str) -> str:
+    """A raw XADD behind the event log's back, as a broken producer or a person would write it."""
+    return str(await eventlog.redis.xadd(eventlog.keys.events(0), fields or {"x": "y"}))
+
+
+async def test_read_group_skips_acknowledges_and_records_a_poison_entry(
+    eventlog: EventLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = await valid(eventlog, "pr-1")
+    bad = await garbage(eventlog, id="evil", repo=REPO, envelope="{not json")
+    last = await valid(eventlog, "pr-2")
+    await eventlog.ensure_group("g", 0)
+    with caplog.at_level(logging.WARNING, logger="mergebot.store.eventlog"):
+        entries = await eventlog.read_group("g", "c1", 0)
+    assert [e.entry_id for e in entries] == [first, last]
+    assert f"event_log_poison_entry partition=0 entry={bad} group=g" in caplog.text
+    await eventlog.ack("g", 0, [first, last])
+    assert (await eventlog.pending("g", 0)).count == 0  # the poison entry is acknowledged too
+    # Kept: still in the stream, and recorded with its raw fields and why.
+    assert await eventlog.length() == 3
+    [record] = await eventlog.poison_entries()
+    assert record["entry_id"] == bad
+    assert record["fields"] == {"id": "evil", "repo": REPO, "envelope": "{not json"}
+    assert record["error"].startswith("ValidationError")
+    assert await eventlog.poison_count() == 1
+    # Another group gets past it as well; a replay skips it.
+    await eventlog.ensure_group("other", 0)
+    assert [e.entry_id for e in await eventlog.read_group("other", "c9", 0)] == [first, last]
+    assert (await eventlog.pending("other", 0)).count == 2
+    assert [e.entry_id async for e in eventlog.replay()] == [first, last]
+    assert [e.entry_id for e in await eventlog.tail(limit=5)] == [first, last]
+    assert await eventlog.poison_count() == 1  # recorded once
+
+
+async def test_reclaim_gets_past_a_poison_entry_a_dead_consumer_left_pending(
+    eventlog: EventLog,
+) -> None:
+    await eventlog.ensure_group("g", 0)
+    bad = await garbage(eventlog)  # no envelope field at all
+    good = await valid(eventlog, "pr-1")
+    # A consumer that read both (before this version) and died without acknowledging.
+    await eventlog.redis.xreadgroup("g", "dead", {eventlog.keys.events(0): ">"})
+    claimed = await eventlog.reclaim("g", "alive", 0, min_idle_ms=0)
+    assert [e.entry_id for e in claimed] == [good]
+    summary = await eventlog.pending("g", 0)
+    assert (summary.count, summary.consumers) == (1, {"alive": 1})
+    [record] = await eventlog.poison_entries()
+    assert (record["entry_id"], record["error"]) == (bad, "no envelope field")
+
+
+async def test_the_processor_gets_past_garbage_and_status_counts_it(runtime: Runtime) -> None:
+    manage(runtime)
+    await garbage(runtime.eventlog, envelope=json.dumps({"id": "x", "name": "nonsense"}))
+    await emit(runtime, *READY_SET)
+    await process(runtime)
+    [item] = await queue_items(runtime)
+    assert (item.slug, item.status) == ("pr-1", Status.QUEUED)
+    assert (await runtime.eventlog.pending(GROUP, 0)).count == 0
+    status = await repo_status(runtime, REPO)
+    assert status["poison_events"] == 1
+    assert "unreadable event log entries (skipped, kept): 1" in render(status)
