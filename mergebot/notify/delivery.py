@@ -86,8 +86,9 @@ class DeliveryPolicy:
     block_ms: int = 1000  # how long a reader waits for new entries
     reclaim_idle_ms: int = 60_000  # entries another consumer holds this long are taken over
     discover_seconds: float = 5.0  # how often new repos and outboxes are looked for
-    # On stop, workers finish the message in hand (record it, acknowledge it) for up to this long
-    # before they are cancelled: a message sent but not yet recorded would be sent again.
+    # On stop, how long in-flight steps may take to finish before they are cancelled. A send
+    # cancelled while its request is out may already show in the chat, and it is sent again
+    # after a restart; so a stop lets it end (a request lasts at most `timeout`).
     stop_grace_seconds: float = 15.0
 
 
@@ -444,23 +445,40 @@ class Notifier:
 
     # -- the service -----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Run intake and every sink worker until `stop`; new repos and sinks are picked up."""
+        """Run intake and every sink worker until `stop`; new repos and sinks are picked up.
+
+        On stop, a send already on its way is allowed to finish and be recorded (see
+        `DeliveryPolicy.stop_grace_seconds`) instead of being cut off after the chat showed it."""
         tasks: dict[str, asyncio.Task[None]] = {}
+        # The workers watch their own event: set on `stop` and also when this service is
+        # cancelled (`serve` cancels its services right after the stop signal), without
+        # touching `stop`, which other services share.
+        halt = asyncio.Event()
         try:
             while not stop.is_set():
-                for name, factory in await self._wanted(stop):
+                for name, factory in await self._wanted(halt):
                     task = tasks.get(name)
                     if task is None or task.done():
                         tasks[name] = asyncio.create_task(factory(), name=f"notify:{name}")
                 await sleep_until_stopped(stop, self.policy.discover_seconds)
         finally:
-            stop.set()  # also when cancelled: the workers stop between messages
-            if tasks:
-                await asyncio.wait(tasks.values(), timeout=self.policy.stop_grace_seconds)
-            for task in tasks.values():
-                task.cancel()
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await self._wind_down(halt, list(tasks.values()))
             await self.close()
+
+    async def _wind_down(self, halt: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+        """Let every worker finish its current step (each ends its loop once `halt` is set),
+        then cancel whatever still runs after the grace period."""
+        halt.set()
+        for wake in self._wake.values():
+            wake.set()  # an idle outbox worker need not wait out its poll
+        if not tasks:
+            return
+        try:
+            await asyncio.wait(tasks, timeout=self.policy.stop_grace_seconds)
+        finally:  # also when the wait itself is cancelled: no worker outlives the service
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _wanted(self, stop: asyncio.Event) -> list[tuple[str, _TaskFactory]]:
         wanted: list[tuple[str, _TaskFactory]] = []

@@ -247,6 +247,51 @@ async def test_a_slow_sink_does_not_delay_the_others(
         await service
 
 
+async def test_a_stop_while_a_message_is_on_its_way_lets_it_land_and_records_it(
+    runtime: Runtime, standin: ChatStandIn
+) -> None:
+    """A deploy stops the notifier just after the chat received a message: the answer is
+    awaited and recorded, so the next notifier does not post the message a second time."""
+    configure(runtime, [sink("telegram", standin, events=["blocked"])])
+    standin.fail_next("telegram", 200, {"ok": True, "result": {"message_id": 77}}, delay=0.5)
+    await _blocked_candidate(runtime)
+    n = notifier(runtime, standin)
+    stop = asyncio.Event()
+    service = asyncio.create_task(n.run(stop))
+    await until(lambda: len(standin.to("telegram")) == 1, what="the send")
+    stop.set()  # what `serve` does on SIGTERM: set the stop event, then cancel its services
+    service.cancel()
+    await asyncio.wait_for(asyncio.gather(service, return_exceptions=True), timeout=10)
+    assert await _delivered_count(n.store, 1)
+    [(repo, key)] = await n.store.outboxes()
+    assert await n.store.outbox_length(repo, key) == 0
+    after_restart = notifier(runtime, standin)
+    await drain(after_restart)
+    await after_restart.close()
+    assert len(standin.to("telegram")) == 1
+
+
+async def test_a_stop_does_not_wait_beyond_its_grace_for_a_sink_that_hangs(
+    runtime: Runtime, standin: ChatStandIn
+) -> None:
+    """A sink that does not answer cannot hold a shutdown: after the grace the send is cut off,
+    stays pending, and the next notifier delivers it."""
+    configure(runtime, [sink("telegram", standin, events=["blocked"])])
+    standin.fail_next("telegram", 200, {"ok": True, "result": {"message_id": 77}}, delay=30)
+    await _blocked_candidate(runtime)
+    n = notifier(runtime, standin, timeout=60.0, stop_grace_seconds=0.2)
+    stop = asyncio.Event()
+    service = asyncio.create_task(n.run(stop))
+    await until(lambda: len(standin.to("telegram")) == 1, what="the send")
+    stop.set()
+    await asyncio.wait_for(service, timeout=5)
+    assert standin.posted == []
+    after_restart = notifier(runtime, standin)
+    await drain(after_restart)
+    await after_restart.close()
+    assert [service for service, _ in standin.posted] == ["telegram"]
+
+
 async def _delivered_count(store: NotifyStore, expected: int) -> bool:
     raw = await store.redis.hgetall(store.keys.notify_deliveries(REPO))
     return sum('"delivered"' in v for v in raw.values()) == expected

@@ -136,31 +136,25 @@ async def test_blocked_fix_pushed_resume_integrated(
     assert resolved.status is FollowupStatus.RESOLVED
     assert resolved.resolution == f"integrated as {main_after[:7]}"
 
-    # Telegram: one message, sent once and edited through every state. The processor records
-    # "A superseded" and "B queued" together, in either order; after "B queued" the news about
-    # the older A is skipped (the message already follows B), so "superseded" may not be shown.
+    # Telegram: one message, sent once and edited through every state. The processor retires
+    # the blocked commit (superseded) before it queues the fixed one, so the chat tells it so.
     requests = standin.to("telegram")
-    states = shown(standin)
-    superseded = "⏭️ *acme/widgets pr\\-7*: superseded by a newer commit"
-    assert [s for s in states if s != superseded] == [
+    assert shown(standin) == [
         "⏳ *acme/widgets pr\\-7*: queued for main",
         "🔄 *acme/widgets pr\\-7*: integrating into main",
         "⛔ *acme/widgets pr\\-7*: *blocked*: checks failed",
+        "⏭️ *acme/widgets pr\\-7*: superseded by a newer commit",
         "⏳ *acme/widgets pr\\-7*: queued for main",
         "🔄 *acme/widgets pr\\-7*: integrating into main",
         f"✅ *acme/widgets pr\\-7*: integrated into main as `{main_after[:7]}`",
     ]
-    assert superseded not in states or states.index(superseded) == 3
-    edits = len(states) - 1
-    assert [r.path.rsplit("/", 1)[1] for r in requests] == ["sendMessage"] + [
-        "editMessageText"
-    ] * edits
+    assert [r.path.rsplit("/", 1)[1] for r in requests] == ["sendMessage"] + ["editMessageText"] * 6
     [first_id] = [int(k.split(":")[1]) for k in standin.messages if k.startswith("telegram:")]
     assert {r.json["message_id"] for r in requests[1:]} == {first_id}
     assert all(markdown_v2_problem(r.json["text"]) is None for r in requests)
     # Discord: the same, one webhook message edited six times.
     discord = standin.to("discord")
-    assert [r.method for r in discord] == ["POST"] + ["PATCH"] * edits
+    assert [r.method for r in discord] == ["POST"] + ["PATCH"] * 6
     assert len({r.path for r in discord[1:]}) == 1
     [message] = [m for k, m in standin.messages.items() if k.startswith("discord:")]
     assert message["embeds"][0]["title"] == "✅ acme/widgets pr-7"
