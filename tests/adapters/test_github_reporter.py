@@ -28,6 +28,19 @@ def item_for(slug: str, branch: str, sha: str) -> QueueItem:
                      status=Status.QUEUED, ready_at=now, updated_at=now)  # fmt: skip
 
 
+async def pull_in_progress(
+    fake_github: FakeGitHub, repo: Any, store: QueueStore
+) -> tuple[int, str, QueueItem]:
+    """A pull request (branch `two`) whose head the integrator has just picked up."""
+    sha = repo.remote.branch_with("two", "two.txt", "2\n")
+    await fake_github.sync()
+    number = await fake_github.open_pull(REPO, "two", "bob")
+    candidate = item_for(f"pr-{number}", "two", sha)
+    await store.enqueue(candidate)
+    await store.transition(REPO, "main", candidate.id, Status.IN_PROGRESS, cause="picked")
+    return number, sha, candidate
+
+
 def mergebot_run(repo: Any, sha: str) -> dict[str, Any]:
     (run,) = [
         r for r in repo.check_runs.values() if r["head_sha"] == sha and r["name"] == "mergebot"
@@ -104,13 +117,8 @@ async def test_a_blocked_candidate_gets_its_follow_up_once(
     async with mergebot_for(
         fake_github, redis, keys, config, settings_for(fake_github, tmp_path)
     ) as runtime:
-        sha = repo.remote.branch_with("two", "two.txt", "2\n")
-        await fake_github.sync()
-        number = await fake_github.open_pull(REPO, "two", "bob")
         store = QueueStore(redis, keys)
-        candidate = item_for(f"pr-{number}", "two", sha)
-        await store.enqueue(candidate)
-        await store.transition(REPO, "main", candidate.id, Status.IN_PROGRESS, cause="picked")
+        number, sha, candidate = await pull_in_progress(fake_github, repo, store)
         followup = f"pr-{number}-integration-blocked-{sha[:7]}"
         blocked = IntegrationBlocked(
             repo=REPO, slug=f"pr-{number}", branch="two", sha=sha, reason="merge_conflict",
@@ -148,13 +156,8 @@ async def test_a_shadow_decision_is_shown_as_would_merge_and_leaves_the_pull_req
     async with mergebot_for(
         fake_github, redis, keys, config, settings_for(fake_github, tmp_path)
     ) as runtime:
-        sha = repo.remote.branch_with("two", "two.txt", "2\n")
-        await fake_github.sync()
-        number = await fake_github.open_pull(REPO, "two", "bob")
         store = QueueStore(redis, keys)
-        candidate = item_for(f"pr-{number}", "two", sha)
-        await store.enqueue(candidate)
-        await store.transition(REPO, "main", candidate.id, Status.IN_PROGRESS, cause="picked")
+        number, sha, candidate = await pull_in_progress(fake_github, repo, store)
         would = "f" * 40  # the integration commit, built locally and never pushed
         done = IntegrationCompleted(repo=REPO, slug=f"pr-{number}", branch="two", sha=sha,
                                     main_before=repo.remote.rev("main"), main_after=would,
