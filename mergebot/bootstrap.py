@@ -28,7 +28,7 @@ from mergebot.config import (
 )
 from mergebot.forge.base import Forge as ForgeProtocol
 from mergebot.forge.plain import PlainGitForge
-from mergebot.git.credentials import GitCredentials
+from mergebot.git.credentials import CredentialSource, GitCredentials, TokenSource
 from mergebot.git.mirror import Mirror, mirror_path
 from mergebot.modules import optional_import
 from mergebot.store.connection import connect
@@ -73,14 +73,21 @@ class Runtime:
             ]
         )
 
-    def git_credentials(self, repo: str) -> GitCredentials | None:
+    def git_credentials(self, repo: str) -> CredentialSource | None:
         """Credentials for https remotes: MERGEBOT_GIT_USERNAME/MERGEBOT_GIT_PASSWORD, else the
-        GitHub token for GitHub repos, else none (git's own credential helpers then apply)."""
+        GitHub token for GitHub repos, else the GitHub App's installation token of the repo (asked
+        of the GitHub adapter at every git call: it mints and renews it), else none (git's own
+        credential helpers then apply)."""
         settings = self.settings
         if settings.git_password is not None:
             return GitCredentials(settings.git_username or "git", settings.git_password)
-        if self.server_config.repo(repo).forge is Forge.GITHUB and settings.github_token:
+        if self.server_config.repo(repo).forge is not Forge.GITHUB:
+            return None
+        if settings.github_token:
             return GitCredentials("x-access-token", settings.github_token)
+        if settings.github_app_id is not None and settings.github_private_key is not None:
+            forge = self._github_forge()
+            return TokenSource("x-access-token", lambda: str(forge.git_token(repo)))
         return None
 
     def mirror_for(self, repo: str) -> Mirror:
@@ -113,11 +120,16 @@ class Runtime:
         kind = self.server_config.repo(repo).forge
         if kind is Forge.GIT:
             return PlainGitForge(self.mirror_for)
-        forge = self._forges.get(kind.value)
+        return cast(ForgeProtocol, self._github_forge())
+
+    def _github_forge(self) -> Any:
+        """The one GitHub adapter of this process (its App installation tokens are shared by the
+        API calls and by git). Imported on first use: PyGithub is only loaded when needed."""
+        forge = self._forges.get(Forge.GITHUB.value)
         if forge is None:
             module = importlib.import_module("mergebot.forge.github")
             forge = module.GitHubForge.from_settings(self.settings)
-            self._forges[kind.value] = forge
+            self._forges[Forge.GITHUB.value] = forge
         return forge
 
     def forge_has_comments(self, repo: str) -> bool:

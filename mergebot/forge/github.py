@@ -166,6 +166,7 @@ class GitHubForge:
         }
         self._serial = asyncio.Lock()
         self._clients: dict[int | None, Github] = {}
+        self._installation_auths: dict[int, Auth.AppInstallationAuth] = {}
         self._installations: dict[str, int] = {}
         self._permissions: dict[tuple[str, str], tuple[Permission, float]] = {}
         self._own_login: str | None = None
@@ -243,7 +244,19 @@ class GitHubForge:
         if installation not in self._clients:
             auth = self._app_auth().get_installation_auth(installation)
             self._clients[installation] = Github(auth=auth, **self._github_kwargs)
+            self._installation_auths[installation] = auth
         return self._clients[installation]
+
+    def git_token(self, repo: str) -> str:
+        """The token git authenticates with for `repo` (user `x-access-token`): the configured
+        token, or the App installation's current token — the same one the API calls use, minted
+        on first use and renewed by PyGithub shortly before it expires, so ask for it at every git
+        call and never keep it. Blocking (may look up the installation or mint a token): git
+        calls run in threads."""
+        if self.credentials.token is not None:
+            return self.credentials.token
+        self._client(repo)
+        return self._installation_auths[self._installations[repo]].token
 
     def _integration_kwargs(self) -> dict[str, Any]:
         return {k: v for k, v in self._github_kwargs.items() if k != "lazy"}

@@ -6,6 +6,10 @@ environment of the git child process. So the secret is never written to disk, ne
 command line (visible in `ps`) and never part of the remote URL stored in the mirror's config.
 When no credentials are configured, git's own credential helpers (the operator's git config) apply.
 
+A GitHub App has no long-lived secret for git: its installation token expires after an hour. A
+`TokenSource` therefore asks for the current token at every git call (`current()`), so a fetch or
+push never runs with a token minted for an earlier call.
+
 Every message built from git's output goes through `redact`, which removes URL user info and any
 known secret value, in case a remote URL was configured with a token in it anyway.
 """
@@ -15,8 +19,8 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -42,6 +46,25 @@ class GitCredentials:
 
     def secrets(self) -> list[str]:
         return [self.password.get_secret_value()]
+
+    def current(self) -> GitCredentials:
+        return self
+
+
+@dataclass(frozen=True)
+class TokenSource:
+    """Credentials whose password is fetched anew for each git call (a token that expires).
+
+    `fetch` blocks (it may mint a token over HTTP); git calls run in threads, so that is fine."""
+
+    username: str
+    fetch: Callable[[], str] = field(repr=False)
+
+    def current(self) -> GitCredentials:
+        return GitCredentials(self.username, SecretStr(self.fetch()))
+
+
+CredentialSource = GitCredentials | TokenSource
 
 
 def askpass_script(directory: Path) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 import git
 
 from mergebot.config import REMOTE_NAME
-from mergebot.git.credentials import GitCredentials, credential_env, redact
+from mergebot.git.credentials import CredentialSource, GitCredentials, credential_env, redact
 
 FETCH_TIMEOUT_SECONDS = 300
 FETCH_REFSPECS = (
@@ -53,21 +53,42 @@ class Mirror:
     """The bare mirror of one repo. Thread-safe: one lock serializes fetches and ref reads."""
 
     def __init__(
-        self, path: Path, remote_url: str, *, credentials: GitCredentials | None = None
+        self, path: Path, remote_url: str, *, credentials: CredentialSource | None = None
     ) -> None:
         self.path = path
         self.remote_url = remote_url
         self.credentials = credentials
+        # The secrets handed to git so far (kept in memory only), so `redact` removes them even
+        # when the source has moved on to a newer token.
+        self._handed: set[str] = set()
         self._lock = threading.RLock()
         self._repo: git.Repo | None = None
 
     def env(self) -> dict[str, str]:
-        """The environment of every git call on this mirror (credentials included, if any)."""
-        return {**git_env(), **credential_env(self.credentials, self.path.parent / ".askpass")}
+        """The environment of every git call on this mirror (credentials included, if any).
+
+        Called once per git command, so a `TokenSource` hands each command its current token."""
+        return {**git_env(), **credential_env(self._current(), self.path.parent / ".askpass")}
+
+    def _current(self) -> GitCredentials | None:
+        if self.credentials is None:
+            return None
+        try:
+            current = self.credentials.current()
+        except Exception as exc:  # any failure to get a token fails the git call
+            # The type only: a message of an HTTP library may quote a request with a secret.
+            raise GitError(f"credentials for git unavailable: {type(exc).__name__}") from None
+        self._handed.update(current.secrets())
+        if len(self._handed) > 16:  # tokens rotate hourly: keep the recent ones only
+            self._handed = set(current.secrets())
+        return current
 
     def redact(self, text: str) -> str:
         """`text` without credentials: safe for logs, errors and notifications."""
-        return redact(text, self.credentials.secrets() if self.credentials else ())
+        secrets = set(self._handed)
+        if isinstance(self.credentials, GitCredentials):
+            secrets.update(self.credentials.secrets())
+        return redact(text, sorted(secrets))
 
     def execute(
         self, *args: str, timeout: float | None = None, strip: bool = True
