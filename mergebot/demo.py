@@ -35,8 +35,9 @@ from mergebot.commands.status import render as render_status
 from mergebot.config import Settings
 from mergebot.followups import Followup
 from mergebot.git.mirror import git_env
-from mergebot.queue import FINAL, QueueItem, Status
+from mergebot.queue import FINAL, ChangeError, QueueItem, Status, parse_change
 from mergebot.status import repo_status
+from mergebot.store.changes import change_poisoned
 from mergebot.store.followups import FollowupStore
 
 REPO = "demo/widgets"
@@ -245,7 +246,14 @@ async def _watch_queue(
         for _stream, entries in cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply):
             for entry_id, fields in entries:
                 last = entry_id
-                item = QueueItem.model_validate_json(fields["item"])
+                try:
+                    item = parse_change(REPO, entry_id, fields).item
+                except ChangeError as exc:  # recorded and counted; the story goes on
+                    await change_poisoned(
+                        runtime.redis, runtime.keys, REPO, entry_id,
+                        fields=fields, error=exc, group=None,
+                    )  # fmt: skip
+                    continue
                 change = f"{fields.get('from') or 'new'} -> {fields['to']}"
                 say(f"  queue  {item.slug:<14} {change:<26} {fields.get('cause', '')}")
                 if item.slug in slugs and (item.status in FINAL or item.status is Status.BLOCKED):

@@ -6,11 +6,12 @@ can be tested without Redis and drawn in docs/design.md (a test keeps the drawin
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class Status(StrEnum):
@@ -89,3 +90,39 @@ class QueueItem(BaseModel):
     @property
     def id(self) -> str:
         return item_id(self.slug, self.branch, self.sha)
+
+
+# -- the queue change stream (written by store/queue.py, read by reporter, notifier, demo) --
+class ChangeError(ValueError):
+    """A change stream entry that does not have the agreed shape."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One parsed change-stream entry."""
+
+    entry_id: str
+    item: QueueItem
+    previous: str | None
+    to: Status
+    at: datetime
+    cause: str
+
+
+def parse_change(repo: str, entry_id: str, fields: dict[str, str]) -> Change:
+    """The entry `entry_id` of `repo`'s change stream, or `ChangeError` saying what is wrong."""
+    try:
+        item = QueueItem.model_validate_json(fields["item"])
+        to = Status(fields["to"])
+        at = datetime.fromisoformat(fields["at"]) if fields.get("at") else item.updated_at
+    except (KeyError, ValueError, ValidationError) as exc:
+        detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise ChangeError(f"change {entry_id} of {repo} is malformed: {detail}") from None
+    return Change(
+        entry_id=entry_id,
+        item=item,
+        previous=fields.get("from") or None,
+        to=to,
+        at=at if at.tzinfo else at.replace(tzinfo=UTC),
+        cause=fields.get("cause", ""),
+    )

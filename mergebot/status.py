@@ -4,7 +4,7 @@
 Shape: `{"repo", "base", "mode", "managed", "lease": null | {"owner", "expires_at"},
 "candidates": [{"slug", "branch", "sha", "status", "ready_at", "position", "reasons",
 "reason_codes", "followup_id", "updated_at"}], "dead_letters": n, "poison_events": n,
-"ignored": {code: n},
+"poison_changes": n, "ignored": {code: n},
 "recent_ignored": […], "refusals": {"total": n, "recent": […]}}`.
 
 Candidates come in this order: the active queue (queued with its 1-based position, in_progress,
@@ -20,6 +20,7 @@ from typing import Any, cast
 from mergebot.bootstrap import Runtime
 from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
+from mergebot.store.changes import poison_change_count
 from mergebot.store.lease import info_from_hash
 from mergebot.store.projection import ProjectionCache, ProjectionStore
 from mergebot.store.queue import QueueStore
@@ -143,6 +144,8 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
         "dead_letters": await dead_letter_count(runtime),
         # Event-log entries no consumer can read (all repos): skipped, kept, counted.
         "poison_events": await runtime.eventlog.poison_count(),
+        # This repo's queue change-stream entries no reader can parse: skipped, kept, counted.
+        "poison_changes": await poison_change_count(runtime.redis, runtime.keys, repo),
         "ignored": await projections.counters(repo),
         "recent_ignored": [n.model_dump(mode="json") for n in notes],
         "refusals": {

@@ -55,6 +55,10 @@ def render(status: dict[str, Any]) -> str:
     lines.append(f"  dead notifications: {status['dead_letters']}")
     if status.get("poison_events"):
         lines.append(f"  unreadable event log entries (skipped, kept): {status['poison_events']}")
+    if status.get("poison_changes"):
+        lines.append(
+            f"  unreadable queue change entries (skipped, kept): {status['poison_changes']}"
+        )
     return "\n".join(lines)
 
 

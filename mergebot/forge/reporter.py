@@ -32,8 +32,9 @@ from mergebot.forge.reconcile import github_repos
 from mergebot.forge.render import render_report
 from mergebot.github.command_worker import forge_for
 from mergebot.notify.view import TODO_TEMPLATE, Links, followup_context, links_for
-from mergebot.queue import QueueItem, Status
+from mergebot.queue import ChangeError, QueueItem, Status, parse_change
 from mergebot.render import renderer
+from mergebot.store.changes import change_poisoned
 from mergebot.store.followups import FollowupStore
 from mergebot.store.queue import QueueStore
 
@@ -261,9 +262,19 @@ async def drain(runtime: Runtime, consumer: str, *, block_ms: int | None = None)
     batches += cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply or [])
     handled = 0
     touched: set[tuple[str, str]] = set()
+    repo_of = {runtime.keys.changes(repo): repo for repo in repos}
     for stream, rows in batches:
+        repo = repo_of[stream]
         for entry_id, fields in rows:
-            item = QueueItem.model_validate_json(fields["item"])
+            try:
+                item = parse_change(repo, entry_id, fields).item
+            except ChangeError as exc:
+                # A poison entry: recorded, counted and acknowledged, so the reporter moves on.
+                await change_poisoned(
+                    runtime.redis, runtime.keys, repo, entry_id,
+                    fields=fields, error=exc, group=GROUP,
+                )  # fmt: skip
+                continue
             touched.add((item.repo, item.base))
             done = False
             for attempt in range(1, MAX_ATTEMPTS + 1):

@@ -45,7 +45,7 @@ from mergebot.followups import (
 )
 from mergebot.notify.conversation import Action, after, plan
 from mergebot.notify.http import DeliveryError, HttpClient, MessageGoneError
-from mergebot.notify.notification import ChangeError, Notification, from_change, from_envelope
+from mergebot.notify.notification import Notification, from_change, from_envelope
 from mergebot.notify.sinks import Message, Sink, build_sink, sink_key
 from mergebot.notify.view import (
     JSON_FORMATS,
@@ -55,7 +55,9 @@ from mergebot.notify.view import (
     notification_context,
     template_name,
 )
+from mergebot.queue import ChangeError
 from mergebot.render import TemplateError, renderer
+from mergebot.store.changes import change_poisoned
 from mergebot.store.followups import FollowupStore
 from mergebot.store.notify import (
     DONE,
@@ -218,7 +220,11 @@ class Notifier:
         try:
             notification = from_change(repo, entry_id, fields)
         except ChangeError as exc:
-            log.warning("change_skipped repo=%s entry=%s error=%s", repo, entry_id, exc)
+            # A poison entry: recorded, counted and acknowledged, so this group moves on.
+            await change_poisoned(
+                self.runtime.redis, self.runtime.keys, repo, entry_id,
+                fields=fields, error=exc, group=GROUP,
+            )  # fmt: skip
             return
         if notification is not None:
             await self.fan_out(notification)

@@ -18,11 +18,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from mergebot.config import Mode, NotifyEvent
 from mergebot.events import Envelope, EventName
-from mergebot.queue import QueueItem, Status
+from mergebot.queue import Status, parse_change
 
 # Within one instant, the later stage of a lifecycle wins (a "started" never overwrites a
 # "blocked" written in the same millisecond).
@@ -99,10 +99,6 @@ def change_kind(previous: str | None, to: str) -> NotifyEvent | None:
     return NotifyEvent.CANCELLED
 
 
-class ChangeError(ValueError):
-    """A change stream entry that does not have the agreed shape."""
-
-
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -113,15 +109,10 @@ def from_change(repo: str, entry_id: str, fields: dict[str, str]) -> Notificatio
     Blocked and integrated changes return None: the event log notifies those with their facts;
     so do the processor's re-recordings of an outcome (`BOOKKEEPING_CAUSES`).
     """
-    try:
-        item = QueueItem.model_validate_json(fields["item"])
-        to = Status(fields["to"])
-        at = _aware(datetime.fromisoformat(fields["at"])) if fields.get("at") else item.updated_at
-    except (KeyError, ValueError, ValidationError) as exc:
-        raise ChangeError(f"change {entry_id} of {repo} is malformed: {exc}") from None
-    previous = fields.get("from")
+    change = parse_change(repo, entry_id, fields)  # ChangeError when malformed
+    item, to, at, cause = change.item, change.to, change.at, change.cause
+    previous = change.previous
     kind = change_kind(previous, to)
-    cause = fields.get("cause", "")
     if kind is None or kind in FROM_EVENT_LOG or cause in BOOKKEEPING_CAUSES:
         return None
     notification_id = f"change:{entry_id}"

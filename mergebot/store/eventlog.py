@@ -10,13 +10,13 @@ An entry whose envelope cannot be read (written by hand, by a broken producer, o
 layout) is a *poison entry*: left to raise, it would stop every consumer group at the same entry
 for ever. Instead it is logged at WARNING with its id, recorded with its raw fields in
 `keys.poison_events(partition)` (counted by `mergebot status`), acknowledged for the group that
-met it so the group moves on, and skipped by replays. It is never deleted from the stream.
+met it so the group moves on, and skipped by replays. It is never deleted from the stream. (The
+mechanism, shared with the queue change streams, is `mergebot.store.poison`.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -28,10 +28,9 @@ from redis.exceptions import ResponseError
 
 from mergebot.events import Envelope, canonical_json
 from mergebot.store.keys import Keys
+from mergebot.store.poison import poison_records, record_poison
 
 log = logging.getLogger("mergebot.store.eventlog")
-
-_POISON_FIELD_CHARS = 10_000  # of each raw field kept in the poison record
 
 _APPEND_LUA = """
 local n = #ARGV / 5
@@ -254,31 +253,23 @@ class EventLog:
     async def _poisoned(
         self, partition: int, entry_id: str, fields: dict[str, str], why: str, group: str | None
     ) -> None:
-        record = {
-            "entry_id": entry_id,
-            "partition": partition,
-            "error": why,
-            "fields": {str(k): str(v)[:_POISON_FIELD_CHARS] for k, v in fields.items()},
-            "found_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        new = await self.redis.hsetnx(
-            self.keys.poison_events(partition), entry_id, json.dumps(record)
+        await record_poison(
+            self.redis,
+            record_key=self.keys.poison_events(partition),
+            stream=self.keys.events(partition),
+            entry_id=entry_id,
+            fields=fields,
+            why=why,
+            group=group,
+            label="event_log",
+            context={"partition": partition},
         )
-        if group is not None:
-            # Recorded first, then acknowledged: the group moves on, the entry is not lost.
-            await self.redis.xack(self.keys.events(partition), group, entry_id)
-        if new or group is not None:
-            log.warning(
-                "event_log_poison_entry partition=%d entry=%s group=%s error=%s",
-                partition, entry_id, group or "-", why,
-            )  # fmt: skip
 
     async def poison_entries(self) -> list[dict[str, Any]]:
         """Every recorded poison entry, oldest first (by stream entry id)."""
         found: list[dict[str, Any]] = []
         for partition in self.keys.all_partitions():
-            raw = cast(dict[str, str], await self.redis.hgetall(self.keys.poison_events(partition)))
-            found += [json.loads(v) for _, v in sorted(raw.items(), key=lambda kv: _id_key(kv[0]))]
+            found += await poison_records(self.redis, self.keys.poison_events(partition))
         return found
 
     async def poison_count(self) -> int:

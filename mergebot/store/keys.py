@@ -68,6 +68,12 @@ class Keys:
         change itself); the notifier and the dashboard read it."""
         return f"{self._repo(repo)}:changes"
 
+    def poison_changes(self, repo: str) -> str:
+        """Hash: stream entry id -> JSON of a `changes(repo)` entry no reader can parse (its raw
+        fields, the error, when it was found). Readers acknowledge and skip it instead of stopping
+        on it; it stays in the stream and is counted here (see `store/poison.py`)."""
+        return f"{self._repo(repo)}:poison-changes"
+
     def check_signals(self, repo: str) -> str:
         """Pub/sub channel: a forge reported a check result for a commit (payload: the sha).
         A wake-up for a waiting integrator, never a record: it still asks the forge."""

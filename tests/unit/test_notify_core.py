@@ -11,12 +11,11 @@ from mergebot.config import ConfigError, NotifyEvent, parse_server_config
 from mergebot.events import envelope_for, parse_event
 from mergebot.notify.conversation import Action, after, plan
 from mergebot.notify.notification import (
-    ChangeError,
     change_kind,
     from_change,
     from_envelope,
 )
-from mergebot.queue import QueueItem, Status
+from mergebot.queue import ChangeError, QueueItem, Status
 from tests import notify_data as data
 from tests.factories import raw_event
 
