@@ -3,10 +3,7 @@ the environment holding their secrets, and waiting on a condition with a deadlin
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,25 +67,6 @@ def notifier(
 ) -> Notifier:
     chosen = DeliveryPolicy(**{**FAST.__dict__, **policy})
     return Notifier(runtime, policy=chosen, consumer=consumer, environ=environ(standin))
-
-
-async def until(
-    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
-    *,
-    timeout: float = 10.0,
-    what: str = "condition",
-) -> None:
-    """Wait for `check` to hold, polling; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def drain(n: Notifier, repo: str = REPO) -> None:

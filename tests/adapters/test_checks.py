@@ -15,6 +15,7 @@ from mergebot.config import ChecksConfig
 from mergebot.forge.base import CheckResult, CheckState
 from mergebot.store.keys import Keys
 from tests.fakeforge import FakeForge
+from tests.waiting import until
 
 SHA = "c" * 40
 REPO = "acme/widgets"
@@ -93,10 +94,9 @@ async def test_a_command_past_its_time_is_killed_with_its_children(tmp_path: Pat
     assert time.monotonic() - started < 10
     assert result.output_tail == "started"
     child = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
-    while _alive(child):
-        assert time.monotonic() < deadline, "the background child survived the timeout"
-        await asyncio.sleep(0.02)
+    await until(
+        lambda: not _alive(child), "the background child to die with the timeout", timeout=5
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -126,12 +126,10 @@ async def test_required_checks_wake_on_a_signal_not_on_the_poll(
     forge.set(SHA, CheckResult("ci", CheckState.PENDING))
     config = ChecksConfig(required=["ci"], timeout_seconds=120)
     task = asyncio.create_task(_run(config, tmp_path, redis, keys, forge, poll_seconds=60))
-    deadline = time.monotonic() + 5
-    while forge.calls == 0:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
+    await until(lambda: forge.calls > 0, "the waiter's first look at the forge", timeout=5)
     forge.set(SHA, CheckResult("ci", CheckState.SUCCESS, "https://ci/run/1"))
     # Publish until the waiter has subscribed and reacted (a signal is only a wake-up).
+    deadline = time.monotonic() + 5
     while not task.done():
         assert time.monotonic() < deadline, "the signal did not wake the waiter"
         await redis.publish(keys.check_signals(REPO), SHA)

@@ -26,6 +26,7 @@ from mergebot.store.keys import Keys
 from mergebot.store.queue import QueueStore
 from tests import ghsupport as gh
 from tests.ghsupport import BASE, HEAD, REPO, FakeForge
+from tests.waiting import until
 
 NEWER = "f" * 40
 
@@ -335,10 +336,7 @@ async def test_the_worker_service_runs_from_the_background_services(
     task = asyncio.create_task(command_worker.command_service(runtime, stop))
     try:
         await comment(runtime, "/mergebot status")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while not forge.comments and loop.time() < deadline:
-            await asyncio.sleep(0.02)
+        await until(lambda: bool(forge.comments), "the status reply")
         assert [c[2] for c in forge.comments] == [CommentKind.STATUS]
     finally:
         stop.set()

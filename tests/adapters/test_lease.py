@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,16 +11,9 @@ import redis.asyncio as aioredis
 from mergebot.store.connection import connect
 from mergebot.store.keys import Keys
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
+from tests.waiting import until
 
 REPO = "acme/widgets"
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.01)
 
 
 def lease(redis: aioredis.Redis, keys: Keys, owner: str, **kw: float) -> Lease:
@@ -91,7 +83,7 @@ async def test_busy_lease_is_not_broken_before_expiry_then_is(
     new = lease(redis, keys, "b", ttl_seconds=5, renew_seconds=1)
     started = time.monotonic()
     assert not await new.acquire()
-    await eventually(new.acquire)
+    await until(new.acquire, "the expired lease to be taken over", timeout=5.0)
     assert time.monotonic() - started >= 0.25  # only after the holder's lease ran out
     info = await new.holder()
     assert info is not None

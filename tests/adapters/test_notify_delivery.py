@@ -18,15 +18,8 @@ from mergebot.store.notify import DeliveryState, NotifyStore, dead_letter_count
 from mergebot.web.app import create_app
 from tests.chatstandin import DISCORD_TOKEN, ChatStandIn, markdown_v2_problem, telegram_429
 from tests.conftest import API_TOKEN
-from tests.notifykit import (
-    REPO,
-    Lifecycle,
-    configure,
-    drain,
-    notifier,
-    sink,
-    until,
-)
+from tests.notifykit import REPO, Lifecycle, configure, drain, notifier, sink
+from tests.waiting import until
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 SHA_A = "a1" * 20

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import cast
 
 import pytest
@@ -27,6 +26,7 @@ from tests.brainkit import emit, hook, live, manage, process, queue_items
 from tests.factories import REPO, SHA_A, SHA_B
 from tests.fakeforge import FakeForge
 from tests.unit.test_readiness import READY_SET, approve, at, finalize, push, raw_event
+from tests.waiting import until
 
 
 async def queued_changes(runtime: Runtime) -> list[dict[str, str]]:
@@ -264,10 +264,7 @@ async def test_service_folds_new_events_until_stopped(runtime: Runtime) -> None:
     task = asyncio.create_task(processor_service(runtime, stop))
     try:
         await emit(runtime, *READY_SET)
-        deadline = time.monotonic() + 10
-        while not hook(runtime).calls:
-            assert time.monotonic() < deadline, "the service did not queue the candidate"
-            await asyncio.sleep(0.02)
+        await until(lambda: bool(hook(runtime).calls), "the service to queue the candidate")
         assert [i.status for i in await queue_items(runtime)] == [Status.QUEUED]
     finally:
         stop.set()

@@ -5,9 +5,9 @@ through the real PyGithub adapter. Only GitHub's HTTP is faked."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import functools
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,30 +19,17 @@ import redis.asyncio as aioredis
 from mergebot.bootstrap import Runtime
 from mergebot.config import ServerConfig
 from mergebot.store.keys import Keys
+from tests import waiting
 from tests.fakegithub import server as fake_server
 from tests.fakegithub.harness import mergebot_for, settings_for
 from tests.fakegithub.server import FakeGitHub, FakeRepo
 from tests.gitutil import git
 
+# Whole stories through the fake GitHub: a generous deadline, polled gently.
+until = functools.partial(waiting.until, timeout=30, interval=0.05)
+
 REPO = "acme/widgets"
 pytestmark = pytest.mark.slow
-
-
-async def until(
-    condition: Callable[[], Awaitable[bool] | bool], what: str, timeout: float = 30
-) -> None:
-    """Wait for a condition with a deadline (never a fixed sleep)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = condition()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass

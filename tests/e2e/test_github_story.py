@@ -4,6 +4,7 @@ real webhook, the command worker and the PyGithub forge adapter against real Red
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -20,19 +21,14 @@ from mergebot.github.command_worker import command_service
 from mergebot.github.signature import sign
 from mergebot.store.keys import Keys
 from mergebot.web.app import create_app
+from tests import waiting
 from tests.fakegithub.fixtures import FAKE_TOKEN, WEBHOOK_SECRET
 from tests.fakegithub.server import FakeGitHub
 
+# Whole stories through the fake GitHub: a generous deadline, polled gently.
+until = functools.partial(waiting.until, timeout=15, interval=0.02)
+
 REPO = "acme/widgets"
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 15) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from tests.integrationkit import (
     process,
     remote_snapshot,
 )
+from tests.waiting import until
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 Client = TestClient[web.Request, web.Application]
@@ -312,11 +313,7 @@ async def test_a_lost_lease_stops_the_integrator_before_it_moves_main(story: Sto
     await process(story.runtime)
 
     drain = asyncio.create_task(Integrator(story.runtime, REPO, owner="first").drain())
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while forge.calls == 0:  # it is waiting for the check
-        assert loop.time() < deadline
-        await asyncio.sleep(0.01)
+    await until(lambda: forge.calls > 0, "the integrator to wait for the check", timeout=30)
     keys = story.runtime.keys
     await story.runtime.redis.delete(keys.lease(REPO, "main"))
     thief = Lease(story.runtime.redis, keys, REPO, "main", "second", 60, 10)

@@ -17,7 +17,8 @@ from mergebot.events import envelope_for, parse_event
 from mergebot.store.notify import DeliveryState, NotifyStore
 from tests.chatstandin import TELEGRAM_TOKEN, ChatStandIn
 from tests.factories import raw_event
-from tests.notifykit import REPO, until
+from tests.notifykit import REPO
+from tests.waiting import until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
