@@ -152,10 +152,13 @@ class Workspace:
         self._git("update-ref", "-d", f"refs/heads/{integration.branch}")
 
     # -- building ------------------------------------------------------------------------------
-    def build(self, candidate: Candidate, base: str, method: MergeMethod) -> BuildResult:
-        """Build the integration commit of `candidate` on the mirror's current `origin/<base>`
-        (fetch first). A conflict leaves nothing behind."""
-        base_sha = self.base_sha(base)
+    def build(
+        self, candidate: Candidate, base: str, method: MergeMethod, parent: str | None = None
+    ) -> BuildResult:
+        """Build the integration commit of `candidate` on `parent` (in a train: the commit of
+        the car before it), or on the mirror's current `origin/<base>` (fetch first). A conflict
+        leaves nothing behind; `AlreadyOnBase` means the candidate adds nothing to `parent`."""
+        base_sha = parent or self.base_sha(base)
         if base_sha is None:
             raise GitError(f"base branch {base!r} does not exist on the remote")
         if not self.mirror.has_commit(candidate.sha):
