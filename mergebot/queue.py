@@ -29,9 +29,10 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.QUEUED: frozenset(
         {Status.IN_PROGRESS, Status.INTEGRATED, Status.SUPERSEDED, Status.CANCELLED}
     ),
-    # in_progress -> queued is crash recovery only (the lease holder re-queues its own item).
+    # in_progress -> queued is crash recovery (the lease holder re-queues its own item);
+    # in_progress -> cancelled: withdrawn or unapproved during its run (taken out of the train).
     Status.IN_PROGRESS: frozenset(
-        {Status.INTEGRATED, Status.BLOCKED, Status.SUPERSEDED, Status.QUEUED}
+        {Status.INTEGRATED, Status.BLOCKED, Status.SUPERSEDED, Status.CANCELLED, Status.QUEUED}
     ),
     Status.BLOCKED: frozenset({Status.QUEUED, Status.SUPERSEDED, Status.CANCELLED}),
     Status.INTEGRATED: frozenset(),

@@ -205,6 +205,48 @@ async def test_killed_at_any_step_the_next_integrator_finishes_each_candidate_on
     assert world.worktrees() == []
 
 
+@pytest.mark.parametrize("step", STEPS)
+async def test_killed_at_any_step_with_three_cars_each_candidate_is_integrated_once(
+    world: World, step: str
+) -> None:
+    """The same story at depth 3: pr-2 conflicts with pr-1 (its car fails at its build), pr-3's
+    car is rebuilt on pr-1's; a crash anywhere loses nothing and merges nothing twice."""
+    remote = world.remote
+    world.configure(pipeline={"depth": 3}, checks={"commands": ["test -f README.md"]})
+    start = remote.rev("main")
+    one = make_candidate(remote, "pr-1", "one.txt", "1\n")
+    clash = make_candidate(remote, "pr-2", "one.txt", "not one\n")
+    three = make_candidate(remote, "pr-3", "three.txt", "3\n")
+    await world.queue(one, clash, three)
+
+    killed = world.drain(**{CRASH_ENV: step})
+    killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, f"the integrator never reached {step}"
+    main_at_crash = remote.rev("main")
+    await world.lease_gone()
+
+    result = _result(world.drain())
+
+    assert result["status"] == "done"
+    found = await items(world.runtime)
+    assert {s: i.status for s, i in found.items()} == {
+        "pr-1": Status.INTEGRATED, "pr-2": Status.BLOCKED, "pr-3": Status.INTEGRATED,
+    }  # fmt: skip
+    events = [(e["name"], e["slug"]) for e in await outcome_events(world.runtime)]
+    assert sorted(events) == [
+        ("integration_blocked", "pr-2"),
+        ("integration_completed", "pr-1"),
+        ("integration_completed", "pr-3"),
+    ]
+    assert sorted(_second_parents(remote)) == sorted([one.sha, three.sha])
+    for old, new in main_updates(remote):
+        git(remote.bare, "merge-base", "--is-ancestor", old, new)
+    git(remote.bare, "merge-base", "--is-ancestor", main_at_crash, "main")
+    assert remote.log("main")[-1] == start
+    assert integration_refs(remote) == []
+    assert world.worktrees() == []
+
+
 async def test_two_integrators_at_once_exactly_one_works(world: World, tmp_path: Path) -> None:
     go = tmp_path / "go"
     world.configure(checks={"commands": [f"while [ ! -f {go} ]; do sleep 0.05; done"]})
