@@ -164,6 +164,7 @@ class _Slot:
     """What the runner holds for one car besides the planner's view of it."""
 
     built: Integration | None = None
+    index: int = 0  # its worktree slot (`slot-<index>`), kept while the car is in the train
     attempt: Attempt | None = None
     task: asyncio.Task[ChecksOutcome] | None = None
     checks_started: float | None = None
@@ -312,6 +313,8 @@ class Integrator:
             result.message = str(exc)
             log.warning("integrator_paused %s why=%s", self._ctx(), exc)
         lease.ensure()
+        self.cars = []  # what is left in flight goes back to the queue at the next recovery
+        await self._publish()
         await self._checkpoint(result)
 
     async def _guarded(self, lease: Lease, work: Coroutine[Any, Any, T]) -> T:
@@ -627,10 +630,18 @@ class Integrator:
             base_sha=action.parent,
         )
         slot = self.slots.setdefault(car.key, _Slot())
+        taken = {s.index for k, s in self.slots.items() if k != car.key}
+        slot.index = min(set(range(len(self.slots) + 1)) - taken)
         built_on = replace(car, parent=action.parent, on_base=action.on_base)
         try:
-            built = await self._git(
-                workspace.build, candidate, self.base, self.config.merge_method, action.parent
+            built = await asyncio.to_thread(
+                workspace.build,
+                candidate,
+                self.base,
+                self.config.merge_method,
+                action.parent,
+                slot=slot.index,
+                files=bool(self.config.checks.commands),
             )
         except GitError as exc:
             slot.attempt = attempt
@@ -685,7 +696,7 @@ class Integrator:
         slot.task = asyncio.ensure_future(
             run_checks(
                 config.checks,
-                worktree=slot.built.worktree,
+                worktree=slot.built.worktree or self.mirror.path,
                 forge=self.forge,
                 repo=self.repo,
                 sha=car.commit,
@@ -761,6 +772,8 @@ class Integrator:
                 with contextlib.suppress(GitError, OSError):
                     await self._git(self._workspace(self.config).remove, slot.built)
                 slot.built = None
+        with contextlib.suppress(GitError, OSError):
+            await self._git(self._workspace(self.config).remove_slots)
 
     async def _advance(self, action: Advance) -> None:
         landing = [self._car(k)[1] for k in action.landing]
@@ -769,9 +782,16 @@ class Integrator:
             self.contained |= {c.commit for c in landing if c.commit}
             return
         workspace = self._workspace(self.config)
+        slots = [self.slots[c.key] for c in landing if c.key in self.slots]
+        branches = [
+            s.attempt.branch for s in slots if s.attempt and s.attempt.pushed and s.attempt.branch
+        ]
         self._ensure()
-        push = await self._git(workspace.update_base, self.base, action.old, action.new)
+        push = await self._git(workspace.update_base, self.base, action.old, action.new, branches)
         if push.status is PushStatus.OK:
+            for slot in slots:  # their branches went with the same push
+                if slot.attempt is not None:
+                    slot.attempt = slot.attempt.model_copy(update={"pushed": False})
             crash_point("base_pushed")
             log.info(
                 "base_advanced %s from=%s to=%s cars=%d",

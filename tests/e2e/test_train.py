@@ -80,6 +80,19 @@ async def test_three_cars_are_checked_at_once_and_land_in_queue_order(
     done = await start(story, *cands)
     # All three checks run at the same time, each on its own integration commit.
     await until(lambda: all(running(gate, c) for c in cands), "three checks at once", timeout=30)
+    # The queue API shows the train: each car, what it is stacked on, the window.
+    response = await story.client.get(f"/api/repos/{REPO}/queue")
+    shown = await response.json()
+    train = shown["train"]
+    assert (train["window"], train["depth"], train["adaptive"]) == (3, 3, False)
+    assert [(c["position"], c["slugs"], c["stacked_on"], c["checks"]) for c in train["cars"]] == [
+        (1, ["pr-1"], "base", "running"),
+        (2, ["pr-2"], "pr-1", "running"),
+        (3, ["pr-3"], "pr-2", "running"),
+    ]
+    by_slug = {c["slug"]: c for c in shown["candidates"]}
+    assert [by_slug[c.slug]["car"] for c in cands] == [1, 2, 3]
+    assert by_slug["pr-3"]["stacked_on"] == "pr-2"
     for cand in cands:
         release(gate, cand)
         await until(lambda c=cand: merged(story, c), f"{cand.slug} on main", timeout=30)

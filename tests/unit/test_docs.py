@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mergebot.cli import COMMANDS
-from mergebot.config import ChecksConfig, RepoConfig, Settings
+from mergebot.config import ChecksConfig, PipelineConfig, RepoConfig, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -50,8 +50,10 @@ def test_every_per_repo_key_is_documented_with_its_default() -> None:
     rows = table_rows("### Per-repo keys")
     defaults = RepoConfig().model_dump(mode="json")
     checks = ChecksConfig().model_dump(mode="json")
-    expected = {k: v for k, v in defaults.items() if k != "checks"}
+    pipeline = PipelineConfig().model_dump(mode="json")
+    expected = {k: v for k, v in defaults.items() if k not in ("checks", "pipeline")}
     expected |= {f"checks.{k}": v for k, v in checks.items()}
+    expected |= {f"pipeline.{k}": v for k, v in pipeline.items()}
     assert set(rows) == set(expected)
     for key, value in expected.items():
         assert rows[key][0].strip("`") == toml_text(value), key
