@@ -28,7 +28,7 @@ from typing import Any, cast
 import aiohttp
 from pydantic import SecretStr
 
-from mergebot.bootstrap import Runtime, open_runtime
+from mergebot.runtime import Runtime, open_runtime
 from mergebot.commands.followups import render_todo
 from mergebot.commands.serve import serve
 from mergebot.commands.status import render as render_status

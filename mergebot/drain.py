@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from mergebot.bootstrap import open_runtime
+from mergebot.runtime import open_runtime
 from mergebot.config import ConfigError, Settings
 from mergebot.integrator import Integrator
 

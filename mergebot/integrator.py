@@ -47,7 +47,7 @@ from mergebot.attempts import (
     completed_event,
     integration_fields,
 )
-from mergebot.bootstrap import Runtime, sleep_until_stopped
+from mergebot.runtime import Runtime, sleep_until_stopped
 from mergebot.checks import run_checks
 from mergebot.config import REMOTE_NAME, ConfigError, Mode, RepoConfig
 from mergebot.events import Envelope

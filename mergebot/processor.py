@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.config import RepoConfig, ServerConfig
 from mergebot.forge.repo_config import EffectiveConfigs
 from mergebot.git.facts import GitFactsSource, MirrorGitFactsSource

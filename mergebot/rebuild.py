@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import cast
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.processor import BATCH, Projector, effective_configs, git_source
 from mergebot.queue import QueueItem, Status
 from mergebot.store.eventlog import LogEntry

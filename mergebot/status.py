@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
 from mergebot.store.changes import poison_change_count

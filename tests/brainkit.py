@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.config import ServerConfig
 from mergebot.events import envelope_for, parse_event
 from mergebot.processor import process_available

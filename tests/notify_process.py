@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 
-from mergebot.bootstrap import open_runtime
+from mergebot.runtime import open_runtime
 from mergebot.config import load_settings
 from mergebot.notify.delivery import DeliveryPolicy, Notifier
 

@@ -7,7 +7,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.config import ServerConfig
 from mergebot.events import envelope_for, parse_event
 from mergebot.notify.delivery import DeliveryPolicy, Notifier

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.commands.support import CommandError, add_repo_option, in_runtime
 from mergebot.store.notify import NotifyStore
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import cast
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.commands.support import CommandError, add_repo_option, in_runtime
 from mergebot.followups import Followup, FollowupStatus
 from mergebot.notify.view import TODO_TEMPLATE, followup_context, links_for

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime, open_runtime
+from mergebot.runtime import Runtime, open_runtime
 from mergebot.config import ConfigError, Settings
 from mergebot.github.command_worker import consumer_name, drain
 from mergebot.github.intake import perform

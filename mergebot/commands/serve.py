@@ -14,7 +14,7 @@ import signal
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime, background_services, open_runtime
+from mergebot.runtime import Runtime, background_services, open_runtime
 from mergebot.commands.support import CommandError, run_job
 from mergebot.config import Settings, load_settings
 from mergebot.web.app import create_app

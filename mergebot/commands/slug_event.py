@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mergebot.bootstrap import open_runtime
+from mergebot.runtime import open_runtime
 from mergebot.commands.support import CommandError, run_job
 from mergebot.config import load_settings
 from mergebot.events import Envelope, EventError, EventName, envelope_for, parse_event

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.commands.support import CommandError, add_repo_option, in_runtime
 from mergebot.status import all_status, repo_status
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime, open_runtime
+from mergebot.runtime import Runtime, open_runtime
 from mergebot.config import ConfigError, load_settings
 from mergebot.ids import is_repo
 from mergebot.store.embedded import EmbeddedRedisError

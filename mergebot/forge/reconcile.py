@@ -29,7 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime, sleep_until_stopped
+from mergebot.runtime import Runtime, sleep_until_stopped
 from mergebot.config import Forge as ForgeKind
 from mergebot.events import Envelope, EventName, WithdrawReason
 from mergebot.forge.errors import ForgeError

@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
-from mergebot.bootstrap import Runtime, keep_running, sleep_until_stopped
+from mergebot.runtime import Runtime, keep_running, sleep_until_stopped
 from mergebot.config import Mode
 from mergebot.events import Envelope, EventName, IntegrationBlocked, IntegrationCompleted
 from mergebot.followups import Followup, from_blocked

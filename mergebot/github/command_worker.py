@@ -22,7 +22,7 @@ from typing import Any, cast
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime, keep_running
+from mergebot.runtime import Runtime, keep_running
 from mergebot.events import CandidateWithdrawn, FinalizeReady, ResumeRequested, WithdrawReason
 from mergebot.forge.base import CommentKind, Forge, Permission
 from mergebot.github.commands import Command, CommandRequest

@@ -34,7 +34,7 @@ import aiohttp
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError, ResponseError
 
-from mergebot.bootstrap import Runtime, keep_running, sleep_until_stopped
+from mergebot.runtime import Runtime, keep_running, sleep_until_stopped
 from mergebot.config import NotifySink
 from mergebot.events import Envelope, EventName
 from mergebot.followups import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.modules import optional_import
 from mergebot.web import metrics
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from mergebot.attempts import AttemptStore
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.config import Forge
 from mergebot.followups import Followup
 from mergebot.ids import is_repo

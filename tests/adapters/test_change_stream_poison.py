@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.commands.status import render
 from mergebot.config import ServerConfig
 from mergebot.forge import reporter

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mergebot.bootstrap import open_runtime
+from mergebot.runtime import open_runtime
 from mergebot.config import ServerConfig
 from mergebot.events import envelope_for, parse_event
 from mergebot.store.connection import connect

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.commands.status import render
 from mergebot.events import envelope_for, parse_event
 from mergebot.processor import GROUP

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.cli import main
 from mergebot.followups import FollowupStatus, claim
 from mergebot.store.followups import FollowupStore

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from mergebot.bootstrap import Runtime, background_services, build_runtime
+from mergebot.runtime import Runtime, background_services, build_runtime
 from mergebot.config import ServerConfig, Settings, parse_server_config
 from mergebot.forge.base import CommentKind, Permission
 from mergebot.github import command_worker

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from mergebot.bootstrap import Runtime, build_runtime
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.config import ServerConfig, Settings, parse_server_config
 from mergebot.github.intake import perform
 from mergebot.github.translate import translate

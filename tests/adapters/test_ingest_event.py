@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from mergebot.bootstrap import Runtime, build_runtime
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.commands import ingest_event
 from mergebot.commands.ingest_event import IngestError, ingest, load_integrator
 from mergebot.config import Settings, parse_server_config

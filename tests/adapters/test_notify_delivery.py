@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.cli import main
 from mergebot.notify.delivery import Notifier
 from mergebot.store.eventlog import EventLog

@@ -7,7 +7,7 @@ from typing import cast
 
 import pytest
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.forge.errors import ForgeError
 from mergebot.processor import (
     GROUP,

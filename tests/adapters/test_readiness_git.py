@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.config import RepoConfig
 from mergebot.events import parse_event
 from mergebot.git.facts import MirrorGitFactsSource

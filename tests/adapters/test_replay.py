@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.config import ServerConfig
 from mergebot.queue import Status
 from mergebot.rebuild import replay

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.queue import Status
 from mergebot.status import projection_cache, repo_status
 from mergebot.store.lease import Lease

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.cli import main
 from mergebot.commands.emit import UsageError, build_event
 from mergebot.store.eventlog import EventLog

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.cli import main
 from mergebot.queue import Status
 from mergebot.store.queue import QueueStore

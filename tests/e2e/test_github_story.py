@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from mergebot.bootstrap import Runtime, build_runtime
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.config import Settings, parse_server_config
 from mergebot.forge.github import GitHubCredentials, GitHubForge
 from mergebot.github.command_worker import command_service

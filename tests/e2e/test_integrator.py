@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.forge.base import CheckResult, CheckState
 from mergebot.integrator import Integrator, IntegratorHook
 from mergebot.queue import Status

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from mergebot.bootstrap import Runtime, build_runtime
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.config import parse_server_config
 from mergebot.events import envelope_for, parse_event
 from mergebot.integrator import CRASH_ENV, STEPS

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.events import envelope_for, parse_event
 from mergebot.store.notify import DeliveryState, NotifyStore
 from tests.chatstandin import TELEGRAM_TOKEN, ChatStandIn

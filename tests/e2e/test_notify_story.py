@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.config import parse_server_config
 from mergebot.events import envelope_for, parse_event
 from mergebot.followups import FollowupStatus

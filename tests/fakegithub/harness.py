@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import SecretStr
 
-from mergebot.bootstrap import Runtime, background_services, build_runtime
+from mergebot.runtime import Runtime, background_services, build_runtime
 from mergebot.config import ServerConfig, Settings
 from mergebot.forge.github import GitHubCredentials, GitHubForge
 from mergebot.store.keys import Keys

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from mergebot.attempts import Attempt, AttemptStore
-from mergebot.bootstrap import Runtime, build_runtime
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.config import ServerConfig
 from mergebot.followups import Followup, claim
 from mergebot.queue import QueueItem, Status, item_id

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from mergebot.bootstrap import Runtime, build_runtime
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.config import ServerConfig
 from mergebot.events import content_id, parse_event
 from mergebot.store.connection import connect
