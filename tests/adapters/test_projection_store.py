@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from mergebot.store.projection import LEGACY_FIELD, ProjectionStore
 from tests.adapters.test_status import SHA_C, scenario
 from tests.brainkit import emit, process, queue_items
