@@ -171,7 +171,8 @@ async def test_a_batch_fetches_only_the_branches_it_asks_about(
     """A batch costs what it holds: its candidates' branches and the base are brought up to
     date, a branch no event of the batch is about is not fetched (the periodic re-check does)."""
     use_real_git(runtime, remote, tmp_path)
-    source = runtime.extras["git_facts"]
+    source = runtime.git_facts
+    assert isinstance(source, MirrorGitFactsSource)
     one = remote.branch_with("feature/one", "a.txt", "a\n")
     remote.branch_with("other/two", "b.txt", "b\n")
     await emit(runtime, *candidate_events(one))
@@ -186,7 +187,8 @@ async def test_a_batch_that_puts_its_branch_where_the_mirror_has_it_fetches_less
     runtime: Runtime, remote: GitRemote, tmp_path: Path
 ) -> None:
     use_real_git(runtime, remote, tmp_path)
-    source = runtime.extras["git_facts"]
+    source = runtime.git_facts
+    assert isinstance(source, MirrorGitFactsSource)
     one = remote.branch_with("feature/one", "a.txt", "a\n")
     await emit(runtime, push(one, branch="feature/one"))
     await process(runtime)  # the push is news: fetched
