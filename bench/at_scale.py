@@ -25,11 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import secrets
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _common import ROOT, WHEN, Clock, embedded_redis, machine, report
+from _common import WHEN, Clock, embedded_redis, machine, mergebot_process, report
 from events_api import REQUEST_TIMEOUT, free_port, phase, wait_until_up
 
 from mergebot.store.connection import connect
@@ -97,30 +94,16 @@ def rss_mb(pid: int) -> tuple[float, float]:
 @contextlib.contextmanager
 def serve(tmp: Path, redis_url: str, config: Path, token: str) -> Iterator[tuple[str, int]]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MERGEBOT_")} | {
+    settings = {
         "MERGEBOT_API_TOKEN": token,
         "MERGEBOT_DATA_DIR": str(tmp / "data"),
         "MERGEBOT_REDIS_URL": redis_url,
         "MERGEBOT_CONFIG": str(config),
         "MERGEBOT_HOST": "127.0.0.1",
         "MERGEBOT_PORT": str(port),
-        "PYTHONPATH": str(ROOT),
     }
-    log = tmp / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mergebot", "serve"],
-            cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
+    with mergebot_process("serve", tmp, settings) as proc:
         yield f"http://127.0.0.1:{port}", proc.pid
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def hold_leases(redis_url: str, repos: list[str]) -> None:

@@ -28,13 +28,19 @@ def candidate_events(sha: str, branch: str = "feature/one") -> list[dict[str, ob
     return [approve(sha=sha), finalize(sha, branch=branch), push(sha, branch=branch)]
 
 
-async def test_real_branch_commit_becomes_ready_and_is_queued(
-    runtime: Runtime, remote: GitRemote, tmp_path: Path
-) -> None:
+async def queued_candidate(runtime: Runtime, remote: GitRemote, tmp_path: Path) -> str:
+    """A real branch commit, approved, pushed and finalized, folded by the processor; its sha."""
     use_real_git(runtime, remote, tmp_path)
     sha = remote.branch_with("feature/one", "a.txt", "a\n")
     await emit(runtime, *candidate_events(sha))
     await process(runtime)
+    return sha
+
+
+async def test_real_branch_commit_becomes_ready_and_is_queued(
+    runtime: Runtime, remote: GitRemote, tmp_path: Path
+) -> None:
+    sha = await queued_candidate(runtime, remote, tmp_path)
     [item] = await queue_items(runtime)
     assert (item.sha, item.status) == (sha, Status.QUEUED)
 
@@ -202,10 +208,7 @@ async def test_a_batch_that_puts_its_branch_where_the_mirror_has_it_fetches_less
 async def test_a_deleted_branch_is_pruned_by_the_batch_that_names_it(
     runtime: Runtime, remote: GitRemote, tmp_path: Path
 ) -> None:
-    use_real_git(runtime, remote, tmp_path)
-    sha = remote.branch_with("feature/one", "a.txt", "a\n")
-    await emit(runtime, *candidate_events(sha))
-    await process(runtime)
+    await queued_candidate(runtime, remote, tmp_path)
     git(remote.work, "push", "-q", "origin", "--delete", "feature/one")
     await emit(runtime, push("0" * 40, minute=9, branch="feature/one", deleted=True))
     await process(runtime)
