@@ -26,6 +26,7 @@ COMMANDS = (
     "emit",
     "resume",
     "cancel",
+    "priority",
     "replay",
     "followups",
     "dead-letters",
