@@ -22,9 +22,9 @@ import secrets
 from dataclasses import dataclass, field
 from typing import cast
 
-from mergebot.bootstrap import Runtime
 from mergebot.processor import BATCH, Projector, effective_configs, git_source
 from mergebot.queue import QueueItem, Status
+from mergebot.runtime import Runtime
 from mergebot.store.eventlog import LogEntry
 from mergebot.store.keys import Keys
 from mergebot.store.lease import info_from_hash

@@ -17,9 +17,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from mergebot.bootstrap import Runtime
 from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
+from mergebot.runtime import Runtime
 from mergebot.store.changes import poison_change_count
 from mergebot.store.lease import info_from_hash
 from mergebot.store.projection import ProjectionCache, ProjectionStore
@@ -96,11 +96,7 @@ async def dead_letter_count(runtime: Runtime) -> int:
 def projection_cache(runtime: Runtime) -> ProjectionCache:
     """One per runtime: the dashboard and the queue API re-parse a projection only when the
     processor stored a new one."""
-    cache = runtime.extras.get("projection_cache")
-    if not isinstance(cache, ProjectionCache):
-        cache = ProjectionCache()
-        runtime.extras["projection_cache"] = cache
-    return cache
+    return runtime.projection_cache
 
 
 async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from typing import Any, cast
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime, keep_running
 from mergebot.events import (
     CandidateWithdrawn,
     FinalizeReady,
@@ -40,6 +39,8 @@ from mergebot.github.replies import render
 from mergebot.github.summary import SlugSummary, summarize
 from mergebot.github.translated import ORCHESTRATOR, Draft, PendingApproval, make
 from mergebot.queue import Status, item_id
+from mergebot.runtime import Runtime
+from mergebot.services import keep_running
 from mergebot.store.commands import CommandInbox, InboxEntry
 from mergebot.store.eventlog import EventConflictError
 from mergebot.store.queue import QueueStore
@@ -58,7 +59,7 @@ class ForgeUnavailableError(RuntimeError):
 
 async def forge_for(runtime: Runtime, repo: str) -> Forge:
     """The repo's forge: `runtime.forge_for(repo)` when the runtime has it, else the factory a
-    component registered as `runtime.extras["forge_for"]` (tests register a fake there)."""
+    component registered as `runtime.forge_override` (tests set a fake there)."""
     if not runtime.forge_has_comments(repo):
         raise ForgeUnavailableError("no forge is configured to act on comment commands")
     forge: Any = runtime.forge_for(repo)
@@ -350,6 +351,3 @@ async def command_service(runtime: Runtime, stop: asyncio.Event) -> None:
     await keep_running(
         stop, lambda: drain(runtime, consumer, block_ms=BLOCK_MS), name="command_worker"
     )
-
-
-SERVICES = (command_service,)

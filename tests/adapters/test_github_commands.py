@@ -12,14 +12,15 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from mergebot.bootstrap import Runtime, background_services, build_runtime
 from mergebot.config import ServerConfig, Settings, parse_server_config
 from mergebot.forge.base import CommentKind, Permission
 from mergebot.github import command_worker
 from mergebot.github.command_worker import Outcome, drain
 from mergebot.github.intake import perform
 from mergebot.github.translate import translate
+from mergebot.main import background_services
 from mergebot.queue import QueueItem, Status
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.commands import CommandInbox
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
@@ -42,7 +43,7 @@ def make_runtime(
     config = config or parse_server_config(gh.SERVER_TOML, "mergebot.toml")
     runtime = build_runtime(Settings(), config, redis, keys)
     if forge is not None:
-        runtime.extras["forge_for"] = lambda repo: forge
+        runtime.forge_override = lambda repo: forge
     return runtime
 
 

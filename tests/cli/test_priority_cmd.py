@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mergebot.bootstrap import Runtime
+from mergebot.runtime import Runtime
 from tests.brainkit import emit, manage, process, queue_items
 from tests.cli.test_resume_cancel import cli
 from tests.factories import REPO
