@@ -253,7 +253,9 @@ class Projector:
                 if action.to == Status.QUEUED:
                     result.queued.append(action.item_id)
             case Reschedule():
-                await self.queue.reschedule(repo, base, action.item_id, action.ready_at)
+                await self.queue.reschedule(
+                    repo, base, action.item_id, action.ready_at, action.priority
+                )
 
 
 # -- the service ---------------------------------------------------------------------------------
