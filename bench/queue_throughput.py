@@ -41,12 +41,12 @@ from typing import Any
 
 from _common import ROOT, embedded_redis, machine
 
-from mergebot.bootstrap import build_runtime
 from mergebot.config import Settings, parse_server_config
 from mergebot.events import envelope_for, parse_event
 from mergebot.integrator import Integrator
 from mergebot.processor import process_available
 from mergebot.queue import Status
+from mergebot.runtime import build_runtime
 from mergebot.store.connection import connect
 from mergebot.store.keys import Keys
 from mergebot.store.queue import QueueStore

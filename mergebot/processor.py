@@ -23,16 +23,15 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime
-from mergebot.config import RepoConfig, ServerConfig
+from mergebot.config import REMOTE_NAME, RepoConfig, ServerConfig
+from mergebot.events import BranchPushed, CanonicalEvent, FinalizeReady, IntegrationCompleted
 from mergebot.forge.repo_config import EffectiveConfigs
-from mergebot.git.facts import GitFactsSource, MirrorGitFactsSource
+from mergebot.git.facts import BatchRefs, GitFactsSource, MirrorGitFactsSource
 from mergebot.plan import Action, Enqueue, Interrupt, Move, Reschedule, plan
 from mergebot.queue import InvalidTransitionError, Status
 from mergebot.readiness import (
@@ -45,6 +44,7 @@ from mergebot.readiness import (
     evaluate,
     fold,
 )
+from mergebot.runtime import Runtime
 from mergebot.store.eventlog import LogEntry
 from mergebot.store.keys import Keys
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
@@ -63,12 +63,6 @@ TICK_SECONDS = 30.0
 RECLAIM_IDLE_MS = 60_000
 # What is still open to change by git alone (a push elsewhere, a manual merge to base).
 _OPEN = frozenset({CandidateStatus.WAITING, CandidateStatus.READY})
-
-
-class ReadyHook(Protocol):
-    """Told after candidates were queued for (repo, base); the integrator implements it."""
-
-    async def candidate_ready(self, repo: str, base: str) -> None: ...
 
 
 NoteRecord = tuple[str | None, str | None, Note]
@@ -133,8 +127,8 @@ class Projector:
         if rev is not None:
             self._held[state.repo] = (rev, state)
 
-    async def _save(self, state: ProjectionState, notes: list[NoteRecord]) -> None:
-        rev = await self.projections.save(state, notes)
+    async def _save(self, state: ProjectionState, notes: list[NoteRecord], slugs: set[str]) -> None:
+        rev = await self.projections.save(state, notes, slugs=slugs)
         self._held[state.repo] = (rev, state)
 
     async def apply(
@@ -150,6 +144,7 @@ class Projector:
             self._unchanged(state, rev)
             return result
         touched: set[str] = set()
+        events: list[CanonicalEvent] = []
         for entry in fresh:
             name = entry.envelope.name.value
             try:
@@ -158,6 +153,7 @@ class Projector:
                 note = Note(NoteCode.UNREADABLE, f"stored {name} does not validate: {exc}")
                 result.notes.append((entry.entry_id, name, note))
                 continue
+            events.append(event)
             folded = fold(state.facts, event)
             touched |= folded.slugs
             result.notes += [(entry.entry_id, name, n) for n in folded.notes]
@@ -167,7 +163,11 @@ class Projector:
                 note = Note(NoteCode.NOT_MANAGED, f"{repo} is not managed: stored, not integrated")
                 result.notes.append((entry.entry_id, entry.envelope.name.value, note))
         else:
-            await self._reconcile(state, touched, result, guard)
+            base = self.server_config.repo(repo).base_branch
+            refs = BatchRefs(
+                frozenset({base} | branches_of(state, touched)), branch_claims(events, base)
+            )
+            await self._reconcile(state, touched, result, guard, refs)
         state.last_entry = fresh[-1].entry_id
         result.applied = len(fresh)
         for note_entry, note_event, note in result.notes:
@@ -177,7 +177,7 @@ class Projector:
             )  # fmt: skip
         if guard:
             guard()
-        await self._save(state, result.notes)
+        await self._save(state, result.notes, touched)
         await self._interrupt(repo, result)
         return result
 
@@ -193,10 +193,10 @@ class Projector:
         if not slugs:
             self._unchanged(state, rev)
             return result
-        await self._reconcile(state, slugs, result, guard)
+        await self._reconcile(state, slugs, result, guard, None)
         if guard:
             guard()
-        await self._save(state, result.notes)
+        await self._save(state, result.notes, slugs)
         await self._interrupt(repo, result)
         return result
 
@@ -206,10 +206,11 @@ class Projector:
         slugs: set[str],
         result: BatchResult,
         guard: Callable[[], None] | None,
+        refs: BatchRefs | None,
     ) -> None:
         repo = state.repo
         server = self.server_config.repo(repo)
-        git = await self.git.snapshot(repo, server)
+        git = await self.git.snapshot(repo, server, refs)
         config = await self._effective(repo, server, git)
         rules = Rules.from_config(config)
         result.base = rules.base
@@ -265,7 +266,9 @@ class Projector:
                 if action.to == Status.QUEUED:
                     result.queued.append(action.item_id)
             case Reschedule():
-                await self.queue.reschedule(repo, base, action.item_id, action.ready_at)
+                await self.queue.reschedule(
+                    repo, base, action.item_id, action.ready_at, action.priority
+                )
             case Interrupt():
                 result.interrupts.append(action)  # sent once the projection is stored
 
@@ -283,25 +286,49 @@ class Projector:
                      action.cause)  # fmt: skip
 
 
+def branches_of(state: ProjectionState, slugs: set[str]) -> set[str]:
+    """The branches the candidates of `slugs` are on."""
+    found: set[str] = set()
+    for slug in slugs:
+        facts = state.facts.slugs.get(slug)
+        if facts is not None:
+            found |= {f.branch for f in facts.finalizes}
+    return found
+
+
+def branch_claims(events: Sequence[CanonicalEvent], base: str) -> dict[str, str]:
+    """Where the batch says branches are (branch -> sha): the newest `branch_pushed` of each
+    branch, else its newest `finalize_ready`, and the base after an `integration_completed`.
+    When the mirror already shows all of it, the batch needs no fetch."""
+    pushed: dict[str, str] = {}
+    finalized: dict[str, str] = {}
+    for event in events:
+        match event:
+            case BranchPushed() if event.remote == REMOTE_NAME:
+                pushed[event.branch] = event.sha
+            case FinalizeReady():
+                finalized[event.branch] = event.sha
+            case IntegrationCompleted():
+                pushed[base] = event.main_after
+    return {**finalized, **pushed}
+
+
 # -- the service ---------------------------------------------------------------------------------
 
 
 def git_source(runtime: Runtime) -> GitFactsSource:
-    """`runtime.extras["git_facts"]` when a test or bootstrap set one, else the mirrors."""
-    source = runtime.extras.get("git_facts")
-    if source is None:
-        mirrors = runtime.extras.setdefault("mirrors", {})
-        source = MirrorGitFactsSource(runtime.settings.data_dir, mirrors)
-        runtime.extras["git_facts"] = source
-    return source
+    """`runtime.git_facts` when a test set one, else the runtime's mirrors."""
+    if runtime.git_facts is None:
+        runtime.git_facts = MirrorGitFactsSource(runtime.settings.data_dir, runtime.mirrors)
+    return runtime.git_facts
 
 
 def effective_configs(runtime: Runtime) -> EffectiveConfigs:
     """One per runtime, so a repo's file is read once per base sha across batches."""
-    found = runtime.extras.get("effective_configs")
-    if not isinstance(found, EffectiveConfigs) or found.server_config is not runtime.server_config:
+    found = runtime.effective_configs
+    if found is None or found.server_config is not runtime.server_config:
         found = EffectiveConfigs(runtime.server_config, runtime.forge_for)
-        runtime.extras["effective_configs"] = found
+        runtime.effective_configs = found
     return found
 
 
@@ -314,7 +341,7 @@ def projector_for(runtime: Runtime) -> Projector:
 
 async def announce(runtime: Runtime, repo: str, base: str) -> None:
     """Tell the READY hook (if any) that (repo, base) has queued work; never fails the caller."""
-    hook: ReadyHook | None = runtime.extras.get("ready_hook")
+    hook = runtime.ready_hook
     if hook is None:
         return
     try:
@@ -445,6 +472,3 @@ async def run_partition(runtime: Runtime, partition: int, stop: asyncio.Event) -
 
 async def processor_service(runtime: Runtime, stop: asyncio.Event) -> None:
     await asyncio.gather(*(run_partition(runtime, p, stop) for p in runtime.keys.all_partitions()))
-
-
-SERVICES = (processor_service,)

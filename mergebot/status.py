@@ -3,16 +3,17 @@
 
 Shape: `{"repo", "base", "mode", "managed", "lease": null | {"owner", "expires_at"},
 "candidates": [{"slug", "branch", "sha", "status", "ready_at", "position", "reasons",
-"reason_codes", "followup_id", "updated_at"}], "dead_letters": n, "poison_events": n,
+"reason_codes", "followup_id", "updated_at", "priority"}], "dead_letters": n, "poison_events": n,
 "poison_changes": n, "ignored": {code: n}, "train": {"window", "depth", "max_depth", "adaptive",
 "hold", "check_seconds", "cars": [{"position", "slugs", "shas", "stacked_on", "parent", "commit",
 "branch", "checks", "attempt"}]},
 "recent_ignored": […], "refusals": {"total": n, "recent": […]}}`.
 
 Candidates come in this order: the active queue (queued with its 1-based position, in_progress,
-blocked) in FIFO order, each with its `car`, what the car is `stacked_on` and an `eta_seconds`
-(`mergebot.integrator.view`); then candidates that are not READY yet (status `waiting`, with what
-is missing); then the most recent finished items, newest first.
+blocked) in queue order (priority, then ready_at), each with its `car`, what the car is
+`stacked_on` and an `eta_seconds` (`mergebot.integrator.view`); then candidates that are not
+READY yet (status `waiting`, with what is missing); then the most recent finished items, newest
+first.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from mergebot.bootstrap import Runtime
 from mergebot.integrator.view import placement, train_view
+from mergebot.notify.view import LandedBy, landed_by
 from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
+from mergebot.runtime import Runtime
 from mergebot.store.changes import poison_change_count
 from mergebot.store.lease import info_from_hash
 from mergebot.store.projection import ProjectionCache, ProjectionStore
@@ -58,6 +60,7 @@ def _item_entry(
         "reason_codes": codes,
         "followup_id": item.followup_id,
         "updated_at": _iso(item.updated_at),
+        "priority": item.priority,
     }
 
 
@@ -73,6 +76,7 @@ def _waiting_entry(state: CandidateState) -> dict[str, Any]:
         "reason_codes": [r.code.value for r in state.reasons],
         "followup_id": state.followup_id,
         "updated_at": None,
+        "priority": state.priority,
     }
 
 
@@ -98,11 +102,7 @@ async def dead_letter_count(runtime: Runtime) -> int:
 def projection_cache(runtime: Runtime) -> ProjectionCache:
     """One per runtime: the dashboard and the queue API re-parse a projection only when the
     processor stored a new one."""
-    cache = runtime.extras.get("projection_cache")
-    if not isinstance(cache, ProjectionCache):
-        cache = ProjectionCache()
-        runtime.extras["projection_cache"] = cache
-    return cache
+    return runtime.projection_cache
 
 
 async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
@@ -186,3 +186,16 @@ async def is_known(runtime: Runtime, repo: str) -> bool:
 
 async def all_status(runtime: Runtime) -> list[dict[str, Any]]:
     return [await repo_status(runtime, repo) for repo in await known_repos(runtime)]
+
+
+async def landing_of(runtime: Runtime, repo: str, base_sha: str) -> LandedBy | None:
+    """The candidate whose landing made `base_sha` (what a conflict on that base was with), from
+    the event log; None when mergebot did not make that commit or nothing is known of it."""
+    if not base_sha:
+        return None
+    found: LandedBy | None = None
+    async for entry in runtime.eventlog.replay(repo=repo):
+        landing = landed_by(entry.envelope)
+        if landing is not None and landing.main_after == base_sha:
+            found = landing
+    return found

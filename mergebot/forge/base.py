@@ -27,6 +27,12 @@ class Permission(StrEnum):
         """SPEC §7: write, maintain or admin may drive mergebot from a comment."""
         return self in (Permission.ADMIN, Permission.MAINTAIN, Permission.WRITE)
 
+    @property
+    def can_freeze(self) -> bool:
+        """Freezing stops the whole queue, so it takes maintain or admin (as a branch
+        protection change would), not write."""
+        return self in (Permission.ADMIN, Permission.MAINTAIN)
+
 
 class CheckState(StrEnum):
     PENDING = "pending"  # created, not finished
@@ -67,6 +73,8 @@ class Report:
     summary_markdown: str
     details_url: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # The check run's `output.text`, below the summary: a blocked candidate's follow-up todo.
+    text_markdown: str | None = None
 
 
 class CommentKind(StrEnum):

@@ -2,7 +2,7 @@
 before performing it (`runner.py`), and the processor's READY hook with its service (`hook.py`).
 See docs/design.md, "The train"."""
 
-from mergebot.integrator.hook import SERVICES, IntegratorHook, integrator_service, run_once, sweep
+from mergebot.integrator.hook import IntegratorHook, integrator_service, run_once, sweep
 from mergebot.integrator.runner import (
     CRASH_ENV,
     STEPS,
@@ -14,7 +14,6 @@ from mergebot.integrator.runner import (
 
 __all__ = [
     "CRASH_ENV",
-    "SERVICES",
     "STEPS",
     "DrainResult",
     "Integrator",

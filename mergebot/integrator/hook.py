@@ -8,11 +8,13 @@ import logging
 
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime, sleep_until_stopped
 from mergebot.config import ConfigError
 from mergebot.git.mirror import GitError
+from mergebot.handoff import ReadyHook
 from mergebot.integrator.runner import DrainResult, Integrator
 from mergebot.queue import Status
+from mergebot.runtime import Runtime
+from mergebot.services import sleep_until_stopped
 from mergebot.store.queue import QueueStore
 
 log = logging.getLogger("mergebot.integrator")
@@ -20,7 +22,7 @@ log = logging.getLogger("mergebot.integrator")
 SWEEP_SECONDS = 60.0
 
 
-class IntegratorHook:
+class IntegratorHook(ReadyHook):
     """The processor's READY hook: start a drain of (repo, base) at once, unless one is running
     in this process (then it is told to look again when it would stop)."""
 
@@ -80,7 +82,7 @@ async def sweep(runtime: Runtime, hook: IntegratorHook) -> None:
 async def integrator_service(runtime: Runtime, stop: asyncio.Event) -> None:
     """Register the READY hook, then sweep at start and every SWEEP_SECONDS."""
     hook = IntegratorHook(runtime)
-    runtime.extras["ready_hook"] = hook
+    runtime.ready_hook = hook
     try:
         while not stop.is_set():
             try:
@@ -89,14 +91,11 @@ async def integrator_service(runtime: Runtime, stop: asyncio.Event) -> None:
                 log.warning("integrator_sweep_failed error=%s", exc)
             await sleep_until_stopped(stop, SWEEP_SECONDS)
     finally:
-        if runtime.extras.get("ready_hook") is hook:
-            del runtime.extras["ready_hook"]
+        if runtime.ready_hook is hook:
+            runtime.ready_hook = None
         await hook.close()
 
 
 async def run_once(runtime: Runtime, repo: str) -> DrainResult:
     """Drain `repo`'s queue once under its lease (`mergebot ingest-event --integrate`)."""
     return await Integrator(runtime, repo).drain()
-
-
-SERVICES = (integrator_service,)

@@ -53,7 +53,7 @@ async def recheck_many(
     """`recheck` of several items of one repo, over one load of the projection."""
     if not items:
         return {}
-    state = await ProjectionStore(redis, keys).load(items[0].repo)
+    state = await ProjectionStore(redis, keys).load_slugs(items[0].repo, [i.slug for i in items])
     rules = Rules.from_config(config)
     # evaluate asks git (subprocesses): keep it off the event loop.
     states = await asyncio.to_thread(

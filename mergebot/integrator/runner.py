@@ -53,7 +53,6 @@ from mergebot.attempts import (
     completed_event,
     integration_fields,
 )
-from mergebot.bootstrap import Runtime
 from mergebot.checks import ChecksOutcome, run_checks
 from mergebot.config import REMOTE_NAME, ConfigError, Mode, RepoConfig
 from mergebot.events import Envelope
@@ -92,6 +91,7 @@ from mergebot.integrator.planner import (
 )
 from mergebot.integrator.recheck import recheck_many
 from mergebot.queue import FINAL, InvalidTransitionError, QueueItem, Status
+from mergebot.runtime import Runtime
 from mergebot.store.eventlog import EventConflictError
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
 from mergebot.store.queue import ItemNotFoundError, QueueStore

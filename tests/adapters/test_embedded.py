@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mergebot.bootstrap import open_runtime
 from mergebot.config import ServerConfig
 from mergebot.events import envelope_for, parse_event
+from mergebot.runtime import open_runtime
 from mergebot.store.connection import connect
 from mergebot.store.embedded import EmbeddedRedis, EmbeddedRedisError
 from mergebot.store.eventlog import EventLog

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from mergebot.bootstrap import Runtime
+from mergebot.main import create_app
 from mergebot.queue import Status
+from mergebot.runtime import Runtime
 from mergebot.status import projection_cache, repo_status
 from mergebot.store.lease import Lease
 from mergebot.store.projection import ProjectionStore
 from mergebot.store.queue import QueueStore
-from mergebot.web.app import create_app
 from tests.brainkit import emit, manage, process, queue_items
 from tests.factories import REPO, SHA_B
 from tests.unit.test_readiness import approve, finalize, push, raw_event
@@ -135,5 +135,9 @@ async def test_status_parses_the_projection_again_only_after_it_changed(
     assert ("pr-3", "queued") in rows
     # A projection replaced behind the processor's back (replay --apply renames a rebuilt hash
     # into place) is noticed too.
-    await runtime.redis.delete(runtime.keys.projection(REPO))
+    await runtime.redis.delete(
+        runtime.keys.projection(REPO),
+        runtime.keys.projection_slugs(REPO),
+        runtime.keys.projection_pushes(REPO),
+    )
     assert (await cache.load(store, REPO)).candidates == {}

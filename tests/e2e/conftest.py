@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from mergebot.bootstrap import Runtime
 from mergebot.integrator import IntegratorHook
-from mergebot.web.app import create_app
+from mergebot.main import create_app
+from mergebot.runtime import Runtime
 from tests.conftest import API_TOKEN
 from tests.gitutil import GitRemote
 from tests.integrationkit import Cand, candidate_events, enable_ref_log, manage_remote, process
@@ -31,7 +31,7 @@ async def story(
 ) -> AsyncIterator[Story]:
     enable_ref_log(remote)
     hook = IntegratorHook(runtime)
-    runtime.extras["ready_hook"] = hook
+    runtime.ready_hook = hook
     client = await aiohttp_client(create_app(runtime))
     try:
         yield Story(runtime, remote, hook, client)

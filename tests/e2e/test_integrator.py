@@ -146,7 +146,7 @@ async def test_base_moved_during_checks_is_rebuilt_and_lands(story: Story) -> No
             return [CheckResult("ci", CheckState.SUCCESS, f"https://ci/{sha}")]
 
     forge = MovingForge()
-    story.runtime.extras["forge_for"] = lambda repo: forge
+    story.runtime.forge_override = lambda repo: forge
     story.manage(checks={"required": ["ci"]})
 
     await story.run(cand)
@@ -219,7 +219,7 @@ async def test_not_ready_at_the_recheck_is_never_blocked(story: Story) -> None:
     story.manage()
     remote = story.remote
     cand = make_candidate(remote, "pr-1", "x.txt", "x\n")
-    story.runtime.extras.pop("ready_hook")  # queue it, but integrate later
+    story.runtime.ready_hook = None  # queue it, but integrate later
     await story.post(cand)
     await process(story.runtime)
     assert (await items(story.runtime))["pr-1"].status is Status.QUEUED
@@ -243,11 +243,11 @@ async def test_not_ready_at_the_recheck_is_never_blocked(story: Story) -> None:
 
 async def test_a_lost_lease_stops_the_integrator_before_it_moves_main(story: Story) -> None:
     forge = FakeForge()  # the required check never finishes
-    story.runtime.extras["forge_for"] = lambda repo: forge
+    story.runtime.forge_override = lambda repo: forge
     story.manage(lease_ttl_seconds=1, lease_renew_seconds=0.1, checks={"required": ["ci"]})
     cand = make_candidate(story.remote, "pr-1", "x.txt", "x\n")
     before = story.remote.rev("main")
-    story.runtime.extras.pop("ready_hook")
+    story.runtime.ready_hook = None
     await story.post(cand)
     await process(story.runtime)
 
@@ -275,7 +275,7 @@ async def test_an_invalid_repo_config_integrates_nothing(story: Story) -> None:
     remote.commit(".github/mergebot.toml", 'merge_methd = "squash"\n', "typo in the config")
     before = remote.push("main")
     cand = make_candidate(remote, "pr-1", "x.txt", "x\n")
-    story.runtime.extras.pop("ready_hook")
+    story.runtime.ready_hook = None
     await story.post(cand)
     await process(story.runtime)
 
