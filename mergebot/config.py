@@ -172,6 +172,18 @@ class ChecksConfig(_Strict):
     commands: list[str] = Field(default_factory=list)
     timeout_seconds: float = Field(default=1800, gt=0)
     discovery_timeout_seconds: float = Field(default=600, gt=0)
+    # A failed check is run again on the same commit up to this many times before anything is
+    # blocked or bisected; a check that failed and then passed is recorded as flaky.
+    retry_failed: int = Field(default=0, ge=0, le=5)
+
+
+class BatchConfig(_Strict):
+    """Batches (SPEC §13): up to `max_size` queued candidates in one integration commit, checked
+    once. `wait_seconds` 0 takes what is queued now; otherwise, when fewer than `max_size` are
+    queued, the oldest waits up to that long for a fuller batch."""
+
+    max_size: int = Field(default=1, ge=1, le=100)
+    wait_seconds: float = Field(default=0, ge=0, le=3600)
 
 
 class PipelineConfig(_Strict):
@@ -203,6 +215,7 @@ class RepoConfig(_Strict):
     approvals_bind_to_sha: bool = True
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
     integration_branch_prefix: str = "mergebot/integration/"
     grace_seconds: float = Field(default=10, ge=0)
     lease_ttl_seconds: float = Field(default=120, gt=0)

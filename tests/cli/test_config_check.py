@@ -155,3 +155,27 @@ def test_the_train_settings_are_checked_and_shown(
         bad = write(tmp_path, f'[repos."acme/widgets"]\npipeline = {table}\n')
         assert main(["config", "check", str(bad)]) != 0
         assert f'repos."acme/widgets".{problem}' in capsys.readouterr().err
+
+
+def test_the_batch_and_retry_settings_are_checked_and_shown(
+    cli_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = (
+        '\n[repos."acme/widgets".batch]\nmax_size = 8\nwait_seconds = 30\n'
+        '[repos."acme/widgets".checks]\nretry_failed = 1\n'
+    )
+    good = write(tmp_path, GOOD + extra)
+    assert main(["config", "check", str(good)]) == 0
+    shown = json.loads(capsys.readouterr().out)["repos"]["acme/widgets"]
+    assert shown["batch"] == {"max_size": 8, "wait_seconds": 30}
+    assert shown["checks"]["retry_failed"] == 1
+
+    for table, problem in [
+        ("batch = { max_size = 0 }", "batch.max_size: Input should be greater than or equal to 1"),
+        ("batch = { wait_seconds = -1 }", "batch.wait_seconds: Input should be greater than"),
+        ("batch = { size = 2 }", "batch.size: unknown key"),
+        ("checks = { retry_failed = -1 }", "checks.retry_failed: Input should be greater than"),
+    ]:
+        bad = write(tmp_path, f'[repos."acme/widgets"]\n{table}\n')
+        assert main(["config", "check", str(bad)]) != 0
+        assert f'repos."acme/widgets".{problem}' in capsys.readouterr().err
