@@ -85,6 +85,8 @@ def plan(item: QueueItem, facts: Facts, *, links: Links, templates_dir: str | No
         context = {
             "integration_sha": integration.get("integration_sha") or integration.get("sha"),
             "checks": list(integration.get("checks") or []),
+            "car": integration.get("car"),
+            "stacked_on": integration.get("stacked_on"),
         }
     elif state in (ReportState.MERGED, ReportState.WOULD_MERGE):
         merged = facts.completed.main_after if facts.completed else None

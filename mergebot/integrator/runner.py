@@ -585,13 +585,20 @@ class Integrator:
 
     async def _new_car(self, car: Car) -> None:
         item = self.items[car.key]
+        below = next((c for c in reversed(self.cars) if not c.failed), None)
+        stacked = ", ".join(m.slug for m in below.members) if below else "base"
         started = await self._move(
             item,
             Status.IN_PROGRESS,
             f"integration started by {self.owner}",
             Status.QUEUED,
             reasons=[],
-            integration={"owner": self.owner, "mode": self.config.mode.value},
+            integration={
+                "owner": self.owner,
+                "mode": self.config.mode.value,
+                "car": len(self.cars) + 1,
+                "stacked_on": stacked,
+            },
         )
         if started is None:
             self.readiness.pop(car.key, None)

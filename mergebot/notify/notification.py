@@ -67,6 +67,9 @@ class Notification(BaseModel):
     main_before: str | None = None
     main_after: str | None = None
     checks: list[dict[str, Any]] = Field(default_factory=list)
+    # Its car in the train when it started (1 is on base) and what that car is stacked on.
+    car: int | None = None
+    stacked_on: str | None = None
     # `shadow`: the integrator only decided (nothing pushed); told as "would integrate".
     mode: Mode = Mode.LIVE
     # The stored envelope (event-log notifications) or the change record in envelope form; the
@@ -156,7 +159,17 @@ def change_notification(change: Change) -> Notification | None:
         followup_id=item.followup_id,
         reasons=list(item.reasons),
         envelope=envelope,
+        **_train_place(item.integration) if kind is NotifyEvent.STARTED else {},
     )
+
+
+def _train_place(integration: dict[str, Any]) -> dict[str, Any]:
+    """The car and what it is stacked on, as the integrator recorded them when it started."""
+    car = integration.get("car")
+    stacked = integration.get("stacked_on")
+    if not isinstance(car, int) or isinstance(car, bool) or not isinstance(stacked, str):
+        return {}
+    return {"car": car, "stacked_on": stacked}
 
 
 def from_envelope(envelope: Envelope) -> Notification | None:

@@ -230,3 +230,33 @@ async def test_a_new_head_pushed_during_checks_never_lets_the_old_sha_land(
     assert not merged(story, old)
     ancestors = git(remote.bare, "rev-list", "main").splitlines()
     assert old.sha not in ancestors
+
+
+async def test_a_higher_priority_takes_the_next_free_car_without_preempting(
+    story: Story, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    story.manage(pipeline={"depth": 3}, checks={"commands": gated(gate)})
+    remote = story.remote
+    cands = [make_candidate(remote, f"pr-{n}", f"p{n}.txt", f"{n}\n") for n in (1, 2, 3, 4, 5)]
+
+    done = await start(story, *cands)
+    await until(lambda: all(running(gate, c) for c in cands[:3]), "three cars", timeout=30)
+    priority = {"name": "priority_set", "repo": REPO, "slug": "pr-5", "priority": 5,
+                "set_by": "carol", "at": "2026-11-25T11:00:00+00:00"}  # fmt: skip
+    response = await story.client.post("/events", json=priority, headers=AUTH)
+    assert response.status == 201
+    await process(story.runtime)
+    found = await items(story.runtime)
+    assert [found[c.slug].status for c in cands[:3]] == [Status.IN_PROGRESS] * 3
+    release(gate, cands[0])
+    # pr-5 takes the free car, stacked on pr-3, before pr-4.
+    await until(lambda: running(gate, cands[4]), "pr-5 in the train", timeout=30)
+    assert not running(gate, cands[3])
+    for cand in cands:
+        release(gate, cand)
+    await asyncio.wait_for(done, timeout=60)
+
+    landed = [e["slug"] for e in await outcome_events(story.runtime)]
+    assert landed == ["pr-1", "pr-2", "pr-3", "pr-5", "pr-4"]
