@@ -1,7 +1,7 @@
 """The train planner: what the integrator does next, as values (SPEC §5, §6, §11, §13).
 
 A *train* is the cars in flight for one (repo, base), in queue order. A *car* is one integration
-attempt: its members (one candidate today; a list, so a batch fits later), its *parent* (the base
+attempt: its members (one candidate, or a batch of up to `batch.max_size`), its *parent* (the base
 tip for the first car, the commit of the nearest car before it that has not failed otherwise),
 its integration commit, and its checks. `plan(snapshot)` looks at the train, the queue, the base
 tip, the readiness of the members and the window, and returns the next actions; the runner
@@ -24,7 +24,8 @@ performs its actions and plans again, so each answer is small and always about o
    first). A car built straight on base that base moved under more than `max_base_moves` times
    is blocked with `push_rejected`, as a single candidate was before.
 4. **Failure at the head.** The first car failed (conflict, checks, a refused base push): it is
-   `Block`ed with its follow-up. A car that failed behind the head waits: the cars behind it
+   `Block`ed with its follow-up — or, when it is a batch that failed for its content (a conflict,
+   a failed or timed-out check), `Bisect`ed (see "Bisection" below). A car that failed behind the head waits: the cars behind it
    were already rebuilt without it (rule 3), and it is blocked only once everything ahead of it
    landed — if a car ahead fails instead, it is rebuilt and tested again without that car, so a
    candidate is never blocked for someone else's change (Zuul's dependent pipeline does the same).
@@ -33,9 +34,23 @@ performs its actions and plans again, so each answer is small and always about o
    car before it, so base is always exactly a tested tree. With a `hold` (a freeze, a red base),
    base does not move; everything else goes on.
 6. **Fill.** While fewer cars than the window are in flight (failed ones waiting for their turn do
-   not count: they use no CI), the next queued candidate gets a car (`Recheck` first when its
-   readiness is not known this round; a candidate that is not ready any more is `Settle`d).
-7. **Checks.** Every built car whose checks have not started gets `StartChecks`.
+   not count: they use no CI), the next queued candidates get a car, up to `batch.max_size` of
+   them in queue order (`Recheck` first when their readiness is not known this round; a
+   candidate that is not ready any more is `Settle`d). With `batch.wait_seconds`, a batch that
+   would not be full waits until its oldest candidate has been ready that long.
+7. **Checks.** Every built car whose checks have not started gets `StartChecks` — except behind
+   a bisection probe (below): nothing is checked on top of a tree known to contain a culprit.
+
+**Bisection.** A red batch F at the head is split into two cars: L, its first half, and R, the
+rest, which remembers that on top of a green L *standing where F stood* it is F's tree again —
+known red without a check run (`KnownRed`). Only the first unresolved bisection car (the probe)
+is checked; cars behind it are built but wait. So each level costs one check run: L red → L is
+bisected in turn; L green → L lands and R is known red, bisected without a run. A single
+member found red is the culprit: `Block`ed, its follow-up naming the failed check and the batch
+it was isolated from; the unresolved halves behind it are `Merge`d into one car and checked
+once (a second culprit is bisected the same way). One culprit in a batch of B costs at most
+⌈log2 B⌉ + 1 check runs beyond the batch's own, at every depth: with stacked cars, checking R
+beside L tells nothing (on L it is F's tree), so halves are not run concurrently.
 
 The window (`pipeline.depth`, or adaptive: one more after each landing up to `max_depth`, half
 after a failure, floor 1) is an input; `Resize` tells the runner its next value.
@@ -88,11 +103,13 @@ READY = Verdict(Decision.BUILD)
 
 @dataclass(frozen=True)
 class Member:
-    """One candidate of a car (its queue item)."""
+    """One candidate of a car (its queue item). `ready_at` (epoch seconds) only matters for a
+    batch's wait; it is not part of a member's identity."""
 
     item_id: str
     slug: str
     sha: str
+    ready_at: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,25 @@ class Failure:
 
     reason: str  # merge_conflict | checks_failed | checks_missing | checks_timeout | push_rejected
     details: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+BISECTABLE = frozenset({"merge_conflict", "checks_failed", "checks_timeout"})
+
+
+@dataclass(frozen=True)
+class Bisection:
+    """A car made by bisecting a red batch.
+
+    `batch`: the slugs of the batch first found red (named in the culprit's follow-up).
+    `failure`: why the tree this car was split from failed (inherited by a known-red car).
+    `red_after` / `red_on`: the members of the half ahead of this one and the parent the split
+    tree stood on — when a car with exactly those members passed on that parent, this car on top
+    of it is the split tree again, so it is red without running anything."""
+
+    batch: tuple[str, ...]
+    failure: Failure
+    red_after: tuple[str, ...] = ()
+    red_on: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +158,7 @@ class Car:
     checks: Checks = Checks.NONE
     failure: Failure | None = None
     base_moves: int = 0
+    bisect: Bisection | None = None
 
     @property
     def built(self) -> bool:
@@ -136,12 +173,20 @@ class Car:
         return self.built and self.failure is None and self.checks is Checks.PASSED
 
     @property
+    def resolved(self) -> bool:
+        """Its outcome is known: passed, failed, or nothing to check."""
+        return self.passed or self.failed or self.empty
+
+    @property
     def empty(self) -> bool:
         """Adds nothing to its parent: it needs no checks, and lands with its parent."""
         return self.commit is not None and self.commit == self.parent
 
     def rebuilt(self, **changes: Any) -> Car:
-        """This car, to be built again (on a new parent, or with fewer members)."""
+        """This car, to be built again (on a new parent, or with fewer members: then it is not
+        the tree a bisection knew to be red any more)."""
+        if "members" in changes and self.bisect is not None:
+            changes.setdefault("bisect", replace(self.bisect, red_after=(), red_on=None))
         return replace(
             self,
             parent=None,
@@ -169,6 +214,14 @@ class Window:
 
 
 @dataclass(frozen=True)
+class Batching:
+    """`batch.max_size` and `batch.wait_seconds` (SPEC §13)."""
+
+    max_size: int = 1
+    wait_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything the planner looks at.
 
@@ -176,7 +229,8 @@ class Snapshot:
     git question the runner answers for it. `readiness`: the latest re-check of members and of
     queued candidates (a candidate missing here is assumed still ready when it is a member, and
     re-checked before it gets a car when it is queued). `hold`: a reason base may not move now
-    (a freeze, a red base), or None.
+    (a freeze, a red base), or None. `now` (epoch seconds) is compared with members'
+    `ready_at` for a batch's wait.
     """
 
     cars: tuple[Car, ...]
@@ -187,6 +241,8 @@ class Snapshot:
     window: Window = field(default_factory=Window)
     hold: str | None = None
     max_base_moves: int = 3
+    batch: Batching = field(default_factory=Batching)
+    now: float = 0.0
 
 
 # -- actions -------------------------------------------------------------------------------------
@@ -299,6 +355,33 @@ class Resize:
     window: int
 
 
+@dataclass(frozen=True)
+class Bisect:
+    """The red batch car `key` at the head is replaced by `halves` (its members, split in two);
+    its members stay `in_progress`."""
+
+    key: str
+    halves: tuple[Car, ...]
+
+
+@dataclass(frozen=True)
+class KnownRed:
+    """Car `key`, put on `parent`, is a tree already seen red: it fails with `failure` without
+    a check run."""
+
+    key: str
+    parent: str
+    failure: Failure
+
+
+@dataclass(frozen=True)
+class Merge:
+    """The unresolved bisection cars `keys` (consecutive) become one car, checked once."""
+
+    keys: tuple[str, ...]
+    car: Car
+
+
 Action = (
     Recheck
     | Settle
@@ -313,6 +396,9 @@ Action = (
     | Shrink
     | Drop
     | Resize
+    | Bisect
+    | KnownRed
+    | Merge
 )
 
 # Readiness decisions that take a member out of the train, and the status its item ends with.
@@ -329,7 +415,12 @@ def plan(snapshot: Snapshot) -> list[Action]:
         actions = rule(snapshot)
         if actions:
             return actions
-    return _advance(snapshot) + _fill(snapshot) + _start_checks(snapshot)
+    return _advance(snapshot) + _fill(snapshot)[0] + _start_checks(snapshot)
+
+
+def batch_wait(snapshot: Snapshot) -> float | None:
+    """Seconds until a batch held back by `batch.wait_seconds` goes anyway (None: none is)."""
+    return _fill(snapshot)[1]
 
 
 def _landed(s: Snapshot) -> list[Action]:
@@ -377,7 +468,12 @@ def _takeout_cause(to: Status, verdict: Verdict) -> str:
 def _parents(s: Snapshot) -> list[Action]:
     """Rule 3: every car on the commit it must stand on; builds one car per round."""
     expected, expected_is_base = s.base_tip, True
+    previous: Car | None = None
     for car in s.cars:
+        red = _known_red(car, previous)
+        if red is not None:
+            return [red]
+        previous = car
         if not car.built:
             return [Build(car.key, expected, expected_is_base)]
         if car.parent != expected:
@@ -395,6 +491,21 @@ def _parents(s: Snapshot) -> list[Action]:
     return []
 
 
+def _known_red(car: Car, previous: Car | None) -> KnownRed | None:
+    """A bisection half right behind the green half it was split from, on the parent the split
+    tree stood on: it is that tree again, red without a run."""
+    bisect = car.bisect
+    if bisect is None or not bisect.red_after or car.failed or car.checks is not Checks.NONE:
+        return None
+    if previous is None or not previous.passed or previous.commit is None:
+        return None
+    if tuple(m.item_id for m in previous.members) != bisect.red_after:
+        return None
+    if previous.parent != bisect.red_on:
+        return None
+    return KnownRed(car.key, previous.commit, bisect.failure)
+
+
 def _stop_checks(car: Car) -> list[Action]:
     return [CancelChecks(car.key)] if car.checks is Checks.RUNNING else []
 
@@ -404,10 +515,58 @@ def _head_failed(s: Snapshot) -> list[Action]:
         return []
     head = s.cars[0]
     failure = head.failure or Failure("checks_failed")
-    out: list[Action] = [Block(head.key, failure.reason, dict(failure.details))]
-    if failure.reason != "merge_conflict" and s.window.after_failure() != s.window.size:
-        out.append(Resize(s.window.after_failure()))
+    out: list[Action]
+    if len(head.members) > 1 and failure.reason in BISECTABLE:
+        out = [Bisect(head.key, _halves(head, failure))]
+    else:
+        details = dict(failure.details)
+        if head.bisect is not None:
+            details["bisection"] = {
+                "batch": list(head.bisect.batch),
+                "isolated": [m.slug for m in head.members],
+            }
+        out = [Block(head.key, failure.reason, details)]
+        if head.bisect is not None:
+            out += _merge_rest(s.cars[1:], head.bisect)
+    first_failure = head.bisect is None
+    shrunk = s.window.after_failure()
+    if first_failure and failure.reason != "merge_conflict" and shrunk != s.window.size:
+        out.append(Resize(shrunk))
     return out
+
+
+def _halves(car: Car, failure: Failure) -> tuple[Car, ...]:
+    """The red batch `car` split in two: the first half is checked next; the second knows that
+    on a green first half it is `car`'s tree again."""
+    batch = car.bisect.batch if car.bisect else tuple(m.slug for m in car.members)
+    cut = (len(car.members) + 1) // 2
+    first, rest = car.members[:cut], car.members[cut:]
+    left = Bisection(batch, failure)
+    right = Bisection(batch, failure, tuple(m.item_id for m in first), car.parent)
+    return (
+        Car(first[0].item_id, first, car.generation, bisect=left),
+        Car(rest[0].item_id, rest, car.generation, bisect=right),
+    )
+
+
+def _merge_rest(behind: tuple[Car, ...], bisect: Bisection) -> list[Action]:
+    """After a culprit, the unresolved halves of the same batch behind it are one car again."""
+    run: list[Car] = []
+    for car in behind:
+        same = car.bisect is not None and car.bisect.batch == bisect.batch
+        if not same or car.resolved or car.checks is not Checks.NONE:
+            break
+        run.append(car)
+    if len(run) < 2:
+        return []
+    members = tuple(m for car in run for m in car.members)
+    merged = Car(
+        members[0].item_id,
+        members,
+        max(car.generation for car in run),
+        bisect=Bisection(bisect.batch, bisect.failure),
+    )
+    return [Merge(tuple(car.key for car in run), merged)]
 
 
 def _advance(s: Snapshot) -> list[Action]:
@@ -427,30 +586,31 @@ def _advance(s: Snapshot) -> list[Action]:
     return [Advance(last.key, s.base_tip, last.commit, tuple(c.key for c in run))]
 
 
-def _fill(s: Snapshot) -> list[Action]:
+def _fill(s: Snapshot) -> tuple[list[Action], float | None]:
+    """Rule 6, and how long a batch that would not be full is held back (None: nothing is)."""
     in_flight = sum(1 for car in s.cars if not car.failed)
     free = s.window.size - in_flight
     if free <= 0:
-        return []
+        return [], None
+    size = max(1, s.batch.max_size)
     members = {m.item_id for car in s.cars for m in car.members}
     out: list[Action] = []
     unknown: list[str] = []
+    ready: list[Member] = []
     for member in s.queue:
-        if free <= 0:
+        if len(ready) + len(unknown) >= free * size:
             break
         if member.item_id in members:
             continue
         verdict = s.readiness.get(member.item_id)
         if verdict is None:
             unknown.append(member.item_id)
-            free -= 1
             continue
         if unknown:  # keep queue order: nothing behind an unknown one gets a car first
             continue
         match verdict.decision:
             case Decision.BUILD:
-                out.append(NewCar(Car(member.item_id, (member,))))
-                free -= 1
+                ready.append(member)
             case Decision.UNKNOWN:
                 break  # git cannot be asked: wait rather than skip ahead of it
             case Decision.BLOCKED:
@@ -471,18 +631,47 @@ def _fill(s: Snapshot) -> list[Action]:
             case Decision.NOT_READY:
                 cause = f"not ready any more: {verdict.why}"
                 out.append(Settle(member.item_id, Status.CANCELLED, cause, verdict.reasons))
+    groups = [tuple(ready[i : i + size]) for i in range(0, len(ready), size)]
+    held: float | None = None
+    if groups and len(groups[-1]) < size:
+        if unknown:
+            groups.pop()  # the candidates being re-checked may fill it
+        else:
+            held = _held(s, groups[-1])
+            if held is not None:
+                groups.pop()
+    out += [NewCar(Car(group[0].item_id, group)) for group in groups]
     if unknown and not out:
-        return [Recheck(tuple(unknown))]
-    return out
+        return [Recheck(tuple(unknown))], None
+    return out, held
+
+
+def _held(s: Snapshot, group: tuple[Member, ...]) -> float | None:
+    """Seconds the short batch `group` still waits for more candidates (None: it goes now)."""
+    wait = s.batch.wait_seconds
+    if wait <= 0:
+        return None
+    left = min(m.ready_at for m in group) + wait - s.now
+    return left if left > 0 else None
 
 
 def _start_checks(s: Snapshot) -> list[Action]:
-    return [
-        StartChecks(car.key)
-        for car in s.cars
-        if car.built
-        and car.failure is None
-        and car.checks is Checks.NONE
-        and car.commit is not None
-        and not car.empty
-    ]
+    """Rule 7. A bisection car is the probe once every car ahead of it passed (a failed one
+    ahead is blocked or bisected first, which may merge the probe with what follows); nothing
+    behind an unresolved bisection car is checked (it stands on a tree with a culprit in it)."""
+    out: list[Action] = []
+    for index, car in enumerate(s.cars):
+        probe = car.bisect is not None and not car.resolved
+        if probe and not all(c.passed or c.empty for c in s.cars[:index]):
+            break
+        if (
+            car.built
+            and car.failure is None
+            and car.checks is Checks.NONE
+            and car.commit is not None
+            and not car.empty
+        ):
+            out.append(StartChecks(car.key))
+        if probe:
+            break
+    return out

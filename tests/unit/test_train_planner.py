@@ -7,6 +7,9 @@ from dataclasses import replace
 from mergebot.integrator.planner import (
     READY,
     Advance,
+    Batching,
+    Bisect,
+    Bisection,
     Block,
     Build,
     CancelChecks,
@@ -15,8 +18,10 @@ from mergebot.integrator.planner import (
     Decision,
     Drop,
     Failure,
+    KnownRed,
     Land,
     Member,
+    Merge,
     NewCar,
     Recheck,
     Resize,
@@ -27,6 +32,7 @@ from mergebot.integrator.planner import (
     TakeOut,
     Verdict,
     Window,
+    batch_wait,
     plan,
 )
 from mergebot.queue import Status
@@ -59,8 +65,9 @@ def train(*states: Checks, base: str = BASE) -> tuple[Car, ...]:
 
 def snap(cars: tuple[Car, ...] = (), *queued: int, **kw: object) -> Snapshot:
     fields: dict[str, object] = {"base_tip": BASE, "window": Window(3, maximum=8)}
+    fields["queue"] = tuple(member(n) for n in queued)
     fields.update(kw)
-    return Snapshot(cars=cars, queue=tuple(member(n) for n in queued), **fields)  # type: ignore[arg-type]
+    return Snapshot(cars=cars, **fields)  # type: ignore[arg-type]
 
 
 # -- fill ----------------------------------------------------------------------------------------
@@ -282,3 +289,104 @@ def test_window_rules() -> None:
     assert Window(5, adaptive=True).after_failure() == 2
     assert Window(4).after_landing() == 4
     assert Window(4).after_failure() == 4
+
+
+# -- batches and bisection -----------------------------------------------------------------------
+
+
+def batch_car(key: int, members: tuple[int, ...], parent: str | None, **kw: object) -> Car:
+    built: dict[str, object] = {}
+    if parent is not None:
+        built = {"commit": f"c{key}", "generation": 1, "on_base": parent == BASE}
+    car_ = Car(f"pr-{members[0]}:item", tuple(member(n) for n in members))
+    return replace(car_, parent=parent, **{**built, **kw})  # type: ignore[arg-type]
+
+
+RED = Failure("checks_failed", {"checks": [{"name": "pytest", "state": "failed"}]})
+
+
+def test_queued_candidates_are_batched_in_queue_order_up_to_max_size() -> None:
+    ready = {f"pr-{n}:item": READY for n in range(1, 7)}
+    actions = plan(snap((), 1, 2, 3, 4, 5, 6, readiness=ready, batch=Batching(4)))
+    assert actions == [
+        NewCar(Car("pr-1:item", tuple(member(n) for n in (1, 2, 3, 4)))),
+        NewCar(Car("pr-5:item", (member(5), member(6)))),
+    ]
+
+
+def test_batching_rechecks_enough_candidates_for_full_batches() -> None:
+    window = Window(1)
+    actions = plan(snap((), *range(1, 7), batch=Batching(4), window=window))
+    assert actions == [Recheck(tuple(f"pr-{n}:item" for n in (1, 2, 3, 4)))]
+
+
+def test_a_short_batch_waits_for_more_candidates_up_to_wait_seconds() -> None:
+    queued = (Member("pr-1:item", "pr-1", "sha1", ready_at=100.0),)
+    fields = {
+        "readiness": {"pr-1:item": READY},
+        "batch": Batching(4, wait_seconds=30),
+        "queue": queued,
+    }
+    assert plan(snap(now=110.0, **fields)) == []
+    assert batch_wait(snap(now=110.0, **fields)) == 20.0
+    assert plan(snap(now=130.0, **fields)) == [NewCar(Car("pr-1:item", queued))]
+    # A full batch never waits.
+    full = {**fields, "batch": Batching(1, wait_seconds=30)}
+    assert plan(snap(now=110.0, **full)) == [NewCar(Car("pr-1:item", queued))]
+
+
+def test_a_red_batch_at_the_head_is_split_in_halves_that_remember_the_red_tree() -> None:
+    red = batch_car(1, (1, 2, 3, 4, 5), BASE, checks=Checks.FAILED, failure=RED)
+    [action] = plan(snap((red,)))
+    assert isinstance(action, Bisect)
+    left, right = action.halves
+    assert [m.slug for m in left.members] == ["pr-1", "pr-2", "pr-3"]
+    assert [m.slug for m in right.members] == ["pr-4", "pr-5"]
+    batch = ("pr-1", "pr-2", "pr-3", "pr-4", "pr-5")
+    assert left.bisect == Bisection(batch, RED)
+    assert right.bisect == Bisection(batch, RED, ("pr-1:item", "pr-2:item", "pr-3:item"), BASE)
+    assert not left.built and not right.built
+
+
+def test_only_the_probe_is_checked_and_nothing_behind_it() -> None:
+    bisect = Bisection(("pr-1", "pr-2", "pr-3", "pr-4"), RED)
+    left = batch_car(1, (1, 2), BASE, bisect=bisect)
+    right = batch_car(3, (3, 4), "c1", bisect=replace(bisect, red_after=("pr-1:item", "pr-2:item")))
+    behind = car(5, "c3")
+    assert plan(snap((left, right, behind))) == [StartChecks(left.key)]
+
+
+def test_the_half_behind_a_green_half_is_known_red_without_a_check() -> None:
+    bisect = Bisection(("pr-1", "pr-2", "pr-3", "pr-4"), RED)
+    left = batch_car(1, (1, 2), BASE, bisect=bisect, checks=Checks.PASSED)
+    right = batch_car(
+        3, (3, 4), "c1", bisect=replace(bisect, red_after=("pr-1:item", "pr-2:item"), red_on=BASE)
+    )
+    assert plan(snap((left, right))) == [KnownRed(right.key, "c1", RED)]
+    # Not when the green half stood elsewhere (base moved): then it is a new tree, checked.
+    moved = replace(right.bisect, red_on="elsewhere")  # type: ignore[arg-type]
+    assert KnownRed(right.key, "c1", RED) not in plan(snap((left, replace(right, bisect=moved))))
+
+
+def test_a_culprit_is_blocked_naming_its_batch_and_the_halves_behind_it_merge() -> None:
+    bisect = Bisection(("pr-1", "pr-2", "pr-3", "pr-4"), RED)
+    culprit = batch_car(1, (1,), BASE, bisect=bisect, checks=Checks.FAILED, failure=RED)
+    two = batch_car(2, (2,), BASE, bisect=replace(bisect, red_after=("pr-1:item",), red_on=BASE))
+    rest = batch_car(3, (3, 4), "c2", bisect=bisect)
+    actions = plan(snap((culprit, two, rest)))
+    block, merge = actions
+    assert block == Block(
+        culprit.key,
+        "checks_failed",
+        {**RED.details, "bisection": {"batch": list(bisect.batch), "isolated": ["pr-1"]}},
+    )
+    assert isinstance(merge, Merge)
+    assert merge.keys == (two.key, rest.key)
+    assert [m.slug for m in merge.car.members] == ["pr-2", "pr-3", "pr-4"]
+    assert merge.car.bisect is not None and merge.car.bisect.red_after == ()
+
+
+def test_a_batch_that_failed_for_something_else_than_its_content_is_blocked_whole() -> None:
+    missing = Failure("checks_missing", {"missing": ["ci"]})
+    red = batch_car(1, (1, 2), BASE, checks=Checks.FAILED, failure=missing)
+    assert plan(snap((red,))) == [Block(red.key, "checks_missing", {"missing": ["ci"]})]

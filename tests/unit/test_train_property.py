@@ -9,6 +9,8 @@ may restart, losing every running check). After every action it asserts:
 - base moves only by compare-and-swap fast-forward, to a car commit whose checks (and those of
   every car landing with it) passed, whose tree is exactly the old base plus those cars' members;
 - no candidate lands twice; a removed or bad candidate never lands;
+- a car known red without a check run (bisection) really holds a failing candidate, and a good
+  candidate is never blocked for a failure (only for base moving under it too often);
 and at the end, with the world quiet, every candidate ended integrated, blocked, cancelled or
 superseded.
 """
@@ -24,6 +26,8 @@ from mergebot.integrator.planner import (
     READY,
     Action,
     Advance,
+    Batching,
+    Bisect,
     Block,
     Build,
     CancelChecks,
@@ -32,8 +36,10 @@ from mergebot.integrator.planner import (
     Decision,
     Drop,
     Failure,
+    KnownRed,
     Land,
     Member,
+    Merge,
     NewCar,
     Recheck,
     Resize,
@@ -48,7 +54,7 @@ from mergebot.integrator.planner import (
 )
 from mergebot.queue import Status
 
-N = 6
+N = 8
 
 
 @dataclass
@@ -56,6 +62,7 @@ class World:
     bad: frozenset[str]
     clash: frozenset[str]
     window: Window
+    batch: int = 1
     base: str = "root"
     parents: dict[str, str | None] = field(default_factory=lambda: {"root": None})
     content: dict[str, frozenset[str]] = field(default_factory=lambda: {"root": frozenset()})
@@ -64,7 +71,9 @@ class World:
     cars: list[Car] = field(default_factory=list)
     readiness: dict[str, Verdict] = field(default_factory=dict)
     landed: list[str] = field(default_factory=list)
+    blocked_for: dict[str, str] = field(default_factory=dict)
     counter: int = 0
+    check_runs: int = 0
 
     def new_commit(self, parent: str, members: frozenset[str]) -> str:
         self.counter += 1
@@ -95,6 +104,7 @@ class World:
             contained=frozenset(self.ancestors(self.base)),
             readiness=dict(self.readiness),
             window=self.window,
+            batch=Batching(self.batch),
         )
 
     # -- the runner's side ---------------------------------------------------------------------
@@ -108,9 +118,11 @@ class World:
                 assert to is not Status.INTEGRATED
                 self.status[item_id] = to
             case NewCar(car):
-                assert self.status[car.key] is Status.QUEUED
-                assert self.readiness[car.key] == READY
-                self.status[car.key] = Status.IN_PROGRESS
+                assert 1 <= len(car.members) <= self.batch
+                for m in car.members:
+                    assert self.status[m.item_id] is Status.QUEUED
+                    assert self.readiness[m.item_id] == READY
+                    self.status[m.item_id] = Status.IN_PROGRESS
                 self.cars.append(car)
             case Build(key, parent, on_base, moved):
                 i = self.car(key)
@@ -130,6 +142,7 @@ class World:
                 i = self.car(key)
                 assert self.cars[i].checks is Checks.NONE
                 self.cars[i] = replace(self.cars[i], checks=Checks.RUNNING)
+                self.check_runs += 1
             case CancelChecks(key):
                 i = self.car(key)
                 self.cars[i] = replace(self.cars[i], checks=Checks.NONE)
@@ -145,10 +158,29 @@ class World:
                     self.status[m.item_id] = Status.INTEGRATED
                     self.landed.append(m.item_id)
                 assert before == car.parent
-            case Block(key):
+            case Block(key, reason):
                 car = self.cars.pop(self.car(key))
                 for m in car.members:
                     self.status[m.item_id] = Status.BLOCKED
+                    self.blocked_for[m.item_id] = reason
+            case Bisect(key, halves):
+                i = self.car(key)
+                assert i == 0 and self.cars[0].failed
+                assert [m for h in halves for m in h.members] == list(self.cars[0].members)
+                self.cars[0:1] = list(halves)
+            case KnownRed(key, parent, failure):
+                i = self.car(key)
+                car = self.cars[i]
+                ids = frozenset(m.item_id for m in car.members)
+                assert ids & (self.bad | self.clash), "known red, but every member is good"
+                self.cars[i] = replace(car.rebuilt(), parent=parent, failure=failure)
+            case Merge(keys, car):
+                i = self.car(keys[0])
+                assert [c.key for c in self.cars[i : i + len(keys)]] == list(keys)
+                assert [m for k in keys for m in self.cars[self.car(k)].members] == list(
+                    car.members
+                )
+                self.cars[i : i + len(keys)] = [car]
             case TakeOut(key, item_id, to):
                 assert self.status[item_id] is Status.IN_PROGRESS
                 self.status[item_id] = to
@@ -238,6 +270,7 @@ EVENTS = st.one_of(
     clash=st.frozensets(st.sampled_from([f"c{n}" for n in range(N)]), max_size=1),
     depth=st.integers(1, 4),
     adaptive=st.booleans(),
+    batch=st.sampled_from([1, 1, 2, 3, 4, 8]),
     events=st.lists(EVENTS, max_size=40),
 )
 def test_the_train_keeps_every_invariant(
@@ -245,9 +278,10 @@ def test_the_train_keeps_every_invariant(
     clash: frozenset[str],
     depth: int,
     adaptive: bool,
+    batch: int,
     events: list[tuple[str, int]],
 ) -> None:
-    world = World(bad, clash, Window(depth, adaptive, maximum=4))
+    world = World(bad, clash, Window(depth, adaptive, maximum=4), batch)
     world.status = {f"c{n}": Status.QUEUED for n in range(N)}
     world.settle()
     for kind, which in events:
@@ -279,6 +313,44 @@ def test_the_train_keeps_every_invariant(
             assert status is not Status.INTEGRATED
         if status is Status.BLOCKED:
             assert item in world.bad or item in world.clash or item not in world.removed
+            if item not in world.bad and item not in world.clash:
+                assert world.blocked_for[item] == "push_rejected", (item, world.blocked_for)
     # Without failures, removals or someone else's pushes, everything lands in queue order.
     if not bad and not clash and not any(k in ("withdraw", "supersede", "push") for k, _ in events):
         assert world.landed == [f"c{n}" for n in range(N)]
+
+
+def quiet_run(bad: set[int], *, size: int, depth: int = 1) -> World:
+    """A batch of `size` candidates (c0…) with `bad` among them, nothing else happening."""
+    world = World(frozenset(f"c{n}" for n in bad), frozenset(), Window(depth), size)
+    world.status = {f"c{n}": Status.QUEUED for n in range(size)}
+    world.settle()
+    for _ in range(200):
+        if not any(c.checks is Checks.RUNNING for c in world.cars):
+            break
+        world.finish_checks(0)
+        world.settle()
+    assert world.cars == []
+    return world
+
+
+def test_one_culprit_in_a_batch_of_8_costs_at_most_log2_plus_one_extra_check_runs() -> None:
+    for culprit in range(8):
+        for depth in (1, 4):
+            world = quiet_run({culprit}, size=8, depth=depth)
+            assert world.landed == [f"c{n}" for n in range(8) if n != culprit]
+            assert world.status[f"c{culprit}"] is Status.BLOCKED
+            assert world.check_runs - 1 <= 4, (culprit, depth, world.check_runs)
+
+
+def test_two_culprits_are_both_blocked_and_the_rest_lands_in_queue_order() -> None:
+    for pair in [(0, 1), (2, 5), (6, 7), (0, 7)]:
+        world = quiet_run(set(pair), size=8)
+        assert world.landed == [f"c{n}" for n in range(8) if n not in pair]
+        assert {world.status[f"c{n}"] for n in pair} == {Status.BLOCKED}
+
+
+def test_a_green_batch_is_one_check_run() -> None:
+    world = quiet_run(set(), size=4)
+    assert world.landed == ["c0", "c1", "c2", "c3"]
+    assert world.check_runs == 1
