@@ -345,7 +345,8 @@ def test_a_red_batch_at_the_head_is_split_in_halves_that_remember_the_red_tree()
     batch = ("pr-1", "pr-2", "pr-3", "pr-4", "pr-5")
     assert left.bisect == Bisection(batch, RED)
     assert right.bisect == Bisection(batch, RED, ("pr-1:item", "pr-2:item", "pr-3:item"), BASE)
-    assert not left.built and not right.built
+    assert not left.built
+    assert not right.built
 
 
 def test_only_the_probe_is_checked_and_nothing_behind_it() -> None:
@@ -383,7 +384,8 @@ def test_a_culprit_is_blocked_naming_its_batch_and_the_halves_behind_it_merge() 
     assert isinstance(merge, Merge)
     assert merge.keys == (two.key, rest.key)
     assert [m.slug for m in merge.car.members] == ["pr-2", "pr-3", "pr-4"]
-    assert merge.car.bisect is not None and merge.car.bisect.red_after == ()
+    assert merge.car.bisect is not None
+    assert merge.car.bisect.red_after == ()
 
 
 def test_a_batch_that_failed_for_something_else_than_its_content_is_blocked_whole() -> None:

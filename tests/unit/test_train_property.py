@@ -165,7 +165,8 @@ class World:
                     self.blocked_for[m.item_id] = reason
             case Bisect(key, halves):
                 i = self.car(key)
-                assert i == 0 and self.cars[0].failed
+                assert i == 0
+                assert self.cars[0].failed
                 assert [m for h in halves for m in h.members] == list(self.cars[0].members)
                 self.cars[0:1] = list(halves)
             case KnownRed(key, parent, failure):
