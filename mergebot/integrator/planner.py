@@ -26,9 +26,10 @@ performs its actions and plans again, so each answer is small and always about o
 4. **Failure at the head.** The first car failed (conflict, checks, a refused base push): it is
    `Block`ed with its follow-up — or, when it is a batch that failed for its content (a conflict,
    a failed or timed-out check), `Bisect`ed (see "Bisection" below). A car that failed behind
-   the head waits: the cars behind it were already rebuilt without it (rule 3), and it is blocked only once everything ahead of it
-   landed — if a car ahead fails instead, it is rebuilt and tested again without that car, so a
-   candidate is never blocked for someone else's change (Zuul's dependent pipeline does the same).
+   the head waits: the cars behind it were already rebuilt without it (rule 3), and it is
+   blocked only once everything ahead of it landed — if a car ahead fails instead, it is rebuilt
+   and tested again without that car, so a candidate is never blocked for someone else's change
+   (Zuul's dependent pipeline does the same).
 5. **Advance.** The longest run of cars from the head whose checks passed: base moves to the
    last of them by one compare-and-swap fast-forward (`Advance`). Each car's tree contains every
    car before it, so base is always exactly a tested tree. With a `hold` (a freeze, a red base),
