@@ -54,6 +54,7 @@ class Attempt(BaseModel):
     reason: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
     followup_id: str | None = None
+    batch: list[str] = Field(default_factory=list)  # the slugs checked together (a batch)
 
 
 class AttemptStore:
@@ -106,6 +107,7 @@ def completed_event(item: QueueItem, attempt: Attempt) -> Envelope:
         base=item.base,
         method=attempt.method.value,
         mode=attempt.mode.value,
+        **({"batch": attempt.batch} if attempt.batch else {}),
     )
     return envelope_for(
         event,
@@ -141,6 +143,7 @@ def blocked_event(item: QueueItem, attempt: Attempt) -> Envelope:
             )
             if value
         },
+        **({"batch": attempt.batch} if attempt.batch else {}),
     )
     return envelope_for(
         event,
@@ -159,6 +162,8 @@ def integration_fields(attempt: Attempt) -> dict[str, Any]:
         "integration_sha": attempt.commit,
         "checks": attempt.checks,
     }
+    if attempt.batch:
+        fields["batch"] = attempt.batch
     if attempt.outcome is Outcome.LANDED:
         fields["main_before"] = attempt.base_sha
         fields["main_after"] = attempt.main_after

@@ -23,7 +23,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mergebot.config import REMOTE_NAME, MergeMethod
@@ -197,6 +197,48 @@ class Workspace:
             return result
         self._check("update-ref", f"refs/heads/{result.branch}", result.commit)
         return result
+
+    def build_batch(
+        self,
+        candidates: Sequence[Candidate],
+        base: str,
+        method: MergeMethod,
+        parent: str,
+        *,
+        slot: int | None = None,
+        files: bool = True,
+    ) -> BuildResult:
+        """One integration commit for a batch: each candidate merged (squashed, rebased) in
+        order onto the result of the one before, starting at `parent`, exactly as each would be
+        alone. Named after the first candidate's integration branch; checked out (when a check
+        needs files) only at the end. A conflict names the candidate that conflicted;
+        `AlreadyOnBase` when no candidate adds anything."""
+        if len(candidates) == 1:
+            return self.build(candidates[0], base, method, parent, slot=slot, files=files)
+        at = parent
+        last: Integration | None = None
+        for index, candidate in enumerate(candidates):
+            final = index == len(candidates) - 1
+            result = self.build(candidate, base, method, at, slot=slot, files=files and final)
+            if isinstance(result, Conflict):
+                if last is not None:
+                    self.remove(last)
+                message = f"{candidate.slug}: {result.message}"
+                return Conflict(result.base_sha, result.files, message)
+            if isinstance(result, AlreadyOnBase):
+                continue
+            if last is not None:
+                self.remove(last)
+            last, at = result, result.commit
+        if last is None:
+            return AlreadyOnBase(parent)
+        if last.worktree is None and files and slot is not None:
+            last = replace(last, worktree=self.checkout_slot(slot, last.commit))
+        branch = self.branch_name(candidates[0].slug)
+        if not last.slot and branch != last.branch:
+            self._check("update-ref", f"refs/heads/{branch}", last.commit)
+            self._check("update-ref", "-d", f"refs/heads/{last.branch}")
+        return replace(last, base_sha=parent, branch=branch)
 
     def _build_for_slot(
         self, candidate: Candidate, base: str, base_sha: str, slot: int, files: bool

@@ -67,6 +67,8 @@ from mergebot.git.workspace import AlreadyOnBase, Conflict, Integration, Workspa
 from mergebot.integrator.planner import (
     Action,
     Advance,
+    Batching,
+    Bisect,
     Block,
     Build,
     CancelChecks,
@@ -75,8 +77,10 @@ from mergebot.integrator.planner import (
     Decision,
     Drop,
     Failure,
+    KnownRed,
     Land,
     Member,
+    Merge,
     NewCar,
     Recheck,
     Resize,
@@ -87,6 +91,7 @@ from mergebot.integrator.planner import (
     TakeOut,
     Verdict,
     Window,
+    batch_wait,
     plan,
 )
 from mergebot.integrator.recheck import recheck_many
@@ -361,7 +366,8 @@ class Integrator:
                 self._collect_checks()
                 await self._read_signals()
                 queued = await self._queued()
-                actions = plan(self._snapshot(queued))
+                snapshot = self._snapshot(queued)
+                actions = plan(snapshot)
                 if actions:
                     grace_until = None
                     for action in actions:
@@ -378,7 +384,11 @@ class Integrator:
                     await self._sleep(left)
                 else:
                     grace_until = None
-                    await self._sleep(None if waiting else self.poll_seconds)
+                    timeout = None if waiting else self.poll_seconds
+                    held = batch_wait(snapshot)  # a short batch waiting for company
+                    if held is not None:
+                        timeout = held if timeout is None else min(timeout, held)
+                    await self._sleep(timeout)
                 # Queued candidates are re-checked before they get a car, every round.
                 members = {m.item_id for car in self.cars for m in car.members}
                 self.readiness = {i: v for i, v in self.readiness.items() if i in members}
@@ -444,13 +454,15 @@ class Integrator:
         base_tip = self.base_tip or ""
         return Snapshot(
             cars=tuple(self.cars),
-            queue=tuple(Member(i.id, i.slug, i.sha) for i in queued),
+            queue=tuple(Member(i.id, i.slug, i.sha, i.ready_at.timestamp()) for i in queued),
             base_tip=base_tip,
             contained=frozenset(self.contained | {base_tip}),
             readiness=dict(self.readiness),
             window=self.window,
             hold=self.hold,
             max_base_moves=self.max_rebuilds,
+            batch=Batching(self.config.batch.max_size, self.config.batch.wait_seconds),
+            now=time.time(),
         )
 
     def _car(self, key: str) -> tuple[int, Car]:
@@ -497,6 +509,24 @@ class Integrator:
             case Resize(size):
                 log.info("train_window_resized %s window=%d", self._ctx(), size)
                 self.window = replace(self.window, size=size)
+            case Bisect(key, halves):
+                await self._replace_cars((key,), halves)
+                log.info(
+                    "batch_bisected %s car=%s halves=%s",
+                    self._ctx(),
+                    key,
+                    " | ".join(",".join(m.slug for m in h.members) for h in halves),
+                )
+            case KnownRed(key, parent, failure):
+                self._known_red(key, parent, failure)
+            case Merge(keys, car):
+                await self._replace_cars(keys, (car,))
+                log.info(
+                    "bisection_rest_merged %s car=%s size=%d",
+                    self._ctx(),
+                    car.key,
+                    len(car.members),
+                )
 
     async def _fetch(self) -> None:
         try:
@@ -584,36 +614,76 @@ class Integrator:
         result.outcomes.append((item.id, action.to.value))
 
     async def _new_car(self, car: Car) -> None:
-        item = self.items[car.key]
         below = next((c for c in reversed(self.cars) if not c.failed), None)
         stacked = ", ".join(m.slug for m in below.members) if below else "base"
-        started = await self._move(
-            item,
-            Status.IN_PROGRESS,
-            f"integration started by {self.owner}",
-            Status.QUEUED,
-            reasons=[],
-            integration={
-                "owner": self.owner,
-                "mode": self.config.mode.value,
-                "car": len(self.cars) + 1,
-                "stacked_on": stacked,
-            },
-        )
-        if started is None:
-            self.readiness.pop(car.key, None)
+        batch = [m.slug for m in car.members] if len(car.members) > 1 else []
+        members: list[Member] = []
+        for member in car.members:
+            started = await self._move(
+                self.items[member.item_id],
+                Status.IN_PROGRESS,
+                f"integration started by {self.owner}",
+                Status.QUEUED,
+                reasons=[],
+                integration={
+                    "owner": self.owner,
+                    "mode": self.config.mode.value,
+                    "car": len(self.cars) + 1,
+                    "stacked_on": stacked,
+                    **({"batch": batch} if batch else {}),
+                },
+            )
+            if started is None:
+                self.readiness.pop(member.item_id, None)
+                continue
+            self.items[member.item_id] = started
+            members.append(member)
+            log.info(
+                "integration_started %s method=%s mode=%s position=%d batch=%d",
+                self._ctx(started),
+                self.config.merge_method,
+                self.config.mode,
+                len(self.cars) + 1,
+                len(car.members),
+            )
+        if not members:
             return
-        self.items[car.key] = started
         crash_point("picked")
-        log.info(
-            "integration_started %s method=%s mode=%s position=%d",
-            self._ctx(started),
-            self.config.merge_method,
-            self.config.mode,
-            len(self.cars) + 1,
-        )
+        car = replace(car, key=members[0].item_id, members=tuple(members))
         self.cars.append(car)
         self.slots[car.key] = _Slot()
+
+    async def _replace_cars(self, keys: Sequence[str], cars: Sequence[Car]) -> None:
+        """Cars `keys` (consecutive) give way to `cars` with the same members (a bisection, or
+        the halves left after a culprit merged again); their builds are dropped."""
+        index, _ = self._car(keys[0])
+        for key in keys:
+            await self._discard(key)
+            self.slots.pop(key, None)
+        self.cars[index : index + len(keys)] = list(cars)
+        for car in cars:
+            self.slots[car.key] = _Slot()
+
+    def _known_red(self, key: str, parent: str, failure: Failure) -> None:
+        """The car is a tree already seen red: failed without a check run. Built there already
+        (it was stacked on the green half), it keeps its commit for the follow-up."""
+        _, car = self._car(key)
+        slot = self.slots.setdefault(key, _Slot())
+        if car.parent != parent:
+            car = car.rebuilt()
+            slot.attempt = self._new_attempt(car, parent)
+        log.info("known_red %s car=%s reason=%s", self._ctx(), key, failure.reason)
+        self._set(replace(car, parent=parent, on_base=False, failure=failure))
+
+    def _new_attempt(self, car: Car, parent: str | None) -> Attempt:
+        return Attempt(
+            item_id=car.members[0].item_id,
+            attempt=max(car.generation, 1),
+            mode=self.config.mode,
+            method=self.config.merge_method,
+            base_sha=parent,
+            batch=[m.slug for m in car.members] if len(car.members) > 1 else [],
+        )
 
     async def _build(self, action: Build) -> None:
         await self._discard(action.key, keep_branch=True)
@@ -625,25 +695,20 @@ class Integrator:
             log.info(
                 "base_moved_rebuilding %s car=%s attempt=%d", self._ctx(), car.key, car.generation
             )
-        [member] = car.members  # one candidate per car (batches come with their own builder)
-        item = self.items[member.item_id]
         workspace = self._workspace(self.config)
-        candidate = Candidate(item.slug, item.branch, item.sha, self.approvers.get(item.id, ()))
-        attempt = Attempt(
-            item_id=item.id,
-            attempt=car.generation,
-            mode=self.config.mode,
-            method=self.config.merge_method,
-            base_sha=action.parent,
-        )
+        candidates = [
+            Candidate(item.slug, item.branch, item.sha, self.approvers.get(item.id, ()))
+            for item in (self.items[m.item_id] for m in car.members)
+        ]
+        attempt = self._new_attempt(car, action.parent)
         slot = self.slots.setdefault(car.key, _Slot())
         taken = {s.index for k, s in self.slots.items() if k != car.key}
         slot.index = min(set(range(len(self.slots) + 1)) - taken)
         built_on = replace(car, parent=action.parent, on_base=action.on_base)
         try:
             built = await asyncio.to_thread(
-                workspace.build,
-                candidate,
+                workspace.build_batch,
+                candidates,
                 self.base,
                 self.config.merge_method,
                 action.parent,
@@ -672,8 +737,9 @@ class Integrator:
             update={"commit": built.commit, "branch": built.branch, "pushed": not self.shadow}
         )
         slot.attempt = attempt
-        self._ensure()
-        await self.attempts.put(self.repo, self.base, attempt)
+        for _item, member_attempt in self._member_attempts(car):
+            self._ensure()
+            await self.attempts.put(self.repo, self.base, member_attempt)
         crash_point("built")
         self._set(replace(built_on, commit=built.commit))
         if self.shadow:
@@ -817,28 +883,39 @@ class Integrator:
             message = f"the remote refused to move {self.base}: {push.message}"
             self._set(replace(head, failure=Failure("push_rejected", {"message": message})))
 
-    def _attempt(self, car: Car) -> Attempt:
+    def _member_attempts(self, car: Car) -> list[tuple[QueueItem, Attempt]]:
+        """Each member's record of the car's attempt (same commit, base and checks; only the
+        first one owns the integration branch, so it is deleted once)."""
         slot = self.slots.get(car.key)
-        [member] = car.members
-        attempt = slot.attempt if slot and slot.attempt else Attempt(item_id=member.item_id)
+        attempt = slot.attempt if slot and slot.attempt else self._new_attempt(car, car.parent)
         checks = [c.to_dict() for c in slot.outcome.checks] if slot and slot.outcome else []
-        return attempt.model_copy(update={"checks": checks or attempt.checks})
+        batch = [m.slug for m in car.members] if len(car.members) > 1 else []
+        out = []
+        for index, member in enumerate(car.members):
+            update: dict[str, Any] = {
+                "item_id": member.item_id,
+                "checks": checks or attempt.checks,
+                "batch": batch,
+            }
+            if index:
+                update["pushed"] = False
+            out.append((self.items[member.item_id], attempt.model_copy(update=update)))
+        return out
 
     async def _land_car(self, action: Land, result: DrainResult) -> None:
         _, car = self._car(action.key)
-        attempt = self._attempt(car).model_copy(
-            update={"base_sha": action.before, "main_after": action.after}
-        )
-        [member] = car.members
-        item = self.items[member.item_id]
         if car.empty:
             cause = "already on base: nothing to merge"
         elif self.shadow:
             cause = f"shadow: would integrate {action.after[:7]}"
         else:
             cause = f"{self.base} fast-forwarded"
-        status = await self._land(item, attempt, cause)
-        result.outcomes.append((item.id, status))
+        for item, attempt in self._member_attempts(car):
+            landed = attempt.model_copy(
+                update={"base_sha": action.before, "main_after": action.after}
+            )
+            status = await self._land(item, landed, cause)
+            result.outcomes.append((item.id, status))
         await self._discard(car.key, keep_branch=True)
         self.cars.pop(self._car(car.key)[0])
         self.slots.pop(car.key, None)
@@ -847,12 +924,11 @@ class Integrator:
         self, key: str, reason: str, details: dict[str, Any], result: DrainResult
     ) -> None:
         _, car = self._car(key)
-        attempt = self._attempt(car)
-        [member] = car.members
-        item = self.items[member.item_id]
+        members = self._member_attempts(car)
         await self._discard(key, keep_branch=True)
-        status = await self._block(item, attempt, reason, details)
-        result.outcomes.append((item.id, status))
+        for item, attempt in members:
+            status = await self._block(item, attempt, reason, details)
+            result.outcomes.append((item.id, status))
         self.cars.pop(self._car(key)[0])
         self.slots.pop(key, None)
 
@@ -886,6 +962,11 @@ class Integrator:
                     "branch": slot.built.branch if slot and slot.built else None,
                     "checks": "failed" if car.failed else car.checks.value,
                     "generation": car.generation,
+                    **(
+                        {"bisection": {"batch": list(car.bisect.batch)}}
+                        if car.bisect is not None
+                        else {}
+                    ),
                 }
             )
         state = {
