@@ -1,0 +1,133 @@
+"""Batches end to end on a real bare remote (SPEC §13): several candidates in one integration
+commit checked once, a red batch bisected until its culprits are found, the good candidates
+landing in queue order.
+
+Every check command run appends the checked commit to a log file, so the tests count check runs
+exactly; a candidate that adds `bad-*.txt` fails the checks of every tree that contains it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mergebot.queue import Status
+from tests.e2e.conftest import Story
+from tests.gitutil import git
+from tests.integrationkit import (
+    Cand,
+    integration_refs,
+    items,
+    main_updates,
+    make_candidate,
+    outcome_events,
+)
+
+
+def counted(runs: Path) -> list[str]:
+    """Check commands: log the checked commit, then fail when a `bad-*` file is in the tree."""
+    return [f'git rev-parse HEAD >> "{runs}"', "! ls bad-*.txt >/dev/null 2>&1"]
+
+
+def check_runs(runs: Path) -> int:
+    return len(runs.read_text().splitlines()) if runs.exists() else 0
+
+
+def candidates(story: Story, count: int, bad: set[int]) -> list[Cand]:
+    return [
+        make_candidate(
+            story.remote,
+            f"pr-{n}",
+            f"bad-{n}.txt" if n in bad else f"f{n}.txt",
+            f"{n}\n",
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+def landed_in_order(story: Story) -> list[str]:
+    """The candidate shas on main, oldest first (each merge commit's second parent)."""
+    remote = story.remote
+    shas = []
+    for commit in reversed(remote.log("main")):
+        parents = remote.parents(commit)
+        shas += parents[1:]
+    return shas
+
+
+async def test_a_batch_of_four_good_candidates_is_checked_once_and_lands_in_queue_order(
+    story: Story, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    story.manage(batch={"max_size": 4, "wait_seconds": 10}, checks={"commands": counted(runs)})
+    start_sha = story.remote.rev("main")
+    cands = candidates(story, 4, set())
+
+    await story.run(*cands)
+
+    assert check_runs(runs) == 1
+    assert landed_in_order(story) == [c.sha for c in cands]
+    batch_commit = story.remote.rev("main")
+    # One fast-forward of main, to exactly the commit that was checked.
+    assert main_updates(story.remote) == [(start_sha, batch_commit)]
+    assert runs.read_text().split() == [batch_commit]
+    found = await items(story.runtime)
+    for cand in cands:
+        item = found[cand.slug]
+        assert item.status is Status.INTEGRATED
+        assert item.integration["main_after"] == batch_commit
+        assert item.integration["batch"] == [c.slug for c in cands]
+    # Each candidate gets its own integration_completed (its own notification, PR merged).
+    events = await outcome_events(story.runtime)
+    assert [(e["name"], e["slug"]) for e in events] == [
+        ("integration_completed", c.slug) for c in cands
+    ]
+    assert integration_refs(story.remote) == []
+    assert story.worktrees() == []
+
+
+async def test_one_bad_candidate_in_eight_is_isolated_by_bisection_and_seven_land(
+    story: Story, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    story.manage(batch={"max_size": 8, "wait_seconds": 10}, checks={"commands": counted(runs)})
+    cands = candidates(story, 8, {6})
+
+    await story.run(*cands)
+
+    good = [c for c in cands if c.slug != "pr-6"]
+    assert landed_in_order(story) == [c.sha for c in good]
+    assert 1 <= check_runs(runs) - 1 <= 4  # the batch's own run, then at most log2(8) + 1
+    found = await items(story.runtime)
+    assert found["pr-6"].status is Status.BLOCKED
+    assert all(found[c.slug].status is Status.INTEGRATED for c in good)
+    [blocked] = [
+        e for e in await outcome_events(story.runtime) if e["name"] != "integration_completed"
+    ]
+    assert blocked["slug"] == "pr-6"
+    assert blocked["reason"] == "checks_failed"
+    assert blocked["details"]["bisection"]["batch"] == [c.slug for c in cands]
+    assert blocked["details"]["checks"][0]["name"] == "! ls bad-*.txt >/dev/null 2>&1"
+    # The failing content never reached main, and main only moved forward.
+    assert git(story.remote.bare, "log", "--format=%H", "main", "--", "bad-6.txt") == ""
+    updates = main_updates(story.remote)
+    assert all(
+        old == new_prev for (old, _), (_, new_prev) in zip(updates[1:], updates, strict=False)
+    )
+    assert integration_refs(story.remote) == []
+
+
+async def test_two_bad_candidates_in_one_batch_are_both_blocked_and_the_rest_land(
+    story: Story, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    story.manage(batch={"max_size": 8, "wait_seconds": 10}, checks={"commands": counted(runs)})
+    cands = candidates(story, 8, {2, 7})
+
+    await story.run(*cands)
+
+    found = await items(story.runtime)
+    assert {found["pr-2"].status, found["pr-7"].status} == {Status.BLOCKED}
+    good = [c for c in cands if c.slug not in ("pr-2", "pr-7")]
+    assert landed_in_order(story) == [c.sha for c in good]
+    assert all(found[c.slug].status is Status.INTEGRATED for c in good)
+    assert integration_refs(story.remote) == []
