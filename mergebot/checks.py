@@ -28,8 +28,8 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,8 @@ class ChecksOutcome:
     checks: list[CheckReport] = field(default_factory=list)
     message: str = ""
     missing: list[str] = field(default_factory=list)
+    flaky: list[str] = field(default_factory=list)  # failed, then passed on this commit
+    reruns: int = 0  # how many times failed checks were run again (`checks.retry_failed`)
 
     @property
     def passed(self) -> bool:
@@ -98,6 +100,8 @@ class ChecksOutcome:
         link and output tail), the missing ones and the diagnosis or message."""
         failed = [c.to_dict() for c in self.checks if c.state is not Reported.PASSED]
         out: dict[str, Any] = {"checks": failed or [c.to_dict() for c in self.checks]}
+        if self.reruns:
+            out["reruns"] = self.reruns
         if self.missing:
             out["missing"] = list(self.missing)
             out["diagnosis"] = self.message
@@ -385,11 +389,16 @@ async def wait_required(
     signals: CheckSignals | None,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     clock: Callable[[], float] = time.monotonic,
+    stale: Collection[CheckResult] = (),
 ) -> ChecksOutcome:
-    """Wait until the forge's results for `sha` decide the required checks."""
+    """Wait until the forge's results for `sha` decide the required checks. A result in
+    `stale` (a failure whose re-run was requested) counts as still pending."""
     while True:
         try:
             results = await forge.check_results(repo, sha)
+            results = [
+                replace(r, state=CheckState.PENDING) if _is_stale(r, stale) else r for r in results
+            ]
         except Exception as exc:  # a forge hiccup is not a verdict; the deadline still holds
             log.warning(
                 "check_results_failed repo=%s sha=%s error=%s", repo, sha, type(exc).__name__
@@ -411,6 +420,11 @@ async def wait_required(
             await asyncio.sleep(wait)
         else:
             await signals.wait(sha, wait)
+
+
+def _is_stale(result: CheckResult, stale: Collection[CheckResult]) -> bool:
+    """The same run as a failure whose re-run was requested (a re-run has a link of its own)."""
+    return any(result.name == old.name and result.url == old.url for old in stale)
 
 
 async def _outcome(
@@ -453,6 +467,7 @@ async def run_checks(
     environ: Mapping[str, str] | None = None,
     extra_secret_names: Iterable[str] = (),
     poll_seconds: float = DEFAULT_POLL_SECONDS,
+    stale: Collection[CheckResult] = (),
 ) -> ChecksOutcome:
     """Run `config`'s checks on the integration commit `sha` checked out in `worktree`.
 
@@ -489,6 +504,7 @@ async def run_checks(
                 prefix=prefix,
                 signals=signals,
                 poll_seconds=poll_seconds,
+                stale=stale,
             )
         if not outcome.passed:
             return ChecksOutcome(
@@ -502,3 +518,93 @@ async def run_checks(
 async def _signals(redis: aioredis.Redis, channel: str) -> AsyncIterator[CheckSignals]:
     async with CheckSignals(redis, channel) as signals:
         yield signals
+
+
+async def run_checks_retrying(
+    config: ChecksConfig,
+    *,
+    worktree: Path,
+    forge: Forge,
+    repo: str,
+    sha: str,
+    prefix: str,
+    redis: aioredis.Redis,
+    signal_channel: str,
+    shadow: bool,
+    extra_secret_names: Iterable[str] = (),
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+) -> ChecksOutcome:
+    """`run_checks`, and a failed check run again on the same commit up to
+    `config.retry_failed` times before the failure stands (SPEC §13).
+
+    A failed command is run again together with the commands after it (the ones before it
+    passed on this very tree); a failed required check is re-requested through the forge and
+    its old result ignored until a new one comes. A required check the forge cannot run again
+    (a commit status) ends the retries: its failure cannot change. Checks that failed and then
+    passed are the outcome's `flaky`; a flake is never a pass by itself — the outcome passes
+    only when every check's latest run passed."""
+
+    async def run(part: ChecksConfig, stale: Collection[CheckResult]) -> ChecksOutcome:
+        return await run_checks(
+            part,
+            worktree=worktree,
+            forge=forge,
+            repo=repo,
+            sha=sha,
+            prefix=prefix,
+            redis=redis,
+            signal_channel=signal_channel,
+            shadow=shadow,
+            extra_secret_names=extra_secret_names,
+            poll_seconds=poll_seconds,
+            stale=stale,
+        )
+
+    outcome = await run(config, ())
+    failed_once: set[str] = set()
+    stale: list[CheckResult] = []
+    reruns = 0
+    while outcome.status is ChecksStatus.FAILED and reruns < config.retry_failed:
+        failed = [c for c in outcome.checks if c.state is Reported.FAILED]
+        commands_ok = [
+            c for c in outcome.checks if c.kind == "command" and c.state is Reported.PASSED
+        ]
+        forge_failed = [c.name for c in failed if c.kind == "required"]
+        if any(c.url is None for c in failed if c.kind == "required"):
+            break  # a new run could not be told from the old one
+        if forge_failed:
+            again = await _rerun(forge, repo, sha, forge_failed)
+            if set(again) != set(forge_failed):
+                break  # some failure cannot be run again: it stands
+            stale += [
+                CheckResult(c.name, CheckState.FAILURE, c.url)
+                for c in failed
+                if c.kind == "required"
+            ]
+            part = config.model_copy(update={"commands": []})
+            kept = [c for c in outcome.checks if c.kind == "command"]
+        else:
+            part = config.model_copy(update={"commands": config.commands[len(commands_ok) :]})
+            kept = commands_ok
+        failed_once |= {c.name for c in failed}
+        reruns += 1
+        log.info(
+            "checks_rerun repo=%s sha=%s run=%d failed=%s",
+            repo,
+            sha[:7],
+            reruns + 1,
+            ",".join(c.name for c in failed),
+        )
+        again_outcome = await run(part, stale)
+        outcome = replace(again_outcome, checks=kept + again_outcome.checks)
+    passed_now = {c.name for c in outcome.checks if c.state is Reported.PASSED}
+    flaky = sorted(failed_once & passed_now)
+    return replace(outcome, flaky=flaky, reruns=reruns)
+
+
+async def _rerun(forge: Forge, repo: str, sha: str, names: Sequence[str]) -> list[str]:
+    try:
+        return await forge.rerun_checks(repo, sha, list(names))
+    except Exception as exc:  # a forge hiccup: the failure stands, as without retries
+        log.warning("checks_rerun_failed repo=%s sha=%s error=%s", repo, sha, type(exc).__name__)
+        return []

@@ -35,6 +35,7 @@ class FailedCheck:
     output: str = ""
     kind: str = ""  # "command" (run by mergebot: `name` is the command line) or "required"
     exit_code: int | None = None
+    flaky_recent: int = 0  # times it failed and then passed on one commit, last 7 days
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class BlockInfo:
     base_sha: str = ""
     integration_sha: str = ""
     integration_branch: str = ""
+    # A culprit isolated by bisection: the batch first found red (slugs).
+    bisection_batch: list[str] = field(default_factory=list)
+    reruns: int = 0  # how many times the failed checks were run again on the same commit
 
 
 def _strings(value: object) -> list[str]:
@@ -80,7 +84,12 @@ def _check(raw: object) -> FailedCheck | None:
         output=_text(raw.get("output_tail") or raw.get("output") or raw.get("log")),
         kind=_text(raw.get("kind")),
         exit_code=code if isinstance(code := raw.get("exit_code"), int) else None,
+        flaky_recent=_count(raw.get("flaky_recent")),
     )
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def block_info(details: dict[str, Any]) -> BlockInfo:
@@ -99,6 +108,7 @@ def block_info(details: dict[str, Any]) -> BlockInfo:
             check = _check(item)
             if check is not None and check.state.lower() not in ("success", "passed", "neutral"):
                 checks.append(check)
+    bisection = details.get("bisection")
     missing: list[str] = []
     for key in ("missing", "missing_checks"):
         missing += _strings(details.get(key))
@@ -112,6 +122,8 @@ def block_info(details: dict[str, Any]) -> BlockInfo:
         base_sha=_sha(details.get("base_sha")),
         integration_sha=_sha(details.get("integration_sha")),
         integration_branch=_text(details.get("integration_branch")).strip(),
+        bisection_batch=_strings(bisection.get("batch")) if isinstance(bisection, dict) else [],
+        reruns=_count(details.get("reruns")),
     )
 
 

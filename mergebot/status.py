@@ -27,6 +27,7 @@ from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
 from mergebot.runtime import Runtime
 from mergebot.store.changes import poison_change_count
+from mergebot.store.flaky import FlakyLog
 from mergebot.store.lease import info_from_hash
 from mergebot.store.projection import ProjectionCache, ProjectionStore
 from mergebot.store.queue import QueueStore
@@ -156,6 +157,7 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
         ),
         "candidates": candidates,
         "train": train,
+        "flaky_checks": await flaky_checks(runtime, repo),
         "dead_letters": await dead_letter_count(runtime),
         # Event-log entries no consumer can read (all repos): skipped, kept, counted.
         "poison_events": await runtime.eventlog.poison_count(),
@@ -168,6 +170,17 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
             "recent": [r.model_dump(mode="json") for r in recent_refusals],
         },
     }
+
+
+async def flaky_checks(runtime: Runtime, repo: str) -> list[dict[str, Any]]:
+    """Checks that failed and then passed on the same commit: `{"check", "last_7_days",
+    "total"}`, the flakiest of the last 7 days first."""
+    log = FlakyLog(runtime.redis, runtime.keys)
+    recent, totals = await log.recent(repo), await log.totals(repo)
+    return [
+        {"check": name, "last_7_days": recent.get(name, 0), "total": total}
+        for name, total in sorted(totals.items(), key=lambda kv: (-recent.get(kv[0], 0), kv[0]))
+    ]
 
 
 async def known_repos(runtime: Runtime) -> list[str]:

@@ -16,6 +16,8 @@ class FakeForge:
         self.files: dict[str, str] = {}  # path -> text, whatever the ref
         self.reads: list[tuple[str, str, str]] = []
         self.read_error: Exception | None = None
+        self.reruns: list[tuple[str, list[str]]] = []  # (sha, names) asked to run again
+        self.after_rerun: dict[str, list[CheckResult]] = {}  # sha -> its results once re-run
 
     def set(self, sha: str, *results: CheckResult) -> None:
         self.results[sha] = list(results)
@@ -26,6 +28,12 @@ class FakeForge:
     async def check_results(self, repo: str, sha: str) -> list[CheckResult]:
         self.calls += 1
         return list(self.results.get(sha, []))
+
+    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> list[str]:
+        self.reruns.append((sha, list(names)))
+        if sha in self.after_rerun:
+            self.results[sha] = self.after_rerun.pop(sha)
+        return list(names)
 
     async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:
         return set(self.recent)

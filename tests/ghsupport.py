@@ -142,6 +142,9 @@ class FakeForge:
     async def check_results(self, repo: str, sha: str) -> list[CheckResult]:
         return []
 
+    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> list[str]:
+        return []
+
     async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:
         return set()
 

@@ -100,6 +100,11 @@ class Forge(Protocol):
         """Every status and check run reported on `sha` (latest per name)."""
         ...
 
+    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> list[str]:
+        """Ask CI to run the named failed checks of `sha` again (`checks.retry_failed`); the
+        names it could re-request (a commit status cannot be)."""
+        ...
+
     async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:
         """Names of checks reported on any commit of branches under `branch_prefix` lately;
         used to explain a required check that never appeared."""

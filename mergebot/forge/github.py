@@ -331,6 +331,33 @@ class GitHubForge:
 
         return await self._call(f"checks of {repo}@{sha[:7]}", fetch)
 
+    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> list[str]:
+        """Re-request the latest check run of each name on `sha`
+        (`POST /repos/{o}/{r}/check-runs/{id}/rerequest`); a commit status has no such call
+        and is left out of the answer."""
+        wanted = set(names)
+
+        def find() -> dict[str, tuple[int, str]]:
+            latest: dict[str, tuple[int, str]] = {}
+            for run in self._repo(repo).get_commit(sha).get_check_runs(filter="latest"):
+                if run.name in wanted and (run.name not in latest or run.id > latest[run.name][0]):
+                    latest[run.name] = (run.id, run.url)
+            return latest
+
+        runs = await self._call(f"check runs of {repo}@{sha[:7]}", find)
+        done: list[str] = []
+        for name in names:
+            if name not in runs:
+                continue
+            run_id, url = runs[name]
+
+            def rerequest(url: str = url) -> None:
+                self._repo(repo).requester.requestJsonAndCheck("POST", f"{url}/rerequest")
+
+            await self._call(f"rerequest check run {run_id}", rerequest, write=True)
+            done.append(name)
+        return done
+
     async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:
         """Check names seen lately on the live integration branches and on the default branch
         (where integration commits land): what CI is known to report, to explain a missing one."""

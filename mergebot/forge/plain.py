@@ -34,6 +34,9 @@ class PlainGitForge:
     async def check_results(self, repo: str, sha: str) -> list[CheckResult]:
         return []
 
+    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> list[str]:
+        return []  # a plain remote reports no checks, so it has none to run again
+
     async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:
         return set()
 

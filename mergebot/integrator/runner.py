@@ -53,7 +53,7 @@ from mergebot.attempts import (
     completed_event,
     integration_fields,
 )
-from mergebot.checks import ChecksOutcome, run_checks
+from mergebot.checks import ChecksOutcome, run_checks_retrying
 from mergebot.config import REMOTE_NAME, ConfigError, Mode, RepoConfig
 from mergebot.events import Envelope
 from mergebot.forge.repo_config import (
@@ -98,6 +98,7 @@ from mergebot.integrator.recheck import recheck_many
 from mergebot.queue import FINAL, InvalidTransitionError, QueueItem, Status
 from mergebot.runtime import Runtime
 from mergebot.store.eventlog import EventConflictError
+from mergebot.store.flaky import FlakyLog
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
 from mergebot.store.queue import ItemNotFoundError, QueueStore
 
@@ -763,26 +764,36 @@ class Integrator:
         slot = self.slots[key]
         assert slot.built is not None
         assert car.commit is not None
-        config = self.config
         slot.checks_started = time.monotonic()
         slot.outcome = None
-        slot.task = asyncio.ensure_future(
-            run_checks(
-                config.checks,
-                worktree=slot.built.worktree or self.mirror.path,
-                forge=self.forge,
-                repo=self.repo,
-                sha=car.commit,
-                prefix=config.integration_branch_prefix,
-                redis=self.runtime.redis,
-                signal_channel=self.runtime.keys.check_signals(self.repo),
-                shadow=self.shadow,
-                extra_secret_names=_secret_names(config),
-                poll_seconds=self.poll_seconds,
-            )
-        )
+        slot.task = asyncio.ensure_future(self._checked(car.commit, slot))
         self._set(replace(car, checks=Checks.RUNNING))
         log.info("checks_started %s car=%s commit=%s", self._ctx(), key, car.commit[:7])
+
+    async def _checked(self, sha: str, slot: _Slot) -> ChecksOutcome:
+        """The car's checks, failed ones run again up to `checks.retry_failed` times; a check
+        that failed and then passed on this commit is recorded as flaky."""
+        assert slot.built is not None
+        config = self.config
+        outcome = await run_checks_retrying(
+            config.checks,
+            worktree=slot.built.worktree or self.mirror.path,
+            forge=self.forge,
+            repo=self.repo,
+            sha=sha,
+            prefix=config.integration_branch_prefix,
+            redis=self.runtime.redis,
+            signal_channel=self.runtime.keys.check_signals(self.repo),
+            shadow=self.shadow,
+            extra_secret_names=_secret_names(config),
+            poll_seconds=self.poll_seconds,
+        )
+        if outcome.flaky and not self.shadow:
+            log.info("checks_flaky %s sha=%s checks=%s", self._ctx(), sha[:7], outcome.flaky)
+            await FlakyLog(self.runtime.redis, self.runtime.keys).record(
+                self.repo, outcome.flaky, sha
+            )
+        return outcome
 
     def _collect_checks(self) -> None:
         """Cars whose checks finished take their outcome (a check that crashed is a bug: loud)."""
@@ -925,12 +936,32 @@ class Integrator:
     ) -> None:
         _, car = self._car(key)
         members = self._member_attempts(car)
+        details = await self._with_flaky_history(details)
         await self._discard(key, keep_branch=True)
         for item, attempt in members:
             status = await self._block(item, attempt, reason, details)
             result.outcomes.append((item.id, status))
         self.cars.pop(self._car(key)[0])
         self.slots.pop(key, None)
+
+    async def _with_flaky_history(self, details: dict[str, Any]) -> dict[str, Any]:
+        """Each failed check named with how often it failed and then passed on one commit in
+        the last 7 days, so people can tell a flaky check from a broken change."""
+        checks = details.get("checks")
+        if not isinstance(checks, list) or not checks:
+            return details
+        recent = await FlakyLog(self.runtime.redis, self.runtime.keys).recent(self.repo)
+        if not recent:
+            return details
+        return {
+            **details,
+            "checks": [
+                {**c, "flaky_recent": recent[str(c.get("name"))]}
+                if isinstance(c, dict) and recent.get(str(c.get("name")))
+                else c
+                for c in checks
+            ],
+        }
 
     async def _take_out(self, action: TakeOut, result: DrainResult) -> None:
         item = self.items[action.item_id]

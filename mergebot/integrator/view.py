@@ -61,6 +61,8 @@ def train_view(
             "branch": raw.get("branch"),
             "checks": raw.get("checks"),
             "attempt": raw.get("generation"),
+            # A half of a red batch being bisected: the batch's slugs.
+            "bisection": _bisection(raw.get("bisection")),
         }
         cars.append(car)
         label = ", ".join(slugs)
@@ -79,26 +81,34 @@ def train_view(
     }
 
 
+def _bisection(raw: object) -> list[str] | None:
+    batch = raw.get("batch") if isinstance(raw, dict) else None
+    return [str(s) for s in batch] if isinstance(batch, list) else None
+
+
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def placement(train: Mapping[str, Any], slug: str, position: int | None) -> dict[str, Any]:
-    """A candidate's place in the train: `car` (its car's position, or None), `stacked_on`, and
-    `eta_seconds` (None without recent check durations, or for a candidate not in the train or
-    the queue)."""
+    """A candidate's place in the train: `car` (its car's position, or None), `batch` (the slugs
+    of its car when the car is a batch, else None), `stacked_on`, and `eta_seconds` (None
+    without recent check durations, or for a candidate not in the train or the queue)."""
     cars = train.get("cars") or []
     seconds = train.get("check_seconds")
     window = max(int(train.get("window") or 1), 1)
     for car in cars:
         if slug in car.get("slugs", []):
             eta = seconds * car["position"] / window if seconds is not None else None
+            slugs = list(car.get("slugs") or [])
             return {
                 "car": car["position"],
+                "batch": slugs if len(slugs) > 1 else None,
                 "stacked_on": car["stacked_on"],
                 "eta_seconds": round(eta) if eta is not None else None,
             }
     if position is None or seconds is None:
-        return {"car": None, "stacked_on": None, "eta_seconds": None}
+        return {"car": None, "batch": None, "stacked_on": None, "eta_seconds": None}
     ahead = len(cars) + position - 1
-    return {"car": None, "stacked_on": None, "eta_seconds": round(seconds * (ahead + 1) / window)}
+    eta = round(seconds * (ahead + 1) / window)
+    return {"car": None, "batch": None, "stacked_on": None, "eta_seconds": eta}

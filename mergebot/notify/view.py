@@ -155,6 +155,7 @@ def _block(info: BlockInfo, limits: Limits) -> dict[str, Any]:
                 "command": c.name if c.kind == "command" else None,
                 "exit_code": c.exit_code,
                 "output_tail": tail(c.output, limits.output_lines, chars) if c.output else "",
+                "flaky_recent": c.flaky_recent,
             }
             for c in checks
         ],
@@ -167,6 +168,8 @@ def _block(info: BlockInfo, limits: Limits) -> dict[str, Any]:
         "base_sha": info.base_sha or None,
         "integration_sha": info.integration_sha or None,
         "integration_branch": info.integration_branch or None,
+        "bisection_batch": info.bisection_batch,
+        "reruns": info.reruns,
     }
 
 

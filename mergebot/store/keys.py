@@ -141,6 +141,17 @@ class Keys:
         superseded, unapproved), so the lease holder re-checks it at once instead of polling."""
         return f"{self._repo(repo)}:train-signals"
 
+    def flaky(self, repo: str) -> str:
+        """Sorted set: one member per check that failed and then passed on the same commit
+        (`<check>\x1f<sha>\x1f<at>`), scored by when; pruned past 30 days. Follow-ups and the
+        dashboard count a check's flakes of the last 7 days from it."""
+        return f"{self._repo(repo)}:flaky"
+
+    def flaky_counts(self, repo: str) -> str:
+        """Hash: check name -> how many times it failed and then passed on the same commit, ever
+        (a counter for metrics: it only grows)."""
+        return f"{self._repo(repo)}:flaky-counts"
+
     def followup_counters(self, repo: str) -> str:
         """Hash: `<slug>-integration-blocked-<sha7>` -> how many follow-ups got that id; the
         integrator adds `-2`, `-3`… from it (HINCRBY, so two blocks never share an id)."""

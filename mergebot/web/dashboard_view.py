@@ -232,6 +232,7 @@ class Row:
     followup: FollowupView | None = None
     car: int | None = None  # its car's position in the train
     stacked_on: str | None = None  # "base", or the slug(s) of the car before it
+    batch: list[str] = field(default_factory=list)  # its car's slugs, when the car is a batch
     eta: str = ""  # "about 4 min" until it lands, from recent check durations
 
     @property
@@ -268,6 +269,7 @@ class RepoView:
     max_depth: int = 1
     adaptive: bool = False
     hold: str | None = None
+    flaky: list[dict[str, Any]] = field(default_factory=list)  # {"check", "last_7_days", "total"}
 
 
 def counts(status: Mapping[str, Any]) -> dict[str, int]:
@@ -335,6 +337,7 @@ def repo_view(
                 ),
                 car=c.get("car") if isinstance(c.get("car"), int) else None,
                 stacked_on=str(c["stacked_on"]) if c.get("stacked_on") else None,
+                batch=[str(s) for s in c.get("batch") or []],
                 eta=_eta(c.get("eta_seconds")),
             )
         )
@@ -369,6 +372,7 @@ def repo_view(
         max_depth=int(train.get("max_depth") or 1),
         adaptive=bool(train.get("adaptive")),
         hold=str(train["hold"]) if train.get("hold") else None,
+        flaky=[dict(f) for f in status.get("flaky_checks") or [] if isinstance(f, Mapping)],
     )
 
 

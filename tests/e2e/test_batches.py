@@ -8,12 +8,19 @@ exactly; a candidate that adds `bad-*.txt` fails the checks of every tree that c
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+from mergebot.events import EventName
+from mergebot.followups import from_blocked
+from mergebot.notify.view import Links, followup_context
 from mergebot.queue import Status
+from mergebot.render import render_todo
+from mergebot.store.flaky import FlakyLog
 from tests.e2e.conftest import Story
 from tests.gitutil import git
 from tests.integrationkit import (
+    REPO,
     Cand,
     integration_refs,
     items,
@@ -107,6 +114,9 @@ async def test_one_bad_candidate_in_eight_is_isolated_by_bisection_and_seven_lan
     assert blocked["reason"] == "checks_failed"
     assert blocked["details"]["bisection"]["batch"] == [c.slug for c in cands]
     assert blocked["details"]["checks"][0]["name"] == "! ls bad-*.txt >/dev/null 2>&1"
+    text = await todo_text(story, "pr-6")
+    assert "Isolated by bisection from the batch `pr-1`, `pr-2`," in text
+    assert "! ls bad-*.txt" in text
     # The failing content never reached main, and main only moved forward.
     assert git(story.remote.bare, "log", "--format=%H", "main", "--", "bad-6.txt") == ""
     updates = main_updates(story.remote)
@@ -131,3 +141,71 @@ async def test_two_bad_candidates_in_one_batch_are_both_blocked_and_the_rest_lan
     assert landed_in_order(story) == [c.sha for c in good]
     assert all(found[c.slug].status is Status.INTEGRATED for c in good)
     assert integration_refs(story.remote) == []
+
+
+async def todo_text(story: Story, slug: str) -> str:
+    """The follow-up todo people read for the slug's block (PR comment, check run, dashboard)."""
+    async for entry in story.runtime.eventlog.replay(repo=REPO):
+        envelope = entry.envelope
+        if envelope.name is EventName.INTEGRATION_BLOCKED and envelope.payload["slug"] == slug:
+            followup = from_blocked(envelope, previous_id=None, now=datetime.now(UTC))
+            return render_todo(followup_context(followup, Links("http://mergebot.test")))
+    raise AssertionError(f"no block of {slug}")
+
+
+def flaky_once(seen: Path) -> str:
+    """A check that fails on the first run of each commit and passes on the next one — and
+    always fails on a tree with a `bad-*` file."""
+    return (
+        "if ls bad-*.txt >/dev/null 2>&1; then exit 1; fi; "
+        f'f="{seen}/seen-$(git rev-parse HEAD)"; [ -f "$f" ] && exit 0; touch "$f"; exit 1'
+    )
+
+
+async def test_a_check_that_fails_then_passes_on_the_same_commit_lands_and_is_recorded_flaky(
+    story: Story, tmp_path: Path
+) -> None:
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    command = flaky_once(seen)
+    story.manage(checks={"commands": [command], "retry_failed": 1})
+    good = make_candidate(story.remote, "pr-1", "one.txt", "1\n")
+
+    await story.run(good)
+
+    found = await items(story.runtime)
+    assert found["pr-1"].status is Status.INTEGRATED
+    assert landed_in_order(story) == [good.sha]
+    assert await FlakyLog(story.runtime.redis, story.runtime.keys).recent(REPO) == {command: 1}
+    assert await FlakyLog(story.runtime.redis, story.runtime.keys).totals(REPO) == {command: 1}
+    shown = await (await story.client.get(f"/api/repos/{REPO}/queue")).json()
+    assert shown["flaky_checks"] == [{"check": command, "last_7_days": 1, "total": 1}]
+    page = await (await story.client.get(f"/repos/{REPO}")).text()
+    assert "Flaky checks" in page
+
+    # A later real failure of that check says how flaky it has been.
+    bad = make_candidate(story.remote, "pr-2", "bad-2.txt", "2\n")
+    await story.run(bad)
+    found = await items(story.runtime)
+    assert found["pr-2"].status is Status.BLOCKED
+    [blocked] = [e for e in await outcome_events(story.runtime) if e["slug"] == "pr-2"]
+    assert blocked["details"]["reruns"] == 1
+    assert blocked["details"]["checks"][0]["flaky_recent"] == 1
+    text = await todo_text(story, "pr-2")
+    assert "failed and passed on the same commit 1 time in the last 7 days" in text
+    assert "Run 2 times on the same commit" in text
+
+
+async def test_without_retries_a_check_that_fails_once_blocks(story: Story, tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    story.manage(checks={"commands": [flaky_once(seen)]})
+    cand = make_candidate(story.remote, "pr-1", "one.txt", "1\n")
+
+    await story.run(cand)
+
+    found = await items(story.runtime)
+    assert found["pr-1"].status is Status.BLOCKED
+    assert found["pr-1"].reasons[0].startswith("checks_failed")
+    assert await FlakyLog(story.runtime.redis, story.runtime.keys).recent(REPO) == {}
+    assert landed_in_order(story) == []

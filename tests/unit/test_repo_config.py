@@ -36,6 +36,9 @@ class FileForge:
     async def check_results(self, repo: str, sha: str) -> list[CheckResult]:
         raise AssertionError("not used")
 
+    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> list[str]:
+        raise AssertionError("not used")
+
     async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:
         raise AssertionError("not used")
 

@@ -51,7 +51,41 @@ def test_without_a_lease_holder_nothing_is_in_flight() -> None:
 
 def test_eta_is_check_time_times_cars_ahead_over_the_window() -> None:
     train = train_view(published(), depth=2, max_depth=8, adaptive=False, held=True)
-    assert placement(train, "pr-2", None) == {"car": 2, "stacked_on": "pr-1", "eta_seconds": 90}
+    assert placement(train, "pr-2", None) == {
+        "car": 2,
+        "batch": None,
+        "stacked_on": "pr-1",
+        "eta_seconds": 90,
+    }
     # Queued third: two cars in flight and two candidates before it, two cars at a time.
-    assert placement(train, "pr-9", 3) == {"car": None, "stacked_on": None, "eta_seconds": 225}
+    assert placement(train, "pr-9", 3) == {
+        "car": None,
+        "batch": None,
+        "stacked_on": None,
+        "eta_seconds": 225,
+    }
     assert placement(train, "pr-9", None)["eta_seconds"] is None
+
+
+def test_a_batch_is_one_car_with_its_members_and_each_member_knows_its_batch() -> None:
+    state = {
+        "window": 1,
+        "cars": [
+            {
+                "position": 1,
+                "members": [{"slug": "pr-1", "sha": "a" * 40}, {"slug": "pr-2", "sha": "b" * 40}],
+                "parent": "0" * 40,
+                "on_base": True,
+                "commit": "c" * 40,
+                "checks": "running",
+                "generation": 2,
+                "bisection": {"batch": ["pr-1", "pr-2", "pr-3"]},
+            }
+        ],
+    }
+    train = train_view(
+        {"state": json.dumps(state)}, depth=1, max_depth=8, adaptive=False, held=True
+    )
+    [car] = train["cars"]
+    assert (car["slugs"], car["bisection"]) == (["pr-1", "pr-2"], ["pr-1", "pr-2", "pr-3"])
+    assert placement(train, "pr-2", None)["batch"] == ["pr-1", "pr-2"]
