@@ -168,3 +168,51 @@ def test_web_and_worker_run_apart_on_a_shared_redis(
                 process.kill()
                 process.wait()
     assert not (tmp_path / "data" / "redis").exists()  # with a URL, no embedded server
+
+
+def test_serve_killed_with_sigkill_starts_again_on_the_same_data_dir(
+    tmp_path: Path, serve: tuple[subprocess.Popen[bytes], str, Path]
+) -> None:
+    """`kill -9` of `mergebot serve` (an operator, the OOM killer, a supervisor restarting only
+    the main process) takes its redis-server with it; the next start needs no hand work and finds
+    every event the killed one acknowledged."""
+    process, url, data_dir = serve
+    [redis_pid] = [
+        pid for pid in child_pids(process.pid)
+        if "redis-server" in Path(f"/proc/{pid}/cmdline").read_text()
+    ]  # fmt: skip
+    event = {"name": "resume_requested", "id": "kept-1", "repo": "acme/widgets", "slug": "pr-1",
+             "requested_by": "carol", "at": "2026-01-01T00:00:00Z"}  # fmt: skip
+    body = json.dumps(event)
+    request = urllib.request.Request(
+        url + "/events", data=body.encode(), method="POST",
+        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 201
+
+    process.kill()  # SIGKILL
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while not gone(redis_pid):
+        assert time.monotonic() < deadline, "the redis-server outlived its killed owner"
+        time.sleep(0.02)
+
+    port = free_port()
+    again_url = f"http://127.0.0.1:{port}"
+    with (tmp_path / "again.log").open("wb") as log:
+        again = subprocess.Popen(
+            [sys.executable, "-m", "mergebot", "serve"], cwd=tmp_path,
+            env=server_env(data_dir, port), stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_healthy(again_url, again)
+            request.full_url = again_url + "/events"  # the same event again: already stored
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                assert json.loads(resp.read())["stored"] == [{"id": "kept-1", "duplicate": True}]
+            again.send_signal(signal.SIGTERM)
+            assert again.wait(timeout=30) == 0
+        finally:
+            if again.poll() is None:
+                again.kill()
+                again.wait()
