@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -30,6 +31,7 @@ from mergebot.forge.base import Forge as ForgeProtocol
 from mergebot.forge.plain import PlainGitForge
 from mergebot.git.credentials import CredentialSource, GitCredentials, TokenSource
 from mergebot.git.mirror import Mirror, mirror_path
+from mergebot.logmask import masking, secret_values
 from mergebot.modules import optional_import
 from mergebot.store.connection import connect
 from mergebot.store.embedded import EmbeddedRedis
@@ -165,20 +167,22 @@ async def open_runtime(
     """
     config = server_config or load_server_config(settings.config_path())
     keys = Keys(prefix=settings.key_prefix, partitions=settings.event_partitions)
-    embedded: EmbeddedRedis | None = None
-    url = settings.redis_url
-    if not url:
-        embedded = EmbeddedRedis(settings.data_dir)
-        url = embedded.start(share=not server)
-    client = connect(url)
-    runtime = build_runtime(settings, config, client, keys)
-    try:
-        yield runtime
-    finally:
-        runtime.close_mirrors()
-        await client.aclose()
-        if embedded is not None:
-            embedded.stop()
+    secrets = [*settings.secret_values(), *(os.environ.get(n) for n in config.secret_env_names())]
+    with masking(secret_values(secrets)):
+        embedded: EmbeddedRedis | None = None
+        url = settings.redis_url
+        if not url:
+            embedded = EmbeddedRedis(settings.data_dir)
+            url = embedded.start(share=not server)
+        client = connect(url)
+        runtime = build_runtime(settings, config, client, keys)
+        try:
+            yield runtime
+        finally:
+            runtime.close_mirrors()
+            await client.aclose()
+            if embedded is not None:
+                embedded.stop()
 
 
 # A background service runs until `stop` is set; `serve` and `worker` run every one of them.

@@ -61,6 +61,7 @@ from mergebot.git.mirror import GitError
 from mergebot.git.workspace import AlreadyOnBase, Conflict, Integration, Workspace, worktrees_root
 from mergebot.queue import FINAL, InvalidTransitionError, QueueItem, Status
 from mergebot.recheck import Decision, recheck
+from mergebot.sandbox import sandbox_for
 from mergebot.store.eventlog import EventConflictError
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
 from mergebot.store.queue import ItemNotFoundError, QueueStore
@@ -479,6 +480,7 @@ class Integrator:
             shadow=shadow,
             extra_secret_names=_secret_names(config),
             poll_seconds=self.poll_seconds,
+            sandbox=sandbox_for(self.runtime.settings),
         )
         attempt = attempt.model_copy(update={"checks": [c.to_dict() for c in outcome.checks]})
         if not outcome.passed:
@@ -651,13 +653,7 @@ class Integrator:
 
 def _secret_names(config: RepoConfig) -> list[str]:
     """Environment variables the notify sinks read secrets from (hidden from check commands)."""
-    names: list[str] = []
-    for sink in config.notify:
-        for attr in ("token_env", "url_env", "secret_env", "bot_token_env"):
-            value = getattr(sink, attr, None)
-            if value:
-                names.append(str(value))
-    return names
+    return config.secret_env_names()
 
 
 # -- the READY hook and the service --------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -216,3 +217,29 @@ def test_serve_killed_with_sigkill_starts_again_on_the_same_data_dir(
             if again.poll() is None:
                 again.kill()
                 again.wait()
+
+
+@pytest.mark.allow_error_logs
+def test_a_token_in_a_header_the_parser_rejects_leaves_no_trace_in_the_log(
+    tmp_path: Path, serve: tuple[subprocess.Popen[bytes], str, Path]
+) -> None:
+    """aiohttp logs the start of a header it cannot parse (a NUL byte, an overlong line) at
+    ERROR; with the API token in that header, the log must still not show it, whole or cut."""
+    process, url, _ = serve
+    port = int(url.rsplit(":", 1)[1])
+    token = API_TOKEN.encode()
+    bad_headers = [
+        b"Authorization: Bearer " + token + b"\x00\r\n",
+        b"Authorization: Bearer " + token + b"A" * 9000 + b"\r\n",
+        b"X-Pad: " + b"p" * 75 + b"\r\nAuthorization: Bearer " + token + b"\x01\r\n",
+    ]
+    for header in bad_headers:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST /events HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n")
+            assert b" 400 " in sock.recv(64)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    log = (tmp_path / "serve.log").read_text()
+    assert "Error handling request" in log  # aiohttp did log the rejected headers
+    for start in range(len(API_TOKEN) - 8 + 1):
+        assert API_TOKEN[start : start + 8] not in log
