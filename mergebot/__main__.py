@@ -1,5 +1,5 @@
 """Allows `python -m mergebot`, identical to the console script."""
 
-from mergebot.cli import main
+from mergebot.main import main
 
 raise SystemExit(main())

@@ -28,14 +28,14 @@ from typing import Any, cast
 import aiohttp
 from pydantic import SecretStr
 
-from mergebot.bootstrap import Runtime, open_runtime
 from mergebot.commands.followups import render_todo
-from mergebot.commands.serve import serve
+from mergebot.commands.serve import Wiring, serve
 from mergebot.commands.status import render as render_status
 from mergebot.config import Settings
 from mergebot.followups import Followup
 from mergebot.git.mirror import git_env
 from mergebot.queue import FINAL, ChangeError, QueueItem, Status, parse_change
+from mergebot.runtime import Runtime, open_runtime
 from mergebot.status import repo_status
 from mergebot.store.changes import change_poisoned
 from mergebot.store.followups import FollowupStore
@@ -294,7 +294,7 @@ def _tell_history(bare: Path, say: Say) -> None:
     say("\n".join(f"  {line}" for line in history.splitlines()))
 
 
-async def run_demo(root: Path, say: Say, *, seconds: float = 60.0) -> Outcome:
+async def run_demo(root: Path, say: Say, wiring: Wiring, *, seconds: float = 60.0) -> Outcome:
     """Run the whole story in `root` (an empty directory); the caller removes it."""
     deadline = Deadline(seconds)
     say(f"Setting up a throw-away repository {REPO} in {root}")
@@ -310,7 +310,7 @@ async def run_demo(root: Path, say: Say, *, seconds: float = 60.0) -> Outcome:
 
     async with open_runtime(settings, server=True) as runtime:
         stop = asyncio.Event()
-        server = asyncio.create_task(serve(runtime, web_tier=True, worker=True, stop=stop))
+        server = asyncio.create_task(serve(runtime, wiring, web_tier=True, worker=True, stop=stop))
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
                 await _wait_healthy(http, url, deadline)

@@ -14,9 +14,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from mergebot.bootstrap import open_runtime
 from mergebot.config import ConfigError, Settings
 from mergebot.integrator import Integrator
+from mergebot.runtime import open_runtime
 from mergebot.sandbox import SandboxError, isolate_checks
 
 

@@ -47,7 +47,6 @@ from mergebot.attempts import (
     completed_event,
     integration_fields,
 )
-from mergebot.bootstrap import Runtime, sleep_until_stopped
 from mergebot.checks import run_checks
 from mergebot.config import REMOTE_NAME, ConfigError, Mode, RepoConfig
 from mergebot.events import Envelope
@@ -59,9 +58,12 @@ from mergebot.forge.repo_config import (
 from mergebot.git.merge import Candidate, PushStatus
 from mergebot.git.mirror import GitError
 from mergebot.git.workspace import AlreadyOnBase, Conflict, Integration, Workspace, worktrees_root
+from mergebot.handoff import ReadyHook
 from mergebot.queue import FINAL, InvalidTransitionError, QueueItem, Status
 from mergebot.recheck import Decision, recheck
+from mergebot.runtime import Runtime
 from mergebot.sandbox import sandbox_for
+from mergebot.services import sleep_until_stopped
 from mergebot.store.eventlog import EventConflictError
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
 from mergebot.store.queue import ItemNotFoundError, QueueStore
@@ -659,7 +661,7 @@ def _secret_names(config: RepoConfig) -> list[str]:
 # -- the READY hook and the service --------------------------------------------------------------
 
 
-class IntegratorHook:
+class IntegratorHook(ReadyHook):
     """The processor's READY hook: start a drain of (repo, base) at once, unless one is running
     in this process (then it is told to look again when it would stop)."""
 
@@ -719,7 +721,7 @@ async def sweep(runtime: Runtime, hook: IntegratorHook) -> None:
 async def integrator_service(runtime: Runtime, stop: asyncio.Event) -> None:
     """Register the READY hook, then sweep at start and every SWEEP_SECONDS."""
     hook = IntegratorHook(runtime)
-    runtime.extras["ready_hook"] = hook
+    runtime.ready_hook = hook
     try:
         while not stop.is_set():
             try:
@@ -728,14 +730,11 @@ async def integrator_service(runtime: Runtime, stop: asyncio.Event) -> None:
                 log.warning("integrator_sweep_failed error=%s", exc)
             await sleep_until_stopped(stop, SWEEP_SECONDS)
     finally:
-        if runtime.extras.get("ready_hook") is hook:
-            del runtime.extras["ready_hook"]
+        if runtime.ready_hook is hook:
+            runtime.ready_hook = None
         await hook.close()
 
 
 async def run_once(runtime: Runtime, repo: str) -> DrainResult:
     """Drain `repo`'s queue once under its lease (`mergebot ingest-event --integrate`)."""
     return await Integrator(runtime, repo).drain()
-
-
-SERVICES = (integrator_service,)

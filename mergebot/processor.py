@@ -23,13 +23,11 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime
 from mergebot.config import RepoConfig, ServerConfig
 from mergebot.forge.repo_config import EffectiveConfigs
 from mergebot.git.facts import GitFactsSource, MirrorGitFactsSource
@@ -45,6 +43,7 @@ from mergebot.readiness import (
     evaluate,
     fold,
 )
+from mergebot.runtime import Runtime
 from mergebot.store.eventlog import LogEntry
 from mergebot.store.keys import Keys
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
@@ -63,12 +62,6 @@ TICK_SECONDS = 30.0
 RECLAIM_IDLE_MS = 60_000
 # What is still open to change by git alone (a push elsewhere, a manual merge to base).
 _OPEN = frozenset({CandidateStatus.WAITING, CandidateStatus.READY})
-
-
-class ReadyHook(Protocol):
-    """Told after candidates were queued for (repo, base); the integrator implements it."""
-
-    async def candidate_ready(self, repo: str, base: str) -> None: ...
 
 
 NoteRecord = tuple[str | None, str | None, Note]
@@ -260,28 +253,27 @@ class Projector:
                 if action.to == Status.QUEUED:
                     result.queued.append(action.item_id)
             case Reschedule():
-                await self.queue.reschedule(repo, base, action.item_id, action.ready_at)
+                await self.queue.reschedule(
+                    repo, base, action.item_id, action.ready_at, action.priority
+                )
 
 
 # -- the service ---------------------------------------------------------------------------------
 
 
 def git_source(runtime: Runtime) -> GitFactsSource:
-    """`runtime.extras["git_facts"]` when a test or bootstrap set one, else the mirrors."""
-    source = runtime.extras.get("git_facts")
-    if source is None:
-        mirrors = runtime.extras.setdefault("mirrors", {})
-        source = MirrorGitFactsSource(runtime.settings.data_dir, mirrors)
-        runtime.extras["git_facts"] = source
-    return source
+    """`runtime.git_facts` when a test set one, else the runtime's mirrors."""
+    if runtime.git_facts is None:
+        runtime.git_facts = MirrorGitFactsSource(runtime.settings.data_dir, runtime.mirrors)
+    return runtime.git_facts
 
 
 def effective_configs(runtime: Runtime) -> EffectiveConfigs:
     """One per runtime, so a repo's file is read once per base sha across batches."""
-    found = runtime.extras.get("effective_configs")
-    if not isinstance(found, EffectiveConfigs) or found.server_config is not runtime.server_config:
+    found = runtime.effective_configs
+    if found is None or found.server_config is not runtime.server_config:
         found = EffectiveConfigs(runtime.server_config, runtime.forge_for)
-        runtime.extras["effective_configs"] = found
+        runtime.effective_configs = found
     return found
 
 
@@ -294,7 +286,7 @@ def projector_for(runtime: Runtime) -> Projector:
 
 async def announce(runtime: Runtime, repo: str, base: str) -> None:
     """Tell the READY hook (if any) that (repo, base) has queued work; never fails the caller."""
-    hook: ReadyHook | None = runtime.extras.get("ready_hook")
+    hook = runtime.ready_hook
     if hook is None:
         return
     try:
@@ -425,6 +417,3 @@ async def run_partition(runtime: Runtime, partition: int, stop: asyncio.Event) -
 
 async def processor_service(runtime: Runtime, stop: asyncio.Event) -> None:
     await asyncio.gather(*(run_partition(runtime, p, stop) for p in runtime.keys.all_partitions()))
-
-
-SERVICES = (processor_service,)

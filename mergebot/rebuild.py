@@ -22,9 +22,9 @@ import secrets
 from dataclasses import dataclass, field
 from typing import cast
 
-from mergebot.bootstrap import Runtime
 from mergebot.processor import BATCH, Projector, effective_configs, git_source
 from mergebot.queue import QueueItem, Status
+from mergebot.runtime import Runtime
 from mergebot.store.eventlog import LogEntry
 from mergebot.store.keys import Keys
 from mergebot.store.lease import info_from_hash
@@ -58,16 +58,17 @@ class ReplayReport:
         return sum(len(r.differences) for r in self.repos)
 
 
-def item_view(item: QueueItem) -> tuple[str, str, str | None]:
+def item_view(item: QueueItem) -> tuple[str, str, str | None, int]:
     """What must match between stored and rebuilt items.
 
-    `ready_at` always counts: it is the candidate's newest `finalize_ready`, corrected on every
-    item that is not gone, so it follows from the log whatever order events arrived in. The
+    `ready_at` and `priority` always count: they are the candidate's newest `finalize_ready` and
+    its slug's newest `priority_set`, corrected on every item that is not gone, so they follow
+    from the log whatever order events arrived in. The
     follow-up id counts only while blocked: a resumed item keeps the id of its last block, and
     whether it was ever blocked depends on how events were batched, not on what they say.
     """
     followup = item.followup_id if item.status == Status.BLOCKED else None
-    return (item.status.value, item.ready_at.isoformat(), followup)
+    return (item.status.value, item.ready_at.isoformat(), followup, item.priority)
 
 
 _GONE = frozenset({Status.CANCELLED, Status.SUPERSEDED})

@@ -3,13 +3,13 @@
 
 Shape: `{"repo", "base", "mode", "managed", "lease": null | {"owner", "expires_at"},
 "candidates": [{"slug", "branch", "sha", "status", "ready_at", "position", "reasons",
-"reason_codes", "followup_id", "updated_at"}], "dead_letters": n, "poison_events": n,
+"reason_codes", "followup_id", "updated_at", "priority"}], "dead_letters": n, "poison_events": n,
 "poison_changes": n, "ignored": {code: n},
 "recent_ignored": […], "refusals": {"total": n, "recent": […]}}`.
 
 Candidates come in this order: the active queue (queued with its 1-based position, in_progress,
-blocked) in FIFO order, then candidates that are not READY yet (status `waiting`, with what is
-missing), then the most recent finished items, newest first.
+blocked) in queue order (priority, then ready_at), then candidates that are not READY yet
+(status `waiting`, with what is missing), then the most recent finished items, newest first.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from mergebot.bootstrap import Runtime
 from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
+from mergebot.runtime import Runtime
 from mergebot.store.changes import poison_change_count
 from mergebot.store.lease import info_from_hash
 from mergebot.store.projection import ProjectionCache, ProjectionStore
@@ -54,6 +54,7 @@ def _item_entry(
         "reason_codes": codes,
         "followup_id": item.followup_id,
         "updated_at": _iso(item.updated_at),
+        "priority": item.priority,
     }
 
 
@@ -69,6 +70,7 @@ def _waiting_entry(state: CandidateState) -> dict[str, Any]:
         "reason_codes": [r.code.value for r in state.reasons],
         "followup_id": state.followup_id,
         "updated_at": None,
+        "priority": state.priority,
     }
 
 
@@ -94,11 +96,7 @@ async def dead_letter_count(runtime: Runtime) -> int:
 def projection_cache(runtime: Runtime) -> ProjectionCache:
     """One per runtime: the dashboard and the queue API re-parse a projection only when the
     processor stored a new one."""
-    cache = runtime.extras.get("projection_cache")
-    if not isinstance(cache, ProjectionCache):
-        cache = ProjectionCache()
-        runtime.extras["projection_cache"] = cache
-    return cache
+    return runtime.projection_cache
 
 
 async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:

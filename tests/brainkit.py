@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mergebot.bootstrap import Runtime
 from mergebot.config import ServerConfig
 from mergebot.events import envelope_for, parse_event
 from mergebot.processor import process_available
 from mergebot.queue import QueueItem, Status
 from mergebot.rebuild import item_view
+from mergebot.runtime import Runtime
 from mergebot.store.queue import QueueStore
 from tests.factories import REPO
 from tests.fakegit import FakeGit
@@ -29,13 +29,13 @@ class RecordingHook:
 def manage(runtime: Runtime, *repos: str, **table: Any) -> FakeGit:
     runtime.server_config = ServerConfig({}, {r: dict(table) for r in (repos or (REPO,))})
     git = FakeGit()
-    runtime.extras["git_facts"] = git
-    runtime.extras["ready_hook"] = RecordingHook()
+    runtime.git_facts = git
+    runtime.ready_hook = RecordingHook()
     return git
 
 
 def hook(runtime: Runtime) -> RecordingHook:
-    found = runtime.extras["ready_hook"]
+    found = runtime.ready_hook
     assert isinstance(found, RecordingHook)
     return found
 

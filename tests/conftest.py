@@ -15,8 +15,8 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from mergebot.bootstrap import Runtime, build_runtime
 from mergebot.config import ServerConfig, Settings
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.connection import connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mergebot.bootstrap import Runtime
 from mergebot.config import parse_server_config
 from mergebot.events import EventName
 from mergebot.processor import process_available
 from mergebot.queue import QueueItem
+from mergebot.runtime import Runtime
 from mergebot.store.queue import QueueStore
 from tests.gitutil import GitRemote, git
 

@@ -8,9 +8,9 @@ import logging
 import signal
 import sys
 
-from mergebot.bootstrap import open_runtime
 from mergebot.config import load_settings
 from mergebot.notify.delivery import DeliveryPolicy, Notifier
+from mergebot.runtime import open_runtime
 
 POLICY = DeliveryPolicy(
     max_attempts=3, backoff_base=0.05, timeout=60.0, block_ms=50, discover_seconds=0.1

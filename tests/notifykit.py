@@ -7,11 +7,11 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from mergebot.bootstrap import Runtime
 from mergebot.config import ServerConfig
 from mergebot.events import envelope_for, parse_event
 from mergebot.notify.delivery import DeliveryPolicy, Notifier
 from mergebot.queue import QueueItem, Status
+from mergebot.runtime import Runtime
 from mergebot.store.queue import QueueStore
 from tests.chatstandin import (
     DISCORD_ID,

@@ -1,1 +1,1 @@
-"""One module per `mergebot` subcommand (see mergebot.cli)."""
+"""One module per `mergebot` subcommand (listed, in order, by mergebot.main)."""

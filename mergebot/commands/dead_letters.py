@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
-from mergebot.bootstrap import Runtime
 from mergebot.commands.support import CommandError, add_repo_option, in_runtime
+from mergebot.runtime import Runtime
 from mergebot.store.notify import NotifyStore
 
 HELP = "list undeliverable notifications (dead letters) and retry them"

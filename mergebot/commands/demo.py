@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mergebot.commands.serve import Wiring
 from mergebot.demo import DemoError, run_demo
 from mergebot.store.embedded import EmbeddedRedisError
 
@@ -51,7 +52,7 @@ def _root(args: argparse.Namespace) -> Path:
     return root
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, wiring: Wiring) -> int:
     try:
         root = _root(args)
     except (DemoError, OSError) as exc:
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     code = 1
     try:
-        outcome = asyncio.run(run_demo(root, _say, seconds=args.timeout))
+        outcome = asyncio.run(run_demo(root, _say, wiring, seconds=args.timeout))
         _say("")
         if outcome.ok:
             _say(

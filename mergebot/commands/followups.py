@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import cast
 
-from mergebot.bootstrap import Runtime
 from mergebot.commands.support import CommandError, add_repo_option, in_runtime
 from mergebot.followups import Followup, FollowupStatus
 from mergebot.notify.view import TODO_TEMPLATE, followup_context, links_for
 from mergebot.render import TemplateError, renderer
+from mergebot.runtime import Runtime
 from mergebot.store.followups import FollowupStore
 
 HELP = "export blocked follow-ups as Markdown todos or JSON"

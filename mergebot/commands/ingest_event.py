@@ -20,24 +20,22 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime, open_runtime
 from mergebot.config import ConfigError, Settings
 from mergebot.github.command_worker import consumer_name, drain
 from mergebot.github.intake import perform
 from mergebot.github.translate import translate
 from mergebot.github.translated import TranslationError
-from mergebot.modules import optional_import
+from mergebot.runtime import Runtime, open_runtime
 from mergebot.store.eventlog import EventConflictError
 
 HELP = "store the canonical events of one GitHub Actions event (GITHUB_EVENT_NAME/_PATH)"
 
 EXIT_BAD_INPUT = 1
 EXIT_UNAVAILABLE = 3
-EXIT_NO_INTEGRATOR = 4
 
 RunOnce = Callable[[Runtime, str], Awaitable[object]]
 
@@ -112,19 +110,6 @@ async def ingest(
     return result
 
 
-def load_integrator() -> RunOnce:
-    """`mergebot.integrator.run_once(runtime, repo)`, imported only when --integrate asks."""
-    module = optional_import("mergebot.integrator")
-    run_once = getattr(module, "run_once", None)
-    if run_once is None:
-        raise IngestError(
-            "--integrate needs the integrator (mergebot.integrator.run_once), which this "
-            "installation does not have; the events were stored",
-            EXIT_NO_INTEGRATOR,
-        )
-    return cast(RunOnce, run_once)
-
-
 def _read_inputs(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, bytes]:
     name = args.event_name or env.get("GITHUB_EVENT_NAME", "")
     path = args.event_path or (
@@ -140,7 +125,7 @@ def _read_inputs(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str,
         raise IngestError(f"cannot read the event file {path}: {exc.strerror}") from None
 
 
-async def _main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+async def _main(args: argparse.Namespace, env: Mapping[str, str], integrate: RunOnce) -> int:
     name, raw = _read_inputs(args, env)
     settings = Settings()
     if not settings.redis_url:
@@ -149,14 +134,15 @@ async def _main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         result = await ingest(runtime, name, raw, env)
         print(json.dumps({"event": result.event, "repo": result.repo, **result.report}))
         if args.integrate and result.repo is not None:
-            run_once = load_integrator()
-            await run_once(runtime, result.repo)
+            await integrate(runtime, result.repo)
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, integrate: RunOnce) -> int:
+    """`integrate` drains a repo once (`--integrate`): the composition root gives the
+    integrator's `run_once`."""
     try:
-        return asyncio.run(_main(args, os.environ))
+        return asyncio.run(_main(args, os.environ, integrate))
     except IngestError as exc:
         print(f"mergebot: {exc}", file=sys.stderr)
         return exc.code

@@ -10,18 +10,29 @@ import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime, background_services, open_runtime
 from mergebot.commands.support import CommandError, run_job
 from mergebot.config import Settings, load_settings
+from mergebot.runtime import Runtime, open_runtime
 from mergebot.sandbox import SandboxError, isolate_checks
-from mergebot.web.app import create_app
+from mergebot.services import BackgroundService, supervise
 
 HELP = "run the web server and the worker in one process"
 log = logging.getLogger("mergebot.serve")
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the composition root (`mergebot.main`) hands the commands that run mergebot: how to
+    build the web application, and the worker's background services in their start order."""
+
+    create_app: Callable[[Runtime], web.Application]
+    services: Sequence[BackgroundService]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +45,12 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def serve(
-    runtime: Runtime, *, web_tier: bool, worker: bool, stop: asyncio.Event | None = None
+    runtime: Runtime,
+    wiring: Wiring,
+    *,
+    web_tier: bool,
+    worker: bool,
+    stop: asyncio.Event | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM (or `stop` is set by the caller, as `demo` does), then stop
     accepting requests and let services finish."""
@@ -45,23 +61,16 @@ async def serve(
     runner: web.AppRunner | None = None
     try:
         if web_tier:
-            runner = web.AppRunner(create_app(runtime), handle_signals=False)
+            runner = web.AppRunner(wiring.create_app(runtime), handle_signals=False)
             await runner.setup()
             settings = runtime.settings
             site = web.TCPSite(runner, settings.host, settings.port)
             await site.start()
             log.info("server_started url=http://%s:%s", settings.host, settings.port)
-        services = background_services() if worker else []
-        tasks = [asyncio.ensure_future(service(runtime, stop)) for service in services]
+        services = wiring.services if worker else ()
         if worker:
-            log.info("worker_started services=%d", len(tasks))
-        try:
-            await stop.wait()
-            log.info("shutdown_requested")
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            log.info("worker_started services=%d", len(services))
+        await supervise(runtime, services, stop)
     finally:
         if runner is not None:
             await runner.cleanup()
@@ -79,7 +88,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(**overrides)
 
 
-async def _main(args: argparse.Namespace, *, web_tier: bool, worker: bool) -> int:
+async def _main(args: argparse.Namespace, wiring: Wiring, *, web_tier: bool, worker: bool) -> int:
     settings = settings_from(args)
     try:
         isolate_checks(settings)
@@ -91,16 +100,16 @@ async def _main(args: argparse.Namespace, *, web_tier: bool, worker: bool) -> in
         except (RedisError, OSError) as exc:
             # Keep running: Redis may come up later; /readyz says 503 and /events refuses till then.
             log.warning("redis_unreachable_at_start error=%s", type(exc).__name__)
-        await serve(runtime, web_tier=web_tier, worker=worker)
+        await serve(runtime, wiring, web_tier=web_tier, worker=worker)
     return 0
 
 
-def run_server(args: argparse.Namespace, *, web_tier: bool, worker: bool) -> int:
+def run_server(args: argparse.Namespace, wiring: Wiring, *, web_tier: bool, worker: bool) -> int:
     try:
-        return run_job(_main(args, web_tier=web_tier, worker=worker), doing="start")
+        return run_job(_main(args, wiring, web_tier=web_tier, worker=worker), doing="start")
     except CommandError as exc:
         return exc.exit()
 
 
-def run(args: argparse.Namespace) -> int:
-    return run_server(args, web_tier=True, worker=True)
+def run(args: argparse.Namespace, wiring: Wiring) -> int:
+    return run_server(args, wiring, web_tier=True, worker=True)

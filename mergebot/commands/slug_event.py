@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mergebot.bootstrap import open_runtime
 from mergebot.commands.support import CommandError, run_job
 from mergebot.config import load_settings
 from mergebot.events import Envelope, EventError, EventName, envelope_for, parse_event
+from mergebot.runtime import open_runtime
 from mergebot.status import repo_status
 
 SOURCE = "cli"

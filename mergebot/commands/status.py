@@ -6,8 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from mergebot.bootstrap import Runtime
 from mergebot.commands.support import CommandError, add_repo_option, in_runtime
+from mergebot.runtime import Runtime
 from mergebot.status import all_status, repo_status
 
 HELP = "show each repo's queue, the candidates waiting and why, and the lease holder"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mergebot.commands.serve import add_listen_arguments, run_server
+from mergebot.commands.serve import Wiring, add_listen_arguments, run_server
 
 HELP = "run only the web server (webhooks, event API, dashboard); pair with `mergebot worker`"
 
@@ -13,5 +13,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_listen_arguments(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    return run_server(args, web_tier=True, worker=False)
+def run(args: argparse.Namespace, wiring: Wiring) -> int:
+    return run_server(args, wiring, web_tier=True, worker=False)

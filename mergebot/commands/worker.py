@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mergebot.commands.serve import run_server
+from mergebot.commands.serve import Wiring, run_server
 
 HELP = "run only the background worker (processor, integrator, notifications); no HTTP"
 
@@ -13,5 +13,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The worker listens on nothing, so it takes no options of its own."""
 
 
-def run(args: argparse.Namespace) -> int:
-    return run_server(args, web_tier=False, worker=True)
+def run(args: argparse.Namespace, wiring: Wiring) -> int:
+    return run_server(args, wiring, web_tier=False, worker=True)

@@ -29,7 +29,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime, sleep_until_stopped
 from mergebot.config import Forge as ForgeKind
 from mergebot.events import Envelope, EventName, WithdrawReason
 from mergebot.forge.errors import ForgeError
@@ -39,6 +38,8 @@ from mergebot.github.intake import perform
 from mergebot.github.summary import SlugSummary, summarize
 from mergebot.github.translate import translate
 from mergebot.github.translated import Draft, Translation, TranslationError
+from mergebot.runtime import Runtime
+from mergebot.services import sleep_until_stopped
 from mergebot.store.eventlog import EventConflictError
 
 log = logging.getLogger("mergebot.forge.reconcile")
@@ -299,6 +300,3 @@ async def reconcile_service(runtime: Runtime, stop: asyncio.Event) -> None:
     while not stop.is_set():
         await reconcile_all(runtime)
         await sleep_until_stopped(stop, interval)
-
-
-SERVICES = (reconcile_service,)

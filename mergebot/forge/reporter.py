@@ -22,7 +22,6 @@ from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
-from mergebot.bootstrap import Runtime, keep_running, sleep_until_stopped
 from mergebot.config import Mode
 from mergebot.events import Envelope, EventName, IntegrationBlocked, IntegrationCompleted
 from mergebot.followups import Followup, from_blocked
@@ -34,6 +33,8 @@ from mergebot.github.command_worker import forge_for
 from mergebot.notify.view import TODO_TEMPLATE, Links, followup_context, links_for
 from mergebot.queue import ChangeError, QueueItem, Status, parse_change
 from mergebot.render import renderer
+from mergebot.runtime import Runtime
+from mergebot.services import keep_running, sleep_until_stopped
 from mergebot.store.changes import change_poisoned
 from mergebot.store.followups import FollowupStore
 from mergebot.store.queue import QueueStore
@@ -296,8 +297,7 @@ async def drain(runtime: Runtime, consumer: str, *, block_ms: int | None = None)
 
 def _positions(runtime: Runtime) -> dict[str, int]:
     """The queue position last shown for each queued item (in this process)."""
-    positions: dict[str, int] = runtime.extras.setdefault("github_reported_positions", {})
-    return positions
+    return runtime.reported_positions
 
 
 async def refresh_positions(runtime: Runtime, repo: str, base: str) -> None:
@@ -320,6 +320,3 @@ async def reporter_service(runtime: Runtime, stop: asyncio.Event) -> None:
         await drain(runtime, consumer, block_ms=BLOCK_MS)
 
     await keep_running(stop, step, name="reporter")
-
-
-SERVICES = (reporter_service,)

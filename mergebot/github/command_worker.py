@@ -22,8 +22,16 @@ from typing import Any, cast
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import Runtime, keep_running
-from mergebot.events import CandidateWithdrawn, FinalizeReady, ResumeRequested, WithdrawReason
+from mergebot.events import (
+    CandidateWithdrawn,
+    FinalizeReady,
+    PrioritySet,
+    QueueFrozen,
+    QueueUnfrozen,
+    ResumeRequested,
+    WithdrawReason,
+    parse_priority,
+)
 from mergebot.forge.base import CommentKind, Forge, Permission
 from mergebot.github.commands import Command, CommandRequest
 from mergebot.github.intake import envelopes
@@ -31,6 +39,8 @@ from mergebot.github.replies import render
 from mergebot.github.summary import SlugSummary, summarize
 from mergebot.github.translated import ORCHESTRATOR, Draft, PendingApproval, make
 from mergebot.queue import Status, item_id
+from mergebot.runtime import Runtime
+from mergebot.services import keep_running
 from mergebot.store.commands import CommandInbox, InboxEntry
 from mergebot.store.eventlog import EventConflictError
 from mergebot.store.queue import QueueStore
@@ -49,7 +59,7 @@ class ForgeUnavailableError(RuntimeError):
 
 async def forge_for(runtime: Runtime, repo: str) -> Forge:
     """The repo's forge: `runtime.forge_for(repo)` when the runtime has it, else the factory a
-    component registered as `runtime.extras["forge_for"]` (tests register a fake there)."""
+    component registered as `runtime.forge_override` (tests set a fake there)."""
     if not runtime.forge_has_comments(repo):
         raise ForgeUnavailableError("no forge is configured to act on comment commands")
     forge: Any = runtime.forge_for(repo)
@@ -105,6 +115,18 @@ def plan(
     when = request.created_at.isoformat()
     # Every event a command makes names the pull request and the comment it came from.
     common = {"repo": request.repo, "slug": request.slug, "comment_id": request.comment_id}
+    priority: PrioritySet | None = None
+    if request.command in (Command.PRIORITY, Command.MERGE) and (
+        request.argument or request.command is Command.PRIORITY
+    ):
+        try:
+            value = parse_priority(request.argument)
+        except ValueError:
+            return _refused(context, "bad_priority", value=request.argument)
+        priority = cast(
+            PrioritySet,
+            make(PrioritySet, _EVENT, priority=value, set_by=request.author, at=when, **common),
+        )
     match request.command:
         case Command.HELP:
             return Plan(Outcome.REPLIED, reply=Reply(CommentKind.HELP, "help", context))
@@ -137,7 +159,14 @@ def plan(
                 via="command",
                 **common,
             )
+            if priority is not None:
+                return Plan(Outcome.ACTED, events=(approval, ready, priority))
             return Plan(Outcome.ACTED, events=(approval, ready))
+        case Command.PRIORITY:
+            assert priority is not None
+            return Plan(Outcome.ACTED, events=(priority,))
+        case Command.FREEZE | Command.UNFREEZE:
+            return _plan_freeze(request, permission, context, base=base, when=when)
         case Command.RESUME:
             resume = make(ResumeRequested, _EVENT, requested_by=request.author, at=when, **common)
             return Plan(Outcome.ACTED, events=(resume,))
@@ -151,6 +180,28 @@ def plan(
                 **common,
             )
             return Plan(Outcome.ACTED, events=(cancel,))
+
+
+def _plan_freeze(
+    request: CommandRequest,
+    permission: Permission,
+    context: dict[str, Any],
+    *,
+    base: str,
+    when: str,
+) -> Plan:
+    """`/mergebot freeze <reason>` and `/mergebot unfreeze`: the whole queue of `base`, so
+    maintain or admin only; a freeze says why."""
+    if not permission.can_freeze:
+        return _refused(context, "freeze_permission", permission=permission.value)
+    common = {"repo": request.repo, "base": base, "by": request.author, "at": when}
+    origin = {"comment_id": request.comment_id, "slug": request.slug}
+    if request.command is Command.UNFREEZE:
+        return Plan(Outcome.ACTED, events=(make(QueueUnfrozen, _EVENT, **common, **origin),))
+    if not request.argument.strip():
+        return _refused(context, "freeze_reason")
+    frozen = make(QueueFrozen, _EVENT, reason=request.argument, **common, **origin)
+    return Plan(Outcome.ACTED, events=(frozen,))
 
 
 async def _summary(runtime: Runtime, request: CommandRequest, base: str) -> SlugSummary:
@@ -300,6 +351,3 @@ async def command_service(runtime: Runtime, stop: asyncio.Event) -> None:
     await keep_running(
         stop, lambda: drain(runtime, consumer, block_ms=BLOCK_MS), name="command_worker"
     )
-
-
-SERVICES = (command_service,)

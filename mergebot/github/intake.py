@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from mergebot.bootstrap import Runtime
 from mergebot.events import CanonicalEvent, Envelope, envelope_for
 from mergebot.github.translated import SOURCE, Draft, PendingApproval, Translation
+from mergebot.runtime import Runtime
 from mergebot.store.commands import CommandInbox
 from mergebot.store.eventlog import AppendResult
 from mergebot.store.rounds import ReviewRounds

@@ -34,7 +34,6 @@ import aiohttp
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError, ResponseError
 
-from mergebot.bootstrap import Runtime, keep_running, sleep_until_stopped
 from mergebot.config import NotifySink
 from mergebot.events import Envelope, EventName
 from mergebot.followups import (
@@ -57,6 +56,8 @@ from mergebot.notify.view import (
 )
 from mergebot.queue import ChangeError
 from mergebot.render import TemplateError, renderer
+from mergebot.runtime import Runtime
+from mergebot.services import keep_running, sleep_until_stopped
 from mergebot.store.changes import change_poisoned
 from mergebot.store.followups import FollowupStore
 from mergebot.store.notify import (
@@ -124,10 +125,8 @@ class Notifier:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.runtime = runtime
-        self.policy: DeliveryPolicy = (
-            policy or runtime.extras.get("notify_policy") or DeliveryPolicy()
-        )
-        self.consumer: str = consumer or runtime.extras.get("notify_consumer") or default_consumer()
+        self.policy: DeliveryPolicy = policy or DeliveryPolicy()
+        self.consumer: str = consumer or default_consumer()
         self.environ = os.environ if environ is None else environ
         self.store = NotifyStore(runtime.redis, runtime.keys)
         self.followups = FollowupStore(runtime.redis, runtime.keys)
@@ -537,6 +536,3 @@ class Notifier:
 
 async def delivery_service(runtime: Runtime, stop: asyncio.Event) -> None:
     await Notifier(runtime).run(stop)
-
-
-SERVICES = (delivery_service,)

@@ -1,35 +1,27 @@
-"""aiohttp application factory. Route modules register themselves through `setup(app)`."""
+"""aiohttp application factory: the route modules' `setup(app)` functions are given by the
+composition root (`mergebot.main`), which lists every one of them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from aiohttp import web
 
-from mergebot.bootstrap import Runtime
-from mergebot.modules import optional_import
+from mergebot.runtime import Runtime
 from mergebot.web import metrics
 
 RUNTIME = web.AppKey("runtime", Runtime)
 
-# Each module has `setup(app: web.Application) -> None`; missing ones are skipped.
-ROUTE_MODULES = (
-    "mergebot.web.health",
-    "mergebot.web.events_api",
-    "mergebot.github.webhook",
-    "mergebot.web.dashboard",
-    "mergebot.web.followups_api",
-    "mergebot.web.notify_api",
-    "mergebot.web.queue_api",
-)
+# A route module's `setup(app)`: it adds its routes (and what they keep) to `app`.
+RouteSetup = Callable[[web.Application], None]
 
 MAX_BODY_BYTES = 25 * 1024 * 1024
 
 
-def create_app(runtime: Runtime) -> web.Application:
+def create_app(runtime: Runtime, routes: Iterable[RouteSetup]) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[RUNTIME] = runtime
     metrics.install(app)  # first, so every route module can count into `app[metrics.METRICS]`
-    for name in ROUTE_MODULES:
-        module = optional_import(name)
-        if module is not None:
-            module.setup(app)
+    for setup in routes:
+        setup(app)
     return app

@@ -18,12 +18,12 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from mergebot.attempts import AttemptStore
-from mergebot.bootstrap import Runtime
 from mergebot.config import Forge
 from mergebot.followups import Followup
 from mergebot.ids import is_repo
 from mergebot.notify.view import github_web_url
 from mergebot.render import Renderer, renderer
+from mergebot.runtime import Runtime
 from mergebot.status import is_known, known_repos, repo_status
 from mergebot.store.followups import FollowupStore
 from mergebot.store.queue import QueueStore

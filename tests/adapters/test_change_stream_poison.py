@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from mergebot.bootstrap import Runtime
 from mergebot.commands.status import render
 from mergebot.config import ServerConfig
 from mergebot.forge import reporter
 from mergebot.notify import delivery
+from mergebot.runtime import Runtime
 from mergebot.status import repo_status
 from mergebot.store.changes import poison_changes
 from mergebot.store.keys import Keys

@@ -11,9 +11,9 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from mergebot.bootstrap import open_runtime
 from mergebot.config import ServerConfig
 from mergebot.events import envelope_for, parse_event
+from mergebot.runtime import open_runtime
 from mergebot.store.connection import connect
 from mergebot.store.embedded import EmbeddedRedis, EmbeddedRedisError, redis_server_binary
 from mergebot.store.eventlog import EventLog

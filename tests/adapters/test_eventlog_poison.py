@@ -8,11 +8,11 @@ import logging
 
 import pytest
 
-from mergebot.bootstrap import Runtime
 from mergebot.commands.status import render
 from mergebot.events import envelope_for, parse_event
 from mergebot.processor import GROUP
 from mergebot.queue import Status
+from mergebot.runtime import Runtime
 from mergebot.status import repo_status
 from mergebot.store.eventlog import EventLog
 from tests.brainkit import emit, manage, process, queue_items

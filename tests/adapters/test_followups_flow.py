@@ -12,11 +12,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from mergebot.bootstrap import Runtime
-from mergebot.cli import main
 from mergebot.followups import FollowupStatus, claim
+from mergebot.main import create_app, main
+from mergebot.runtime import Runtime
 from mergebot.store.followups import FollowupStore
-from mergebot.web.app import create_app
 from tests.chatstandin import ChatStandIn
 from tests.conftest import API_TOKEN
 from tests.notifykit import REPO, Lifecycle, configure, drain, notifier

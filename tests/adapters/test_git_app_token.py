@@ -24,10 +24,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
-from mergebot.bootstrap import build_runtime
 from mergebot.config import ServerConfig
 from mergebot.git.mirror import GitError
 from mergebot.git.workspace import Workspace, worktrees_root
+from mergebot.runtime import build_runtime
 from mergebot.store.keys import Keys
 from tests.conftest import settings_for
 from tests.fakegithub import bodies

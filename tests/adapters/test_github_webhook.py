@@ -13,16 +13,17 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from mergebot.bootstrap import Runtime, build_runtime
 from mergebot.config import ServerConfig, Settings, parse_server_config
 from mergebot.github.intake import perform
 from mergebot.github.translate import translate
+from mergebot.main import create_app
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.commands import CommandInbox
 from mergebot.store.connection import connect
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
 from mergebot.store.refusals import RefusalLog
-from mergebot.web.app import MAX_BODY_BYTES, create_app
+from mergebot.web.app import MAX_BODY_BYTES
 from tests import ghsupport as gh
 from tests.ghsupport import BASE, HEAD, REPO, SECRET
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
-import types
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,14 +16,15 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from mergebot.bootstrap import Runtime, build_runtime
+from mergebot import integrator
 from mergebot.commands import ingest_event
-from mergebot.commands.ingest_event import IngestError, ingest, load_integrator
+from mergebot.commands.ingest_event import IngestError, ingest
 from mergebot.config import Settings, parse_server_config
 from mergebot.forge.base import Permission
+from mergebot.main import COMMANDS, create_app
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
-from mergebot.web.app import create_app
 from tests import ghsupport as gh
 from tests.ghsupport import REPO, SECRET, FakeForge
 
@@ -132,7 +133,7 @@ async def test_a_command_is_acted_on_at_once_when_a_forge_is_configured(
 ) -> None:
     runtime = runtime_for(redis, keys)
     forge = FakeForge(permissions={"Codertocat": Permission.WRITE})
-    runtime.extras["forge_for"] = lambda repo: forge
+    runtime.forge_override = lambda repo: forge
     await ingest(runtime, "pull_request", gh.body_of(gh.load("pull_request.opened")), {})
     raw = gh.body_of(gh.pr_comment("/mergebot merge"))
     result = await ingest(runtime, "issue_comment", raw, {"GITHUB_RUN_ID": "9"})
@@ -142,22 +143,11 @@ async def test_a_command_is_acted_on_at_once_when_a_forge_is_configured(
     assert names == ["branch_pushed", "finalize_ready", "review_approved", "finalize_ready"]
 
 
-def test_integrate_without_an_integrator_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "mergebot.integrator", None)
-    with pytest.raises(IngestError, match=r"needs the integrator") as caught:
-        load_integrator()
-    assert caught.value.code == ingest_event.EXIT_NO_INTEGRATOR
-
-
-def test_integrate_uses_the_integrators_run_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("mergebot.integrator")
-
-    async def run_once(runtime: Runtime, repo: str) -> None:
-        return None
-
-    module.run_once = run_once  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "mergebot.integrator", module)
-    assert load_integrator() is run_once
+def test_integrate_uses_the_integrators_run_once() -> None:
+    command = COMMANDS["ingest-event"].run
+    assert isinstance(command, functools.partial)
+    assert command.func is ingest_event.run
+    assert command.keywords == {"integrate": integrator.run_once}
 
 
 def cli(tmp_path: Path, redis_url: str, keys: Keys, *args: str, **env: str) -> Any:

@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 
-from mergebot.bootstrap import Runtime
-from mergebot.cli import main
+from mergebot.main import create_app, main
 from mergebot.notify.delivery import Notifier
+from mergebot.runtime import Runtime
 from mergebot.store.eventlog import EventLog
 from mergebot.store.notify import DeliveryState, NotifyStore, dead_letter_count
-from mergebot.web.app import create_app
 from tests.chatstandin import DISCORD_TOKEN, ChatStandIn, markdown_v2_problem, telegram_429
 from tests.conftest import API_TOKEN
 from tests.notifykit import REPO, Lifecycle, configure, drain, notifier, sink

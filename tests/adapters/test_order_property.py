@@ -12,10 +12,10 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mergebot.bootstrap import Runtime, build_runtime
 from mergebot.config import ServerConfig
 from mergebot.processor import GROUP, process_entries, projector_for
 from mergebot.readiness import CandidateStatus
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.connection import connect
 from mergebot.store.keys import Keys
 from mergebot.store.projection import ProjectionStore

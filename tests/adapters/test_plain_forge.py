@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from mergebot.bootstrap import build_runtime
 from mergebot.config import ConfigError, Settings, parse_server_config
 from mergebot.forge.base import Permission
 from mergebot.forge.plain import PlainGitForge
+from mergebot.runtime import build_runtime
 from mergebot.store.keys import Keys
 from tests.gitutil import GitRemote
 

@@ -7,11 +7,10 @@ from typing import cast
 
 import pytest
 
-from mergebot.bootstrap import Runtime
 from mergebot.forge.errors import ForgeError
+from mergebot.main import background_services
 from mergebot.processor import (
     GROUP,
-    SERVICES,
     Projector,
     git_source,
     processor_service,
@@ -19,6 +18,7 @@ from mergebot.processor import (
     tick,
 )
 from mergebot.queue import Status
+from mergebot.runtime import Runtime
 from mergebot.store.lease import Lease
 from mergebot.store.projection import ProjectionStore
 from mergebot.store.queue import QueueStore
@@ -259,7 +259,7 @@ async def test_one_fetch_per_batch(runtime: Runtime) -> None:
 
 async def test_service_folds_new_events_until_stopped(runtime: Runtime) -> None:
     manage(runtime)
-    assert processor_service in SERVICES
+    assert processor_service in background_services()
     stop = asyncio.Event()
     task = asyncio.create_task(processor_service(runtime, stop))
     try:
@@ -285,7 +285,7 @@ async def test_per_repo_rules_come_from_config(runtime: Runtime, required: int) 
 def repo_file_forge(runtime: Runtime, text: str) -> FakeForge:
     forge = FakeForge()
     forge.files[".github/mergebot.toml"] = text
-    runtime.extras["forge_for"] = lambda repo: forge
+    runtime.forge_override = lambda repo: forge
     return forge
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mergebot.bootstrap import Runtime
 from mergebot.config import RepoConfig
 from mergebot.events import parse_event
 from mergebot.git.facts import MirrorGitFactsSource
 from mergebot.git.mirror import Mirror
 from mergebot.queue import Status
 from mergebot.readiness import CandidateStatus, ReasonCode, RepoFacts, Rules, evaluate, fold
+from mergebot.runtime import Runtime
 from mergebot.store.projection import ProjectionStore
 from tests.brainkit import emit, manage, process, queue_items
 from tests.factories import REPO
@@ -20,7 +20,7 @@ from tests.unit.test_readiness import approve, finalize, push
 
 def use_real_git(runtime: Runtime, remote: GitRemote, tmp_path: Path) -> None:
     manage(runtime, remote=remote.url)
-    runtime.extras["git_facts"] = MirrorGitFactsSource(tmp_path / "data", {})
+    runtime.git_facts = MirrorGitFactsSource(tmp_path / "data", {})
 
 
 def candidate_events(sha: str, branch: str = "feature/one") -> list[dict[str, object]]:
@@ -139,7 +139,7 @@ async def test_the_repos_config_file_on_main_sets_the_rules_read_from_the_mirror
     """The whole real path: the processor's fetched mirror names main's tip, and the plain git
     forge reads `.github/mergebot.toml` at that sha from the same mirror."""
     manage(runtime, remote=remote.url, required_approvals=1)
-    del runtime.extras["git_facts"]  # the runtime's own mirrors, shared with the forge
+    runtime.git_facts = None  # the runtime's own mirrors, shared with the forge
     remote.checkout("main", "main")
     remote.commit(".github/mergebot.toml", "required_approvals = 2\n", "two reviewers here")
     remote.push("main")

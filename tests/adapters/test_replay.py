@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mergebot.bootstrap import Runtime
 from mergebot.config import ServerConfig
 from mergebot.queue import Status
 from mergebot.rebuild import replay
+from mergebot.runtime import Runtime
 from mergebot.store.keys import Keys
 from mergebot.store.queue import QueueStore
 from tests.brainkit import emit, manage, process, queue_items

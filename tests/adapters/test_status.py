@@ -9,13 +9,13 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from mergebot.bootstrap import Runtime
+from mergebot.main import create_app
 from mergebot.queue import Status
+from mergebot.runtime import Runtime
 from mergebot.status import projection_cache, repo_status
 from mergebot.store.lease import Lease
 from mergebot.store.projection import ProjectionStore
 from mergebot.store.queue import QueueStore
-from mergebot.web.app import create_app
 from tests.brainkit import emit, manage, process, queue_items
 from tests.factories import REPO, SHA_B
 from tests.unit.test_readiness import approve, finalize, push, raw_event

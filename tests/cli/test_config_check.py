@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mergebot.cli import main
+from mergebot.main import main
 
 GOOD = """
 [defaults]

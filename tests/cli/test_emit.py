@@ -11,11 +11,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from mergebot.bootstrap import Runtime
-from mergebot.cli import main
 from mergebot.commands.emit import UsageError, build_event
+from mergebot.main import create_app, main
+from mergebot.runtime import Runtime
 from mergebot.store.eventlog import EventLog
-from mergebot.web.app import create_app
 from tests.conftest import free_port
 from tests.factories import SHA_A, SHA_B
 

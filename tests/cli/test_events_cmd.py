@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mergebot.cli import main
 from mergebot.config import Settings
 from mergebot.events import envelope_for, parse_event
+from mergebot.main import main
 from mergebot.store.connection import connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog

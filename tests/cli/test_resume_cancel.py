@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from mergebot.bootstrap import Runtime
-from mergebot.cli import main
+from mergebot.main import main
 from mergebot.queue import Status
+from mergebot.runtime import Runtime
 from mergebot.store.queue import QueueStore
 from tests.brainkit import emit, manage, process, queue_items
 from tests.conftest import free_port

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mergebot.cli import main
+from mergebot.main import main
 from tests.conftest import free_port
 
 STORE_COMMANDS = [

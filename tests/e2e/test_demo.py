@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mergebot import demo
-from mergebot.cli import main
+from mergebot.main import main
 from tests.gitutil import git
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

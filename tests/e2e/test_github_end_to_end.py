@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from mergebot.bootstrap import Runtime
 from mergebot.config import ServerConfig
+from mergebot.runtime import Runtime
 from mergebot.store.keys import Keys
 from tests import waiting
 from tests.fakegithub import server as fake_server

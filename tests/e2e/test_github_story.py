@@ -14,13 +14,13 @@ import redis.asyncio as aioredis
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from mergebot.bootstrap import Runtime, build_runtime
 from mergebot.config import Settings, parse_server_config
 from mergebot.forge.github import GitHubCredentials, GitHubForge
 from mergebot.github.command_worker import command_service
 from mergebot.github.signature import sign
+from mergebot.main import create_app
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.keys import Keys
-from mergebot.web.app import create_app
 from tests import waiting
 from tests.fakegithub.fixtures import FAKE_TOKEN, WEBHOOK_SECRET
 from tests.fakegithub.server import FakeGitHub
@@ -45,7 +45,7 @@ async def mergebot(
         api_url=fake_github.api_url,
         seconds_between_writes=None,
     )
-    runtime.extras["forge_for"] = lambda repo: forge
+    runtime.forge_override = lambda repo: forge
     server = await aiohttp_server(create_app(runtime))
     fake_github.sender.url = str(server.make_url("/webhook"))
     stop = asyncio.Event()

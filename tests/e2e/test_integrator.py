@@ -12,12 +12,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from mergebot.bootstrap import Runtime
 from mergebot.forge.base import CheckResult, CheckState
 from mergebot.integrator import Integrator, IntegratorHook
+from mergebot.main import create_app
 from mergebot.queue import Status
+from mergebot.runtime import Runtime
 from mergebot.store.lease import Lease
-from mergebot.web.app import create_app
 from tests.conftest import API_TOKEN
 from tests.fakeforge import FakeForge
 from tests.gitutil import GitRemote, git
@@ -49,7 +49,7 @@ async def story(
 ) -> AsyncIterator[Story]:
     enable_ref_log(remote)
     hook = IntegratorHook(runtime)
-    runtime.extras["ready_hook"] = hook
+    runtime.ready_hook = hook
     client = await aiohttp_client(create_app(runtime))
     try:
         yield Story(runtime, remote, hook, client)
@@ -207,7 +207,7 @@ async def test_base_moved_during_checks_is_rebuilt_and_lands(story: Story) -> No
             return [CheckResult("ci", CheckState.SUCCESS, f"https://ci/{sha}")]
 
     forge = MovingForge()
-    story.runtime.extras["forge_for"] = lambda repo: forge
+    story.runtime.forge_override = lambda repo: forge
     story.manage(checks={"required": ["ci"]})
 
     await story.run(cand)
@@ -280,7 +280,7 @@ async def test_not_ready_at_the_recheck_is_never_blocked(story: Story) -> None:
     story.manage()
     remote = story.remote
     cand = make_candidate(remote, "pr-1", "x.txt", "x\n")
-    story.runtime.extras.pop("ready_hook")  # queue it, but integrate later
+    story.runtime.ready_hook = None  # queue it, but integrate later
     await story.post(cand)
     await process(story.runtime)
     assert (await items(story.runtime))["pr-1"].status is Status.QUEUED
@@ -304,11 +304,11 @@ async def test_not_ready_at_the_recheck_is_never_blocked(story: Story) -> None:
 
 async def test_a_lost_lease_stops_the_integrator_before_it_moves_main(story: Story) -> None:
     forge = FakeForge()  # the required check never finishes
-    story.runtime.extras["forge_for"] = lambda repo: forge
+    story.runtime.forge_override = lambda repo: forge
     story.manage(lease_ttl_seconds=1, lease_renew_seconds=0.1, checks={"required": ["ci"]})
     cand = make_candidate(story.remote, "pr-1", "x.txt", "x\n")
     before = story.remote.rev("main")
-    story.runtime.extras.pop("ready_hook")
+    story.runtime.ready_hook = None
     await story.post(cand)
     await process(story.runtime)
 
@@ -336,7 +336,7 @@ async def test_an_invalid_repo_config_integrates_nothing(story: Story) -> None:
     remote.commit(".github/mergebot.toml", 'merge_methd = "squash"\n', "typo in the config")
     before = remote.push("main")
     cand = make_candidate(remote, "pr-1", "x.txt", "x\n")
-    story.runtime.extras.pop("ready_hook")
+    story.runtime.ready_hook = None
     await story.post(cand)
     await process(story.runtime)
 

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from mergebot.bootstrap import Runtime, build_runtime
 from mergebot.config import parse_server_config
 from mergebot.events import envelope_for, parse_event
 from mergebot.integrator import CRASH_ENV, STEPS
 from mergebot.queue import Status
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.keys import Keys
 from tests.conftest import API_TOKEN, free_port, settings_for
 from tests.gitutil import GitRemote, git

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mergebot.bootstrap import Runtime
 from mergebot.events import envelope_for, parse_event
+from mergebot.runtime import Runtime
 from mergebot.store.notify import DeliveryState, NotifyStore
 from tests.chatstandin import TELEGRAM_TOKEN, ChatStandIn
 from tests.factories import raw_event

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from mergebot.bootstrap import Runtime
 from mergebot.config import parse_server_config
 from mergebot.events import envelope_for, parse_event
 from mergebot.followups import FollowupStatus
 from mergebot.integrator import IntegratorHook
 from mergebot.queue import Status
+from mergebot.runtime import Runtime
 from mergebot.store.followups import FollowupStore
 from tests.chatstandin import ChatStandIn, markdown_v2_problem
 from tests.gitutil import GitRemote, git
@@ -97,7 +97,7 @@ async def test_blocked_fix_pushed_resume_integrated(
         await post(runtime, approval, *ready(branch, bad))
         await process(runtime)  # no READY hook yet: it only enters the queue
         await drain(n)
-        runtime.extras["ready_hook"] = hook
+        runtime.ready_hook = hook
         await hook.candidate_ready(REPO, "main")
         await asyncio.wait_for(hook.idle(), timeout=60)
         assert (await items(runtime))["pr-7"].status is Status.BLOCKED
@@ -175,7 +175,7 @@ async def test_a_shadow_decision_is_told_as_would_integrate(
             "review_round": 1, "reviewer_session_id": "alice",
         }  # fmt: skip
         await post(runtime, approval, *ready(branch, sha))
-        runtime.extras["ready_hook"] = hook
+        runtime.ready_hook = hook
         await process(runtime)
         await asyncio.wait_for(hook.idle(), timeout=60)
         item = (await items(runtime))["pr-7"]

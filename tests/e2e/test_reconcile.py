@@ -73,7 +73,7 @@ async def test_one_pass_recovers_exactly_the_dropped_events_and_a_second_adds_no
         assert {d.event for d in dropped} == {"push", "pull_request", "pull_request_review"}
         assert len(await log_of(runtime)) == delivered  # nothing arrived
 
-        forge = runtime.extras["github_forge"]
+        forge = runtime.forge_for(REPO)
         assert isinstance(forge, GitHubForge)
         result = await reconcile_repo(runtime, forge, REPO)
 

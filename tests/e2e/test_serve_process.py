@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mergebot.cli import main
+from mergebot.main import main
 from tests.conftest import API_TOKEN, free_port
 from tests.unit.test_docs import healthcheck_command
 

@@ -13,11 +13,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import SecretStr
 
-from mergebot.bootstrap import Runtime, background_services, build_runtime
 from mergebot.config import ServerConfig, Settings
-from mergebot.forge.github import GitHubCredentials, GitHubForge
+from mergebot.main import background_services, create_app
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.keys import Keys
-from mergebot.web.app import create_app
 from tests.fakegithub.fixtures import FAKE_TOKEN, WEBHOOK_SECRET
 from tests.fakegithub.server import FakeGitHub
 
@@ -45,15 +44,6 @@ async def mergebot_for(
 ) -> AsyncIterator[Runtime]:
     """Run mergebot's web tier (and its workers with `services`) for the block."""
     runtime = build_runtime(settings, server_config, redis, keys)
-    forge = GitHubForge(
-        GitHubCredentials(token=FAKE_TOKEN),
-        api_url=fake.api_url,
-        seconds_between_writes=None,
-        permission_ttl=0.0,
-    )
-    if "forge_for" not in runtime.extras and not hasattr(runtime, "forge_for"):
-        runtime.extras["forge_for"] = lambda repo: forge
-    runtime.extras["github_forge"] = forge
     runner = web.AppRunner(create_app(runtime), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

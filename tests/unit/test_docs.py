@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mergebot.cli import COMMANDS
 from mergebot.config import ChecksConfig, RepoConfig, Settings
+from mergebot.main import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -8,7 +8,7 @@ import logging
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from mergebot.bootstrap import keep_running, sleep_until_stopped
+from mergebot.services import keep_running, sleep_until_stopped
 
 
 async def test_a_redis_outage_is_a_warning_and_the_step_runs_again(

@@ -13,15 +13,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from mergebot.attempts import Attempt, AttemptStore
-from mergebot.bootstrap import Runtime, build_runtime
 from mergebot.config import ServerConfig
 from mergebot.followups import Followup, claim
+from mergebot.main import create_app
 from mergebot.queue import QueueItem, Status, item_id
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.connection import connect
 from mergebot.store.followups import FollowupStore
 from mergebot.store.lease import Lease
 from mergebot.store.queue import QueueStore
-from mergebot.web.app import create_app
 from tests.brainkit import emit, manage, process, queue_items
 from tests.conftest import API_TOKEN, free_port, settings_for
 from tests.factories import REPO, SHA_A, SHA_B

@@ -15,14 +15,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from mergebot.bootstrap import Runtime, build_runtime
 from mergebot.config import ServerConfig
 from mergebot.events import content_id, parse_event
+from mergebot.main import create_app
+from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.connection import connect
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
 from mergebot.store.refusals import RefusalLog
-from mergebot.web.app import MAX_BODY_BYTES, create_app
+from mergebot.web.app import MAX_BODY_BYTES
 from tests.conftest import API_TOKEN, settings_for
 from tests.factories import SHA_A, raw_event
 

@@ -1,23 +1,21 @@
-"""The one place that builds concrete objects from settings and wires them together.
+"""The Runtime: what every part of a running mergebot shares, each store and service a typed field.
 
 Nothing is created at import time anywhere in mergebot; commands call `open_runtime` and pass the
-resulting `Runtime` down, so tests can build a Runtime around their own Redis and key prefix.
+resulting `Runtime` down, so tests can build a Runtime around their own Redis and key prefix (and
+set a field, such as `forge_override` or `git_facts`, to a fake). What runs in a process, and in
+which order, is decided by the composition root, `mergebot.main`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import importlib
-import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from mergebot.config import (
     ConfigError,
@@ -29,14 +27,20 @@ from mergebot.config import (
 )
 from mergebot.forge.base import Forge as ForgeProtocol
 from mergebot.forge.plain import PlainGitForge
+from mergebot.forge.repo_config import EffectiveConfigs
 from mergebot.git.credentials import CredentialSource, GitCredentials, TokenSource
+from mergebot.git.facts import GitFactsSource
 from mergebot.git.mirror import Mirror, mirror_path
+from mergebot.handoff import ReadyHook
 from mergebot.logmask import masking, secret_values
-from mergebot.modules import optional_import
 from mergebot.store.connection import connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
+from mergebot.store.projection import ProjectionCache
+
+if TYPE_CHECKING:
+    from mergebot.forge.github import GitHubForge
 
 
 class ForgeUnavailableError(LookupError):
@@ -45,15 +49,28 @@ class ForgeUnavailableError(LookupError):
 
 @dataclass
 class Runtime:
-    """What every part of a running mergebot shares: settings, config and storage handles."""
+    """What every part of a running mergebot shares: settings, config, storage handles, and the
+    process-wide objects the parts hand each other (each one a typed field)."""
 
     settings: Settings
     server_config: ServerConfig
     redis: aioredis.Redis
     keys: Keys
     eventlog: EventLog
-    # Components register themselves here (processor hooks, forge clients…) during start-up.
-    extras: dict[str, Any] = field(default_factory=dict)
+    # One Mirror (and its lock) per repo, shared by the processor's git facts and the integrator.
+    mirrors: dict[str, Mirror] = field(default_factory=dict, repr=False)
+    # Set by the integrator's service while it runs; the processor announces queued work to it.
+    ready_hook: ReadyHook | None = None
+    # Where the processor asks git; None: the mirrors above (tests set a fake).
+    git_facts: GitFactsSource | None = None
+    # The repos' effective configs, read once per base sha (built by the processor on first use).
+    effective_configs: EffectiveConfigs | None = None
+    # Parsed projections, shared by the dashboard, the queue API and status.
+    projection_cache: ProjectionCache = field(default_factory=ProjectionCache, repr=False)
+    # The queue position last shown on GitHub for each queued item (the reporter's memory).
+    reported_positions: dict[str, int] = field(default_factory=dict, repr=False)
+    # Every repo's forge, instead of the configured ones (tests set a fake).
+    forge_override: Callable[[str], ForgeProtocol] | None = None
     _forges: dict[str, ForgeProtocol] = field(default_factory=dict, repr=False)
 
     def remote_url(self, repo: str) -> str:
@@ -95,17 +112,16 @@ class Runtime:
     def mirror_for(self, repo: str) -> Mirror:
         """The one mirror of `repo` in this process (created on first use).
 
-        Mirrors live in `extras["mirrors"]`, the registry the processor's git facts use too, so
-        the processor and the integrator share one Mirror (and its lock) per repo."""
-        mirrors: dict[str, Any] = self.extras.setdefault("mirrors", {})
-        mirror = mirrors.get(repo)
-        if not isinstance(mirror, Mirror):
+        Mirrors live in `mirrors`, the registry the processor's git facts use too, so the
+        processor and the integrator share one Mirror (and its lock) per repo."""
+        mirror = self.mirrors.get(repo)
+        if mirror is None:
             mirror = Mirror(
                 mirror_path(self.settings.data_dir, repo),
                 self.remote_url(repo),
                 credentials=self.git_credentials(repo),
             )
-            mirrors[repo] = mirror
+            self.mirrors[repo] = mirror
         elif mirror.credentials is None:
             mirror.credentials = self.git_credentials(repo)
         return mirror
@@ -113,40 +129,39 @@ class Runtime:
     def forge_for(self, repo: str) -> ForgeProtocol:
         """The forge adapter of `repo`: GitHub, or a plain git remote without CI.
 
-        A factory registered as `extras["forge_for"]` takes precedence (tests register fakes)."""
-        override = self.extras.get("forge_for")
-        if override is not None:
-            return cast(ForgeProtocol, override(repo))
+        `forge_override` takes precedence (tests set a fake)."""
+        if self.forge_override is not None:
+            return self.forge_override(repo)
         if not self.server_config.managed(repo):
             raise ForgeUnavailableError(f"no forge is configured for {repo}: not a managed repo")
         kind = self.server_config.repo(repo).forge
         if kind is Forge.GIT:
             return PlainGitForge(self.mirror_for)
-        return cast(ForgeProtocol, self._github_forge())
+        return self._github_forge()
 
-    def _github_forge(self) -> Any:
+    def _github_forge(self) -> GitHubForge:
         """The one GitHub adapter of this process (its App installation tokens are shared by the
         API calls and by git). Imported on first use: PyGithub is only loaded when needed."""
+        from mergebot.forge.github import GitHubForge  # noqa: PLC0415 (PyGithub loads on use)
+
         forge = self._forges.get(Forge.GITHUB.value)
-        if forge is None:
-            module = importlib.import_module("mergebot.forge.github")
-            forge = module.GitHubForge.from_settings(self.settings)
+        if not isinstance(forge, GitHubForge):
+            forge = GitHubForge.from_settings(self.settings)
             self._forges[Forge.GITHUB.value] = forge
         return forge
 
     def forge_has_comments(self, repo: str) -> bool:
         """Does `repo`'s forge have pull requests to read commands from and comment on?
-        (A plain git remote has none; a test's `extras["forge_for"]` fake does.)"""
-        if self.extras.get("forge_for") is not None:
+        (A plain git remote has none; a test's `forge_override` fake does.)"""
+        if self.forge_override is not None:
             return True
         return self.server_config.managed(repo) and (
             self.server_config.repo(repo).forge is Forge.GITHUB
         )
 
     def close_mirrors(self) -> None:
-        for mirror in self.extras.get("mirrors", {}).values():
-            if isinstance(mirror, Mirror):
-                mirror.close()
+        for mirror in self.mirrors.values():
+            mirror.close()
 
 
 def build_runtime(
@@ -183,59 +198,3 @@ async def open_runtime(
             await client.aclose()
             if embedded is not None:
                 embedded.stop()
-
-
-# A background service runs until `stop` is set; `serve` and `worker` run every one of them.
-BackgroundService = Callable[[Runtime, asyncio.Event], Awaitable[None]]
-_log = logging.getLogger("mergebot.services")
-
-
-async def sleep_until_stopped(stop: asyncio.Event, seconds: float) -> bool:
-    """Wait `seconds`, or less when `stop` is set meanwhile; whether it is set."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    return stop.is_set()
-
-
-async def keep_running(
-    stop: asyncio.Event, step: Callable[[], Awaitable[object]], *, name: str
-) -> None:
-    """Run a service's `step` again and again until `stop`. Redis being away is expected (a
-    warning, then a retry with backoff up to 30 s); any other failure is a bug that must not end
-    the service silently (logged with its traceback, then retried up to every minute)."""
-    failures = 0
-    while not stop.is_set():
-        try:
-            await step()
-        except (RedisError, OSError) as exc:
-            failures += 1
-            delay = min(30.0, 0.5 * 2 ** min(failures, 6))
-            _log.warning("%s_redis_error error=%s retry_in=%.1fs", name, type(exc).__name__, delay)
-        except Exception:
-            failures += 1
-            delay = min(60.0, 1.0 * 2 ** min(failures, 6))
-            _log.exception("%s_step_failed retry_in=%.1fs", name, delay)
-        else:
-            failures = 0
-            continue
-        await sleep_until_stopped(stop, delay)
-
-
-# Modules that contribute background services through a `SERVICES` tuple, if they exist.
-SERVICE_MODULES = (
-    "mergebot.integrator",  # first: it registers the processor's READY hook
-    "mergebot.processor",
-    "mergebot.notify.delivery",
-    "mergebot.forge.reconcile",
-    "mergebot.forge.reporter",
-    "mergebot.github.command_worker",
-)
-
-
-def background_services() -> list[BackgroundService]:
-    services: list[BackgroundService] = []
-    for name in SERVICE_MODULES:
-        module = optional_import(name)
-        if module is not None:
-            services.extend(getattr(module, "SERVICES", ()))
-    return services
