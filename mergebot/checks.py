@@ -38,7 +38,7 @@ import redis.asyncio as aioredis
 
 from mergebot.config import ChecksConfig
 from mergebot.forge.base import CheckResult, CheckState, Forge
-from mergebot.sandbox import Launch, Sandbox
+from mergebot.sandbox import Launch, Sandbox, SandboxError
 
 log = logging.getLogger("mergebot.checks")
 
@@ -175,8 +175,11 @@ async def run_command(
 ) -> CommandResult:
     """Run one check command (as `sandbox` says: as whom, in what); its whole process group is
     killed at the timeout (or when the caller is cancelled, e.g. because the lease was lost)."""
-    with (sandbox or Sandbox()).launch([_shell(), "-c", command], cwd, env) as launch:
-        return await _run_launched(command, launch, cwd, time_limit=time_limit, secrets=secrets)
+    try:
+        with (sandbox or Sandbox()).launch([_shell(), "-c", command], cwd, env) as launch:
+            return await _run_launched(command, launch, cwd, time_limit=time_limit, secrets=secrets)
+    except SandboxError as exc:  # the command cannot be started as configured: it failed
+        return CommandResult(command, 126, str(exc), 0.0)
 
 
 async def _run_launched(

@@ -34,6 +34,7 @@ import logging
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -84,6 +85,19 @@ class Sandbox:
     hidden_dirs: tuple[Path, ...] = ()
     hidden_files: tuple[Path, ...] = ()
 
+    def unreachable(self, path: Path) -> str | None:
+        """Why the check user cannot work in `path` (None: it can)."""
+        if self.run_as is None:
+            return None
+        closed = _closed_to(path.resolve(), self.run_as)
+        if closed is None:
+            return None
+        return (
+            f"check commands run as {self.run_as.name} (MERGEBOT_CHECK_USER), who cannot enter "
+            f"{closed} on the way to {path}: use a data dir that user can reach (e.g. under "
+            "/var/lib), or another MERGEBOT_CHECK_USER"
+        )
+
     def describe(self) -> str:
         who = f"user {self.run_as.name}" if self.run_as else "the server's user"
         return f"{who}, {'bubblewrap' if self.bwrap else 'no sandbox'}"
@@ -93,6 +107,9 @@ class Sandbox:
         self, argv: Sequence[str], worktree: Path, env: Mapping[str, str]
     ) -> Iterator[Launch]:
         """The way to start `argv` in `worktree` for the duration of the block."""
+        problem = self.unreachable(worktree)
+        if problem is not None:
+            raise SandboxError(problem)
         env = dict(env)
         options: dict[str, Any] = {}
         if self.run_as is not None:
@@ -166,6 +183,25 @@ def resolve_user(name: str) -> RunAs:
     return RunAs(entry.pw_uid, entry.pw_gid, entry.pw_name)
 
 
+def _closed_to(path: Path, run_as: RunAs) -> Path | None:
+    """The first existing directory on the way to `path` that `run_as` may not enter."""
+    groups = set(os.getgrouplist(run_as.name, run_as.gid))
+    for directory in [*reversed(path.parents), path]:
+        try:
+            info = directory.stat()
+        except FileNotFoundError:
+            return None
+        if info.st_uid == run_as.uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid in groups:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed:
+            return directory
+    return None
+
+
 @functools.cache
 def bwrap_works(binary: str, uid: int | None, gid: int | None) -> bool:
     """Whether `binary` can build the sandbox here, as the user checks run as (containers
@@ -193,6 +229,7 @@ def sandbox_for(settings: Settings, environ: Mapping[str, str] | None = None) ->
     """The sandbox check commands of this process use (SandboxError when it cannot be had)."""
     environ = os.environ if environ is None else environ
     run_as: RunAs | None = None
+    data_dir = settings.data_dir.resolve()
     if os.geteuid() == 0:
         candidate = resolve_user(settings.check_user)
         run_as = candidate if candidate.uid != 0 else None
@@ -210,7 +247,7 @@ def sandbox_for(settings: Settings, environ: Mapping[str, str] | None = None) ->
     return Sandbox(
         run_as=run_as,
         bwrap=binary,
-        hidden_dirs=(settings.data_dir.resolve(),),
+        hidden_dirs=(data_dir,),
         hidden_files=secret_files(environ),
     )
 
@@ -234,4 +271,7 @@ def isolate_checks(settings: Settings) -> Sandbox:
     run as configured) and protect the process accordingly."""
     sandbox = sandbox_for(settings)
     protect_process(settings, sandbox)
+    problem = sandbox.unreachable(settings.data_dir)
+    if problem is not None:
+        log.warning("checks_cannot_run %s", problem)
     return sandbox

@@ -83,7 +83,15 @@ class IsolatedSettings(Settings):
 
 
 def settings_for(tmp_path: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {"api_token": API_TOKEN, "data_dir": tmp_path / "data"}
+    """In-process tests run check commands as the test's own user, unsandboxed: their commands
+    wait on files in pytest's private tmp dir. How checks are isolated is tested end to end on
+    real server processes (tests/e2e/test_check_isolation.py), with the defaults."""
+    values: dict[str, object] = {
+        "api_token": API_TOKEN,
+        "data_dir": tmp_path / "data",
+        "check_user": str(os.geteuid()),
+        "check_sandbox": "none",
+    }
     values.update(overrides)
     return IsolatedSettings(**values)  # type: ignore[arg-type]
 
