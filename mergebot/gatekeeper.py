@@ -94,10 +94,8 @@ def clearance_json(result: Clearance) -> str:
 
 async def stored_freeze(runtime: Runtime, repo: str, base: str) -> FreezeState:
     """The freezes of (repo, base) as the processor last stored them."""
-    projection = await runtime.projection_cache.load(
-        ProjectionStore(runtime.redis, runtime.keys), repo
-    )
-    return freeze_state(projection.facts.freezes, base)
+    facts = await ProjectionStore(runtime.redis, runtime.keys).freezes(repo)
+    return freeze_state(facts, base)
 
 
 async def last_clearance(runtime: Runtime, repo: str, base: str) -> Clearance | None:
@@ -256,6 +254,9 @@ class Gatekeeper:
             await self._emit(envelope_for(opened, source=SOURCE, event_id=event_id))
 
     async def _emit(self, envelope: Envelope) -> None:
+        """Store it once: the id names the sha, and the time in a repeat would differ."""
+        if await self.runtime.eventlog.get(envelope.id, self.repo) is not None:
+            return
         self.ensure()
         try:
             await self.runtime.eventlog.append(envelope)
