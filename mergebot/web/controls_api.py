@@ -20,7 +20,7 @@ from mergebot.events import EventError, EventName, envelope_for, parse_event
 from mergebot.gate import parse_until
 from mergebot.ids import is_repo
 from mergebot.web.app import RUNTIME
-from mergebot.web.events_api import bearer_token, token_matches
+from mergebot.web.events_api import api_refusal
 
 SOURCE = "api"
 
@@ -43,12 +43,9 @@ async def _body(request: web.Request) -> dict[str, Any] | None:
 
 async def _control(request: web.Request, name: EventName) -> web.Response:
     runtime = request.app[RUNTIME]
-    secret = runtime.settings.api_token
-    expected = secret.get_secret_value() if secret is not None else ""
-    if not expected:
-        return _error(503, "the API is disabled: the server has no MERGEBOT_API_TOKEN set")
-    if not token_matches(bearer_token(request.headers.get("Authorization")), expected):
-        return _error(401, "missing or wrong bearer token (Authorization: Bearer <token>)")
+    refused = api_refusal(runtime, request.headers.get("Authorization"))
+    if refused is not None:
+        return _error(*refused)
     repo = f"{request.match_info['owner']}/{request.match_info['name']}"
     if not is_repo(repo) or not runtime.server_config.managed(repo):
         return _error(404, f"{repo} is not a repo mergebot manages")
