@@ -200,6 +200,10 @@ class RepoFacts(BaseModel):
     # through every slug the repo has seen. Derived from `slugs` (rebuilt on load, kept up to
     # date by `add_finalize`), so it is never stored and can never disagree with the facts.
     _by_branch: dict[str, set[str]] = PrivateAttr(default_factory=dict)
+    # Slugs and push branches changed since `take_changed` was last called: what a store writes
+    # back (a batch costs what it touched, not what the repo holds).
+    _changed_slugs: set[str] = PrivateAttr(default_factory=set)
+    _changed_branches: set[str] = PrivateAttr(default_factory=set)
 
     def model_post_init(self, context: Any, /) -> None:
         self._by_branch = {}
@@ -208,7 +212,22 @@ class RepoFacts(BaseModel):
                 self._by_branch.setdefault(f.branch, set()).add(name)
 
     def slug(self, slug: str) -> SlugFacts:
+        self._changed_slugs.add(slug)
         return self.slugs.setdefault(slug, SlugFacts())
+
+    def push_facts(self, branch: str) -> list[PushFact]:
+        self._changed_branches.add(branch)
+        return self.pushes.setdefault(branch, [])
+
+    def take_changed(self) -> tuple[set[str], set[str]]:
+        """The slugs and branches changed since the last call (and forget them)."""
+        changed = (self._changed_slugs, self._changed_branches)
+        self._changed_slugs, self._changed_branches = set(), set()
+        return changed
+
+    def mark_all_changed(self) -> None:
+        self._changed_slugs |= set(self.slugs)
+        self._changed_branches |= set(self.pushes)
 
     def add_finalize(self, slug: str, fact: FinalizeFact) -> bool:
         self._by_branch.setdefault(fact.branch, set()).add(slug)
@@ -301,7 +320,7 @@ def fold(facts: RepoFacts, event: CanonicalEvent) -> FoldResult:
             out.slugs.add(event.slug)
         case BranchPushed():
             added = _add(
-                facts.pushes.setdefault(event.branch, []),
+                facts.push_facts(event.branch),
                 PushFact(sha=event.sha, remote=event.remote, at=event.pushed_at),
             )
             if event.remote != REMOTE_NAME:
@@ -388,13 +407,16 @@ def _fold_control(
 
 
 def _freeze_fact(event: QueueFrozen | QueueUnfrozen) -> FreezeFact:
-    if isinstance(event, QueueUnfrozen):
-        return FreezeFact(frozen=False, base=event.base, by=event.by, at=event.at)
     extra = event.model_extra or {}
 
     def text(name: str) -> str | None:
         value = extra.get(name)
         return value if isinstance(value, str) and value.strip() else None
+
+    if isinstance(event, QueueUnfrozen):
+        return FreezeFact(
+            frozen=False, base=event.base, by=event.by, at=event.at, kind=text("kind") or ""
+        )
 
     return FreezeFact(
         frozen=True,

@@ -176,6 +176,8 @@ async def _apply(runtime: Runtime, scratch: Keys, report: RepoReport) -> None:
         return
     pairs = [
         (scratch.projection(repo), runtime.keys.projection(repo)),
+        (scratch.projection_slugs(repo), runtime.keys.projection_slugs(repo)),
+        (scratch.projection_pushes(repo), runtime.keys.projection_pushes(repo)),
         (scratch.projection_notes(repo), runtime.keys.projection_notes(repo)),
         (scratch.items(repo, base), runtime.keys.items(repo, base)),
         (scratch.queue(repo, base), runtime.keys.queue(repo, base)),

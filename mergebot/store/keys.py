@@ -79,9 +79,30 @@ class Keys:
         A wake-up for a waiting integrator, never a record: it still asks the forge."""
         return f"{self._repo(repo)}:check-signals"
 
+    def control_signals(self, repo: str) -> str:
+        """Pub/sub channel: the processor folded a freeze or unfreeze of the repo. Wakes an
+        integrator that holds a checked candidate while base may not move; never a record."""
+        return f"{self._repo(repo)}:control-signals"
+
+    def gate(self, repo: str, base: str) -> str:
+        """Hash: base sha -> JSON of its clearance result (green or red, the failing check), so
+        clearance commands run once per base sha; `last` -> the newest result; `waiting` -> the
+        hold a checked candidate waits on right now (removed when it is released)."""
+        return f"{self._repo(repo)}:gate:{base}"
+
     def projection(self, repo: str) -> str:
-        """Hash: the readiness projection of a repo, plus the id of the last applied entry."""
+        """Hash: the projection's checkpoint (`last_entry`), `rev` token and `note:<code>`
+        counters; the facts and states are in `projection_slugs` and `projection_pushes`."""
         return f"{self._repo(repo)}:projection"
+
+    def projection_slugs(self, repo: str) -> str:
+        """Hash: slug -> JSON of its facts and candidate states (the projection, one field per
+        slug, so a batch writes back only the slugs it touched)."""
+        return f"{self._repo(repo)}:projection-slugs"
+
+    def projection_pushes(self, repo: str) -> str:
+        """Hash: branch -> JSON of the `branch_pushed` facts of that branch."""
+        return f"{self._repo(repo)}:projection-pushes"
 
     def projection_notes(self, repo: str) -> str:
         """List (newest first, capped): events the processor stored but ignored, and why."""
