@@ -5,9 +5,6 @@ worktree."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +15,6 @@ from mergebot.sandbox import Sandbox, SandboxError, resolve_user, sandbox_for
 from tests.conftest import settings_for
 
 IS_ROOT = os.geteuid() == 0
-
-
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    """A directory any user may enter (pytest's own tmp dir is 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="mergebot-sandbox-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:

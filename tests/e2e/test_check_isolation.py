@@ -17,10 +17,8 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,17 +45,6 @@ def _secrets() -> dict[str, str]:
         "github_token": f"ghp_{tag}{secrets.token_hex(14)}",
         "git_password": f"gitpw-{tag}-{secrets.token_hex(12)}",
     }
-
-
-@pytest.fixture
-def world() -> Iterator[Path]:
-    """A directory outside pytest's private tmp (0700): the unprivileged server must reach it."""
-    path = Path(tempfile.mkdtemp(prefix="mergebot-isolation-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
@@ -123,7 +110,8 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_a_check_hunting_for_the_servers_secrets_finds_none(world: Path, case: str) -> None:
+def test_a_check_hunting_for_the_servers_secrets_finds_none(open_dir: Path, case: str) -> None:
+    world = open_dir
     as_root, sandbox, as_files = CASES[case]
     if not IS_ROOT:
         pytest.fail("this test starts servers as root and as nobody: run the suite as root")

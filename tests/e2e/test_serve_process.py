@@ -4,6 +4,7 @@ start."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -66,26 +67,35 @@ def gone(pid: int) -> bool:
     return state == "Z"
 
 
+@contextlib.contextmanager
+def running_serve(
+    tmp_path: Path, data_dir: Path, log_name: str = "serve.log"
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`mergebot serve` on `data_dir` and a free port, healthy, killed at the end if still up."""
+    port = free_port()
+    with (tmp_path / log_name).open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mergebot", "serve"],
+            cwd=tmp_path,
+            env=server_env(data_dir, port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, process)
+            yield process, url
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
-    data_dir, port = tmp_path / "data", free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mergebot", "serve"],
-        cwd=tmp_path,
-        env=server_env(data_dir, port),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, process)
+    data_dir = tmp_path / "data"
+    with running_serve(tmp_path, data_dir) as (process, url):
         yield process, url, data_dir
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def test_serve_stops_cleanly_on_sigterm_and_keeps_the_events(
@@ -199,24 +209,12 @@ def test_serve_killed_with_sigkill_starts_again_on_the_same_data_dir(
         assert time.monotonic() < deadline, "the redis-server outlived its killed owner"
         time.sleep(0.02)
 
-    port = free_port()
-    again_url = f"http://127.0.0.1:{port}"
-    with (tmp_path / "again.log").open("wb") as log:
-        again = subprocess.Popen(
-            [sys.executable, "-m", "mergebot", "serve"], cwd=tmp_path,
-            env=server_env(data_dir, port), stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            wait_healthy(again_url, again)
-            request.full_url = again_url + "/events"  # the same event again: already stored
-            with urllib.request.urlopen(request, timeout=10) as resp:
-                assert json.loads(resp.read())["stored"] == [{"id": "kept-1", "duplicate": True}]
-            again.send_signal(signal.SIGTERM)
-            assert again.wait(timeout=30) == 0
-        finally:
-            if again.poll() is None:
-                again.kill()
-                again.wait()
+    with running_serve(tmp_path, data_dir, "again.log") as (again, again_url):
+        request.full_url = again_url + "/events"  # the same event again: already stored
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert json.loads(resp.read())["stored"] == [{"id": "kept-1", "duplicate": True}]
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(timeout=30) == 0
 
 
 @pytest.mark.allow_error_logs
