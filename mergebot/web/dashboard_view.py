@@ -244,6 +244,32 @@ class Row:
 
 
 @dataclass(frozen=True)
+class FrozenView:
+    """Why base may not move now (status `frozen`): a freeze, a window, a red base."""
+
+    kind: str
+    reason: str
+    by: str
+    since: str
+    until: str | None
+    until_exact: str | None
+
+    @classmethod
+    def of(cls, raw: object, now: datetime) -> FrozenView | None:
+        if not isinstance(raw, Mapping):
+            return None
+        until = parse_time(raw.get("until"))
+        return cls(
+            kind=str(raw.get("kind", "")),
+            reason=str(raw.get("reason", "")),
+            by=str(raw.get("by", "")),
+            since=ago(parse_time(raw.get("since")), now),
+            until=exact(until) if until else None,
+            until_exact=until.isoformat() if until else None,
+        )
+
+
+@dataclass(frozen=True)
 class RepoView:
     repo: str
     base: str
@@ -267,7 +293,7 @@ class RepoView:
     window: int = 1
     max_depth: int = 1
     adaptive: bool = False
-    hold: str | None = None
+    frozen: FrozenView | None = None
 
 
 def counts(status: Mapping[str, Any]) -> dict[str, int]:
@@ -368,7 +394,7 @@ def repo_view(
         window=int(train.get("window") or 1),
         max_depth=int(train.get("max_depth") or 1),
         adaptive=bool(train.get("adaptive")),
-        hold=str(train["hold"]) if train.get("hold") else None,
+        frozen=FrozenView.of(status.get("frozen"), now),
     )
 
 
