@@ -56,9 +56,9 @@ T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 GIT = shutil.which("git") or "/usr/bin/git"
 
 
-def git(cwd: Path, *args: str) -> str:
+def git(cwd: Path, *args: str, exe: str = GIT) -> str:
     done = subprocess.run(
-        [GIT, *args], cwd=cwd, capture_output=True, text=True, check=True, env=_git_env()
+        [exe, *args], cwd=cwd, capture_output=True, text=True, check=True, env=_git_env()
     )
     return done.stdout.strip()
 
@@ -204,17 +204,18 @@ def by_hand(root: Path, count: int) -> float:
     git(root, "clone", "-q", "--bare", str(bare), str(mirror))
     git(mirror, "config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*")
     started = time.perf_counter()
-    for c in cands:
-        git(mirror, "fetch", "-q", "--prune", "origin")
-        base = git(mirror, "rev-parse", "refs/remotes/origin/main")
+    for c in cands:  # through PATH: the counting shim, when there is one
+        git(mirror, "fetch", "-q", "--prune", "origin", exe="git")
+        base = git(mirror, "rev-parse", "refs/remotes/origin/main", exe="git")
         tree = root / f"wt-{c.slug}"
-        git(mirror, "worktree", "add", "-q", "--detach", str(tree), base)
-        git(tree, "merge", "-q", "--no-ff", "-m", f"Merge {c.slug}", c.sha)
+        git(mirror, "worktree", "add", "-q", "--detach", str(tree), base, exe="git")
+        git(tree, "merge", "-q", "--no-ff", "-m", f"Merge {c.slug}", c.sha, exe="git")
         branch = f"refs/heads/mergebot/integration/{c.slug}"
-        git(tree, "push", "-q", "origin", f"HEAD:{branch}")
-        git(tree, "push", "-q", f"--force-with-lease=refs/heads/main:{base}", "origin", "HEAD:main")
-        git(tree, "push", "-q", "origin", f":{branch}")
-        git(mirror, "worktree", "remove", "--force", str(tree))
+        git(tree, "push", "-q", "origin", f"HEAD:{branch}", exe="git")
+        lease = f"--force-with-lease=refs/heads/main:{base}"
+        git(tree, "push", "-q", lease, "origin", "HEAD:main", exe="git")
+        git(tree, "push", "-q", "origin", f":{branch}", exe="git")
+        git(mirror, "worktree", "remove", "--force", str(tree), exe="git")
     return (time.perf_counter() - started) / count
 
 

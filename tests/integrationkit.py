@@ -26,15 +26,15 @@ def manage_remote(runtime: Runtime, remote: GitRemote, **table: Any) -> None:
 
 
 def server_toml(remote: GitRemote, **table: Any) -> str:
-    """The server file managing REPO on `remote`; a dict value (`checks`, `pipeline`) is a
-    table of its own."""
+    """The server file managing REPO on `remote`; a dict value (`checks`, `freeze`…) is a
+    sub-table."""
     lines = [f'[repos."{REPO}"]', f'remote = "{remote.url}"', 'forge = "git"']
     table.setdefault("grace_seconds", 0)
     tables = {k: table.pop(k) for k in [k for k, v in table.items() if isinstance(v, dict)]}
     lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
-    for name, values in tables.items():
+    for name, sub in tables.items():
         lines.append(f'[repos."{REPO}".{name}]')
-        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in sub.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -53,7 +53,7 @@ from mergebot.attempts import (
     completed_event,
     integration_fields,
 )
-from mergebot.checks import ChecksOutcome, run_checks_retrying
+from mergebot.checks import CheckSignals, ChecksOutcome, run_checks_retrying
 from mergebot.config import REMOTE_NAME, ConfigError, Mode, RepoConfig
 from mergebot.events import Envelope
 from mergebot.forge.repo_config import (
@@ -61,6 +61,7 @@ from mergebot.forge.repo_config import (
     operator_pinned,
     report_config_error,
 )
+from mergebot.gatekeeper import Gatekeeper
 from mergebot.git.merge import Candidate, PushStatus
 from mergebot.git.mirror import GitError
 from mergebot.git.workspace import AlreadyOnBase, Conflict, Integration, Workspace, worktrees_root
@@ -97,6 +98,7 @@ from mergebot.integrator.planner import (
 from mergebot.integrator.recheck import recheck_many
 from mergebot.queue import FINAL, InvalidTransitionError, QueueItem, Status
 from mergebot.runtime import Runtime
+from mergebot.sandbox import sandbox_for
 from mergebot.store.eventlog import EventConflictError
 from mergebot.store.flaky import FlakyLog
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
@@ -216,6 +218,10 @@ class Integrator:
         self.window = Window()
         self.check_seconds: list[float] = []
         self._remote_tip: str | None = None
+        self._gate_hold: str | None = None  # why the gate holds base, until asked again
+        self._gate_again = 0.0  # when to ask it again (time.monotonic)
+        self._controls = False  # a freeze or unfreeze was folded since the gate was asked
+        self._gate_said: str | None = None  # the hold recorded as `waiting` (status shows it)
         self._wake = asyncio.Event()
         self._signalled: set[str] = set()
 
@@ -359,13 +365,17 @@ class Integrator:
     # -- the train loop ------------------------------------------------------------------------
     async def _run(self, result: DrainResult) -> None:
         self.window = await self._initial_window()
-        watcher = asyncio.ensure_future(self._watch())
+        watchers = [
+            asyncio.ensure_future(self._watch()),
+            asyncio.ensure_future(self._watch_controls()),
+        ]
         loop = asyncio.get_running_loop()
         grace_until: float | None = None
         try:
             while True:
                 self._collect_checks()
                 await self._read_signals()
+                await self._ask_gate_again()
                 queued = await self._queued()
                 snapshot = self._snapshot(queued)
                 actions = plan(snapshot)
@@ -385,18 +395,25 @@ class Integrator:
                     await self._sleep(left)
                 else:
                     grace_until = None
-                    timeout = None if waiting else self.poll_seconds
+                    seconds = None if waiting else self.poll_seconds
+                    if self._gate_hold is not None:
+                        again = max(self._gate_again - time.monotonic(), 0.0)
+                        seconds = again if seconds is None else min(seconds, again)
                     held = batch_wait(snapshot)  # a short batch waiting for company
                     if held is not None:
-                        timeout = held if timeout is None else min(timeout, held)
-                    await self._sleep(timeout)
+                        seconds = held if seconds is None else min(seconds, held)
+                    await self._sleep(seconds)
                 # Queued candidates are re-checked before they get a car, every round.
                 members = {m.item_id for car in self.cars for m in car.members}
                 self.readiness = {i: v for i, v in self.readiness.items() if i in members}
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for watcher in watchers:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            if self._gate_said is not None:
+                with contextlib.suppress(Exception):
+                    await Gatekeeper(self.runtime, self.repo, self.base).clear_waiting()
             await self._stop_all()
 
     async def _sleep(self, seconds: float | None) -> None:
@@ -435,6 +452,27 @@ class Integrator:
                         self._signalled.add(str(fields.get("item", "")))
             self._wake.set()
 
+    async def _watch_controls(self) -> None:
+        """Wake the loop when a freeze or unfreeze was folded (the processor publishes on
+        `keys.control_signals`): a held base may move now."""
+        channel = self.runtime.keys.control_signals(self.repo)
+        async with CheckSignals(self.runtime.redis, channel) as signals:
+            while True:
+                if await signals.wait("*", 3600):
+                    self._controls = True
+                    self._wake.set()
+
+    async def _ask_gate_again(self) -> None:
+        """While the gate holds base: after a freeze or unfreeze, or when the hold is due to be
+        looked at again, drop it (after a fetch) so the planner proposes the advance again."""
+        if self._gate_hold is None:
+            return
+        if not self._controls and time.monotonic() < self._gate_again:
+            return
+        self._controls = False
+        self._gate_hold = None
+        await self._fetch()
+
     async def _read_signals(self) -> None:
         """Re-check the members the processor said changed (a fetch, then readiness)."""
         members = {m.item_id: car for car in self.cars for m in car.members}
@@ -460,7 +498,7 @@ class Integrator:
             contained=frozenset(self.contained | {base_tip}),
             readiness=dict(self.readiness),
             window=self.window,
-            hold=self.hold,
+            hold=self.hold or self._gate_hold,
             max_base_moves=self.max_rebuilds,
             batch=Batching(self.config.batch.max_size, self.config.batch.wait_seconds),
             now=time.time(),
@@ -492,7 +530,8 @@ class Integrator:
             case CancelChecks(key):
                 await self._cancel_checks(key)
             case Advance():
-                await self._advance(action)
+                if not await self._held(action):
+                    await self._advance(action)
             case Land():
                 await self._land_car(action, result)
             case Block(key, reason, details):
@@ -785,8 +824,9 @@ class Integrator:
             redis=self.runtime.redis,
             signal_channel=self.runtime.keys.check_signals(self.repo),
             shadow=self.shadow,
-            extra_secret_names=_secret_names(config),
+            extra_secret_names=config.secret_env_names(),
             poll_seconds=self.poll_seconds,
+            sandbox=sandbox_for(self.runtime.settings),
         )
         if outcome.flaky and not self.shadow:
             log.info("checks_flaky %s sha=%s checks=%s", self._ctx(), sha[:7], outcome.flaky)
@@ -858,6 +898,35 @@ class Integrator:
                 slot.built = None
         with contextlib.suppress(GitError, OSError):
             await self._git(self._workspace(self.config).remove_slots)
+
+    async def _held(self, action: Advance) -> bool:
+        """Ask the gate (freezes, freeze windows, a red base: `mergebot.gate`) right before base
+        moves. Held: the planner gets the reason as its `hold` — the cars stay checked and the
+        train goes on, but base stays — until a freeze or unfreeze is folded
+        (`keys.control_signals`), the hold's `until` passes, or `freeze.recheck_seconds` did;
+        then the gate is asked again (after a fetch: base may have moved meanwhile)."""
+        if self.shadow:
+            return False
+        gate = Gatekeeper(self.runtime, self.repo, self.base, ensure=self._ensure)
+        hold = await gate.hold(self.config, action.old)
+        if hold is None:
+            if self._gate_said is not None:
+                log.info("base_released repo=%s base=%s sha=%s", self.repo, self.base,
+                         action.old)  # fmt: skip
+                await gate.clear_waiting()
+            self._gate_hold = self._gate_said = None
+            return False
+        if hold.sentence() != self._gate_said:
+            log.info("base_held repo=%s base=%s sha=%s kind=%s why=%s", self.repo, self.base,
+                     action.old, hold.kind, hold.sentence())  # fmt: skip
+            slug = ", ".join(m.slug for m in self._car(action.landing[0])[1].members)
+            await gate.record_waiting(hold, action.old, slug)
+        self._gate_hold = self._gate_said = hold.sentence()
+        seconds = self.config.freeze.recheck_seconds
+        if hold.until is not None:
+            seconds = min(seconds, max((hold.until - self.runtime.clock()).total_seconds(), 0.05))
+        self._gate_again = time.monotonic() + seconds
+        return True
 
     async def _advance(self, action: Advance) -> None:
         landing = [self._car(k)[1] for k in action.landing]
@@ -1181,14 +1250,3 @@ class Integrator:
             if found is None or found.status in FINAL:
                 self._ensure()
                 await self.attempts.drop(self.repo, self.base, item_id)
-
-
-def _secret_names(config: RepoConfig) -> list[str]:
-    """Environment variables the notify sinks read secrets from (hidden from check commands)."""
-    names: list[str] = []
-    for sink in config.notify:
-        for attr in ("token_env", "url_env", "secret_env", "bot_token_env"):
-            value = getattr(sink, attr, None)
-            if value:
-                names.append(str(value))
-    return names

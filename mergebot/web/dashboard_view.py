@@ -245,6 +245,32 @@ class Row:
 
 
 @dataclass(frozen=True)
+class FrozenView:
+    """Why base may not move now (status `frozen`): a freeze, a window, a red base."""
+
+    kind: str
+    reason: str
+    by: str
+    since: str
+    until: str | None
+    until_exact: str | None
+
+    @classmethod
+    def of(cls, raw: object, now: datetime) -> FrozenView | None:
+        if not isinstance(raw, Mapping):
+            return None
+        until = parse_time(raw.get("until"))
+        return cls(
+            kind=str(raw.get("kind", "")),
+            reason=str(raw.get("reason", "")),
+            by=str(raw.get("by", "")),
+            since=ago(parse_time(raw.get("since")), now),
+            until=exact(until) if until else None,
+            until_exact=until.isoformat() if until else None,
+        )
+
+
+@dataclass(frozen=True)
 class RepoView:
     repo: str
     base: str
@@ -268,7 +294,7 @@ class RepoView:
     window: int = 1
     max_depth: int = 1
     adaptive: bool = False
-    hold: str | None = None
+    frozen: FrozenView | None = None
     flaky: list[dict[str, Any]] = field(default_factory=list)  # {"check", "last_7_days", "total"}
 
 
@@ -371,7 +397,7 @@ def repo_view(
         window=int(train.get("window") or 1),
         max_depth=int(train.get("max_depth") or 1),
         adaptive=bool(train.get("adaptive")),
-        hold=str(train["hold"]) if train.get("hold") else None,
+        frozen=FrozenView.of(status.get("frozen"), now),
         flaky=[dict(f) for f in status.get("flaky_checks") or [] if isinstance(f, Mapping)],
     )
 

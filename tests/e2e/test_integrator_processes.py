@@ -94,6 +94,10 @@ class World:
             MERGEBOT_KEY_PREFIX=self.keys.prefix,
             MERGEBOT_DATA_DIR=str(self.data),
             MERGEBOT_CONFIG=str(self.config),
+            # Checks wait on files in pytest's tmp dir (0700, and hidden by a sandbox's own
+            # /tmp): they run as this user, unsandboxed. Isolation: test_check_isolation.py.
+            MERGEBOT_CHECK_USER=str(os.geteuid()),
+            MERGEBOT_CHECK_SANDBOX="none",
             **extra,
         )
         return env
@@ -159,12 +163,16 @@ def test_every_step_is_covered() -> None:
     assert set(SECOND_RUN) == set(STEPS)
 
 
+@pytest.mark.parametrize("depth", [1, 3])
 @pytest.mark.parametrize("step", STEPS)
 async def test_killed_at_any_step_the_next_integrator_finishes_each_candidate_once(
-    world: World, step: str
+    world: World, step: str, depth: int
 ) -> None:
+    """pr-1 lands, then pr-2 conflicts with it, pr-3 lands. At depth 3 pr-2's car fails at its
+    build and pr-3's car is rebuilt on pr-1's; a crash anywhere loses nothing and merges nothing
+    twice."""
     remote = world.remote
-    world.configure(checks={"commands": ["test -f README.md"]})
+    world.configure(pipeline={"depth": depth}, checks={"commands": ["test -f README.md"]})
     start = remote.rev("main")
     one = make_candidate(remote, "pr-1", "one.txt", "1\n")
     clash = make_candidate(remote, "pr-2", "one.txt", "not one\n")  # conflicts once pr-1 landed
@@ -180,8 +188,9 @@ async def test_killed_at_any_step_the_next_integrator_finishes_each_candidate_on
     result = _result(world.drain())
 
     assert result["status"] == "done"
-    handled = [(o["item"].split(":")[0], o["status"]) for o in result["outcomes"]]
-    assert handled == SECOND_RUN[step]
+    if depth == 1:
+        handled = [(o["item"].split(":")[0], o["status"]) for o in result["outcomes"]]
+        assert handled == SECOND_RUN[step]
     found = await items(world.runtime)
     assert {s: i.status for s, i in found.items()} == {
         "pr-1": Status.INTEGRATED, "pr-2": Status.BLOCKED, "pr-3": Status.INTEGRATED,
@@ -198,48 +207,6 @@ async def test_killed_at_any_step_the_next_integrator_finishes_each_candidate_on
     updates = main_updates(remote)
     assert len(updates) == 2
     for old, new in updates:
-        git(remote.bare, "merge-base", "--is-ancestor", old, new)
-    git(remote.bare, "merge-base", "--is-ancestor", main_at_crash, "main")
-    assert remote.log("main")[-1] == start
-    assert integration_refs(remote) == []
-    assert world.worktrees() == []
-
-
-@pytest.mark.parametrize("step", STEPS)
-async def test_killed_at_any_step_with_three_cars_each_candidate_is_integrated_once(
-    world: World, step: str
-) -> None:
-    """The same story at depth 3: pr-2 conflicts with pr-1 (its car fails at its build), pr-3's
-    car is rebuilt on pr-1's; a crash anywhere loses nothing and merges nothing twice."""
-    remote = world.remote
-    world.configure(pipeline={"depth": 3}, checks={"commands": ["test -f README.md"]})
-    start = remote.rev("main")
-    one = make_candidate(remote, "pr-1", "one.txt", "1\n")
-    clash = make_candidate(remote, "pr-2", "one.txt", "not one\n")
-    three = make_candidate(remote, "pr-3", "three.txt", "3\n")
-    await world.queue(one, clash, three)
-
-    killed = world.drain(**{CRASH_ENV: step})
-    killed.communicate(timeout=60)
-    assert killed.returncode == -signal.SIGKILL, f"the integrator never reached {step}"
-    main_at_crash = remote.rev("main")
-    await world.lease_gone()
-
-    result = _result(world.drain())
-
-    assert result["status"] == "done"
-    found = await items(world.runtime)
-    assert {s: i.status for s, i in found.items()} == {
-        "pr-1": Status.INTEGRATED, "pr-2": Status.BLOCKED, "pr-3": Status.INTEGRATED,
-    }  # fmt: skip
-    events = [(e["name"], e["slug"]) for e in await outcome_events(world.runtime)]
-    assert sorted(events) == [
-        ("integration_blocked", "pr-2"),
-        ("integration_completed", "pr-1"),
-        ("integration_completed", "pr-3"),
-    ]
-    assert sorted(_second_parents(remote)) == sorted([one.sha, three.sha])
-    for old, new in main_updates(remote):
         git(remote.bare, "merge-base", "--is-ancestor", old, new)
     git(remote.bare, "merge-base", "--is-ancestor", main_at_crash, "main")
     assert remote.log("main")[-1] == start

@@ -13,6 +13,8 @@ import asyncio
 import os
 from pathlib import Path
 
+import pytest
+
 from mergebot.queue import Status
 from mergebot.store.queue import QueueStore
 from tests.e2e.conftest import AUTH, Story
@@ -38,6 +40,15 @@ def gated(gate: Path) -> list[str]:
         "test ! -f bad.txt",
         f'echo $$ > "{gate}/pid-{me}"; while [ ! -f "{gate}/go-{me}" ]; do sleep 0.02; done',
     ]
+
+
+@pytest.fixture
+def gate(story: Story, tmp_path: Path) -> Path:
+    """The gate directory; the story's repo is managed at depth 3 with the gated checks."""
+    path = tmp_path / "gate"
+    path.mkdir()
+    story.manage(pipeline={"depth": 3}, checks={"commands": gated(path)})
+    return path
 
 
 def release(gate: Path, cand: Cand) -> None:
@@ -68,11 +79,8 @@ def merged(story: Story, cand: Cand) -> bool:
 
 
 async def test_three_cars_are_checked_at_once_and_land_in_queue_order(
-    story: Story, tmp_path: Path
+    story: Story, gate: Path
 ) -> None:
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    story.manage(pipeline={"depth": 3}, checks={"commands": gated(gate)})
     remote = story.remote
     start_sha = remote.rev("main")
     cands = [make_candidate(remote, f"pr-{n}", f"f{n}.txt", f"{n}\n") for n in (1, 2, 3)]
@@ -116,11 +124,8 @@ async def test_three_cars_are_checked_at_once_and_land_in_queue_order(
 
 
 async def test_a_failing_middle_car_is_blocked_and_the_one_behind_is_rebuilt_without_it(
-    story: Story, tmp_path: Path
+    story: Story, gate: Path
 ) -> None:
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    story.manage(pipeline={"depth": 3}, checks={"commands": gated(gate)})
     remote = story.remote
     start_sha = remote.rev("main")
     one = make_candidate(remote, "pr-1", "one.txt", "1\n")
@@ -151,11 +156,8 @@ async def test_a_failing_middle_car_is_blocked_and_the_one_behind_is_rebuilt_wit
 
 
 async def test_cancel_during_a_check_kills_it_and_the_car_behind_lands_without_it(
-    story: Story, tmp_path: Path
+    story: Story, gate: Path
 ) -> None:
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    story.manage(pipeline={"depth": 3}, checks={"commands": gated(gate)})
     remote = story.remote
     cands = [make_candidate(remote, f"pr-{n}", f"c{n}.txt", f"{n}\n") for n in (1, 2, 3)]
     one, two, three = cands
@@ -196,11 +198,8 @@ async def test_cancel_during_a_check_kills_it_and_the_car_behind_lands_without_i
 
 
 async def test_a_new_head_pushed_during_checks_never_lets_the_old_sha_land(
-    story: Story, tmp_path: Path
+    story: Story, gate: Path
 ) -> None:
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    story.manage(pipeline={"depth": 3}, checks={"commands": gated(gate)})
     remote = story.remote
     git(remote.bare, "config", "receive.denyNonFastForwards", "false")
     old = make_candidate(remote, "pr-1", "v1.txt", "old\n")
@@ -233,11 +232,8 @@ async def test_a_new_head_pushed_during_checks_never_lets_the_old_sha_land(
 
 
 async def test_a_higher_priority_takes_the_next_free_car_without_preempting(
-    story: Story, tmp_path: Path
+    story: Story, gate: Path
 ) -> None:
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    story.manage(pipeline={"depth": 3}, checks={"commands": gated(gate)})
     remote = story.remote
     cands = [make_candidate(remote, f"pr-{n}", f"p{n}.txt", f"{n}\n") for n in (1, 2, 3, 4, 5)]
 
