@@ -163,16 +163,22 @@ def test_every_step_is_covered() -> None:
     assert set(SECOND_RUN) == set(STEPS)
 
 
-@pytest.mark.parametrize("depth", [1, 3])
+@pytest.mark.parametrize(("depth", "batch"), [(1, 1), (3, 1), (1, 3)])
 @pytest.mark.parametrize("step", STEPS)
 async def test_killed_at_any_step_the_next_integrator_finishes_each_candidate_once(
-    world: World, step: str, depth: int
+    world: World, step: str, depth: int, batch: int, tmp_path: Path
 ) -> None:
     """pr-1 lands, then pr-2 conflicts with it, pr-3 lands. At depth 3 pr-2's car fails at its
-    build and pr-3's car is rebuilt on pr-1's; a crash anywhere loses nothing and merges nothing
-    twice."""
+    build and pr-3's car is rebuilt on pr-1's. In a batch of three the batch conflicts, is
+    bisected, pr-1 lands alone, pr-2 is known to conflict, pr-3 is checked alone. A crash anywhere
+    loses nothing, merges nothing twice, and main only ever moves to a commit checked green."""
     remote = world.remote
-    world.configure(pipeline={"depth": depth}, checks={"commands": ["test -f README.md"]})
+    green = tmp_path / "green"
+    world.configure(
+        pipeline={"depth": depth},
+        batch={"max_size": batch},
+        checks={"commands": [f'test -f README.md && git rev-parse HEAD >> "{green}"']},
+    )
     start = remote.rev("main")
     one = make_candidate(remote, "pr-1", "one.txt", "1\n")
     clash = make_candidate(remote, "pr-2", "one.txt", "not one\n")  # conflicts once pr-1 landed
@@ -188,7 +194,7 @@ async def test_killed_at_any_step_the_next_integrator_finishes_each_candidate_on
     result = _result(world.drain())
 
     assert result["status"] == "done"
-    if depth == 1:
+    if depth == 1 and batch == 1:
         handled = [(o["item"].split(":")[0], o["status"]) for o in result["outcomes"]]
         assert handled == SECOND_RUN[step]
     found = await items(world.runtime)
@@ -206,8 +212,10 @@ async def test_killed_at_any_step_the_next_integrator_finishes_each_candidate_on
     assert sorted(_second_parents(remote)) == sorted([one.sha, three.sha])
     updates = main_updates(remote)
     assert len(updates) == 2
+    checked_green = set(green.read_text().split())
     for old, new in updates:
         git(remote.bare, "merge-base", "--is-ancestor", old, new)
+        assert new in checked_green, "main moved to a commit that was not checked green"
     git(remote.bare, "merge-base", "--is-ancestor", main_at_crash, "main")
     assert remote.log("main")[-1] == start
     assert integration_refs(remote) == []
