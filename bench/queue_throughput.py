@@ -1,6 +1,7 @@
-"""Queue throughput: how many candidates the train lands per minute at depth 1, 4, 8 and with an
-adaptive window, against the theory; and what the bot itself costs per candidate against the
-same git work done by hand, both measured in the same run.
+"""Queue throughput: how many candidates the train lands per minute at depth 1, 4, 8, with an
+adaptive window and with batches of 4 and 8 (alone and at depth 4), against the theory; and what
+the bot itself costs per candidate against the same git work done by hand, both measured in the
+same run.
 
     python bench/queue_throughput.py [--candidates 24] [--check-seconds 3] [--fail-share 0.1]
                                      [--seed 7] [--rounds 1] [--write docs/benchmarks.md]
@@ -14,6 +15,13 @@ at every depth). Reported per scenario: landings per minute, the theory for wind
 time T — (1-p)(1-(1-p)^W)/(p*T), and W/T at p = 0 — with the ratio to it, the speed-up against
 depth 1 at the same p, and CI runs per landing (check commands started / candidates landed).
 
+Batches of B: at p = 0, W*B/T landings per unit time and 1/B CI runs per landing. A red batch is
+bisected one probe at a time, each culprit costing at most ceil(log2 B) + 1 runs, so the theory
+for bisection is (1 + p*B*(ceil(log2 B) + 1)) / (B*(1-p)) CI runs per landing, and at depth 1
+landings per unit time B*(1-p) / (T*(1 + p*B*(ceil(log2 B) + 1))); both are shown beside the
+measurement (at depth > 1 and p > 0 the throughput theory is left out: cars behind a probe wait,
+and how long depends on where the culprits are).
+
 Bot overhead: with a check command that costs nothing (`true`), a drain's time per candidate is
 the bot's own work (git, Redis, bookkeeping); the baseline is the same git work by hand, per
 candidate: fetch, worktree add, merge, push the integration branch, push base, delete the
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import random
 import shutil
@@ -37,7 +46,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from _common import ROOT, embedded_redis, machine
 
@@ -121,6 +130,14 @@ def events_for(cands: list[Cand]) -> list[dict[str, Any]]:
     return out
 
 
+class Scenario(NamedTuple):
+    label: str
+    pipeline: str
+    window: int
+    share: float
+    batch: int = 1
+
+
 @dataclass
 class Run:
     seconds: float
@@ -139,6 +156,7 @@ async def drain(
     pipeline: str,
     commands: list[str],
     counter: Path | None = None,
+    batch: int = 1,
 ) -> Run:
     """One scenario: a fresh remote and key space, queue `count` candidates, drain, measure."""
     bare, cands = await asyncio.to_thread(_prepare, root, count, bad)
@@ -150,11 +168,19 @@ async def drain(
             'forge = "git"',
             "grace_seconds = 0",
             f"pipeline = {pipeline}",
+            f"batch = {{ max_size = {batch} }}",
             f'[repos."{REPO}".checks]',
             f"commands = {commands!r}".replace("'", '"'),
         ]
     )
-    settings = Settings(data_dir=root / "data", redis_url=redis_url)
+    # The check commands log their runs into the bench's temp dir: they run as this user,
+    # unsandboxed (sandboxing is measured nowhere here, and would hide that dir from them).
+    settings = Settings(
+        data_dir=root / "data",
+        redis_url=redis_url,
+        check_user=str(os.geteuid()),
+        check_sandbox="none",
+    )
     keys = Keys(prefix=f"bench:{uuid.uuid4().hex[:8]}:v1")
     client = connect(redis_url)
     runtime = build_runtime(settings, parse_server_config(toml, "mergebot.toml"), client, keys)
@@ -226,6 +252,23 @@ def theory(window: int, p: float, check: float) -> float:
     return 60 * (1 - p) * (1 - (1 - p) ** window) / (p * check)
 
 
+def batch_runs_theory(size: int, p: float) -> float:
+    """CI runs per landing for batches of `size`: one run per batch, plus at most
+    ceil(log2 B) + 1 runs per culprit (bisection one probe at a time)."""
+    per_culprit = math.ceil(math.log2(size)) + 1
+    return (1 + p * size * per_culprit) / (size * (1 - p))
+
+
+def batch_theory(size: int, window: int, p: float, check: float) -> float | None:
+    """Landings per minute for batches of `size` in a window of `window` cars (None: not
+    derived, see the module docstring)."""
+    if p == 0:
+        return 60 * window * size / check
+    if window > 1:
+        return None
+    return 60 / (check * batch_runs_theory(size, p))
+
+
 def shim(root: Path) -> Path:
     """A `git` on PATH that counts its calls in `root/count` before running the real git."""
     bindir = root / "bin"
@@ -242,15 +285,19 @@ async def main_async(args: argparse.Namespace) -> str:
     rng = random.Random(args.seed)
     bad = {i for i in range(n) if rng.random() < p}
     p_real = len(bad) / n
-    scenarios = [
-        ("depth 1", "{ depth = 1 }", 1, 0.0),
-        ("depth 4", "{ depth = 4 }", 4, 0.0),
-        ("depth 8", "{ depth = 8 }", 8, 0.0),
-        ("adaptive (1 to 8)", "{ depth = 1, adaptive = true, max_depth = 8 }", 8, 0.0),
-        ("depth 1", "{ depth = 1 }", 1, p_real),
-        ("depth 4", "{ depth = 4 }", 4, p_real),
-        ("adaptive (1 to 8)", "{ depth = 1, adaptive = true, max_depth = 8 }", 8, p_real),
-    ]
+    adaptive = "{ depth = 1, adaptive = true, max_depth = 8 }"
+    scenarios: list[Scenario] = []
+    for share in (0.0, p_real):
+        scenarios += [
+            Scenario("depth 1", "{ depth = 1 }", 1, share),
+            Scenario("depth 4", "{ depth = 4 }", 4, share),
+            *([Scenario("depth 8", "{ depth = 8 }", 8, share)] if not share else []),
+            Scenario("adaptive (1 to 8)", adaptive, 8, share),
+            Scenario("batch 4", "{ depth = 1 }", 1, share, 4),
+            Scenario("batch 8", "{ depth = 1 }", 1, share, 8),
+            Scenario("batch 4, depth 4", "{ depth = 4 }", 4, share, 4),
+            Scenario("batch 8, depth 4", "{ depth = 4 }", 4, share, 8),
+        ]
     results: dict[int, list[Run]] = {i: [] for i in range(len(scenarios))}
     overhead_bot: list[float] = []
     overhead_hand: list[float] = []
@@ -265,7 +312,7 @@ async def main_async(args: argparse.Namespace) -> str:
             if round_ % 2:
                 order.reverse()  # interleaved: each scenario sees the load of every other
             for i in order:
-                label, pipeline, _w, share = scenarios[i]
+                label, pipeline, _w, share, size = scenarios[i]
                 failing = bad if share else set()
                 commands = [f"echo run >> {base / 'runs'}-{round_}-{i}/ci-runs; sleep {check}",
                             "! ls bad-*.txt >/dev/null 2>&1"]  # fmt: skip
@@ -276,6 +323,7 @@ async def main_async(args: argparse.Namespace) -> str:
                     bad=failing,
                     pipeline=pipeline,
                     commands=commands,
+                    batch=size,
                 )
                 results[i].append(run)
                 print(f"  round {round_ + 1} {label} p={share:.2f}: {run.seconds:.1f}s", flush=True)
@@ -301,7 +349,7 @@ async def main_async(args: argparse.Namespace) -> str:
 
 def table(
     args: argparse.Namespace,
-    scenarios: list[tuple[str, str, int, float]],
+    scenarios: list[Scenario],
     results: dict[int, list[Run]],
     p_real: float,
     overhead_bot: list[float],
@@ -315,23 +363,28 @@ def table(
         f"(seed {args.seed}), {args.rounds} round(s); {machine()}",
         "",
         "| scenario | p | drain s | landings/min | theory/min | of theory | vs depth 1 "
-        "| CI runs per landing |",
-        "|---|---|---|---|---|---|---|---|",
+        "| CI runs per landing | theory |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     serial: dict[float, float] = {}
-    for i, (label, _pipeline, window, share) in enumerate(scenarios):
+    for i, (label, _pipeline, window, share, size) in enumerate(scenarios):
         runs = results[i]
         seconds = statistics.median(r.seconds for r in runs)
         landed = runs[0].landed
         per_min = 60 * landed / seconds
-        if window == 1:
+        if window == 1 and size == 1:
             serial[share] = per_min
-        ideal = theory(window, share, check)
+        ideal = (
+            batch_theory(size, window, share, check) if size > 1 else theory(window, share, check)
+        )
         ci = statistics.median(r.ci_runs for r in runs) / max(landed, 1)
+        ci_ideal = batch_runs_theory(size, share) if size > 1 else None
         speedup = per_min / serial[share] if share in serial else float("nan")
+        ideal_text = f"{ideal:.1f} | {per_min / ideal:.2f}x" if ideal else "n/a | n/a"
+        ci_text = f"{ci_ideal:.2f}" if ci_ideal is not None else ""
         lines.append(
-            f"| {label} | {share:.2f} | {seconds:.1f} | {per_min:.1f} | {ideal:.1f} | "
-            f"{per_min / ideal:.2f}x | {speedup:.2f}x | {ci:.2f} |"
+            f"| {label} | {share:.2f} | {seconds:.1f} | {per_min:.1f} | {ideal_text} | "
+            f"{speedup:.2f}x | {ci:.2f} | {ci_text} |"
         )
     bot, hand = statistics.median(overhead_bot), statistics.median(overhead_hand)
     lines += [
