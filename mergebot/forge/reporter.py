@@ -87,6 +87,7 @@ def plan(item: QueueItem, facts: Facts, *, links: Links, templates_dir: str | No
             "checks": list(integration.get("checks") or []),
             "car": integration.get("car"),
             "stacked_on": integration.get("stacked_on"),
+            "batch": list(integration.get("batch") or []),
         }
     elif state in (ReportState.MERGED, ReportState.WOULD_MERGE):
         merged = facts.completed.main_after if facts.completed else None

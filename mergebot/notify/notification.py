@@ -70,6 +70,8 @@ class Notification(BaseModel):
     # Its car in the train when it started (1 is on base) and what that car is stacked on.
     car: int | None = None
     stacked_on: str | None = None
+    # The slugs checked together with it in one integration commit (a batch), in queue order.
+    batch: list[str] = Field(default_factory=list)
     # `shadow`: the integrator only decided (nothing pushed); told as "would integrate".
     mode: Mode = Mode.LIVE
     # The stored envelope (event-log notifications) or the change record in envelope form; the
@@ -169,7 +171,9 @@ def _train_place(integration: dict[str, Any]) -> dict[str, Any]:
     stacked = integration.get("stacked_on")
     if not isinstance(car, int) or isinstance(car, bool) or not isinstance(stacked, str):
         return {}
-    return {"car": car, "stacked_on": stacked}
+    batch = integration.get("batch")
+    slugs = [str(s) for s in batch] if isinstance(batch, list) else []
+    return {"car": car, "stacked_on": stacked, "batch": slugs}
 
 
 def from_envelope(envelope: Envelope) -> Notification | None:

@@ -229,6 +229,7 @@ def notification_context(
         "resume": _resume(n.repo, n.slug, pr_url),
         "car": n.car,
         "stacked_on": n.stacked_on,
+        "batch": n.batch,
         # The follow-up's own context (followup_context), for the PR comment formats.
         "followup": followup,
     }

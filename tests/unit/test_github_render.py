@@ -185,3 +185,13 @@ def test_an_operator_template_overrides_a_check_run_text(tmp_path: Path) -> None
         templates_dir=str(tmp_path),
     )  # fmt: skip
     assert merged.title == "Merged into main as ccccccc"
+
+
+def test_integrating_in_a_batch_names_the_candidates_checked_together() -> None:
+    report = render_report(
+        "acme/w", "pr-7", SHA, ReportState.INTEGRATING, base="main", integration_sha=MERGED,
+        checks=[], car=1, stacked_on="base", batch=["pr-6", "pr-7"],
+    )  # fmt: skip
+    assert "It is in one batch of 2 candidates checked together: `pr-6`, `pr-7`." in (
+        report.summary_markdown
+    )

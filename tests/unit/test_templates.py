@@ -285,3 +285,18 @@ def test_a_started_car_behind_others_says_what_it_is_stacked_on(fmt: Format) -> 
     assert "pr" in text.split("on top of", 1)[1][:40]
     first = {**ctx, "car": 1, "stacked_on": "base"}
     assert "car 1" not in Renderer().render(template_name(fmt, NotifyEvent.STARTED), first)
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+def test_a_started_batch_names_the_candidates_checked_together(fmt: Format) -> None:
+    ctx = {
+        **_context(NotifyEvent.STARTED, fmt, hostile=False),
+        "car": 1,
+        "stacked_on": "base",
+        "batch": ["pr-41", "pr-42", "pr-43"],
+    }
+    text = Renderer().render(template_name(fmt, NotifyEvent.STARTED), ctx)
+    assert "one batch of 3 checked together" in text
+    assert "43" in text.split("checked together", 1)[1]
+    alone = {**ctx, "batch": []}
+    assert "batch" not in Renderer().render(template_name(fmt, NotifyEvent.STARTED), alone)
