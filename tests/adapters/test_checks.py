@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from mergebot.checks import ChecksStatus, Reported, run_checks, run_command
+from mergebot.checks import (
+    ChecksOutcome,
+    ChecksStatus,
+    Reported,
+    run_checks,
+    run_checks_retrying,
+    run_command,
+)
 from mergebot.config import ChecksConfig
 from mergebot.forge.base import CheckResult, CheckState
 from mergebot.store.keys import Keys
@@ -208,3 +215,98 @@ async def test_passing_commands_pass(
 ) -> None:
     outcome = await _run(ChecksConfig(commands=[command]), tmp_path, redis, keys)
     assert outcome.passed
+
+
+# -- checks.retry_failed -----------------------------------------------------------------------
+
+
+async def _retrying(
+    config: ChecksConfig, tmp_path: Path, redis: aioredis.Redis, keys: Keys, forge: FakeForge
+) -> ChecksOutcome:
+    return await run_checks_retrying(
+        config,
+        worktree=tmp_path,
+        forge=forge,
+        repo=REPO,
+        sha=SHA,
+        prefix="mergebot/integration/",
+        redis=redis,
+        signal_channel=keys.check_signals(REPO),
+        shadow=False,
+        poll_seconds=0.05,
+    )
+
+
+def _fails_first(name: str, tmp_path: Path, times: int = 1) -> str:
+    """A command that fails its first `times` runs and passes after; logs each run."""
+    runs = tmp_path / f"{name}.runs"
+    return f'echo run >> "{runs}"; [ "$(wc -l < "{runs}")" -gt {times} ]'
+
+
+def _runs(name: str, tmp_path: Path) -> int:
+    path = tmp_path / f"{name}.runs"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+async def test_a_failed_command_runs_again_from_where_it_failed_and_a_pass_is_flaky(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    before = f'echo run >> "{tmp_path / "before.runs"}"'
+    flaky = _fails_first("flaky", tmp_path, times=2)
+    config = ChecksConfig(commands=[before, flaky], retry_failed=2)
+    outcome = await _retrying(config, tmp_path, redis, keys, FakeForge())
+    assert outcome.passed
+    assert (outcome.flaky, outcome.reruns) == ([flaky], 2)
+    assert (_runs("before", tmp_path), _runs("flaky", tmp_path)) == (1, 3)
+    assert [c.name for c in outcome.checks] == [before, flaky]
+
+
+async def test_retries_run_out_and_the_failure_stands_with_how_often_it_ran(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    config = ChecksConfig(commands=[_fails_first("red", tmp_path, times=5)], retry_failed=2)
+    outcome = await _retrying(config, tmp_path, redis, keys, FakeForge())
+    assert outcome.status is ChecksStatus.FAILED
+    assert (outcome.flaky, outcome.reruns, _runs("red", tmp_path)) == ([], 2, 3)
+    assert outcome.details()["reruns"] == 2
+
+
+async def test_a_flake_never_passes_by_itself(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    flaky = _fails_first("flaky", tmp_path)
+    config = ChecksConfig(commands=[flaky, "false"], retry_failed=1)
+    outcome = await _retrying(config, tmp_path, redis, keys, FakeForge())
+    assert outcome.status is ChecksStatus.FAILED
+    assert outcome.flaky == [flaky]  # it did fail and then pass on this commit
+    assert [(c.name, c.state) for c in outcome.checks] == [
+        (flaky, Reported.PASSED),
+        ("false", Reported.FAILED),
+    ]
+
+
+async def test_a_failed_forge_check_is_requested_again_and_its_old_result_ignored(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    forge = FakeForge()
+    red = CheckResult("ci", CheckState.FAILURE, "https://ci/run/1", "1 failed")
+    forge.set(SHA, red, CheckResult("lint", CheckState.SUCCESS, "https://ci/run/2"))
+    # Right after the request the forge still shows the old failure…
+    forge.after_rerun[SHA] = [red, CheckResult("lint", CheckState.SUCCESS, "https://ci/run/2")]
+    config = ChecksConfig(
+        commands=[f'echo run >> "{tmp_path / "cmd.runs"}"'], required=["ci", "lint"], retry_failed=1
+    )
+    task = asyncio.ensure_future(_retrying(config, tmp_path, redis, keys, forge))
+    await until(lambda: forge.reruns == [(SHA, ["ci"])], "the failed check re-requested")
+    asked = forge.calls
+    await until(lambda: forge.calls >= asked + 3, "the forge asked again, several times")
+    assert not task.done()  # …which is not taken for the new run's answer
+    forge.set(
+        SHA,
+        CheckResult("ci", CheckState.SUCCESS, "https://ci/run/3"),
+        CheckResult("lint", CheckState.SUCCESS, "https://ci/run/2"),
+    )
+    outcome = await asyncio.wait_for(task, timeout=10)
+    assert outcome.passed
+    assert outcome.flaky == ["ci"]
+    assert _runs("cmd", tmp_path) == 1  # the commands passed on this tree: not run again

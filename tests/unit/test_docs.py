@@ -50,7 +50,9 @@ def test_every_per_repo_key_is_documented_with_its_default() -> None:
     rows = table_rows("### Per-repo keys")
     defaults = RepoConfig().model_dump(mode="json")
     tables = {"checks": ChecksConfig().model_dump(mode="json")}
-    tables |= {k: v for k, v in defaults.items() if k in ("freeze", "clearance", "pipeline", "batch")}
+    tables |= {
+        k: v for k, v in defaults.items() if k in ("freeze", "clearance", "pipeline", "batch")
+    }
     expected = {k: v for k, v in defaults.items() if k not in tables}
     expected |= {f"{t}.{k}": v for t, table in tables.items() for k, v in table.items()}
     assert set(rows) == set(expected)
