@@ -484,7 +484,6 @@ async def run_checks(
     environ: Mapping[str, str] | None = None,
     extra_secret_names: Iterable[str] = (),
     poll_seconds: float = DEFAULT_POLL_SECONDS,
-    stale: Collection[CheckResult] = (),
     sandbox: Sandbox | None = None,
 ) -> ChecksOutcome:
     """Run `config`'s checks on the integration commit `sha` checked out in `worktree`.
@@ -492,94 +491,55 @@ async def run_checks(
     Commands first (they are local and fail fast), then the forge's required checks, all within
     one `timeout_seconds` budget counted from now (the integration branch was just pushed).
     In shadow mode nothing was pushed, so required checks are reported as "would wait for".
-    """
-    started = time.monotonic()
-    reports: list[CheckReport] = []
-    if config.commands:
-        env, secrets = check_env(os.environ if environ is None else environ, extra_secret_names)
-        outcome = await run_commands(
-            config.commands,
-            worktree,
-            deadline=started + config.timeout_seconds,
-            env=env,
-            secrets=secrets,
-            sandbox=sandbox,
-        )
-        if not outcome.passed:
-            return outcome
-        reports += outcome.checks
-    if config.required and shadow:
-        reports += [CheckReport(n, "required", Reported.WOULD_WAIT) for n in config.required]
-    elif config.required:
-        async with _signals(redis, signal_channel) as signals:
-            outcome = await wait_required(
-                forge,
-                repo,
-                sha,
-                config.required,
-                started=started,
-                limit_seconds=config.timeout_seconds,
-                discovery_seconds=config.discovery_timeout_seconds,
-                prefix=prefix,
-                signals=signals,
-                poll_seconds=poll_seconds,
-                stale=stale,
-            )
-        if not outcome.passed:
-            return ChecksOutcome(
-                outcome.status, reports + outcome.checks, outcome.message, outcome.missing
-            )
-        reports += outcome.checks
-    return ChecksOutcome(ChecksStatus.PASSED, reports)
 
-
-@contextlib.asynccontextmanager
-async def _signals(redis: aioredis.Redis, channel: str) -> AsyncIterator[CheckSignals]:
-    async with CheckSignals(redis, channel) as signals:
-        yield signals
-
-
-async def run_checks_retrying(
-    config: ChecksConfig,
-    *,
-    worktree: Path,
-    forge: Forge,
-    repo: str,
-    sha: str,
-    prefix: str,
-    redis: aioredis.Redis,
-    signal_channel: str,
-    shadow: bool,
-    extra_secret_names: Iterable[str] = (),
-    poll_seconds: float = DEFAULT_POLL_SECONDS,
-    sandbox: Sandbox | None = None,
-) -> ChecksOutcome:
-    """`run_checks`, and a failed check run again on the same commit up to
-    `config.retry_failed` times before the failure stands (SPEC §13).
-
-    A failed command is run again together with the commands after it (the ones before it
-    passed on this very tree); a failed required check is re-requested through the forge and
-    its old result ignored until a new one comes. A required check the forge cannot run again
-    (a commit status) ends the retries: its failure cannot change. Checks that failed and then
+    A failed check is run again on the same commit up to `checks.retry_failed` times before the
+    failure stands (SPEC §13): a failed command together with the commands after it (the ones
+    before it passed on this very tree, within a fresh budget); a failed required check
+    re-requested through the forge, its old result ignored until a new one comes. A required
+    check the forge cannot run again (a commit status), or whose new run could not be told from
+    the old one (no link), ends the retries: its failure stands. Checks that failed and then
     passed are the outcome's `flaky`; a flake is never a pass by itself — the outcome passes
     only when every check's latest run passed."""
 
     async def run(part: ChecksConfig, stale: Collection[CheckResult]) -> ChecksOutcome:
-        return await run_checks(
-            part,
-            worktree=worktree,
-            forge=forge,
-            repo=repo,
-            sha=sha,
-            prefix=prefix,
-            redis=redis,
-            signal_channel=signal_channel,
-            shadow=shadow,
-            extra_secret_names=extra_secret_names,
-            poll_seconds=poll_seconds,
-            stale=stale,
-            sandbox=sandbox,
-        )
+        started = time.monotonic()
+        reports: list[CheckReport] = []
+        if part.commands:
+            env, secrets = check_env(os.environ if environ is None else environ, extra_secret_names)
+            outcome = await run_commands(
+                part.commands,
+                worktree,
+                deadline=started + part.timeout_seconds,
+                env=env,
+                secrets=secrets,
+                sandbox=sandbox,
+            )
+            if not outcome.passed:
+                return outcome
+            reports += outcome.checks
+        if part.required and shadow:
+            reports += [CheckReport(n, "required", Reported.WOULD_WAIT) for n in part.required]
+        elif part.required:
+            async with _signals(redis, signal_channel) as signals:
+                outcome = await wait_required(
+                    forge,
+                    repo,
+                    sha,
+                    part.required,
+                    started=started,
+                    limit_seconds=part.timeout_seconds,
+                    discovery_seconds=part.discovery_timeout_seconds,
+                    prefix=prefix,
+                    signals=signals,
+                    poll_seconds=poll_seconds,
+                    stale=stale,
+                )
+            if not outcome.passed:
+                return ChecksOutcome(
+                    outcome.status, reports + outcome.checks, outcome.message, outcome.missing
+                )
+            reports += outcome.checks
+        return ChecksOutcome(ChecksStatus.PASSED, reports)
 
     outcome = await run(config, ())
     failed_once: set[str] = set()
@@ -621,6 +581,12 @@ async def run_checks_retrying(
     passed_now = {c.name for c in outcome.checks if c.state is Reported.PASSED}
     flaky = sorted(failed_once & passed_now)
     return replace(outcome, flaky=flaky, reruns=reruns)
+
+
+@contextlib.asynccontextmanager
+async def _signals(redis: aioredis.Redis, channel: str) -> AsyncIterator[CheckSignals]:
+    async with CheckSignals(redis, channel) as signals:
+        yield signals
 
 
 async def _rerun(forge: Forge, repo: str, sha: str, names: Sequence[str]) -> list[str]:

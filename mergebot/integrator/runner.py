@@ -53,7 +53,7 @@ from mergebot.attempts import (
     completed_event,
     integration_fields,
 )
-from mergebot.checks import CheckSignals, ChecksOutcome, run_checks_retrying
+from mergebot.checks import CheckSignals, ChecksOutcome, run_checks
 from mergebot.config import REMOTE_NAME, ConfigError, Mode, RepoConfig
 from mergebot.events import Envelope
 from mergebot.forge.repo_config import (
@@ -814,7 +814,7 @@ class Integrator:
         that failed and then passed on this commit is recorded as flaky."""
         assert slot.built is not None
         config = self.config
-        outcome = await run_checks_retrying(
+        outcome = await run_checks(
             config.checks,
             worktree=slot.built.worktree or self.mirror.path,
             forge=self.forge,

@@ -11,11 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from mergebot.checks import (
-    ChecksOutcome,
     ChecksStatus,
     Reported,
     run_checks,
-    run_checks_retrying,
     run_command,
 )
 from mergebot.config import ChecksConfig
@@ -220,23 +218,6 @@ async def test_passing_commands_pass(
 # -- checks.retry_failed -----------------------------------------------------------------------
 
 
-async def _retrying(
-    config: ChecksConfig, tmp_path: Path, redis: aioredis.Redis, keys: Keys, forge: FakeForge
-) -> ChecksOutcome:
-    return await run_checks_retrying(
-        config,
-        worktree=tmp_path,
-        forge=forge,
-        repo=REPO,
-        sha=SHA,
-        prefix="mergebot/integration/",
-        redis=redis,
-        signal_channel=keys.check_signals(REPO),
-        shadow=False,
-        poll_seconds=0.05,
-    )
-
-
 def _fails_first(name: str, tmp_path: Path, times: int = 1) -> str:
     """A command that fails its first `times` runs and passes after; logs each run."""
     runs = tmp_path / f"{name}.runs"
@@ -254,7 +235,7 @@ async def test_a_failed_command_runs_again_from_where_it_failed_and_a_pass_is_fl
     before = f'echo run >> "{tmp_path / "before.runs"}"'
     flaky = _fails_first("flaky", tmp_path, times=2)
     config = ChecksConfig(commands=[before, flaky], retry_failed=2)
-    outcome = await _retrying(config, tmp_path, redis, keys, FakeForge())
+    outcome = await _run(config, tmp_path, redis, keys, poll_seconds=0.05)
     assert outcome.passed
     assert (outcome.flaky, outcome.reruns) == ([flaky], 2)
     assert (_runs("before", tmp_path), _runs("flaky", tmp_path)) == (1, 3)
@@ -265,7 +246,7 @@ async def test_retries_run_out_and_the_failure_stands_with_how_often_it_ran(
     tmp_path: Path, redis: aioredis.Redis, keys: Keys
 ) -> None:
     config = ChecksConfig(commands=[_fails_first("red", tmp_path, times=5)], retry_failed=2)
-    outcome = await _retrying(config, tmp_path, redis, keys, FakeForge())
+    outcome = await _run(config, tmp_path, redis, keys, poll_seconds=0.05)
     assert outcome.status is ChecksStatus.FAILED
     assert (outcome.flaky, outcome.reruns, _runs("red", tmp_path)) == ([], 2, 3)
     assert outcome.details()["reruns"] == 2
@@ -276,7 +257,7 @@ async def test_a_flake_never_passes_by_itself(
 ) -> None:
     flaky = _fails_first("flaky", tmp_path)
     config = ChecksConfig(commands=[flaky, "false"], retry_failed=1)
-    outcome = await _retrying(config, tmp_path, redis, keys, FakeForge())
+    outcome = await _run(config, tmp_path, redis, keys, poll_seconds=0.05)
     assert outcome.status is ChecksStatus.FAILED
     assert outcome.flaky == [flaky]  # it did fail and then pass on this commit
     assert [(c.name, c.state) for c in outcome.checks] == [
@@ -296,7 +277,7 @@ async def test_a_failed_forge_check_is_requested_again_and_its_old_result_ignore
     config = ChecksConfig(
         commands=[f'echo run >> "{tmp_path / "cmd.runs"}"'], required=["ci", "lint"], retry_failed=1
     )
-    task = asyncio.ensure_future(_retrying(config, tmp_path, redis, keys, forge))
+    task = asyncio.ensure_future(_run(config, tmp_path, redis, keys, forge, poll_seconds=0.05))
     await until(lambda: forge.reruns == [(SHA, ["ci"])], "the failed check re-requested")
     asked = forge.calls
     await until(lambda: forge.calls >= asked + 3, "the forge asked again, several times")

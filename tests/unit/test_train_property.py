@@ -246,6 +246,15 @@ class World:
                      for c in self.cars]  # fmt: skip
         self.readiness = {i: v for i, v in self.readiness.items() if i in self.removed}
 
+    def quiet(self) -> None:
+        """The world goes quiet: every check finishes, and the train runs dry."""
+        for _ in range(200):
+            if not any(c.checks is Checks.RUNNING for c in self.cars):
+                break
+            self.finish_checks(0)
+            self.settle()
+        assert self.cars == []
+
     def settle(self, limit: int = 200) -> None:
         for _ in range(limit):
             actions = plan(self.snapshot())
@@ -298,13 +307,7 @@ def test_the_train_keeps_every_invariant(
             case "restart":
                 world.restart()
         world.settle()
-    # The world goes quiet: every check finishes, and the train runs dry.
-    for _ in range(100):
-        if not any(c.checks is Checks.RUNNING for c in world.cars):
-            break
-        world.finish_checks(0)
-        world.settle()
-    assert world.cars == []
+    world.quiet()
     assert all(s in (Status.INTEGRATED, Status.BLOCKED, Status.CANCELLED, Status.SUPERSEDED)
                for s in world.status.values()), world.status  # fmt: skip
     for item, status in world.status.items():
@@ -326,12 +329,7 @@ def quiet_run(bad: set[int], *, size: int, depth: int = 1) -> World:
     world = World(frozenset(f"c{n}" for n in bad), frozenset(), Window(depth), size)
     world.status = {f"c{n}": Status.QUEUED for n in range(size)}
     world.settle()
-    for _ in range(200):
-        if not any(c.checks is Checks.RUNNING for c in world.cars):
-            break
-        world.finish_checks(0)
-        world.settle()
-    assert world.cars == []
+    world.quiet()
     return world
 
 
