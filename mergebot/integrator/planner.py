@@ -496,7 +496,9 @@ def _known_red(car: Car, previous: Car | None) -> KnownRed | None:
     """A bisection half right behind the green half it was split from, on the parent the split
     tree stood on: it is that tree again, red without a run."""
     bisect = car.bisect
-    if bisect is None or not bisect.red_after or car.failed or car.checks is not Checks.NONE:
+    if bisect is None or not bisect.red_after or car.failed or car.empty:
+        return None
+    if car.checks is not Checks.NONE:
         return None
     if previous is None or not previous.passed or previous.commit is None:
         return None

@@ -558,7 +558,7 @@ class Integrator:
                     " | ".join(",".join(m.slug for m in h.members) for h in halves),
                 )
             case KnownRed(key, parent, failure):
-                self._known_red(key, parent, failure)
+                await self._known_red(key, parent, failure)
             case Merge(keys, car):
                 await self._replace_cars(keys, (car,))
                 log.info(
@@ -704,14 +704,14 @@ class Integrator:
         for car in cars:
             self.slots[car.key] = _Slot()
 
-    def _known_red(self, key: str, parent: str, failure: Failure) -> None:
+    async def _known_red(self, key: str, parent: str, failure: Failure) -> None:
         """The car is a tree already seen red: failed without a check run. Built there already
         (it was stacked on the green half), it keeps its commit for the follow-up."""
         _, car = self._car(key)
-        slot = self.slots.setdefault(key, _Slot())
         if car.parent != parent:
+            await self._discard(key)
             car = car.rebuilt()
-            slot.attempt = self._new_attempt(car, parent)
+            self.slots.setdefault(key, _Slot()).attempt = self._new_attempt(car, parent)
         log.info("known_red %s car=%s reason=%s", self._ctx(), key, failure.reason)
         self._set(replace(car, parent=parent, on_base=False, failure=failure))
 
