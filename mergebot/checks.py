@@ -28,7 +28,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -217,6 +217,11 @@ async def run_command(
     return CommandResult(command, exit_code, tail(output), round(time.monotonic() - started, 3))
 
 
+# Told which check starts (its name and kind: "command" or "required"), so people can see what
+# runs now and for how long (the integrator records it on the attempt; the dashboard shows it).
+OnCheck = Callable[[str, str], Awaitable[None]]
+
+
 async def run_commands(
     commands: Sequence[str],
     cwd: Path,
@@ -224,10 +229,13 @@ async def run_commands(
     deadline: float,
     env: Mapping[str, str],
     secrets: Sequence[str] = (),
+    on_check: OnCheck | None = None,
 ) -> ChecksOutcome:
     """Run the commands in order until one fails; `deadline` is a `time.monotonic()` value."""
     reports: list[CheckReport] = []
     for command in commands:
+        if on_check is not None:
+            await on_check(command, "command")
         result = await run_command(
             command, cwd, time_limit=deadline - time.monotonic(), env=env, secrets=secrets
         )
@@ -453,6 +461,7 @@ async def run_checks(
     environ: Mapping[str, str] | None = None,
     extra_secret_names: Iterable[str] = (),
     poll_seconds: float = DEFAULT_POLL_SECONDS,
+    on_check: OnCheck | None = None,
 ) -> ChecksOutcome:
     """Run `config`'s checks on the integration commit `sha` checked out in `worktree`.
 
@@ -470,6 +479,7 @@ async def run_checks(
             deadline=started + config.timeout_seconds,
             env=env,
             secrets=secrets,
+            on_check=on_check,
         )
         if not outcome.passed:
             return outcome
@@ -477,6 +487,8 @@ async def run_checks(
     if config.required and shadow:
         reports += [CheckReport(n, "required", Reported.WOULD_WAIT) for n in config.required]
     elif config.required:
+        if on_check is not None:
+            await on_check(", ".join(config.required), "required")
         async with _signals(redis, signal_channel) as signals:
             outcome = await wait_required(
                 forge,

@@ -47,7 +47,15 @@ from mergebot.processor import processor_service
 from mergebot.runtime import Runtime
 from mergebot.services import BackgroundService
 from mergebot.web import app as web_app
-from mergebot.web import dashboard, events_api, followups_api, health, notify_api, queue_api
+from mergebot.web import (
+    dashboard,
+    events_api,
+    followup_pages,
+    followups_api,
+    health,
+    notify_api,
+    queue_api,
+)
 
 # The web tier's routes, in the order they are added (metrics are installed before all of them).
 ROUTES: tuple[web_app.RouteSetup, ...] = (
@@ -55,6 +63,7 @@ ROUTES: tuple[web_app.RouteSetup, ...] = (
     events_api.setup,
     webhook.setup,
     dashboard.setup,
+    followup_pages.setup,
     followups_api.setup,
     notify_api.setup,
     queue_api.setup,
