@@ -199,9 +199,18 @@ class NotifyEvent(StrEnum):
     RESUMED = "resumed"
     SUPERSEDED = "superseded"
     CANCELLED = "cancelled"
+    # The queue of a base, not one candidate: a person's freeze, or a red base (and back).
+    FROZEN = "frozen"
+    UNFROZEN = "unfrozen"
 
 
-_DEFAULT_NOTIFY_EVENTS = [NotifyEvent.COMPLETED, NotifyEvent.BLOCKED]
+# Freezes are on by default: a queue that stopped (a red base above all) is what admins must hear.
+_DEFAULT_NOTIFY_EVENTS = [
+    NotifyEvent.COMPLETED,
+    NotifyEvent.BLOCKED,
+    NotifyEvent.FROZEN,
+    NotifyEvent.UNFROZEN,
+]
 
 
 class _Strict(BaseModel):
