@@ -754,10 +754,21 @@ class Integrator:
                 extra_secret_names=config.secret_env_names(),
                 poll_seconds=self.poll_seconds,
                 sandbox=sandbox_for(self.runtime.settings),
+                on_check=lambda name, kind: self._running(key, name, kind),
             )
         )
         self._set(replace(car, checks=Checks.RUNNING))
         log.info("checks_started %s car=%s commit=%s", self._ctx(), key, car.commit[:7])
+
+    async def _running(self, key: str, name: str, kind: str) -> None:
+        """Record which check of car `key` runs now, and since when (shown on the dashboard)."""
+        slot = self.slots.get(key)
+        if slot is None or slot.attempt is None:
+            return
+        running = {"name": name, "kind": kind, "started_at": _now().isoformat()}
+        slot.attempt = slot.attempt.model_copy(update={"running": running})
+        self._ensure()
+        await self.attempts.put(self.repo, self.base, slot.attempt)
 
     def _collect_checks(self) -> None:
         """Cars whose checks finished take their outcome (a check that crashed is a bug: loud)."""
