@@ -1,7 +1,9 @@
 """The I/O around `mergebot.gate`: gather what the gate needs, ask it, wait while it says hold.
 
-The integrator calls `Gatekeeper.wait_until_open` at exactly one place: after a candidate's
-checks passed, right before the compare-and-swap that moves base. While the gate holds, the
+The integrator asks `Gatekeeper.hold` at exactly one place: when its train would move base,
+right before the compare-and-swap (a hold becomes the train planner's `hold` input; the runner
+records it with `record_waiting` and asks again later). `wait_until_open` is the same wait for a
+caller that has one checked candidate and nothing else to do. While the gate holds, the
 candidate keeps its checked integration commit and waits; the gatekeeper looks again when a
 freeze or unfreeze is folded (the processor publishes on `keys.control_signals`), when a hold's
 `until` passes, and every `freeze.recheck_seconds` (a window closing, a fixing push to a red

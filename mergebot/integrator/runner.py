@@ -805,11 +805,11 @@ class Integrator:
         assert car.commit is not None
         slot.checks_started = time.monotonic()
         slot.outcome = None
-        slot.task = asyncio.ensure_future(self._checked(car.commit, slot))
+        slot.task = asyncio.ensure_future(self._checked(key, car.commit, slot))
         self._set(replace(car, checks=Checks.RUNNING))
         log.info("checks_started %s car=%s commit=%s", self._ctx(), key, car.commit[:7])
 
-    async def _checked(self, sha: str, slot: _Slot) -> ChecksOutcome:
+    async def _checked(self, key: str, sha: str, slot: _Slot) -> ChecksOutcome:
         """The car's checks, failed ones run again up to `checks.retry_failed` times; a check
         that failed and then passed on this commit is recorded as flaky."""
         assert slot.built is not None
@@ -827,6 +827,7 @@ class Integrator:
             extra_secret_names=config.secret_env_names(),
             poll_seconds=self.poll_seconds,
             sandbox=sandbox_for(self.runtime.settings),
+            on_check=lambda name, kind: self._running(key, name, kind),
         )
         if outcome.flaky and not self.shadow:
             log.info("checks_flaky %s sha=%s checks=%s", self._ctx(), sha[:7], outcome.flaky)
@@ -834,6 +835,16 @@ class Integrator:
                 self.repo, outcome.flaky, sha
             )
         return outcome
+
+    async def _running(self, key: str, name: str, kind: str) -> None:
+        """Record which check of car `key` runs now, and since when (shown on the dashboard)."""
+        slot = self.slots.get(key)
+        if slot is None or slot.attempt is None:
+            return
+        running = {"name": name, "kind": kind, "started_at": _now().isoformat()}
+        slot.attempt = slot.attempt.model_copy(update={"running": running})
+        self._ensure()
+        await self.attempts.put(self.repo, self.base, slot.attempt)
 
     def _collect_checks(self) -> None:
         """Cars whose checks finished take their outcome (a check that crashed is a bug: loud)."""

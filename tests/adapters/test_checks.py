@@ -291,3 +291,22 @@ async def test_a_failed_forge_check_is_requested_again_and_its_old_result_ignore
     assert outcome.passed
     assert outcome.flaky == ["ci"]
     assert _runs("cmd", tmp_path) == 1  # the commands passed on this tree: not run again
+
+
+async def test_each_check_is_announced_as_it_starts(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    """The integrator records the announced check, so the dashboard says what runs now."""
+    started: list[tuple[str, str]] = []
+
+    async def on_check(name: str, kind: str) -> None:
+        started.append((name, kind))
+
+    config = ChecksConfig(commands=["true", "exit 1", "echo never"])
+    outcome = await run_checks(
+        config, worktree=tmp_path, forge=FakeForge(), repo=REPO, sha=SHA,
+        prefix="mergebot/integration/", redis=redis, signal_channel=keys.check_signals(REPO),
+        shadow=True, on_check=on_check,
+    )  # fmt: skip
+    assert not outcome.passed
+    assert started == [("true", "command"), ("exit 1", "command")]  # not the one never run
