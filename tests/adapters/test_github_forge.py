@@ -334,6 +334,26 @@ async def test_check_results_merge_statuses_and_latest_check_runs(
     assert results["build"].url == "https://github.com/acme/widgets/runs/11"
 
 
+async def test_rerun_rerequests_the_latest_check_run_of_each_failed_name(
+    http: Any, forge: GitHubForge
+) -> None:
+    http.get(
+        f"{R}/commits/{SHA}/check-runs",
+        json=bodies.check_runs([
+            bodies.check_run(API, REPO, 10, name="build", head_sha=SHA, status="completed",
+                             conclusion="failure", completed_at=bodies.WHEN),
+            bodies.check_run(API, REPO, 11, name="build", head_sha=SHA, status="completed",
+                             conclusion="failure", completed_at=bodies.WHEN),
+        ]),
+    )  # fmt: skip
+    http.post(f"{R}/check-runs/11/rerequest", status=201, json={})
+
+    # A commit status (ci/jenkins) has no re-run: it is left out of the answer.
+    assert await forge.rerun_checks(REPO, SHA, ["build", "ci/jenkins"]) == ["build"]
+    assert len(calls(http, "POST", r"/check-runs/\d+/rerequest$")) == 1
+    assert len(calls(http, "POST", r"/check-runs/11/rerequest$")) == 1
+
+
 async def test_recent_check_names_cover_integration_branches_and_base(
     http: Any, forge: GitHubForge
 ) -> None:
