@@ -42,7 +42,7 @@ from mergebot.runtime import Runtime
 from mergebot.services import sleep_until_stopped
 from mergebot.store.eventlog import EventConflictError
 
-log = logging.getLogger("mergebot.forge.reconcile")
+log = logging.getLogger("mergebot.github.reconcile")
 
 SOURCE = "reconcile"
 _GONE = frozenset({WithdrawReason.CLOSED, WithdrawReason.DRAFT, WithdrawReason.BASE_CHANGED})
