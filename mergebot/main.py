@@ -37,6 +37,7 @@ from mergebot.commands import (
 )
 from mergebot.commands import web as web_command
 from mergebot.commands.serve import Wiring
+from mergebot.followups_service import followups_service
 from mergebot.github import webhook
 from mergebot.github.command_worker import command_service
 from mergebot.github.reconcile import reconcile_service
@@ -66,6 +67,7 @@ ROUTES: tuple[web_app.RouteSetup, ...] = (
 SERVICES: tuple[BackgroundService, ...] = (
     integrator_service,
     processor_service,
+    followups_service,
     delivery_service,
     reconcile_service,
     reporter_service,
