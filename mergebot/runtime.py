@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
     from mergebot.forge.github import GitHubForge
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class ForgeUnavailableError(LookupError):
     """No forge can be built for a repo (it is not managed here)."""
 
@@ -69,6 +74,9 @@ class Runtime:
     reported_positions: dict[str, int] = field(default_factory=dict, repr=False)
     # Every repo's forge, instead of the configured ones (tests set a fake).
     forge_override: Callable[[str], ForgeProtocol] | None = None
+    # The wall clock of decisions that depend on the time of day (freeze windows, a freeze's
+    # `until`); tests set their own instead of sleeping.
+    clock: Callable[[], datetime] = field(default=utc_now, repr=False)
     _forges: dict[str, ForgeProtocol] = field(default_factory=dict, repr=False)
 
     def remote_url(self, repo: str) -> str:
