@@ -28,7 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mergebot.ids import branch_problem, is_repo
 
 REMOTE_NAME = "origin"
-SERVER_ONLY_KEYS = frozenset({"remote", "forge", "mode"})
+SERVER_ONLY_KEYS = frozenset({"remote", "forge", "mode", "cutover"})
 
 
 class Settings(BaseSettings):
@@ -174,6 +174,19 @@ class ChecksConfig(_Strict):
     discovery_timeout_seconds: float = Field(default=600, gt=0)
 
 
+class CutoverConfig(_Strict):
+    """The bar a repo's shadow record must meet before `mode = "live"` takes effect (see
+    `mergebot.cutover.gate`). With neither threshold set there is no bar."""
+
+    min_parity: float | None = Field(default=None, ge=0, le=1)
+    min_decisions: int | None = Field(default=None, ge=0)
+    accepted: bool = False
+
+    @property
+    def has_bar(self) -> bool:
+        return self.min_parity is not None or self.min_decisions is not None
+
+
 class RepoConfig(_Strict):
     """The effective configuration of one managed repo."""
 
@@ -190,6 +203,7 @@ class RepoConfig(_Strict):
     lease_ttl_seconds: float = Field(default=120, gt=0)
     lease_renew_seconds: float = Field(default=30, gt=0)
     notify: list[NotifySink] = Field(default_factory=list)
+    cutover: CutoverConfig = Field(default_factory=CutoverConfig)
 
     @field_validator("base_branch")
     @classmethod

@@ -22,6 +22,7 @@ from mergebot import __version__
 from mergebot.commands import (
     cancel,
     config,
+    cutover,
     dead_letters,
     demo,
     emit,
@@ -112,6 +113,7 @@ COMMANDS: dict[str, Command] = {
     "replay": Command(replay.HELP, replay.add_arguments, replay.run),
     "followups": Command(followups.HELP, followups.add_arguments, followups.run),
     "dead-letters": Command(dead_letters.HELP, dead_letters.add_arguments, dead_letters.run),
+    "cutover": Command(cutover.HELP, cutover.add_arguments, cutover.run),
     "config": Command(config.HELP, config.add_arguments, config.run),
     "demo": Command(demo.HELP, demo.add_arguments, partial(demo.run, wiring=WIRING)),
 }

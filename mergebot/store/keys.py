@@ -124,6 +124,11 @@ class Keys:
         integrator adds `-2`, `-3`… from it (HINCRBY, so two blocks never share an id)."""
         return f"{self._repo(repo)}:followup-counters"
 
+    def cutover(self, repo: str) -> str:
+        """String: JSON of the repo's shadow record as last evaluated (parity, compared
+        decisions, disagreements, when), which the live gate of every process reads."""
+        return f"{self._repo(repo)}:cutover"
+
     # -- global --------------------------------------------------------------------------------
     def repos(self) -> str:
         """Set of every repo that ever had an event, so status and replay can enumerate them."""
