@@ -15,7 +15,9 @@ import logging
 from datetime import UTC, datetime
 from typing import cast
 
-from mergebot.config import Mode
+from redis.exceptions import RedisError
+
+from mergebot.config import ConfigError, Mode, RepoConfig
 from mergebot.cutover import (
     BaseFacts,
     CutoverReport,
@@ -28,8 +30,11 @@ from mergebot.cutover import (
 )
 from mergebot.forge.base import CheckState
 from mergebot.forge.base import Forge as ForgeProtocol
+from mergebot.forge.errors import ForgeError
 from mergebot.git.landing import find_landing
+from mergebot.git.mirror import GitError
 from mergebot.runtime import Runtime
+from mergebot.services import sleep_until_stopped
 
 log = logging.getLogger("mergebot.cutover")
 
@@ -109,6 +114,14 @@ async def mode_decision(runtime: Runtime, repo: str) -> tuple[ModeDecision, Evid
     return gate(config.mode, config.cutover, evidence), evidence
 
 
+async def gated(runtime: Runtime, repo: str, config: RepoConfig) -> RepoConfig:
+    """`repo`'s effective `config` with the mode the cutover gate allows it now."""
+    decision, _ = await mode_decision(runtime, repo)
+    if decision.mode is config.mode:
+        return config
+    return config.model_copy(update={"mode": decision.mode})
+
+
 async def evaluate(runtime: Runtime, repo: str) -> ModeDecision:
     """Judge `repo`'s shadow record now, store it for every process, and say what follows: a
     repo held in shadow is logged at WARNING with the numbers and the bar."""
@@ -131,6 +144,40 @@ async def evaluate(runtime: Runtime, repo: str) -> ModeDecision:
             repo, decision.mode, parity, evidence.decisions,
         )  # fmt: skip
     return decision
+
+
+async def _evaluate_all(runtime: Runtime) -> None:
+    for repo in sorted(runtime.server_config.repos):
+        if not needs_evaluation(runtime, repo):
+            continue
+        try:
+            await evaluate(runtime, repo)
+        except (GitError, ForgeError, ConfigError) as exc:
+            # The stored record (if any) stays; the repo stays where that record puts it.
+            log.warning("cutover_evaluation_failed repo=%s error=%s", repo, exc)
+
+
+async def cutover_service(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Judge the shadow record of every repo asked to run live behind a cutover bar: at start
+    and each time the server file is read again (SIGHUP), so switching a repo to live is an
+    operator's act that takes effect once its record is judged good enough."""
+    while not stop.is_set():
+        runtime.config_reloaded.clear()
+        try:
+            await _evaluate_all(runtime)
+        except (RedisError, OSError) as exc:
+            log.warning("cutover_redis_error error=%s retry_in=5s", type(exc).__name__)
+            await sleep_until_stopped(stop, 5.0)
+            continue
+        except Exception:
+            log.exception("cutover_evaluation_crashed")
+        reloaded = asyncio.ensure_future(runtime.config_reloaded.wait())
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({reloaded, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reloaded.cancel()
+            stopped.cancel()
 
 
 def needs_evaluation(runtime: Runtime, repo: str) -> bool:

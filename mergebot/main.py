@@ -37,6 +37,7 @@ from mergebot.commands import (
 )
 from mergebot.commands import web as web_command
 from mergebot.commands.serve import Wiring
+from mergebot.cutover_facts import cutover_service
 from mergebot.forge.reconcile import reconcile_service
 from mergebot.forge.reporter import reporter_service
 from mergebot.github import webhook
@@ -70,6 +71,7 @@ SERVICES: tuple[BackgroundService, ...] = (
     reconcile_service,
     reporter_service,
     command_service,
+    cutover_service,
 )
 
 

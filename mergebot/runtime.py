@@ -8,6 +8,7 @@ which order, is decided by the composition root, `mergebot.main`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ class Runtime:
     projection_cache: ProjectionCache = field(default_factory=ProjectionCache, repr=False)
     # The queue position last shown on GitHub for each queued item (the reporter's memory).
     reported_positions: dict[str, int] = field(default_factory=dict, repr=False)
+    # Set when the server file was read again (SIGHUP): services that depend on it look again.
+    config_reloaded: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     # Every repo's forge, instead of the configured ones (tests set a fake).
     forge_override: Callable[[str], ForgeProtocol] | None = None
     _forges: dict[str, ForgeProtocol] = field(default_factory=dict, repr=False)

@@ -1,7 +1,9 @@
 """The status of a repo's queue (SPEC §9): one builder for `mergebot status --json` and
 `GET /api/repos/<owner>/<repo>/queue`, so the two can never disagree.
 
-Shape: `{"repo", "base", "mode", "managed", "lease": null | {"owner", "expires_at"},
+Shape: `{"repo", "base", "mode", "cutover": {"requested_mode", "mode", "held_back", "reason",
+"min_parity", "min_decisions", "accepted", "evidence"}, "managed",
+"lease": null | {"owner", "expires_at"},
 "candidates": [{"slug", "branch", "sha", "status", "ready_at", "position", "reasons",
 "reason_codes", "followup_id", "updated_at"}], "dead_letters": n, "poison_events": n,
 "poison_changes": n, "ignored": {code: n},
@@ -17,6 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
+from mergebot.cutover_facts import mode_decision
 from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
 from mergebot.runtime import Runtime
@@ -106,6 +109,7 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
     states = projection.candidates
     raw_lease = cast(dict[str, str], await runtime.redis.hgetall(runtime.keys.lease(repo, base)))
     lease = info_from_hash(raw_lease)
+    decision, evidence = await mode_decision(runtime, repo)
 
     candidates: list[dict[str, Any]] = []
     position = 0
@@ -131,7 +135,10 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
     return {
         "repo": repo,
         "base": base,
-        "mode": config.mode.value,
+        # The mode it runs in: a repo asked to run live is held in shadow until its shadow
+        # record meets its cutover bar (`cutover.held_back` says so, with why).
+        "mode": decision.mode.value,
+        "cutover": decision.to_dict(config.cutover, evidence),
         "managed": runtime.server_config.managed(repo),
         "lease": (
             {"owner": lease.owner, "expires_at": lease.expires_at.isoformat()} if lease else None

@@ -36,6 +36,9 @@ def render(status: dict[str, Any]) -> str:
         f"{status['repo']} -> {status['base']} ({status['mode']}"
         f"{'' if status['managed'] else ', not managed'}); lease {holder}",
     ]
+    cutover = status.get("cutover") or {}
+    if cutover.get("held_back"):
+        lines.append(f"  held in shadow (configured live): {cutover['reason']}")
     if not status["candidates"]:
         lines.append("  no candidates")
     for c in status["candidates"]:
