@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +28,33 @@ from mergebot.store.embedded import EmbeddedRedis  # noqa: E402
 
 REPO = "acme/widgets"
 WHEN = "2026-11-25T10:00:00+00:00"
+
+
+@contextlib.contextmanager
+def mergebot_process(
+    command: str, cwd: Path, settings: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m mergebot <command>` in a child process with only `settings` as its MERGEBOT_*
+    environment (output in `<cwd>/<command>.log`); stopped with SIGTERM (a clean shutdown)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MERGEBOT_")}
+    env |= settings | {"PYTHONPATH": str(ROOT)}
+    log = cwd / f"{command}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mergebot", command],
+            cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.returncode not in (0, -signal.SIGTERM):
+            print(log.read_text(errors="replace")[-2000:], file=sys.stderr)
 
 
 @contextlib.contextmanager

@@ -18,12 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import secrets
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -31,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _common import ROOT, Clock, Timing, machine, raw_events, report
+from _common import Clock, Timing, machine, mergebot_process, raw_events, report
 
 from mergebot.store.connection import connect
 from mergebot.store.eventlog import EventLog
@@ -49,33 +45,17 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def server(token: str) -> Iterator[tuple[str, Path]]:
-    """`mergebot web` in a child process; stopped with SIGTERM (a clean shutdown) at the end."""
+    """`mergebot web` in a child process with its own embedded Redis under a temporary dir."""
     with tempfile.TemporaryDirectory(prefix="mergebot-bench-") as tmp:
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MERGEBOT_")} | {
+        settings = {
             "MERGEBOT_API_TOKEN": token,
             "MERGEBOT_DATA_DIR": str(Path(tmp) / "data"),
             "MERGEBOT_HOST": "127.0.0.1",
             "MERGEBOT_PORT": str(port),
-            "PYTHONPATH": str(ROOT),
         }
-        log = Path(tmp) / "server.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "mergebot", "web"],
-                cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        try:
+        with mergebot_process("web", Path(tmp), settings):
             yield f"http://127.0.0.1:{port}", Path(tmp) / "data"
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.returncode not in (0, -signal.SIGTERM):
-                print(log.read_text(errors="replace")[-2000:], file=sys.stderr)
 
 
 async def wait_until_up(session: aiohttp.ClientSession, base: str) -> None:

@@ -29,6 +29,7 @@ from _common import Clock, Timing, embedded_redis, machine, raw_events, report
 
 from mergebot.config import RepoConfig, ServerConfig
 from mergebot.events import CanonicalEvent, envelope_for, parse_event
+from mergebot.git.facts import BatchRefs
 from mergebot.processor import Projector
 from mergebot.readiness import RepoFacts, Rules, evaluate, fold
 from mergebot.store.connection import connect
@@ -54,7 +55,9 @@ class MemoryGit:
     def tip(self, branch: str) -> str | None:
         return None
 
-    async def snapshot(self, repo: str, config: RepoConfig) -> MemoryGit:
+    async def snapshot(
+        self, repo: str, config: RepoConfig, refs: BatchRefs | None = None
+    ) -> MemoryGit:
         return self
 
 

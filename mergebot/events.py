@@ -37,6 +37,9 @@ class EventName(StrEnum):
     INTEGRATION_COMPLETED = "integration_completed"
     INTEGRATION_BLOCKED = "integration_blocked"
     RESUME_REQUESTED = "resume_requested"
+    PRIORITY_SET = "priority_set"
+    QUEUE_FROZEN = "queue_frozen"
+    QUEUE_UNFROZEN = "queue_unfrozen"
 
 
 _TAXONOMY_PREFIX = "domain.software-development."
@@ -49,6 +52,9 @@ TAXONOMY: dict[EventName, str] = {
     EventName.INTEGRATION_COMPLETED: _TAXONOMY_PREFIX + "deployment.completed",
     EventName.INTEGRATION_BLOCKED: _TAXONOMY_PREFIX + "deployment.failed",
     EventName.RESUME_REQUESTED: _TAXONOMY_PREFIX + "deployment.resumed",
+    EventName.PRIORITY_SET: _TAXONOMY_PREFIX + "deployment.prioritized",
+    EventName.QUEUE_FROZEN: _TAXONOMY_PREFIX + "deployment.frozen",
+    EventName.QUEUE_UNFROZEN: _TAXONOMY_PREFIX + "deployment.unfrozen",
 }
 
 
@@ -170,6 +176,56 @@ class ResumeRequested(CanonicalEvent):
     at: Timestamp
 
 
+MIN_PRIORITY = -1000
+MAX_PRIORITY = 1000
+Priority = Annotated[StrictInt, Field(ge=MIN_PRIORITY, le=MAX_PRIORITY)]
+"""A slug's place in the queue: higher first, then `ready_at` (SPEC §5). Bounded, so a typo such
+as `p=10000000000` is refused instead of silently outranking everything forever."""
+
+
+def parse_priority(text: str) -> int:
+    """A priority written by a person (`p=<n>`, `priority <n>`); ValueError saying what is
+    accepted otherwise."""
+    try:
+        value = int(text.strip(), 10)
+    except ValueError:
+        value = None
+    if value is None or not MIN_PRIORITY <= value <= MAX_PRIORITY:
+        raise ValueError(
+            f"{text!r} is not a priority: a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}"
+        )
+    return value
+
+
+class PrioritySet(CanonicalEvent):
+    event_name = EventName.PRIORITY_SET
+    slug: SlugName
+    priority: Priority
+    set_by: NonBlank
+    at: Timestamp
+
+
+class QueueFrozen(CanonicalEvent):
+    """Base of (repo, base) must not move until a `queue_unfrozen` (or `until`, when given).
+
+    Extra field `kind`: `clearance` when mergebot closed the queue itself because base is red
+    (with `sha` and `check`); anything else is a freeze by a person."""
+
+    event_name = EventName.QUEUE_FROZEN
+    base: BranchName
+    reason: NonBlank
+    by: NonBlank
+    at: Timestamp
+    until: Timestamp | None = None
+
+
+class QueueUnfrozen(CanonicalEvent):
+    event_name = EventName.QUEUE_UNFROZEN
+    base: BranchName
+    by: NonBlank
+    at: Timestamp
+
+
 AnyEvent = (
     ReviewApproved
     | ReviewDismissed
@@ -179,6 +235,9 @@ AnyEvent = (
     | IntegrationCompleted
     | IntegrationBlocked
     | ResumeRequested
+    | PrioritySet
+    | QueueFrozen
+    | QueueUnfrozen
 )
 
 EVENT_MODELS: dict[EventName, type[CanonicalEvent]] = {
@@ -192,6 +251,9 @@ EVENT_MODELS: dict[EventName, type[CanonicalEvent]] = {
         IntegrationCompleted,
         IntegrationBlocked,
         ResumeRequested,
+        PrioritySet,
+        QueueFrozen,
+        QueueUnfrozen,
     )
 }
 

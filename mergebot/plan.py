@@ -15,8 +15,9 @@ so a redelivered batch, a replay, or events in another order reach the same queu
 | integrated       | queued (…)           | integrated                                     |
 
 Before any of these, every item that is still a record of the candidate (anything but
-cancelled or superseded) gets the candidate's `ready_at` when it differs: the newest
-`finalize_ready` of the candidate, a function of the facts. A `finalize_ready` can arrive after
+cancelled or superseded) gets the candidate's `ready_at` and its slug's `priority` when they
+differ: the newest `finalize_ready` of the candidate and the newest `priority_set` of the slug,
+functions of the facts. A `finalize_ready` can arrive after
 the item was taken or finished (a late delivery, another batching on replay), so correcting only
 waiting items would leave the result depending on the order events came in.
 
@@ -57,6 +58,7 @@ class Move:
 class Reschedule:
     item_id: str
     ready_at: datetime
+    priority: int = 0
 
 
 Action = Enqueue | Move | Reschedule
@@ -83,6 +85,7 @@ def new_item(repo: str, base: str, state: CandidateState, now: datetime) -> Queu
         status=Status.QUEUED,
         ready_at=state.ready_at,
         updated_at=now,
+        priority=state.priority,
     )
 
 
@@ -131,11 +134,13 @@ def _story_order(state: CandidateState) -> tuple[str, datetime, bool, str]:
 
 
 def _correct_ready_at(out: Plan, state: CandidateState, item: QueueItem | None) -> None:
-    """Give an existing item the candidate's `ready_at` (whatever its status but gone)."""
+    """Give an existing item the candidate's `ready_at` and priority (whatever its status but
+    gone). A new priority reorders waiting items only: the integrator takes the next item from
+    the queued ones, so an item in progress is never pre-empted."""
     if item is None or item.status in REVIVABLE or state.ready_at is None:
         return
-    if item.ready_at != state.ready_at:
-        out.add(Reschedule(item.id, state.ready_at))
+    if item.ready_at != state.ready_at or item.priority != state.priority:
+        out.add(Reschedule(item.id, state.ready_at, state.priority))
 
 
 def _plan_one(

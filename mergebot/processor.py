@@ -28,9 +28,10 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from mergebot.config import RepoConfig, ServerConfig
+from mergebot.config import REMOTE_NAME, RepoConfig, ServerConfig
+from mergebot.events import BranchPushed, CanonicalEvent, FinalizeReady, IntegrationCompleted
 from mergebot.forge.repo_config import EffectiveConfigs
-from mergebot.git.facts import GitFactsSource, MirrorGitFactsSource
+from mergebot.git.facts import BatchRefs, GitFactsSource, MirrorGitFactsSource
 from mergebot.plan import Action, Enqueue, Move, Reschedule, plan
 from mergebot.queue import InvalidTransitionError, Status
 from mergebot.readiness import (
@@ -123,8 +124,8 @@ class Projector:
         if rev is not None:
             self._held[state.repo] = (rev, state)
 
-    async def _save(self, state: ProjectionState, notes: list[NoteRecord]) -> None:
-        rev = await self.projections.save(state, notes)
+    async def _save(self, state: ProjectionState, notes: list[NoteRecord], slugs: set[str]) -> None:
+        rev = await self.projections.save(state, notes, slugs=slugs)
         self._held[state.repo] = (rev, state)
 
     async def apply(
@@ -140,6 +141,7 @@ class Projector:
             self._unchanged(state, rev)
             return result
         touched: set[str] = set()
+        events: list[CanonicalEvent] = []
         for entry in fresh:
             name = entry.envelope.name.value
             try:
@@ -148,6 +150,7 @@ class Projector:
                 note = Note(NoteCode.UNREADABLE, f"stored {name} does not validate: {exc}")
                 result.notes.append((entry.entry_id, name, note))
                 continue
+            events.append(event)
             folded = fold(state.facts, event)
             touched |= folded.slugs
             result.notes += [(entry.entry_id, name, n) for n in folded.notes]
@@ -157,7 +160,11 @@ class Projector:
                 note = Note(NoteCode.NOT_MANAGED, f"{repo} is not managed: stored, not integrated")
                 result.notes.append((entry.entry_id, entry.envelope.name.value, note))
         else:
-            await self._reconcile(state, touched, result, guard)
+            base = self.server_config.repo(repo).base_branch
+            refs = BatchRefs(
+                frozenset({base} | branches_of(state, touched)), branch_claims(events, base)
+            )
+            await self._reconcile(state, touched, result, guard, refs)
         state.last_entry = fresh[-1].entry_id
         result.applied = len(fresh)
         for note_entry, note_event, note in result.notes:
@@ -167,7 +174,7 @@ class Projector:
             )  # fmt: skip
         if guard:
             guard()
-        await self._save(state, result.notes)
+        await self._save(state, result.notes, touched)
         return result
 
     async def reevaluate(
@@ -182,10 +189,10 @@ class Projector:
         if not slugs:
             self._unchanged(state, rev)
             return result
-        await self._reconcile(state, slugs, result, guard)
+        await self._reconcile(state, slugs, result, guard, None)
         if guard:
             guard()
-        await self._save(state, result.notes)
+        await self._save(state, result.notes, slugs)
         return result
 
     async def _reconcile(
@@ -194,10 +201,11 @@ class Projector:
         slugs: set[str],
         result: BatchResult,
         guard: Callable[[], None] | None,
+        refs: BatchRefs | None,
     ) -> None:
         repo = state.repo
         server = self.server_config.repo(repo)
-        git = await self.git.snapshot(repo, server)
+        git = await self.git.snapshot(repo, server, refs)
         config = await self._effective(repo, server, git)
         rules = Rules.from_config(config)
         result.base = rules.base
@@ -253,7 +261,36 @@ class Projector:
                 if action.to == Status.QUEUED:
                     result.queued.append(action.item_id)
             case Reschedule():
-                await self.queue.reschedule(repo, base, action.item_id, action.ready_at)
+                await self.queue.reschedule(
+                    repo, base, action.item_id, action.ready_at, action.priority
+                )
+
+
+def branches_of(state: ProjectionState, slugs: set[str]) -> set[str]:
+    """The branches the candidates of `slugs` are on."""
+    found: set[str] = set()
+    for slug in slugs:
+        facts = state.facts.slugs.get(slug)
+        if facts is not None:
+            found |= {f.branch for f in facts.finalizes}
+    return found
+
+
+def branch_claims(events: Sequence[CanonicalEvent], base: str) -> dict[str, str]:
+    """Where the batch says branches are (branch -> sha): the newest `branch_pushed` of each
+    branch, else its newest `finalize_ready`, and the base after an `integration_completed`.
+    When the mirror already shows all of it, the batch needs no fetch."""
+    pushed: dict[str, str] = {}
+    finalized: dict[str, str] = {}
+    for event in events:
+        match event:
+            case BranchPushed() if event.remote == REMOTE_NAME:
+                pushed[event.branch] = event.sha
+            case FinalizeReady():
+                finalized[event.branch] = event.sha
+            case IntegrationCompleted():
+                pushed[base] = event.main_after
+    return {**finalized, **pushed}
 
 
 # -- the service ---------------------------------------------------------------------------------

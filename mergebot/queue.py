@@ -86,10 +86,19 @@ class QueueItem(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     # What the integrator recorded while working on it (integration sha, base sha, checks…).
     integration: dict[str, Any] = Field(default_factory=dict)
+    # The slug's priority (SPEC §5): higher first, then ready_at. Corrected by the processor
+    # whenever a `priority_set` changes it, like ready_at.
+    priority: int = 0
 
     @property
     def id(self) -> str:
         return item_id(self.slug, self.branch, self.sha)
+
+
+def queue_order(item: QueueItem) -> tuple[int, datetime, str]:
+    """The queue's order (SPEC §5): higher priority first, then the older `ready_at`, then the
+    id, so two items never compare equal and every reader sees the same order."""
+    return (-item.priority, item.ready_at, item.id)
 
 
 # -- the queue change stream (written by store/queue.py, read by reporter, notifier, demo) --

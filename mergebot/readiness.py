@@ -35,6 +35,9 @@ from mergebot.events import (
     FinalizeReady,
     IntegrationBlocked,
     IntegrationCompleted,
+    PrioritySet,
+    QueueFrozen,
+    QueueUnfrozen,
     ResumeRequested,
     ReviewApproved,
     ReviewDismissed,
@@ -126,6 +129,27 @@ class ResumeFact(_Fact):
     at: datetime
 
 
+class PriorityFact(_Fact):
+    priority: int
+    set_by: str
+    at: datetime
+
+
+class FreezeFact(_Fact):
+    """A `queue_frozen` (frozen=True) or `queue_unfrozen` of one base."""
+
+    frozen: bool
+    base: str
+    by: str
+    at: datetime
+    reason: str = ""
+    until: datetime | None = None
+    # "clearance" when mergebot closed the queue because base is red; "" for a person's freeze.
+    kind: str = ""
+    sha: str | None = None
+    check: str | None = None
+
+
 class PushFact(_Fact):
     sha: str
     remote: str
@@ -155,6 +179,14 @@ class SlugFacts(BaseModel):
     withdrawals: list[WithdrawalFact] = Field(default_factory=list)
     outcomes: list[OutcomeFact] = Field(default_factory=list)
     resumes: list[ResumeFact] = Field(default_factory=list)
+    priorities: list[PriorityFact] = Field(default_factory=list)
+
+    def priority(self) -> int:
+        """The slug's priority: the newest `priority_set` (by `at`; a tie by value, so the
+        order events arrive in never decides), 0 without one."""
+        if not self.priorities:
+            return 0
+        return max(self.priorities, key=lambda p: (p.at, p.priority, p.set_by)).priority
 
 
 class RepoFacts(BaseModel):
@@ -163,10 +195,15 @@ class RepoFacts(BaseModel):
     repo: str
     slugs: dict[str, SlugFacts] = Field(default_factory=dict)
     pushes: dict[str, list[PushFact]] = Field(default_factory=dict)
+    freezes: list[FreezeFact] = Field(default_factory=list)
     # branch -> slugs with a finalize_ready on it: what a branch_pushed touches, without looking
     # through every slug the repo has seen. Derived from `slugs` (rebuilt on load, kept up to
     # date by `add_finalize`), so it is never stored and can never disagree with the facts.
     _by_branch: dict[str, set[str]] = PrivateAttr(default_factory=dict)
+    # Slugs and push branches changed since `take_changed` was last called: what a store writes
+    # back (a batch costs what it touched, not what the repo holds).
+    _changed_slugs: set[str] = PrivateAttr(default_factory=set)
+    _changed_branches: set[str] = PrivateAttr(default_factory=set)
 
     def model_post_init(self, context: Any, /) -> None:
         self._by_branch = {}
@@ -175,7 +212,22 @@ class RepoFacts(BaseModel):
                 self._by_branch.setdefault(f.branch, set()).add(name)
 
     def slug(self, slug: str) -> SlugFacts:
+        self._changed_slugs.add(slug)
         return self.slugs.setdefault(slug, SlugFacts())
+
+    def push_facts(self, branch: str) -> list[PushFact]:
+        self._changed_branches.add(branch)
+        return self.pushes.setdefault(branch, [])
+
+    def take_changed(self) -> tuple[set[str], set[str]]:
+        """The slugs and branches changed since the last call (and forget them)."""
+        changed = (self._changed_slugs, self._changed_branches)
+        self._changed_slugs, self._changed_branches = set(), set()
+        return changed
+
+    def mark_all_changed(self) -> None:
+        self._changed_slugs |= set(self.slugs)
+        self._changed_branches |= set(self.pushes)
 
     def add_finalize(self, slug: str, fact: FinalizeFact) -> bool:
         self._by_branch.setdefault(fact.branch, set()).add(slug)
@@ -190,6 +242,7 @@ class RepoFacts(BaseModel):
             repo=self.repo,
             slugs={k: self.slugs[k] for k in sorted(self.slugs)},
             pushes={k: self.pushes[k] for k in sorted(self.pushes)},
+            freezes=self.freezes,
         )
 
 
@@ -267,7 +320,7 @@ def fold(facts: RepoFacts, event: CanonicalEvent) -> FoldResult:
             out.slugs.add(event.slug)
         case BranchPushed():
             added = _add(
-                facts.pushes.setdefault(event.branch, []),
+                facts.push_facts(event.branch),
                 PushFact(sha=event.sha, remote=event.remote, at=event.pushed_at),
             )
             if event.remote != REMOTE_NAME:
@@ -334,9 +387,45 @@ def fold(facts: RepoFacts, event: CanonicalEvent) -> FoldResult:
                     )
                 )
             out.slugs.add(event.slug)
+        case PrioritySet() | QueueFrozen() | QueueUnfrozen():
+            added = _fold_control(facts, event, out)
     if not added:
         out.notes.append(Note(NoteCode.DUPLICATE, f"{event.event_name} already known"))
     return out
+
+
+def _fold_control(
+    facts: RepoFacts, event: PrioritySet | QueueFrozen | QueueUnfrozen, out: FoldResult
+) -> bool:
+    """Priorities touch their slug (its items get reordered); freezes touch no candidate: the
+    integrator reads them (`frozen_state`) right before it would move base."""
+    if isinstance(event, PrioritySet):
+        out.slugs.add(event.slug)
+        fact = PriorityFact(priority=event.priority, set_by=event.set_by, at=event.at)
+        return _add(facts.slug(event.slug).priorities, fact)
+    return _add(facts.freezes, _freeze_fact(event))
+
+
+def _freeze_fact(event: QueueFrozen | QueueUnfrozen) -> FreezeFact:
+    if isinstance(event, QueueUnfrozen):
+        return FreezeFact(frozen=False, base=event.base, by=event.by, at=event.at)
+    extra = event.model_extra or {}
+
+    def text(name: str) -> str | None:
+        value = extra.get(name)
+        return value if isinstance(value, str) and value.strip() else None
+
+    return FreezeFact(
+        frozen=True,
+        base=event.base,
+        by=event.by,
+        at=event.at,
+        reason=event.reason,
+        until=event.until,
+        kind=text("kind") or "",
+        sha=text("sha"),
+        check=text("check"),
+    )
 
 
 def _previous_sha(event: FinalizeReady) -> str | None:
@@ -410,6 +499,8 @@ class CandidateState(_Fact):
     ready_at: datetime | None = None
     reasons: list[Reason] = Field(default_factory=list)
     followup_id: str | None = None
+    # The slug's priority (newest `priority_set`): the queue orders by it, then by ready_at.
+    priority: int = 0
     # True when the status comes from an integration_completed / integration_blocked event.
     by_event: bool = False
     # The follow-up id of a block that a later resume_requested re-opened: the queue item of that
@@ -597,7 +688,7 @@ def _evaluate(
     def state(status: CandidateStatus, *reasons: Reason, **extra: object) -> CandidateState:
         return CandidateState(
             slug=slug, branch=c.branch, sha=c.sha, status=status, ready_at=c.ready_at,
-            reasons=list(reasons), **extra,
+            reasons=list(reasons), priority=sf.priority(), **extra,
         )  # fmt: skip
 
     outcomes = [o for o in sf.outcomes if o.sha == c.sha]

@@ -58,16 +58,17 @@ class ReplayReport:
         return sum(len(r.differences) for r in self.repos)
 
 
-def item_view(item: QueueItem) -> tuple[str, str, str | None]:
+def item_view(item: QueueItem) -> tuple[str, str, str | None, int]:
     """What must match between stored and rebuilt items.
 
-    `ready_at` always counts: it is the candidate's newest `finalize_ready`, corrected on every
-    item that is not gone, so it follows from the log whatever order events arrived in. The
+    `ready_at` and `priority` always count: they are the candidate's newest `finalize_ready` and
+    its slug's newest `priority_set`, corrected on every item that is not gone, so they follow
+    from the log whatever order events arrived in. The
     follow-up id counts only while blocked: a resumed item keeps the id of its last block, and
     whether it was ever blocked depends on how events were batched, not on what they say.
     """
     followup = item.followup_id if item.status == Status.BLOCKED else None
-    return (item.status.value, item.ready_at.isoformat(), followup)
+    return (item.status.value, item.ready_at.isoformat(), followup, item.priority)
 
 
 _GONE = frozenset({Status.CANCELLED, Status.SUPERSEDED})
@@ -175,6 +176,8 @@ async def _apply(runtime: Runtime, scratch: Keys, report: RepoReport) -> None:
         return
     pairs = [
         (scratch.projection(repo), runtime.keys.projection(repo)),
+        (scratch.projection_slugs(repo), runtime.keys.projection_slugs(repo)),
+        (scratch.projection_pushes(repo), runtime.keys.projection_pushes(repo)),
         (scratch.projection_notes(repo), runtime.keys.projection_notes(repo)),
         (scratch.items(repo, base), runtime.keys.items(repo, base)),
         (scratch.queue(repo, base), runtime.keys.queue(repo, base)),

@@ -44,7 +44,7 @@ async def recheck(
     redis: aioredis.Redis, keys: Keys, mirror: Mirror, config: RepoConfig, item: QueueItem
 ) -> Recheck:
     """Is `item` still READY? The mirror must have been fetched just before."""
-    state = await ProjectionStore(redis, keys).load(item.repo)
+    state = await ProjectionStore(redis, keys).load_slugs(item.repo, [item.slug])
     rules = Rules.from_config(config)
     # evaluate asks git (subprocesses): keep it off the event loop.
     states = await asyncio.to_thread(

@@ -5,13 +5,13 @@ Shape: `{"repo", "base", "mode", "cutover": {"requested_mode", "mode", "held_bac
 "min_parity", "min_decisions", "accepted", "evidence"}, "managed",
 "lease": null | {"owner", "expires_at"},
 "candidates": [{"slug", "branch", "sha", "status", "ready_at", "position", "reasons",
-"reason_codes", "followup_id", "updated_at"}], "dead_letters": n, "poison_events": n,
+"reason_codes", "followup_id", "updated_at", "priority"}], "dead_letters": n, "poison_events": n,
 "poison_changes": n, "ignored": {code: n},
 "recent_ignored": […], "refusals": {"total": n, "recent": […]}}`.
 
 Candidates come in this order: the active queue (queued with its 1-based position, in_progress,
-blocked) in FIFO order, then candidates that are not READY yet (status `waiting`, with what is
-missing), then the most recent finished items, newest first.
+blocked) in queue order (priority, then ready_at), then candidates that are not READY yet
+(status `waiting`, with what is missing), then the most recent finished items, newest first.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def _item_entry(
         "reason_codes": codes,
         "followup_id": item.followup_id,
         "updated_at": _iso(item.updated_at),
+        "priority": item.priority,
     }
 
 
@@ -72,6 +73,7 @@ def _waiting_entry(state: CandidateState) -> dict[str, Any]:
         "reason_codes": [r.code.value for r in state.reasons],
         "followup_id": state.followup_id,
         "updated_at": None,
+        "priority": state.priority,
     }
 
 

@@ -38,5 +38,12 @@ def raw_event(name: str, **overrides: Any) -> dict[str, Any]:
             "followup_id": "pr-1-integration-blocked-aaaaaaa",
         },
         "resume_requested": {"repo": REPO, "slug": "pr-1", "requested_by": "carol", "at": WHEN},
+        "priority_set": {
+            "repo": REPO, "slug": "pr-1", "priority": 5, "set_by": "carol", "at": WHEN,
+        },
+        "queue_frozen": {
+            "repo": REPO, "base": "main", "reason": "release 2.4", "by": "dana", "at": WHEN,
+        },
+        "queue_unfrozen": {"repo": REPO, "base": "main", "by": "dana", "at": WHEN},
     }  # fmt: skip
     return {"name": name, **base[name], **overrides}

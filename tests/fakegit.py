@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mergebot.config import RepoConfig
+from mergebot.git.facts import BatchRefs
 from mergebot.readiness import GitFacts, GitFactsError
 
 
@@ -41,6 +42,8 @@ class FakeGit:
             raise GitFactsError(self.broken)
         return (sha, ancestor) in self.ancestry
 
-    async def snapshot(self, repo: str, config: RepoConfig) -> GitFacts:
+    async def snapshot(
+        self, repo: str, config: RepoConfig, refs: BatchRefs | None = None
+    ) -> GitFacts:
         self.snapshots += 1
         return self

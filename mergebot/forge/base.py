@@ -27,6 +27,12 @@ class Permission(StrEnum):
         """SPEC §7: write, maintain or admin may drive mergebot from a comment."""
         return self in (Permission.ADMIN, Permission.MAINTAIN, Permission.WRITE)
 
+    @property
+    def can_freeze(self) -> bool:
+        """Freezing stops the whole queue, so it takes maintain or admin (as a branch
+        protection change would), not write."""
+        return self in (Permission.ADMIN, Permission.MAINTAIN)
+
 
 class CheckState(StrEnum):
     PENDING = "pending"  # created, not finished

@@ -1,12 +1,28 @@
 """Readiness's questions to git, answered by the repo's mirror (the real `GitFacts`).
 
-The processor asks for a snapshot once per batch: that fetches the mirror once, and the answers
-are then memoized for the batch, so a batch of a hundred events costs one fetch, not a hundred.
+A batch costs what it holds, not what the repo ever held:
+
+- **Fetch only what the batch asks about.** The processor hands `snapshot` the branches the
+  batch asks about (its candidates' branches and the base) and where the batch itself says some
+  of them are (`branch_pushed`, `finalize_ready`, the base after an `integration_completed`). A
+  branch the batch puts where the mirror already has it needs nothing; the others are brought up
+  to date by one fetch limited to them (the remote lists only those refs), which transfers
+  nothing when they did not move. Without `refs` (the periodic re-check) it fetches everything.
+- **Refs in one process.** Every `origin/*` tip is read by one `for-each-ref` per snapshot, so a
+  candidate whose sha is its branch's tip (the usual case) costs no git process at all.
+- **Ancestry cached by sha.** "Is a reachable from b" never changes for two given commits, so the
+  answers are kept across batches, keyed by the shas (never by ref names).
+- **"Already on base" in bulk.** The commits of `origin/<base>` are listed once by `rev-list` and
+  then kept up to date by two `rev-list`s per move of the base tip (added, and removed after a
+  force push): every candidate's question is a set lookup. Memory: one set of shas per base.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -14,42 +30,92 @@ from mergebot.config import REMOTE_NAME, RepoConfig
 from mergebot.git.mirror import GitError, Mirror, mirror_path
 from mergebot.readiness import GitFacts, GitFactsError
 
+ZERO_SHA = "0" * 40
+# Cached ancestry answers per repo; beyond it the cache starts over (answers are cheap to redo).
+ANCESTRY_KEPT = 100_000
+
+
+@dataclass
+class KnownAnswers:
+    """What git answered about one mirror, kept across snapshots (all keyed by commit shas)."""
+
+    ancestry: dict[tuple[str, str], bool] = field(default_factory=dict)
+    # branch -> (its tip, every commit reachable from that tip)
+    commits_on: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
 
 class MirrorGitFacts:
     """GitFacts over a fetched mirror; blocking (git subprocesses), so call it from a thread."""
 
-    def __init__(self, mirror: Mirror) -> None:
+    def __init__(
+        self,
+        mirror: Mirror,
+        tips: Mapping[str, str] | None = None,
+        known: KnownAnswers | None = None,
+    ) -> None:
         self.mirror = mirror
-        self._memo: dict[tuple[str, str], bool] = {}
+        self._tips = dict(tips) if tips is not None else None
+        self.known = known or KnownAnswers()
 
-    def _reachable_from(self, sha: str, branch: str) -> bool:
-        key = (sha, branch)
-        if key not in self._memo:
+    @property
+    def tips(self) -> dict[str, str]:
+        if self._tips is None:
             try:
-                self._memo[key] = self.mirror.is_ancestor(
-                    sha, f"refs/remotes/{REMOTE_NAME}/{branch}"
-                )
+                self._tips = self.mirror.remote_tips()
             except GitError as exc:
                 raise GitFactsError(str(exc)) from None
-        return self._memo[key]
+        return self._tips
+
+    def _ancestor(self, sha: str, descendant: str) -> bool:
+        if sha == descendant:
+            return True
+        key = (sha, descendant)
+        with self.known.lock:
+            found = self.known.ancestry.get(key)
+        if found is None:
+            found = self.mirror.ancestor(sha, descendant)
+            with self.known.lock:
+                if len(self.known.ancestry) >= ANCESTRY_KEPT:
+                    self.known.ancestry.clear()
+                self.known.ancestry[key] = found
+        return found
 
     def reachable(self, sha: str, branch: str) -> bool:
-        return self._reachable_from(sha, branch)
+        tip = self.tips.get(branch)
+        return tip is not None and self._ancestor(sha, tip)
 
     def on_base(self, sha: str, base: str) -> bool:
-        return self._reachable_from(sha, base)
+        tip = self.tips.get(base)
+        if tip is None:
+            return False
+        if sha == tip:
+            return True
+        return sha in self._commits_on(base, tip)
 
-    def tip(self, branch: str) -> str | None:
-        return self.mirror.remote_branch(branch)
-
-    def descends(self, sha: str, ancestor: str) -> bool:
-        key = (ancestor, sha)
-        if key not in self._memo:
+    def _commits_on(self, branch: str, tip: str) -> frozenset[str]:
+        with self.known.lock:
+            held = self.known.commits_on.get(branch)
+            if held is not None and held[0] == tip:
+                return held[1]
             try:
-                self._memo[key] = self.mirror.is_ancestor(ancestor, sha)
+                if held is None:
+                    commits = frozenset(self.mirror.commits(tip))
+                else:
+                    old_tip, old = held
+                    added = self.mirror.commits(tip, exclude=old_tip)
+                    removed = self.mirror.commits(old_tip, exclude=tip)
+                    commits = (old - frozenset(removed)) | frozenset(added)
             except GitError as exc:
                 raise GitFactsError(str(exc)) from None
-        return self._memo[key]
+            self.known.commits_on[branch] = (tip, commits)
+            return commits
+
+    def tip(self, branch: str) -> str | None:
+        return self.tips.get(branch)
+
+    def descends(self, sha: str, ancestor: str) -> bool:
+        return sha != ancestor and self._ancestor(ancestor, sha)
 
 
 class UnavailableGitFacts:
@@ -71,14 +137,37 @@ class UnavailableGitFacts:
         raise GitFactsError(self.why)
 
 
+@dataclass(frozen=True)
+class BatchRefs:
+    """The branches a batch asks about (its candidates' branches and the base) and where the
+    batch itself says some of them are (branch -> sha; the zero sha for a deleted branch)."""
+
+    wanted: frozenset[str]
+    claims: Mapping[str, str] = field(default_factory=dict)
+
+    def unsettled(self, tips: Mapping[str, str]) -> set[str]:
+        """The wanted branches the mirror cannot vouch for: not claimed by the batch, or claimed
+        at a sha the mirror does not show yet."""
+        left = set(self.wanted)
+        for branch, sha in self.claims.items():
+            if tips.get(branch) == (None if sha == ZERO_SHA else sha):
+                left.discard(branch)
+            else:
+                left.add(branch)
+        return left
+
+
 class GitFactsSource(Protocol):
-    async def snapshot(self, repo: str, config: RepoConfig) -> GitFacts:
-        """Fresh answers for one batch of `repo` (fetching whatever is needed first)."""
+    async def snapshot(
+        self, repo: str, config: RepoConfig, refs: BatchRefs | None = None
+    ) -> GitFacts:
+        """Fresh answers for one batch of `repo`: for the branches of `refs` (fetching only
+        what the mirror cannot vouch for), or for every branch (a full fetch) when None."""
         ...
 
 
 class MirrorGitFactsSource:
-    """Fetches each repo's mirror under the data dir once per snapshot.
+    """Fetches each repo's mirror under the data dir when a snapshot needs it.
 
     `mirrors` is a shared registry (repo -> Mirror), so the integrator and the processor of one
     process use one Mirror object (and its lock) per repo instead of racing two fetches.
@@ -87,6 +176,9 @@ class MirrorGitFactsSource:
     def __init__(self, data_dir: Path, mirrors: dict[str, Any] | None = None) -> None:
         self.data_dir = data_dir
         self.mirrors: dict[str, Any] = mirrors if mirrors is not None else {}
+        self.known: dict[str, KnownAnswers] = {}
+        # How many fetches of each kind were made (full, branches only): the bench reads them.
+        self.fetches = {"full": 0, "branches": 0}
 
     def mirror(self, repo: str, remote: str) -> Mirror:
         found = self.mirrors.get(repo)
@@ -95,16 +187,31 @@ class MirrorGitFactsSource:
             self.mirrors[repo] = found
         return found
 
-    async def snapshot(self, repo: str, config: RepoConfig) -> GitFacts:
+    async def snapshot(
+        self, repo: str, config: RepoConfig, refs: BatchRefs | None = None
+    ) -> GitFacts:
         if not config.remote:
             return UnavailableGitFacts(f"no remote is configured for {repo}")
         mirror = self.mirror(repo, config.remote)
         try:
-            await asyncio.to_thread(mirror.ensure)
-            await asyncio.to_thread(mirror.fetch)
+            tips = await asyncio.to_thread(self._tips, mirror, refs)
         except GitError as exc:
             return UnavailableGitFacts(f"fetch from {REMOTE_NAME} failed: {exc}")
-        return MirrorGitFacts(mirror)
+        return MirrorGitFacts(mirror, tips, self.known.setdefault(repo, KnownAnswers()))
+
+    def _tips(self, mirror: Mirror, refs: BatchRefs | None) -> dict[str, str]:
+        mirror.ensure()
+        if refs is None:
+            mirror.fetch()
+            self.fetches["full"] += 1
+            return mirror.remote_tips()
+        tips = mirror.remote_tips()
+        unsettled = refs.unsettled(tips)
+        if not unsettled:
+            return tips
+        mirror.fetch_branches(unsettled)
+        self.fetches["branches"] += 1
+        return mirror.remote_tips()
 
     def close(self) -> None:
         for mirror in self.mirrors.values():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import git
@@ -27,6 +28,13 @@ FETCH_REFSPECS = (
     f"+refs/pull/*/head:refs/remotes/{REMOTE_NAME}/pull/*/head",
 )
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_PULL_HEAD = re.compile(r"pull/[0-9]+/head")
+
+
+def remote_ref(branch: str) -> str:
+    """The remote's ref of a branch as mergebot names it (`pull/<n>/head` is GitHub's ref of
+    a pull request's head, not a branch)."""
+    return f"refs/{branch}" if _PULL_HEAD.fullmatch(branch) else f"refs/heads/{branch}"
 
 
 class GitError(RuntimeError):
@@ -156,6 +164,22 @@ class Mirror:
         with self._lock:
             self.run("fetch", "--prune", "--quiet", REMOTE_NAME, timeout=FETCH_TIMEOUT_SECONDS)
 
+    def fetch_branches(self, branches: Iterable[str]) -> None:
+        """Bring just these branches up to date (deleted ones removed): one fetch whose ref
+        listing the remote filters to them (protocol v2 ref prefixes), so it costs what is
+        asked, not what the remote holds. Each is fetched as a `<branch>*` pattern, which may
+        also update branches whose name extends it, and never fails for a missing branch."""
+        specs = [
+            f"+{remote_ref(branch)}*:refs/remotes/{REMOTE_NAME}/{branch}*"
+            for branch in sorted(set(branches))
+        ]
+        if not specs:
+            return
+        with self._lock:
+            self.run(
+                "fetch", "--prune", "--quiet", REMOTE_NAME, *specs, timeout=FETCH_TIMEOUT_SECONDS
+            )
+
     def rev(self, ref: str) -> str | None:
         """The commit `ref` names, or None when it does not exist."""
         with self._lock:
@@ -180,6 +204,32 @@ class Mirror:
             except GitError:
                 return False
             return True
+
+    def remote_tips(self) -> dict[str, str]:
+        """Every fetched branch (and pull request head) -> its commit, read by one git process:
+        what `origin/<branch>` questions are answered against for a whole batch."""
+        prefix = f"refs/remotes/{REMOTE_NAME}/"
+        with self._lock:
+            out = self.run("for-each-ref", "--format=%(objectname) %(refname)", prefix)
+        tips: dict[str, str] = {}
+        for line in out.splitlines():
+            sha, _, ref = line.partition(" ")
+            if ref.startswith(prefix) and ref != f"{prefix}HEAD":
+                tips[ref.removeprefix(prefix)] = sha
+        return tips
+
+    def ancestor(self, sha: str, descendant: str) -> bool:
+        """Is commit `sha` reachable from commit `descendant`? One git process; False when
+        either is unknown to the mirror."""
+        with self._lock:
+            status, _out, _err = self.execute("merge-base", "--is-ancestor", sha, descendant)
+        return status == 0
+
+    def commits(self, tip: str, *, exclude: str | None = None) -> list[str]:
+        """The commits reachable from `tip` (and not from `exclude`), by one `rev-list`."""
+        args = ["rev-list", tip] + ([f"^{exclude}"] if exclude else [])
+        with self._lock:
+            return self.run(*args, "--").split()
 
     def close(self) -> None:
         """Stop GitPython's cat-file helper processes (they outlive calls otherwise)."""

@@ -22,7 +22,16 @@ from typing import Any, cast
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from mergebot.events import CandidateWithdrawn, FinalizeReady, ResumeRequested, WithdrawReason
+from mergebot.events import (
+    CandidateWithdrawn,
+    FinalizeReady,
+    PrioritySet,
+    QueueFrozen,
+    QueueUnfrozen,
+    ResumeRequested,
+    WithdrawReason,
+    parse_priority,
+)
 from mergebot.forge.base import CommentKind, Forge, Permission
 from mergebot.github.commands import Command, CommandRequest
 from mergebot.github.intake import envelopes
@@ -106,6 +115,18 @@ def plan(
     when = request.created_at.isoformat()
     # Every event a command makes names the pull request and the comment it came from.
     common = {"repo": request.repo, "slug": request.slug, "comment_id": request.comment_id}
+    priority: PrioritySet | None = None
+    if request.command in (Command.PRIORITY, Command.MERGE) and (
+        request.argument or request.command is Command.PRIORITY
+    ):
+        try:
+            value = parse_priority(request.argument)
+        except ValueError:
+            return _refused(context, "bad_priority", value=request.argument)
+        priority = cast(
+            PrioritySet,
+            make(PrioritySet, _EVENT, priority=value, set_by=request.author, at=when, **common),
+        )
     match request.command:
         case Command.HELP:
             return Plan(Outcome.REPLIED, reply=Reply(CommentKind.HELP, "help", context))
@@ -138,7 +159,14 @@ def plan(
                 via="command",
                 **common,
             )
+            if priority is not None:
+                return Plan(Outcome.ACTED, events=(approval, ready, priority))
             return Plan(Outcome.ACTED, events=(approval, ready))
+        case Command.PRIORITY:
+            assert priority is not None
+            return Plan(Outcome.ACTED, events=(priority,))
+        case Command.FREEZE | Command.UNFREEZE:
+            return _plan_freeze(request, permission, context, base=base, when=when)
         case Command.RESUME:
             resume = make(ResumeRequested, _EVENT, requested_by=request.author, at=when, **common)
             return Plan(Outcome.ACTED, events=(resume,))
@@ -152,6 +180,28 @@ def plan(
                 **common,
             )
             return Plan(Outcome.ACTED, events=(cancel,))
+
+
+def _plan_freeze(
+    request: CommandRequest,
+    permission: Permission,
+    context: dict[str, Any],
+    *,
+    base: str,
+    when: str,
+) -> Plan:
+    """`/mergebot freeze <reason>` and `/mergebot unfreeze`: the whole queue of `base`, so
+    maintain or admin only; a freeze says why."""
+    if not permission.can_freeze:
+        return _refused(context, "freeze_permission", permission=permission.value)
+    common = {"repo": request.repo, "base": base, "by": request.author, "at": when}
+    origin = {"comment_id": request.comment_id, "slug": request.slug}
+    if request.command is Command.UNFREEZE:
+        return Plan(Outcome.ACTED, events=(make(QueueUnfrozen, _EVENT, **common, **origin),))
+    if not request.argument.strip():
+        return _refused(context, "freeze_reason")
+    frozen = make(QueueFrozen, _EVENT, reason=request.argument, **common, **origin)
+    return Plan(Outcome.ACTED, events=(frozen,))
 
 
 async def _summary(runtime: Runtime, request: CommandRequest, base: str) -> SlugSummary:

@@ -3,6 +3,10 @@
 A command is a line of its own, `/mergebot <word>`, case-insensitive, outside quotes, code
 blocks and HTML comments. The first command line of a comment is the one acted on: one action per
 comment. A `/mergebot` line with an unknown word (or extra words) asks for the help reply.
+
+Commands with an argument: `/mergebot merge p=<n>` and `/mergebot priority <n>` (the argument is
+kept as written and judged by the worker, so a bad value gets a refusal naming it, not the
+help), and `/mergebot freeze <reason>` (the rest of the line is the reason).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ class Command(StrEnum):
     RESUME = "resume"
     CANCEL = "cancel"
     STATUS = "status"
+    PRIORITY = "priority"
+    FREEZE = "freeze"
+    UNFREEZE = "unfreeze"
     HELP = "help"  # also every unknown word
 
 
@@ -29,6 +36,8 @@ class Command(StrEnum):
 class ParsedCommand:
     command: Command
     line: str  # the command line as written (trimmed, at most 200 characters)
+    # `merge p=<n>`: n; `priority <n>`: n; `freeze <reason>`: the reason (as written).
+    argument: str = ""
 
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -57,15 +66,31 @@ def find_command(body: str) -> ParsedCommand | None:
         match = _COMMAND.match(line)
         if match is None:
             continue
-        words = (match.group(1) or "").split()
-        text = line.strip()[:_MAX_LINE]
-        if len(words) == 1 and words[0].lower() in _ACTIONS:
-            return ParsedCommand(Command(words[0].lower()), text)
-        return ParsedCommand(Command.HELP, text)
+        return _parse_words(match.group(1) or "", line.strip()[:_MAX_LINE])
     return None
 
 
-_ACTIONS = frozenset({Command.MERGE, Command.RESUME, Command.CANCEL, Command.STATUS})
+_ACTIONS = frozenset(
+    {Command.MERGE, Command.RESUME, Command.CANCEL, Command.STATUS, Command.UNFREEZE}
+)
+
+
+def _parse_words(rest: str, text: str) -> ParsedCommand:
+    words = rest.split()
+    first = words[0].lower() if words else ""
+    if len(words) == 1 and first in _ACTIONS:
+        return ParsedCommand(Command(first), text)
+    if first == Command.MERGE and len(words) == 2 and words[1].lower().startswith("p="):
+        return ParsedCommand(Command.MERGE, text, words[1][2:][:_MAX_ARGUMENT])
+    if first == Command.PRIORITY and len(words) == 2:
+        return ParsedCommand(Command.PRIORITY, text, words[1][:_MAX_ARGUMENT])
+    if first == Command.FREEZE:
+        reason = rest.strip()[len(words[0]) :].strip()
+        return ParsedCommand(Command.FREEZE, text, reason[:_MAX_ARGUMENT])
+    return ParsedCommand(Command.HELP, text)
+
+
+_MAX_ARGUMENT = 200
 
 Login = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -84,6 +109,7 @@ class CommandRequest(BaseModel):
     comment_id: int
     command: Command
     line: str
+    argument: Annotated[str, StringConstraints(max_length=_MAX_ARGUMENT)] = ""
     author: Login
     created_at: AwareDatetime
     html_url: str | None = None

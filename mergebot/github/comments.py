@@ -39,6 +39,7 @@ def translate_issue_comment(payload: dict[str, Any]) -> Translation:
             comment_id=event.comment.id,
             command=parsed.command,
             line=parsed.line,
+            argument=parsed.argument,
             author=author.login,
             created_at=event.comment.created_at,
             html_url=event.comment.html_url,

@@ -80,8 +80,18 @@ class Keys:
         return f"{self._repo(repo)}:check-signals"
 
     def projection(self, repo: str) -> str:
-        """Hash: the readiness projection of a repo, plus the id of the last applied entry."""
+        """Hash: the projection's checkpoint (`last_entry`), `rev` token and `note:<code>`
+        counters; the facts and states are in `projection_slugs` and `projection_pushes`."""
         return f"{self._repo(repo)}:projection"
+
+    def projection_slugs(self, repo: str) -> str:
+        """Hash: slug -> JSON of its facts and candidate states (the projection, one field per
+        slug, so a batch writes back only the slugs it touched)."""
+        return f"{self._repo(repo)}:projection-slugs"
+
+    def projection_pushes(self, repo: str) -> str:
+        """Hash: branch -> JSON of the `branch_pushed` facts of that branch."""
+        return f"{self._repo(repo)}:projection-pushes"
 
     def projection_notes(self, repo: str) -> str:
         """List (newest first, capped): events the processor stored but ignored, and why."""

@@ -1,34 +1,40 @@
 """The stored readiness projection of a repo: its facts, candidate states and checkpoint.
 
-One hash per repo (`keys.projection(repo)`): `state` (the JSON of `ProjectionState`),
-`last_entry` (the id of the newest event-log entry folded in), `rev` (a random token, new on every
-save) and `note:<code>` counters of events that were stored but changed nothing. All of it is
-written in one MULTI together with the capped list of recent notes, so a crash leaves either the
-old or the new projection, never half.
+Kept per slug, so a batch writes back what it touched, not what the repo ever held:
+`keys.projection_slugs(repo)` maps each slug to its facts and candidate states,
+`keys.projection_pushes(repo)` each branch to its `branch_pushed` facts, and
+`keys.projection(repo)` holds `last_entry` (the id of the newest event-log entry folded in),
+`rev` (a random token, new on every save) and `note:<code>` counters of events that were stored
+but changed nothing. A save writes the changed fields, the checkpoint and the capped list of
+recent notes in one MULTI, and a load reads all three hashes in one MULTI, so a crash or a
+concurrent reader sees either the old or the new projection, never half. A projection stored
+as one JSON document (the `state` field, before this layout) is still read, and written out per
+slug by the next save.
 
-Readers that ask often (status, dashboard, queue API) go through `ProjectionCache`: the state of
-a busy repo is megabytes of JSON, and it changes only when the processor stores a batch, so they
-parse it again only when `rev` changed. The processor keeps the state it stored last the same
-way (`Projector`): the next batch reuses it when `rev` is still the one it wrote. A token, not a
-counter: `mergebot replay --apply` moves a rebuilt hash into place, whose counter could equal
-the old one.
+Readers that ask often (status, dashboard, queue API) go through `ProjectionCache`: it changes
+only when the processor stores a batch, so they parse it again only when `rev` changed. The
+processor keeps the state it stored last the same way (`Projector`): the next batch reuses it
+when `rev` is still the one it wrote. A token, not a counter: `mergebot replay --apply` moves a
+rebuilt hash into place, whose counter could equal the old one.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
-from mergebot.readiness import CandidateState, Note, RepoFacts
+from mergebot.readiness import CandidateState, Note, PushFact, RepoFacts, SlugFacts
 from mergebot.store.keys import Keys
 
 NOTES_KEPT = 200
+# The field a projection was stored in as one JSON document, before it was kept per slug.
+LEGACY_FIELD = "state"
 
 
 class ProjectionState(BaseModel):
@@ -66,6 +72,24 @@ def entry_order(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
+class SlugRecord(BaseModel):
+    """What `projection_slugs` keeps per slug: its facts and its candidates' states."""
+
+    facts: SlugFacts
+    candidates: list[CandidateState] = Field(default_factory=list)
+
+
+_SLUG_RECORDS: TypeAdapter[dict[str, SlugRecord]] = TypeAdapter(dict[str, SlugRecord])
+_PUSH_LISTS: TypeAdapter[dict[str, list[PushFact]]] = TypeAdapter(dict[str, list[PushFact]])
+_PUSH_LIST: TypeAdapter[list[PushFact]] = TypeAdapter(list[PushFact])
+
+
+def _joined(fields: dict[str, str]) -> str:
+    """One JSON object of hash fields whose values are JSON already: parsed in one call, which
+    is several times faster than one parse per field."""
+    return "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in fields.items()) + "}"
+
+
 class ProjectionStore:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.redis = redis
@@ -76,15 +100,54 @@ class ProjectionStore:
         return state
 
     async def load_with_rev(self, repo: str) -> tuple[ProjectionState, str | None]:
-        """The state and the `rev` token it was stored with (read together)."""
-        raw = cast(
-            list[str | None],
-            await self.redis.hmget(self.keys.projection(repo), ["state", "last_entry", "rev"]),
+        """The state and the `rev` token it was stored with (read together, in one MULTI)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(self.keys.projection(repo), ["last_entry", "rev", LEGACY_FIELD])
+            pipe.hgetall(self.keys.projection_slugs(repo))
+            pipe.hgetall(self.keys.projection_pushes(repo))
+            meta, slugs, pushes = await pipe.execute()
+        last_entry, rev, legacy = cast(list[str | None], meta)
+        if legacy is not None and not slugs:
+            # Stored as one JSON document before the projection was kept per slug: read it, and
+            # let the next save write it out per slug (and drop the old field).
+            state = ProjectionState.model_validate_json(legacy)
+            state.facts.mark_all_changed()
+        else:
+            state = self._assemble(repo, cast(dict[str, str], slugs), cast(dict[str, str], pushes))
+        state.last_entry = last_entry or None
+        return state, rev
+
+    def _assemble(
+        self, repo: str, slugs: dict[str, str], pushes: dict[str, str]
+    ) -> ProjectionState:
+        records = _SLUG_RECORDS.validate_json(_joined(slugs)) if slugs else {}
+        facts = RepoFacts(
+            repo=repo,
+            slugs={name: record.facts for name, record in records.items()},
+            pushes=_PUSH_LISTS.validate_json(_joined(pushes)) if pushes else {},
         )
-        if raw[0] is None:
-            return ProjectionState.empty(repo), raw[2]
-        state = ProjectionState.model_validate_json(raw[0])
-        return state.model_copy(update={"last_entry": raw[1] or None}), raw[2]
+        candidates = {c.key: c for record in records.values() for c in record.candidates}
+        return ProjectionState(repo=repo, facts=facts, candidates=candidates)
+
+    async def load_slugs(self, repo: str, slugs: Sequence[str]) -> ProjectionState:
+        """The part of the projection that decides `slugs`: their facts and states, and the
+        pushes of their branches (what `readiness.evaluate` reads for them)."""
+        rows = cast(
+            list[str | None], await self.redis.hmget(self.keys.projection_slugs(repo), list(slugs))
+        )
+        found = {name: raw for name, raw in zip(slugs, rows, strict=True) if raw is not None}
+        if not found and await self.redis.hexists(self.keys.projection(repo), LEGACY_FIELD):
+            return await self.load(repo)  # stored before the projection was kept per slug
+        records = _SLUG_RECORDS.validate_json(_joined(found)) if found else {}
+        branches = sorted({f.branch for r in records.values() for f in r.facts.finalizes})
+        pushes: dict[str, str] = {}
+        if branches:
+            raw_pushes = cast(
+                list[str | None],
+                await self.redis.hmget(self.keys.projection_pushes(repo), branches),
+            )
+            pushes = {b: p for b, p in zip(branches, raw_pushes, strict=True) if p is not None}
+        return self._assemble(repo, found, pushes)
 
     async def rev(self, repo: str) -> str | None:
         return cast(str | None, await self.redis.hget(self.keys.projection(repo), "rev"))
@@ -93,24 +156,50 @@ class ProjectionStore:
         self,
         state: ProjectionState,
         notes: Sequence[tuple[str | None, str | None, Note]] = (),
+        *,
+        slugs: Iterable[str] = (),
     ) -> str:
-        """Store the projection, its checkpoint and (entry id, event name, note) records; the
-        new `rev` token."""
+        """Store what changed since the last save (the slugs and push branches the facts
+        recorded as changed, plus `slugs` whose candidate states were re-decided), the
+        checkpoint, and (entry id, event name, note) records, in one MULTI; the new `rev`."""
         key = self.keys.projection(state.repo)
         rev = secrets.token_hex(8)
         notes_key = self.keys.projection_notes(state.repo)
         now = datetime.now(UTC)
+        changed_slugs, changed_branches = state.facts.take_changed()
+        changed_slugs |= set(slugs)
+        records: dict[str, str] = {}
+        if changed_slugs:
+            by_slug: dict[str, list[CandidateState]] = {name: [] for name in changed_slugs}
+            for candidate in state.candidates.values():
+                if candidate.slug in by_slug:
+                    by_slug[candidate.slug].append(candidate)
+            for name, candidates in by_slug.items():
+                facts = state.facts.slugs.get(name)
+                if facts is None and not candidates:
+                    continue
+                record = SlugRecord(facts=facts or SlugFacts(), candidates=candidates)
+                records[name] = record.model_dump_json()
+        pushes = {
+            branch: _PUSH_LIST.dump_json(state.facts.pushes[branch]).decode()
+            for branch in changed_branches
+            if branch in state.facts.pushes
+        }
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "state", state.model_dump_json(exclude={"last_entry"}))
+            if records:
+                pipe.hset(self.keys.projection_slugs(state.repo), mapping=cast(Any, records))
+            if pushes:
+                pipe.hset(self.keys.projection_pushes(state.repo), mapping=cast(Any, pushes))
+            pipe.hdel(key, LEGACY_FIELD)
             pipe.hset(key, "rev", rev)
             if state.last_entry:
                 pipe.hset(key, "last_entry", state.last_entry)
             for entry_id, event, note in notes:
                 pipe.hincrby(key, f"note:{note.code.value}", 1)
-                record = StoredNote(
+                record_ = StoredNote(
                     at=now, entry_id=entry_id, event=event, code=note.code.value, text=note.text
                 )
-                pipe.lpush(notes_key, record.model_dump_json())
+                pipe.lpush(notes_key, record_.model_dump_json())
             if notes:
                 pipe.ltrim(notes_key, 0, NOTES_KEPT - 1)
             await pipe.execute()

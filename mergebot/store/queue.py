@@ -3,7 +3,9 @@
 Layout (all under the repo's hash tag, so one script touches them on Redis Cluster too):
 - `keys.items(repo, base)`: hash item id -> item JSON (status, times, the whole history);
 - `keys.queue(repo, base)`: sorted set of the ids of items that are not final, scored by
-  `ready_at` (the FIFO order); final items leave it but stay in the hash as the record;
+  `ready_at`; final items leave it but stay in the hash as the record. The queue's order
+  (priority, then ready_at: `mergebot.queue.queue_order`) is applied when the items are read,
+  since a score cannot hold both exactly;
 - `keys.changes(repo)`: stream with one entry per status change (`item`, `from`, `to`, `at`,
   `cause`), appended in the same script as the change, for the notifier and the dashboard.
 
@@ -27,6 +29,7 @@ from mergebot.queue import (
     Status,
     StatusChange,
     check_transition,
+    queue_order,
 )
 from mergebot.store.keys import Keys
 
@@ -115,20 +118,21 @@ class QueueStore:
         }
 
     async def items(self, repo: str, base: str) -> list[QueueItem]:
-        """Every item ever queued for (repo, base), final ones included, FIFO by ready_at."""
+        """Every item ever queued for (repo, base), final ones included, in queue order."""
         raw = cast(dict[str, str], await self.redis.hgetall(self.keys.items(repo, base)))
         found = [QueueItem.model_validate_json(text) for text in raw.values()]
-        found.sort(key=lambda item: (item.ready_at, item.id))
+        found.sort(key=queue_order)
         return found
 
     async def active(self, repo: str, base: str) -> list[QueueItem]:
-        """Items not final yet (queued, in_progress, blocked), FIFO by ready_at."""
+        """Items not final yet (queued, in_progress, blocked), in queue order (priority, then
+        ready_at)."""
         ids = cast(list[str], await self.redis.zrange(self.keys.queue(repo, base), 0, -1))
         if not ids:
             return []
         raw = cast(list[str | None], await self.redis.hmget(self.keys.items(repo, base), ids))
         found = [QueueItem.model_validate_json(text) for text in raw if text is not None]
-        found.sort(key=lambda item: (item.ready_at, item.id))
+        found.sort(key=queue_order)
         return found
 
     async def by_status(self, repo: str, base: str, status: Status) -> list[QueueItem]:
@@ -136,7 +140,8 @@ class QueueStore:
         return [item for item in await source(repo, base) if item.status == status]
 
     async def next_queued(self, repo: str, base: str) -> QueueItem | None:
-        """The oldest `queued` item: what the integrator works on next."""
+        """The first `queued` item in queue order: what the integrator works on next. An item
+        already in progress is never overtaken by a higher priority: only queued ones compete."""
         for item in await self.active(repo, base):
             if item.status == Status.QUEUED:
                 return item
@@ -240,9 +245,12 @@ class QueueStore:
                 return new
         raise QueueConflictError(f"could not move {item_id} to {to}: too many concurrent changes")
 
-    async def reschedule(self, repo: str, base: str, item_id: str, ready_at: datetime) -> bool:
-        """Give an item a corrected `ready_at` (a `finalize_ready` that arrived out of order);
-        a waiting item moves to its place in the FIFO order, a finished one stays out of it.
+    async def reschedule(
+        self, repo: str, base: str, item_id: str, ready_at: datetime, priority: int | None = None
+    ) -> bool:
+        """Give an item a corrected `ready_at` (a `finalize_ready` that arrived out of order)
+        and, when given, its slug's current `priority`; a waiting item moves to its place in
+        the queue order, a finished one stays out of it.
 
         Not a status change, so nothing goes to the change stream, and any status is corrected:
         an item's `ready_at` is a fact of its candidate, not of who holds or finished it (a
@@ -254,9 +262,14 @@ class QueueStore:
             if raw is None:
                 return False
             item = QueueItem.model_validate_json(raw)
-            if item.ready_at == ready_at:
+            update: dict[str, Any] = {}
+            if item.ready_at != ready_at:
+                update["ready_at"] = ready_at.astimezone(UTC)
+            if priority is not None and item.priority != priority:
+                update["priority"] = priority
+            if not update:
                 return True
-            new = item.model_copy(update={"ready_at": ready_at.astimezone(UTC)})
+            new = item.model_copy(update=update)
             if await self._cas(new, raw, from_status="", change=None):
                 return True
         raise QueueConflictError(f"could not reschedule {item_id}: too many concurrent changes")

@@ -342,3 +342,51 @@ async def test_the_worker_service_runs_from_the_background_services(
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=5)
+
+
+async def test_priority_commands_set_the_slugs_priority_and_bad_values_are_refused(
+    runtime: Runtime, forge: FakeForge, opened: list[tuple[str, str]]
+) -> None:
+    await comment(runtime, "/mergebot merge p=7", "c-1", comment_id=1)
+    await comment(runtime, "/mergebot priority -3", "c-2", comment_id=2)
+    await comment(runtime, "/mergebot priority 5000", "c-3", comment_id=3)
+    await comment(runtime, "/mergebot merge p=urgent", "c-4", comment_id=4)
+    await comment(runtime, "/mergebot priority 1", "c-5", comment_id=5, login="reader")
+    assert await drain(runtime, "w1") == [Outcome.ACTED, Outcome.ACTED] + [Outcome.REFUSED] * 3
+    added = [e.envelope async for e in runtime.eventlog.replay()][len(opened) :]
+    assert [(e.id, e.name) for e in added] == [
+        ("github-comment-1:0", "review_approved"),
+        ("github-comment-1:1", "finalize_ready"),
+        ("github-comment-1:2", "priority_set"),
+        ("github-comment-2:0", "priority_set"),
+    ]
+    assert [(e.payload["priority"], e.payload["set_by"]) for e in added[2:]] == [
+        (7, "Codertocat"),
+        (-3, "Codertocat"),
+    ]
+    refusals = [c[3] for c in forge.comments]
+    assert "`5000` is not a priority" in refusals[0]
+    assert "`urgent` is not a priority" in refusals[1]
+    assert "yours is `read`" in refusals[2]
+
+
+async def test_freeze_takes_maintain_and_says_why(
+    redis: aioredis.Redis, keys: Keys, opened: list[tuple[str, str]]
+) -> None:
+    forge = FakeForge(permissions={"Codertocat": Permission.WRITE, "lead": Permission.MAINTAIN})
+    runtime = make_runtime(redis, keys, forge)
+    await comment(runtime, "/mergebot freeze release 2.4", "c-1", comment_id=1)
+    await comment(runtime, "/mergebot freeze", "c-2", comment_id=2, login="lead")
+    await comment(runtime, "/mergebot FREEZE release 2.4 is cut", "c-3", comment_id=3, login="lead")
+    await comment(runtime, "/mergebot unfreeze", "c-4", comment_id=4, login="lead")
+    assert await drain(runtime, "w1") == [Outcome.REFUSED] * 2 + [Outcome.ACTED] * 2
+    added = [e.envelope async for e in runtime.eventlog.replay()][len(opened) :]
+    assert [(e.name, e.payload["by"], e.payload.get("reason")) for e in added] == [
+        ("queue_frozen", "lead", "release 2.4 is cut"),
+        ("queue_unfrozen", "lead", None),
+    ]
+    assert added[0].payload["base"] == BASE
+    refusals = [c[3] for c in forge.comments]
+    assert "takes maintain or admin permission" in refusals[0]
+    assert "yours is `write`" in refusals[0]
+    assert "a freeze needs a reason" in refusals[1]

@@ -182,3 +182,34 @@ async def test_reschedule_moves_a_waiting_item_and_corrects_a_finished_one(
     assert len(finished.history) == 3  # not a status change
     assert [i.slug for i in await store.active(REPO, "main")] == ["pr-1"]
     assert not await store.reschedule(REPO, "main", item("pr-3", "3" * 40).id, T0)
+
+
+async def test_a_higher_priority_comes_first_but_never_overtakes_an_item_in_progress(
+    store: QueueStore,
+) -> None:
+    for n in (1, 2, 3, 4):
+        await store.enqueue(item(f"pr-{n}", str(n) * 40, minutes=n))
+    first = item("pr-1", "1" * 40).id
+    await store.transition(REPO, "main", first, Status.IN_PROGRESS, cause="picked")
+    # pr-4 (the youngest) is raised above everyone, pr-2 is lowered below everyone.
+    assert await store.reschedule(
+        REPO, "main", item("pr-4", "4" * 40).id, T0 + timedelta(minutes=4), 5
+    )
+    assert await store.reschedule(
+        REPO, "main", item("pr-2", "2" * 40).id, T0 + timedelta(minutes=2), -1
+    )
+    active = await store.active(REPO, "main")
+    assert [(i.slug, i.priority) for i in active] == [
+        ("pr-4", 5), ("pr-1", 0), ("pr-3", 0), ("pr-2", -1),
+    ]  # fmt: skip
+    nxt = await store.next_queued(REPO, "main")
+    assert nxt is not None
+    assert nxt.slug == "pr-4"
+    stored = await store.get(REPO, "main", first)
+    assert stored is not None
+    assert stored.status is Status.IN_PROGRESS  # taken before the change: it keeps its car
+    # The same priority again is not a write; equal priorities fall back to ready_at.
+    assert await store.reschedule(
+        REPO, "main", item("pr-3", "3" * 40).id, T0 + timedelta(minutes=3), 5
+    )
+    assert [i.slug for i in await store.items(REPO, "main")][:2] == ["pr-3", "pr-4"]

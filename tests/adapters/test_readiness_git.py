@@ -6,8 +6,9 @@ from pathlib import Path
 
 from mergebot.config import RepoConfig
 from mergebot.events import parse_event
-from mergebot.git.facts import MirrorGitFactsSource
+from mergebot.git.facts import BatchRefs, MirrorGitFactsSource
 from mergebot.git.mirror import Mirror
+from mergebot.processor import projector_for
 from mergebot.queue import Status
 from mergebot.readiness import CandidateStatus, ReasonCode, RepoFacts, Rules, evaluate, fold
 from mergebot.runtime import Runtime
@@ -27,13 +28,19 @@ def candidate_events(sha: str, branch: str = "feature/one") -> list[dict[str, ob
     return [approve(sha=sha), finalize(sha, branch=branch), push(sha, branch=branch)]
 
 
-async def test_real_branch_commit_becomes_ready_and_is_queued(
-    runtime: Runtime, remote: GitRemote, tmp_path: Path
-) -> None:
+async def queued_candidate(runtime: Runtime, remote: GitRemote, tmp_path: Path) -> str:
+    """A real branch commit, approved, pushed and finalized, folded by the processor; its sha."""
     use_real_git(runtime, remote, tmp_path)
     sha = remote.branch_with("feature/one", "a.txt", "a\n")
     await emit(runtime, *candidate_events(sha))
     await process(runtime)
+    return sha
+
+
+async def test_real_branch_commit_becomes_ready_and_is_queued(
+    runtime: Runtime, remote: GitRemote, tmp_path: Path
+) -> None:
+    sha = await queued_candidate(runtime, remote, tmp_path)
     [item] = await queue_items(runtime)
     assert (item.sha, item.status) == (sha, Status.QUEUED)
 
@@ -156,3 +163,78 @@ async def test_the_repos_config_file_on_main_sets_the_rules_read_from_the_mirror
         assert (item.sha, item.status) == (sha, Status.QUEUED)
     finally:
         runtime.close_mirrors()
+
+
+def mirror_branches(source: MirrorGitFactsSource) -> set[str]:
+    mirror = source.mirrors[REPO]
+    assert isinstance(mirror, Mirror)
+    return set(mirror.remote_tips())
+
+
+async def test_a_batch_fetches_only_the_branches_it_asks_about(
+    runtime: Runtime, remote: GitRemote, tmp_path: Path
+) -> None:
+    """A batch costs what it holds: its candidates' branches and the base are brought up to
+    date, a branch no event of the batch is about is not fetched (the periodic re-check does)."""
+    use_real_git(runtime, remote, tmp_path)
+    source = runtime.git_facts
+    assert isinstance(source, MirrorGitFactsSource)
+    one = remote.branch_with("feature/one", "a.txt", "a\n")
+    remote.branch_with("other/two", "b.txt", "b\n")
+    await emit(runtime, *candidate_events(one))
+    await process(runtime)
+    assert [i.status for i in await queue_items(runtime)] == [Status.QUEUED]
+    assert mirror_branches(source) == {"main", "feature/one"}
+    await projector_for(runtime).reevaluate(REPO)
+    assert mirror_branches(source) == {"main", "feature/one", "other/two"}
+
+
+async def test_a_batch_that_puts_its_branch_where_the_mirror_has_it_fetches_less(
+    runtime: Runtime, remote: GitRemote, tmp_path: Path
+) -> None:
+    use_real_git(runtime, remote, tmp_path)
+    source = runtime.git_facts
+    assert isinstance(source, MirrorGitFactsSource)
+    one = remote.branch_with("feature/one", "a.txt", "a\n")
+    await emit(runtime, push(one, branch="feature/one"))
+    await process(runtime)  # the push is news: fetched
+    assert "feature/one" in mirror_branches(source)
+    refs = BatchRefs(frozenset({"main", "feature/one"}), {"feature/one": one})
+    mirror = source.mirrors[REPO]
+    assert refs.unsettled(mirror.remote_tips()) == {"main"}
+    assert BatchRefs(frozenset(), {"feature/one": one}).unsettled(mirror.remote_tips()) == set()
+
+
+async def test_a_deleted_branch_is_pruned_by_the_batch_that_names_it(
+    runtime: Runtime, remote: GitRemote, tmp_path: Path
+) -> None:
+    await queued_candidate(runtime, remote, tmp_path)
+    git(remote.work, "push", "-q", "origin", "--delete", "feature/one")
+    await emit(runtime, push("0" * 40, minute=9, branch="feature/one", deleted=True))
+    await process(runtime)
+    state = await ProjectionStore(runtime.redis, runtime.keys).load(REPO)
+    [cand] = state.candidates.values()
+    assert ReasonCode.NOT_REACHABLE in [r.code for r in cand.reasons]
+    assert [i.status for i in await queue_items(runtime)] == [Status.CANCELLED]
+
+
+async def test_already_on_base_follows_the_base_forward_and_back(
+    remote: GitRemote, tmp_path: Path
+) -> None:
+    """The commits of origin/main are listed once and then updated per move of the tip; a
+    force push that takes a commit off main takes it out of the answer too."""
+    sha = remote.branch_with("feature/one", "a.txt", "a\n")
+    before = remote.rev("main")
+    source = MirrorGitFactsSource(tmp_path / "data", {})
+    config = RepoConfig(remote=remote.url)
+    assert not (await source.snapshot(REPO, config)).on_base(sha, "main")
+    git(remote.work, "push", "-q", "origin", f"{sha}:refs/heads/main")
+    assert (await source.snapshot(REPO, config)).on_base(sha, "main")
+    assert (await source.snapshot(REPO, config)).on_base(before, "main")
+    git(remote.work, "push", "-q", "--force", "origin", f"{before}:refs/heads/main")
+    facts_git = await source.snapshot(REPO, config)
+    assert not facts_git.on_base(sha, "main")
+    assert facts_git.on_base(before, "main")
+    assert facts_git.reachable(sha, "feature/one")
+    assert not facts_git.reachable("f" * 40, "feature/one")  # unknown to the mirror
+    source.close()

@@ -135,5 +135,9 @@ async def test_status_parses_the_projection_again_only_after_it_changed(
     assert ("pr-3", "queued") in rows
     # A projection replaced behind the processor's back (replay --apply renames a rebuilt hash
     # into place) is noticed too.
-    await runtime.redis.delete(runtime.keys.projection(REPO))
+    await runtime.redis.delete(
+        runtime.keys.projection(REPO),
+        runtime.keys.projection_slugs(REPO),
+        runtime.keys.projection_pushes(REPO),
+    )
     assert (await cache.load(store, REPO)).candidates == {}

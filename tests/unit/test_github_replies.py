@@ -23,8 +23,11 @@ GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "github" / "golden"
 SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 
 
-def request(command: Command, line: str, author: str = "octocat") -> CommandRequest:
+def request(
+    command: Command, line: str, author: str = "octocat", argument: str = ""
+) -> CommandRequest:
     return CommandRequest(
+        argument=argument,
         repo="acme/widgets",
         number=7,
         comment_id=1,
@@ -65,6 +68,16 @@ CASES: dict[str, tuple[CommandRequest, Permission, SlugSummary]] = {
         request(Command.MERGE, "/mergebot merge"),
         Permission.ADMIN,
         SlugSummary("pr-7"),
+    ),
+    "refused-bad-priority": (
+        request(Command.PRIORITY, "/mergebot priority high", argument="high"),
+        Permission.WRITE,
+        head(),
+    ),
+    "refused-freeze-permission": (
+        request(Command.FREEZE, "/mergebot freeze release", argument="release"),
+        Permission.WRITE,
+        head(),
     ),
     "status-waiting": (request(Command.STATUS, "/mergebot status"), Permission.MAINTAIN, head()),
     "status-blocked": (request(Command.STATUS, "/mergebot status"), Permission.WRITE, blocked()),

@@ -320,6 +320,7 @@ def test_command_comment_on_a_pull_request_becomes_a_command_request() -> None:
         "comment_id": 492700400,
         "command": "merge",
         "line": "/mergebot MERGE",
+        "argument": "",
         "author": "Codertocat",
         "created_at": "2019-05-15T15:25:00Z",
         "html_url": f"https://github.com/{REPO}/pull/2#issuecomment-492700400",
