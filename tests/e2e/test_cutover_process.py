@@ -18,24 +18,21 @@ import pytest
 
 from mergebot.runtime import Runtime
 from mergebot.store.keys import Keys
-from tests.conftest import API_TOKEN, free_port
+from tests.conftest import free_port
 from tests.e2e.test_serve_process import server_env, wait_for_line, wait_healthy
 from tests.gitutil import GitRemote
-from tests.integrationkit import REPO, Cand, candidate_events, items, make_candidate, server_toml
+from tests.integrationkit import (
+    REPO,
+    Cand,
+    candidate_events,
+    items,
+    make_candidate,
+    post_events,
+    server_toml,
+)
 from tests.waiting import until
 
 pytestmark = pytest.mark.slow
-
-
-def post(url: str, events: list[dict[str, Any]]) -> int:
-    request = urllib.request.Request(
-        url + "/events",
-        data=json.dumps(events).encode(),
-        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return int(response.status)
 
 
 def queue_status(url: str) -> dict[str, Any]:
@@ -95,7 +92,7 @@ async def test_sighup_switches_mode_and_keeps_every_event(
 ) -> None:
     base0 = remote.rev("main")
     one = make_candidate(remote, "one", "one.txt", "1\n")
-    assert post(server.url, candidate_events(one, 1)) == 201
+    assert post_events(server.url, candidate_events(one, 1)) == 201
     assert (await _wait_integrated(runtime, one))["mode"] == "shadow"
     assert remote.rev("main") == base0  # shadow: nothing pushed
 
@@ -109,7 +106,7 @@ async def test_sighup_switches_mode_and_keeps_every_event(
     assert status["cutover"]["held_back"] is True
     assert "0 compared decisions, 5 needed" in status["cutover"]["reason"]
     two = make_candidate(remote, "two", "two.txt", "2\n")
-    assert post(server.url, candidate_events(two, 2)) == 201
+    assert post_events(server.url, candidate_events(two, 2)) == 201
     assert (await _wait_integrated(runtime, two))["mode"] == "shadow"
     assert remote.rev("main") == base0
 
@@ -127,7 +124,7 @@ async def test_sighup_switches_mode_and_keeps_every_event(
 
     def keep_posting() -> None:
         for event in steady:
-            posted.append(post(server.url, [event]))
+            posted.append(post_events(server.url, [event]))
 
     sender = threading.Thread(target=keep_posting)
     sender.start()
@@ -141,7 +138,7 @@ async def test_sighup_switches_mode_and_keeps_every_event(
     assert (status["mode"], status["cutover"]["held_back"]) == ("live", False)
 
     three = make_candidate(remote, "three", "three.txt", "3\n")
-    assert post(server.url, candidate_events(three, 3)) == 201
+    assert post_events(server.url, candidate_events(three, 3)) == 201
     landed = await _wait_integrated(runtime, three)
     assert landed["mode"] == "live"
     assert remote.rev("main") == landed["main_after"]
