@@ -20,8 +20,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from redis.exceptions import ResponseError
-
 from mergebot.config import Mode
 from mergebot.events import Envelope, EventName, IntegrationBlocked, IntegrationCompleted
 from mergebot.followups import Followup, from_blocked
@@ -31,11 +29,11 @@ from mergebot.forge.reconcile import github_repos
 from mergebot.forge.render import render_report
 from mergebot.github.command_worker import forge_for
 from mergebot.notify.view import TODO_TEMPLATE, Links, followup_context, links_for
-from mergebot.queue import ChangeError, QueueItem, Status, parse_change
+from mergebot.queue import QueueItem, Status
 from mergebot.render import renderer
 from mergebot.runtime import Runtime
 from mergebot.services import keep_running, sleep_until_stopped
-from mergebot.store.changes import change_poisoned
+from mergebot.store.changes import ChangeReader
 from mergebot.store.followups import FollowupStore
 from mergebot.store.queue import QueueStore
 
@@ -231,65 +229,34 @@ async def handle(
     return True
 
 
-async def _ensure_groups(runtime: Runtime, repos: list[str]) -> None:
-    for repo in repos:
-        try:
-            await runtime.redis.xgroup_create(
-                runtime.keys.changes(repo), GROUP, id="0", mkstream=True
-            )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-
 async def drain(runtime: Runtime, consumer: str, *, block_ms: int | None = None) -> int:
     """One pass over the change streams of the managed GitHub repos; the number handled."""
     repos = github_repos(runtime)
     if not repos:
         return 0
-    await _ensure_groups(runtime, repos)
-    batches: list[tuple[str, list[tuple[str, dict[str, str]]]]] = []
-    for repo in repos:  # a dead consumer's unacknowledged changes first
-        stream = runtime.keys.changes(repo)
-        claimed = await runtime.redis.xautoclaim(
-            stream, GROUP, consumer, min_idle_time=RECLAIM_IDLE_MS, start_id="0-0", count=50
-        )
-        # XAUTOCLAIM answers 2 elements on Redis 6.2 and 3 on 7.x; the entries are the second.
-        rows = [row for row in claimed[1] if row and row[1]]
-        if rows:
-            batches.append((stream, rows))
-    streams: dict[Any, Any] = {runtime.keys.changes(repo): ">" for repo in repos}
-    reply = await runtime.redis.xreadgroup(GROUP, consumer, streams, count=50, block=block_ms)
-    batches += cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply or [])
+    reader = ChangeReader(runtime.redis, runtime.keys, GROUP, consumer)
+    await reader.ensure(repos)
+    # A dead consumer's unacknowledged changes first.
+    claimed = await reader.reclaim(repos, min_idle_ms=RECLAIM_IDLE_MS, count=50)
+    new = await reader.read(repos, count=50, block_ms=block_ms)
     handled = 0
     touched: set[tuple[str, str]] = set()
-    repo_of = {runtime.keys.changes(repo): repo for repo in repos}
-    for stream, rows in batches:
-        repo = repo_of[stream]
-        for entry_id, fields in rows:
-            try:
-                item = parse_change(repo, entry_id, fields).item
-            except ChangeError as exc:
-                # A poison entry: recorded, counted and acknowledged, so the reporter moves on.
-                await change_poisoned(
-                    runtime.redis, runtime.keys, repo, entry_id,
-                    fields=fields, error=exc, group=GROUP,
-                )  # fmt: skip
-                continue
-            touched.add((item.repo, item.base))
-            done = False
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                forge = await forge_for(runtime, item.repo)
-                done = await handle(runtime, forge, item)
-                if done:
-                    break
-                await asyncio.sleep(0.5 * attempt)
-            if not done:
-                log.warning(
-                    "report_given_up repo=%s slug=%s status=%s", item.repo, item.slug, item.status
-                )
-            await runtime.redis.xack(stream, GROUP, entry_id)
-            handled += 1
+    for repo, change in claimed.changes + new.changes:
+        item = change.item
+        touched.add((item.repo, item.base))
+        done = False
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            forge = await forge_for(runtime, item.repo)
+            done = await handle(runtime, forge, item)
+            if done:
+                break
+            await asyncio.sleep(0.5 * attempt)
+        if not done:
+            log.warning(
+                "report_given_up repo=%s slug=%s status=%s", item.repo, item.slug, item.status
+            )
+        await reader.ack(repo, change)
+        handled += 1
     for repo, base in sorted(touched):
         await refresh_positions(runtime, repo, base)
     return handled
