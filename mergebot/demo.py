@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
-from mergebot.commands.followups import render_todo
+from mergebot.commands.followups import todo_text
 from mergebot.commands.serve import Wiring, serve
 from mergebot.commands.status import render as render_status
 from mergebot.config import Settings
@@ -322,7 +322,7 @@ async def run_demo(root: Path, say: Say, wiring: Wiring, *, seconds: float = 60.
             say("")
             say("The queue now (as `mergebot status` shows it):")
             say(render_status(await repo_status(runtime, REPO)))
-            todo = render_todo(runtime, followup, {}) if followup is not None else None
+            todo = await todo_text(runtime, followup, {}) if followup is not None else None
         finally:
             stop.set()
             await server

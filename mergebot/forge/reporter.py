@@ -26,11 +26,10 @@ from mergebot.followups import Followup, from_blocked
 from mergebot.forge.base import CommentKind, Forge, Report, ReportState
 from mergebot.forge.errors import ForgeError
 from mergebot.forge.reconcile import github_repos
-from mergebot.forge.render import render_report
+from mergebot.forge.render import render_report, render_todo_comment
 from mergebot.github.command_worker import forge_for
-from mergebot.notify.view import TODO_TEMPLATE, Links, followup_context, links_for
+from mergebot.notify.view import LandedBy, Links, followup_context, landed_by, links_for
 from mergebot.queue import QueueItem, Status
-from mergebot.render import renderer
 from mergebot.runtime import Runtime
 from mergebot.services import keep_running, sleep_until_stopped
 from mergebot.store.changes import ChangeReader
@@ -62,6 +61,7 @@ class Facts:
     blocked: IntegrationBlocked | None = None
     followup: Followup | None = None  # the block's follow-up todo (stored, else from its event)
     previous_followup: Followup | None = None
+    landed_by: LandedBy | None = None  # the landing that made the base a conflict was with
 
 
 @dataclass(frozen=True)
@@ -91,20 +91,20 @@ def plan(item: QueueItem, facts: Facts, *, links: Links, templates_dir: str | No
         merged = merged or integration.get("main_after") or integration.get("integration_sha")
         context = {"merged_sha": merged or item.sha}
     elif state is ReportState.BLOCKED:
-        followup = facts.followup or item_followup(item)
-        context = {
-            "reason": followup.reason,
-            "details": dict(followup.details),
-            "followup_id": followup.id,
-        }
+        todo = followup_context(
+            facts.followup or item_followup(item),
+            links,
+            previous=facts.previous_followup,
+            landed_by=facts.landed_by,
+        )
+        context = {"followup": todo}
     elif state is ReportState.SUPERSEDED:
         context = {"newer_sha": None}
     else:
         context = {"reason": ", ".join(item.reasons) or None}
     report = render_report(item.repo, item.slug, item.sha, state, **common, **context)
     if state is ReportState.BLOCKED:
-        todo = followup_context(followup, links, previous=facts.previous_followup)
-        body = renderer(templates_dir).render(TODO_TEMPLATE, todo)
+        body = render_todo_comment(context["followup"], templates_dir=templates_dir)
         return Plan(report, comment=(CommentKind.BLOCKED, body))
     if state is ReportState.MERGED:
         return Plan(report, landed=(item.sha, str(context["merged_sha"])))
@@ -162,9 +162,12 @@ async def facts_for(runtime: Runtime, item: QueueItem) -> Facts:
     completed: IntegrationCompleted | None = None
     blocked: IntegrationBlocked | None = None
     blocks: dict[str, Envelope] = {}  # the slug's blocks by follow-up id, in log order
+    landings: dict[str, LandedBy] = {}  # every landing of the repo, by the base it made
     if item.status in (Status.INTEGRATED, Status.BLOCKED):
         async for entry in runtime.eventlog.replay(repo=item.repo):
             env = entry.envelope
+            if landing := landed_by(env):
+                landings[landing.main_after] = landing
             if env.payload.get("slug") != item.slug:
                 continue
             if env.name is EventName.INTEGRATION_COMPLETED and env.payload.get("sha") == item.sha:
@@ -183,7 +186,8 @@ async def facts_for(runtime: Runtime, item: QueueItem) -> Facts:
     previous = None
     if followup.previous_id in blocks:
         previous = await _followup(runtime, blocks[followup.previous_id], None)
-    return Facts(position, completed, blocked, followup, previous)
+    landing = landings.get(followup.info().base_sha)
+    return Facts(position, completed, blocked, followup, previous, landing)
 
 
 async def _followup(runtime: Runtime, envelope: Envelope, previous_id: str | None) -> Followup:
