@@ -55,6 +55,11 @@ class Keys:
     def lease(self, repo: str, base: str) -> str:
         return f"{self._repo(repo)}:integration/{repo}/{base}"
 
+    def lease_history(self, lease_key: str) -> str:
+        """Hash beside a lease (same hash tag): its last `owner`, whether it `released`, and how
+        many `takeovers` there were (a lease taken while its holder never released it)."""
+        return f"{lease_key}:history"
+
     def queue(self, repo: str, base: str) -> str:
         """Sorted set of item ids by ready_at (the FIFO order)."""
         return f"{self._repo(repo)}:queue:{base}"
