@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mergebot.gate import Window, WindowError, parse_window
 from mergebot.ids import branch_problem, is_repo
 
 REMOTE_NAME = "origin"
@@ -187,6 +189,36 @@ class CutoverConfig(_Strict):
         return self.min_parity is not None or self.min_decisions is not None
 
 
+def _check_window(text: str) -> str:
+    try:
+        parse_window(text)
+    except WindowError as exc:
+        raise ValueError(str(exc)) from None
+    return text
+
+
+class FreezeConfig(_Strict):
+    """Scheduled freezes: while a window is open, candidates are queued and checked but base
+    does not move (`mergebot.gate`)."""
+
+    windows: list[Annotated[str, AfterValidator(_check_window)]] = Field(default_factory=list)
+    # How often an integrator holding a checked candidate looks again without being woken
+    # (a window's end, a fixing push to a red base); a freeze or unfreeze wakes it at once.
+    recheck_seconds: float = Field(default=30, gt=0)
+
+    def parsed(self) -> list[Window]:
+        return [parse_window(text) for text in self.windows]
+
+
+class ClearanceConfig(_Strict):
+    """A clear base before every move: `required` forge checks must be green on the base tip;
+    `commands` run on a base tip mergebot did not make (a push to base by someone else)."""
+
+    required: list[str] = Field(default_factory=list)
+    commands: list[str] = Field(default_factory=list)
+    timeout_seconds: float = Field(default=600, gt=0)
+
+
 class RepoConfig(_Strict):
     """The effective configuration of one managed repo."""
 
@@ -204,6 +236,8 @@ class RepoConfig(_Strict):
     lease_renew_seconds: float = Field(default=30, gt=0)
     notify: list[NotifySink] = Field(default_factory=list)
     cutover: CutoverConfig = Field(default_factory=CutoverConfig)
+    freeze: FreezeConfig = Field(default_factory=FreezeConfig)
+    clearance: ClearanceConfig = Field(default_factory=ClearanceConfig)
 
     @field_validator("base_branch")
     @classmethod

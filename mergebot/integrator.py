@@ -56,6 +56,7 @@ from mergebot.forge.repo_config import (
     operator_pinned,
     report_config_error,
 )
+from mergebot.gatekeeper import Gatekeeper
 from mergebot.git.merge import Candidate, PushStatus
 from mergebot.git.mirror import GitError
 from mergebot.git.workspace import AlreadyOnBase, Conflict, Integration, Workspace, worktrees_root
@@ -492,6 +493,10 @@ class Integrator:
         landed = attempt.model_copy(update={"main_after": built.commit})
         if shadow:
             return await self._land(item, landed, f"shadow: would integrate {built.commit[:7]}")
+        # The gate (freezes, windows, a red base): a held candidate stays checked and waits.
+        gatekeeper = Gatekeeper(self.runtime, self.repo, self.base, ensure=self._ensure)
+        if not await gatekeeper.wait_until_open(config, built.base_sha, item.slug):
+            return None  # base moved while it waited: rebuild on top of it
         self._ensure()
         push = await self._git(workspace.update_base, self.base, built.base_sha, built.commit)
         if push.status is PushStatus.OK:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -40,6 +41,10 @@ from mergebot.store.projection import ProjectionCache
 
 if TYPE_CHECKING:
     from mergebot.forge.github import GitHubForge
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class ForgeUnavailableError(LookupError):
@@ -72,6 +77,9 @@ class Runtime:
     config_reloaded: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     # Every repo's forge, instead of the configured ones (tests set a fake).
     forge_override: Callable[[str], ForgeProtocol] | None = None
+    # The wall clock of decisions that depend on the time of day (freeze windows, a freeze's
+    # `until`); tests set their own instead of sleeping.
+    clock: Callable[[], datetime] = field(default=utc_now, repr=False)
     _forges: dict[str, ForgeProtocol] = field(default_factory=dict, repr=False)
 
     def remote_url(self, repo: str) -> str:

@@ -2,7 +2,8 @@
 `GET /api/repos/<owner>/<repo>/queue`, so the two can never disagree.
 
 Shape: `{"repo", "base", "mode", "cutover": {"requested_mode", "mode", "held_back", "reason",
-"min_parity", "min_decisions", "accepted", "evidence"}, "managed",
+"min_parity", "min_decisions", "accepted", "evidence"}, "frozen": null | {"kind", "reason", "by",
+"since", "until", "sha", "check"}, "held": null | {"slug", "base_sha", "since", "hold"}, "managed",
 "lease": null | {"owner", "expires_at"},
 "candidates": [{"slug", "branch", "sha", "status", "ready_at", "position", "reasons",
 "reason_codes", "followup_id", "updated_at", "priority"}], "dead_letters": n, "poison_events": n,
@@ -20,6 +21,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from mergebot.cutover_facts import mode_decision
+from mergebot.gatekeeper import current_hold, waiting
 from mergebot.notify.view import LandedBy, landed_by
 from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
@@ -135,6 +137,7 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
     refusals = RefusalLog(runtime.redis, runtime.keys)
     recent_refusals = [r for r in await refusals.recent(50) if repo in r.repos][:RECENT_NOTES]
     notes = await projections.recent_notes(repo, RECENT_NOTES)
+    hold = await current_hold(runtime, repo, config)
     return {
         "repo": repo,
         "base": base,
@@ -142,6 +145,11 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
         # record meets its cutover bar (`cutover.held_back` says so, with why).
         "mode": decision.mode.value,
         "cutover": decision.to_dict(config.cutover, evidence),
+        # Why base may not move now (a freeze, a freeze window, a red base), or null.
+        "frozen": hold.as_json() if hold is not None else None,
+        # The checked candidate waiting for base to open right now: {"slug", "base_sha",
+        # "since", "hold"}, or null.
+        "held": await waiting(runtime, repo, base),
         "managed": runtime.server_config.managed(repo),
         "lease": (
             {"owner": lease.owner, "expires_at": lease.expires_at.isoformat()} if lease else None
