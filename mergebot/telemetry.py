@@ -92,6 +92,10 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("mergebot_cutover_parity", Kind.GAUGE, ("repo",),
                "Share of compared shadow decisions that agreed with people, as last judged "
                "(only for repos judged)."),
+    MetricSpec("mergebot_queue_frozen", Kind.GAUGE, ("repo", "kind"),
+               "1 while base may not move for this kind of hold: frozen (by a person), window "
+               "(a freeze window), red_base (a clearance check failed on the base tip), "
+               "base_pending (clearance not finished); else 0."),
     MetricSpec("mergebot_flaky_checks", Kind.COUNTER, ("repo",),
                "Checks that failed and then passed on the same commit. Always 0 for now: "
                "failed checks are not re-run yet (checks.retry_failed)."),

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from mergebot.cutover_facts import mode_decision
+from mergebot.gate import HoldKind
+from mergebot.gatekeeper import current_hold
 from mergebot.queue import Status
 from mergebot.readiness import CandidateStatus
 from mergebot.runtime import Runtime
@@ -76,12 +78,21 @@ async def cutover(runtime: Runtime, repo: str, context: ScrapeContext) -> list[S
     return samples
 
 
+async def frozen(runtime: Runtime, repo: str, context: ScrapeContext) -> list[Sample]:
+    """Why base may not move now, one series per kind of hold (the gate's own answer)."""
+    hold = await current_hold(runtime, repo, runtime.server_config.repo(repo))
+    return [
+        Sample("mergebot_queue_frozen", (repo, kind.value), 1 if hold and hold.kind is kind else 0)
+        for kind in HoldKind
+    ]
+
+
 async def flaky_checks(runtime: Runtime, repo: str, context: ScrapeContext) -> list[Sample]:
     """Failed checks are not re-run yet, so none can be found flaky: 0, as documented."""
     return [Sample("mergebot_flaky_checks", (repo,), 0)]
 
 
-SOURCES: tuple[Source, ...] = (queue_length, lease, dead_letters, cutover, flaky_checks)
+SOURCES: tuple[Source, ...] = (queue_length, lease, dead_letters, cutover, frozen, flaky_checks)
 
 
 async def read_state(runtime: Runtime) -> list[Sample]:

@@ -109,11 +109,10 @@ async def _story(runtime: Runtime, remote: GitRemote, hook: IntegratorHook, clie
 
     freeze = {"name": "queue_frozen", "id": "freeze-1", "repo": REPO, "base": "main",
               "reason": "release", "by": "ops", "at": T0.isoformat()}  # fmt: skip
-    unfreeze = {"name": "queue_unfrozen", "id": "unfreeze-1", "repo": REPO, "base": "main",
-                "by": "ops", "at": (T0 + timedelta(minutes=5)).isoformat()}  # fmt: skip
-    assert (await client.post("/events", json=[freeze, unfreeze], headers=AUTH)).status == 201
+    assert (await client.post("/events", json=freeze, headers=AUTH)).status == 201
     assert (await client.post("/events", json=freeze, headers=AUTH)).status == 201  # duplicate
     assert (await client.post("/events", json={"name": "nope"}, headers=AUTH)).status == 422
+    await process(runtime)
 
     found = await scrape(client)
 
@@ -142,6 +141,8 @@ async def _story(runtime: Runtime, remote: GitRemote, hook: IntegratorHook, clie
     passed = {"kind": "command", "state": "passed", **repo}
     assert value(found, "mergebot_check_duration_seconds_count", **passed) == 2  # pr-0, pr-1
     assert value(found, "mergebot_freezes_total", **repo) == 1
+    frozen = {dict(k)["kind"]: v for k, v in found["mergebot_queue_frozen"].items()}
+    assert frozen == {"frozen": 1, "window": 0, "red_base": 0, "base_pending": 0}
     accepted = found["mergebot_events_accepted_total"]
     assert accepted[_labels(source="api", name="finalize_ready")] == 4
     assert accepted[_labels(source="api", name="queue_frozen")] == 1
