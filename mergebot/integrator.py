@@ -64,6 +64,7 @@ from mergebot.handoff import ReadyHook
 from mergebot.queue import FINAL, InvalidTransitionError, QueueItem, Status
 from mergebot.recheck import Decision, recheck
 from mergebot.runtime import Runtime
+from mergebot.sandbox import sandbox_for
 from mergebot.services import sleep_until_stopped
 from mergebot.store.eventlog import EventConflictError
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
@@ -485,6 +486,7 @@ class Integrator:
             shadow=shadow,
             extra_secret_names=_secret_names(config),
             poll_seconds=self.poll_seconds,
+            sandbox=sandbox_for(self.runtime.settings),
         )
         attempt = attempt.model_copy(update={"checks": [c.to_dict() for c in outcome.checks]})
         if not outcome.passed:
@@ -661,13 +663,7 @@ class Integrator:
 
 def _secret_names(config: RepoConfig) -> list[str]:
     """Environment variables the notify sinks read secrets from (hidden from check commands)."""
-    names: list[str] = []
-    for sink in config.notify:
-        for attr in ("token_env", "url_env", "secret_env", "bot_token_env"):
-            value = getattr(sink, attr, None)
-            if value:
-                names.append(str(value))
-    return names
+    return config.secret_env_names()
 
 
 # -- the READY hook and the service --------------------------------------------------------------

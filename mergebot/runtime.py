@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from mergebot.git.credentials import CredentialSource, GitCredentials, TokenSour
 from mergebot.git.facts import GitFactsSource
 from mergebot.git.mirror import Mirror, mirror_path
 from mergebot.handoff import ReadyHook
+from mergebot.logmask import masking, secret_values
 from mergebot.store.connection import connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog
@@ -191,17 +193,19 @@ async def open_runtime(
     """
     config = server_config or load_server_config(settings.config_path())
     keys = Keys(prefix=settings.key_prefix, partitions=settings.event_partitions)
-    embedded: EmbeddedRedis | None = None
-    url = settings.redis_url
-    if not url:
-        embedded = EmbeddedRedis(settings.data_dir)
-        url = embedded.start(share=not server)
-    client = connect(url)
-    runtime = build_runtime(settings, config, client, keys)
-    try:
-        yield runtime
-    finally:
-        runtime.close_mirrors()
-        await client.aclose()
-        if embedded is not None:
-            embedded.stop()
+    secrets = [*settings.secret_values(), *(os.environ.get(n) for n in config.secret_env_names())]
+    with masking(secret_values(secrets)):
+        embedded: EmbeddedRedis | None = None
+        url = settings.redis_url
+        if not url:
+            embedded = EmbeddedRedis(settings.data_dir)
+            url = embedded.start(share=not server)
+        client = connect(url)
+        runtime = build_runtime(settings, config, client, keys)
+        try:
+            yield runtime
+        finally:
+            runtime.close_mirrors()
+            await client.aclose()
+            if embedded is not None:
+                embedded.stop()

@@ -68,7 +68,7 @@ def test_the_readme_names_every_cli_command() -> None:
 def test_the_dockerfile_runs_serve_as_a_non_root_user_with_a_healthcheck() -> None:
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert re.search(r"^FROM python:3\.11-slim$", text, re.M)
-    assert "apt-get install -y --no-install-recommends git" in text
+    assert "apt-get install -y --no-install-recommends git bubblewrap" in text
     assert re.search(r"^USER mergebot$", text, re.M)
     assert "MERGEBOT_HOST=0.0.0.0" in text
     assert "MERGEBOT_DATA_DIR=/data" in text
