@@ -45,6 +45,9 @@ _SUFFIX = {
 JSON_FORMATS = frozenset({Format.SLACK, Format.DISCORD})
 
 
+FREEZE_KINDS = frozenset({NotifyEvent.FROZEN, NotifyEvent.UNFROZEN})
+
+
 def template_name(fmt: Format, kind: NotifyEvent) -> str:
     return f"notify/{fmt}/{kind}.{_SUFFIX[fmt]}"
 
@@ -257,6 +260,8 @@ def notification_context(
         "resume": _resume(n.repo, n.slug, pr_url),
         # The follow-up's own context (followup_context), for the PR comment formats.
         "followup": followup,
+        # A freeze of the base's queue: by, until, kind ("clearance": a red base), check, detail.
+        "freeze": dict(n.details) if n.kind in FREEZE_KINDS else None,
     }
 
 
