@@ -55,6 +55,7 @@ from mergebot.attempts import (
 )
 from mergebot.checks import CheckSignals, ChecksOutcome, run_checks
 from mergebot.config import REMOTE_NAME, ConfigError, Mode, RepoConfig
+from mergebot.cutover_facts import gated
 from mergebot.events import Envelope
 from mergebot.forge.repo_config import (
     effective_repo_config,
@@ -606,7 +607,11 @@ class Integrator:
                     templates_dir=self.runtime.server_config.templates_dir,
                 )
             raise StopDrainError(f"the repo's configuration is invalid: {exc}") from None
-        self.config = operator_pinned(config, self.server_repo_config, self.base)
+        # The server file as it is now (it is re-read on SIGHUP), its mode through the cutover gate.
+        server = self.runtime.server_config.repo(self.repo)
+        self.config = await gated(
+            self.runtime, self.repo, operator_pinned(config, server, self.base)
+        )
         pipeline = self.config.pipeline
         if not pipeline.adaptive:
             self.window = Window(pipeline.depth, False, pipeline.max_depth)
