@@ -97,8 +97,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                "(a freeze window), red_base (a clearance check failed on the base tip), "
                "base_pending (clearance not finished); else 0."),
     MetricSpec("mergebot_flaky_checks", Kind.COUNTER, ("repo",),
-               "Checks that failed and then passed on the same commit. Always 0 for now: "
-               "failed checks are not re-run yet (checks.retry_failed)."),
+               "Checks that failed and then passed on the same commit when run again "
+               "(checks.retry_failed), every check of the repo counted."),
     # -- from the event log --------------------------------------------------------------------
     MetricSpec("mergebot_outcomes", Kind.COUNTER, ("repo", "mode", "outcome", "reason"),
                "Integration outcomes recorded by mergebot: outcome integrated (reason landed) "

@@ -20,6 +20,7 @@ from mergebot.queue import Status
 from mergebot.readiness import CandidateStatus
 from mergebot.runtime import Runtime
 from mergebot.status import known_repos
+from mergebot.store.flaky import FlakyLog
 from mergebot.store.lease import info_from_hash
 from mergebot.store.notify import NotifyStore
 from mergebot.store.projection import ProjectionStore
@@ -88,8 +89,9 @@ async def frozen(runtime: Runtime, repo: str, context: ScrapeContext) -> list[Sa
 
 
 async def flaky_checks(runtime: Runtime, repo: str, context: ScrapeContext) -> list[Sample]:
-    """Failed checks are not re-run yet, so none can be found flaky: 0, as documented."""
-    return [Sample("mergebot_flaky_checks", (repo,), 0)]
+    """Fail-then-pass on one commit, as the integrator recorded them (totals only grow)."""
+    totals = await FlakyLog(runtime.redis, runtime.keys).totals(repo)
+    return [Sample("mergebot_flaky_checks", (repo,), sum(totals.values()))]
 
 
 SOURCES: tuple[Source, ...] = (queue_length, lease, dead_letters, cutover, frozen, flaky_checks)

@@ -182,6 +182,8 @@ async def test_a_check_that_fails_then_passes_on_the_same_commit_lands_and_is_re
     assert shown["flaky_checks"] == [{"check": command, "last_7_days": 1, "total": 1}]
     page = await (await story.client.get(f"/repos/{REPO}")).text()
     assert "Flaky checks" in page
+    metrics = await (await story.client.get("/metrics")).text()
+    assert f'mergebot_flaky_checks_total{{repo="{REPO}"}} 1.0' in metrics
 
     # A later real failure of that check says how flaky it has been.
     bad = make_candidate(story.remote, "pr-2", "bad-2.txt", "2\n")
