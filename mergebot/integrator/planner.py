@@ -519,7 +519,7 @@ def _head_failed(s: Snapshot) -> list[Action]:
     head = s.cars[0]
     failure = head.failure or Failure("checks_failed")
     out: list[Action]
-    if len(head.members) > 1 and failure.reason in BISECTABLE:
+    if _to_bisect(head):
         out = [Bisect(head.key, _halves(head, failure))]
     else:
         details = dict(failure.details)
@@ -536,6 +536,11 @@ def _head_failed(s: Snapshot) -> list[Action]:
     if first_failure and failure.reason != "merge_conflict" and shrunk != s.window.size:
         out.append(Resize(shrunk))
     return out
+
+
+def _to_bisect(car: Car) -> bool:
+    failure = car.failure or Failure("checks_failed")
+    return car.failed and len(car.members) > 1 and failure.reason in BISECTABLE
 
 
 def _halves(car: Car, failure: Failure) -> tuple[Car, ...]:
@@ -661,9 +666,13 @@ def _held(s: Snapshot, group: tuple[Member, ...]) -> float | None:
 def _start_checks(s: Snapshot) -> list[Action]:
     """Rule 7. A bisection car is the probe once every car ahead of it passed (a failed one
     ahead is blocked or bisected first, which may merge the probe with what follows); nothing
-    behind an unresolved bisection car is checked (it stands on a tree with a culprit in it)."""
+    behind an unresolved bisection car is checked (it stands on a tree with a culprit in it),
+    nor behind a red batch waiting to be bisected: its halves will come before those cars, so
+    whatever they ran now would be rebuilt and run again."""
     out: list[Action] = []
     for index, car in enumerate(s.cars):
+        if _to_bisect(car):
+            break
         probe = car.bisect is not None and not car.resolved
         if probe and not all(c.passed or c.empty for c in s.cars[:index]):
             break

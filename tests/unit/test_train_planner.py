@@ -392,3 +392,10 @@ def test_a_batch_that_failed_for_something_else_than_its_content_is_blocked_whol
     missing = Failure("checks_missing", {"missing": ["ci"]})
     red = batch_car(1, (1, 2), BASE, checks=Checks.FAILED, failure=missing)
     assert plan(snap((red,))) == [Block(red.key, "checks_missing", {"missing": ["ci"]})]
+
+
+def test_nothing_behind_a_red_batch_waiting_for_its_turn_is_checked() -> None:
+    ahead = car(1, BASE, Checks.RUNNING)
+    red = batch_car(2, (2, 3), "c1", checks=Checks.FAILED, failure=RED)
+    behind = car(4, "c1")  # rebuilt on the car before the red batch, as rule 3 does
+    assert plan(snap((ahead, red, behind))) == []
