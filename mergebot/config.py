@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     # Check commands in a bubblewrap sandbox: "auto" when `bwrap` works here, "bwrap" always
     # (the server refuses to start without it), "none" never.
     check_sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    # At most this many bytes (as JSON) of extra, unknown fields per canonical event.
+    max_extra_field_bytes: int = Field(default=64 * 1024, ge=0, le=16 * 1024 * 1024)
 
     def server_url(self) -> str:
         return self.url or f"http://{self.host}:{self.port}"

@@ -39,10 +39,11 @@ from mergebot.commands import (
 )
 from mergebot.commands import web as web_command
 from mergebot.commands.serve import Wiring
-from mergebot.forge.reconcile import reconcile_service
-from mergebot.forge.reporter import reporter_service
+from mergebot.followups_service import followups_service
 from mergebot.github import webhook
 from mergebot.github.command_worker import command_service
+from mergebot.github.reconcile import reconcile_service
+from mergebot.github.reporter import reporter_service
 from mergebot.integrator import integrator_service, run_once
 from mergebot.notify.delivery import delivery_service
 from mergebot.processor import processor_service
@@ -79,6 +80,7 @@ ROUTES: tuple[web_app.RouteSetup, ...] = (
 SERVICES: tuple[BackgroundService, ...] = (
     integrator_service,
     processor_service,
+    followups_service,
     delivery_service,
     reconcile_service,
     reporter_service,

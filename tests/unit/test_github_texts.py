@@ -29,8 +29,8 @@ from mergebot.forge.render import (
     render_report,
     render_todo_comment,
 )
-from mergebot.forge.reporter import Facts, plan
 from mergebot.github.replies import render as render_reply
+from mergebot.github.reporter import Facts, plan
 from mergebot.notify.view import (
     CHAT,
     JSON_FORMATS,
