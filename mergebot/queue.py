@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 
 class Status(StrEnum):
@@ -74,6 +74,38 @@ class StatusChange(BaseModel):
     cause: str
 
 
+class IntegrationRecord(BaseModel):
+    """What the integrator recorded on a queue item while working on it; the reporter, the
+    dashboard and the gate read it. Filled in as the work goes, so every field is optional, and
+    only the fields that were set are stored (`as_json`). Unknown keys of older records are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    owner: str | None = None  # the lease holder that started it
+    mode: str | None = None  # "live" or "shadow"
+    attempt: int | None = None
+    method: str | None = None
+    base_sha: str | None = None
+    integration_sha: str | None = None
+    sha: str | None = None  # what older records named the integration commit
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+    main_before: str | None = None
+    main_after: str | None = None
+    would_integrate: str | None = None  # shadow mode: the commit that would have landed
+    reason: str | None = None  # blocked: why
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_unset=True)
+
+    def updated(self, more: IntegrationRecord) -> IntegrationRecord:
+        """These fields, with `more`'s set fields written over them."""
+        return IntegrationRecord.model_validate({**self.as_json(), **more.as_json()})
+
+    def __bool__(self) -> bool:
+        return bool(self.as_json())
+
+
 class QueueItem(BaseModel):
     """One candidate in a repo's queue, with every status change it went through."""
 
@@ -91,7 +123,7 @@ class QueueItem(BaseModel):
     followup_id: str | None = None
     reasons: list[str] = Field(default_factory=list)
     # What the integrator recorded while working on it (integration sha, base sha, checks…).
-    integration: dict[str, Any] = Field(default_factory=dict)
+    integration: IntegrationRecord = Field(default_factory=IntegrationRecord)
     # The slug's priority (SPEC §5): higher first, then ready_at. Corrected by the processor
     # whenever a `priority_set` changes it, like ready_at.
     priority: int = 0
@@ -99,6 +131,11 @@ class QueueItem(BaseModel):
     @property
     def id(self) -> str:
         return item_id(self.slug, self.branch, self.sha)
+
+    @field_serializer("integration")
+    def _integration_as_stored(self, integration: IntegrationRecord) -> dict[str, Any]:
+        """Only the fields the integrator set, as before the model existed."""
+        return integration.as_json()
 
 
 def queue_order(item: QueueItem) -> tuple[int, datetime, str]:

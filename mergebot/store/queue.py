@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from mergebot.queue import (
     FINAL,
     REVIVABLE,
+    IntegrationRecord,
     InvalidTransitionError,
     QueueItem,
     Status,
@@ -207,7 +208,7 @@ class QueueStore:
         expect: Status | None = None,
         followup_id: str | None = None,
         reasons: list[str] | None = None,
-        integration: dict[str, Any] | None = None,
+        integration: IntegrationRecord | None = None,
     ) -> QueueItem:
         """Move an item to `to`, atomically with its history entry and change-stream entry.
 
@@ -235,7 +236,7 @@ class QueueStore:
             if reasons is not None:
                 update["reasons"] = list(reasons)
             if integration is not None:
-                update["integration"] = {**item.integration, **integration}
+                update["integration"] = item.integration.updated(integration)
             new = item.model_copy(update=update)
             if await self._cas(new, raw, from_status=item.status.value, change=change):
                 return new

@@ -67,7 +67,7 @@ async def _integrations(runtime: Runtime, status: dict[str, Any]) -> dict[str, d
     items = await QueueStore(runtime.redis, runtime.keys).get_many(repo, base, others)
     for key, item in items.items():
         if item.integration:
-            found[key] = dict(item.integration)
+            found[key] = item.integration.as_json()
     return found
 
 
