@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
+from mergebot.ids import FollowupId, ItemId, Repo, Sha, Slug
+
 
 class Status(StrEnum):
     QUEUED = "queued"
@@ -62,9 +64,9 @@ def check_transition(current: Status, target: Status) -> None:
         raise InvalidTransitionError(current, target)
 
 
-def item_id(slug: str, branch: str, sha: str) -> str:
+def item_id(slug: str, branch: str, sha: str) -> ItemId:
     """Queue items are deduplicated by (slug, branch, sha): this is that key."""
-    return f"{slug}:{sha}:{branch}"
+    return ItemId(f"{slug}:{sha}:{branch}")
 
 
 class StatusChange(BaseModel):
@@ -111,16 +113,16 @@ class QueueItem(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    repo: str
+    repo: Repo
     base: str
-    slug: str
+    slug: Slug
     branch: str
-    sha: str
+    sha: Sha
     status: Status
     ready_at: datetime
     updated_at: datetime
     history: list[StatusChange] = Field(default_factory=list)
-    followup_id: str | None = None
+    followup_id: FollowupId | None = None
     reasons: list[str] = Field(default_factory=list)
     # What the integrator recorded while working on it (integration sha, base sha, checks…).
     integration: IntegrationRecord = Field(default_factory=IntegrationRecord)
@@ -129,7 +131,7 @@ class QueueItem(BaseModel):
     priority: int = 0
 
     @property
-    def id(self) -> str:
+    def id(self) -> ItemId:
         return item_id(self.slug, self.branch, self.sha)
 
     @field_serializer("integration")

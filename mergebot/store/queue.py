@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from mergebot.ids import ItemId
 from mergebot.queue import (
     FINAL,
     REVIVABLE,
@@ -97,10 +98,10 @@ class QueueStore:
         self._write = redis.register_script(_WRITE_LUA)
 
     # -- reading -------------------------------------------------------------------------------
-    async def _raw(self, repo: str, base: str, item_id: str) -> str | None:
+    async def _raw(self, repo: str, base: str, item_id: ItemId) -> str | None:
         return cast(str | None, await self.redis.hget(self.keys.items(repo, base), item_id))
 
-    async def get(self, repo: str, base: str, item_id: str) -> QueueItem | None:
+    async def get(self, repo: str, base: str, item_id: ItemId) -> QueueItem | None:
         raw = await self._raw(repo, base, item_id)
         return QueueItem.model_validate_json(raw) if raw is not None else None
 
@@ -200,7 +201,7 @@ class QueueStore:
         self,
         repo: str,
         base: str,
-        item_id: str,
+        item_id: ItemId,
         to: Status,
         *,
         cause: str,
@@ -243,7 +244,7 @@ class QueueStore:
         raise QueueConflictError(f"could not move {item_id} to {to}: too many concurrent changes")
 
     async def reschedule(
-        self, repo: str, base: str, item_id: str, ready_at: datetime, priority: int | None = None
+        self, repo: str, base: str, item_id: ItemId, ready_at: datetime, priority: int | None = None
     ) -> bool:
         """Give an item a corrected `ready_at` (a `finalize_ready` that arrived out of order)
         and, when given, its slug's current `priority`; a waiting item moves to its place in
