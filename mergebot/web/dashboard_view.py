@@ -301,6 +301,7 @@ class RepoView:
     max_depth: int = 1
     adaptive: bool = False
     frozen: FrozenView | None = None
+    held: str | None = None  # the slug of the checked candidate waiting for base to open
 
 
 def counts(status: Mapping[str, Any]) -> dict[str, int]:
@@ -422,6 +423,7 @@ def repo_view(
         max_depth=int(train.get("max_depth") or 1),
         adaptive=bool(train.get("adaptive")),
         frozen=FrozenView.of(status.get("frozen"), now),
+        held=_held_slug(status.get("held")),
     )
 
 
@@ -429,6 +431,11 @@ def _eta(seconds: object) -> str:
     if not isinstance(seconds, int | float) or isinstance(seconds, bool):
         return ""
     return "under a minute" if seconds < 60 else f"about {_span(float(seconds))}"
+
+
+def _held_slug(raw: object) -> str | None:
+    slug = raw.get("slug") if isinstance(raw, Mapping) else None
+    return str(slug) if slug else None
 
 
 def overview(views: Iterable[RepoView]) -> dict[str, Any]:
@@ -440,5 +447,5 @@ def overview(views: Iterable[RepoView]) -> dict[str, Any]:
     return {
         "repos": listed,
         "totals": {name: totals.get(name, 0) for name in COUNTED},
-        "dead_letters": max((v.dead_letters for v in listed), default=0),
+        "dead_letters": sum(v.dead_letters for v in listed),
     }
