@@ -40,7 +40,6 @@ from mergebot.commands import (
 from mergebot.commands import web as web_command
 from mergebot.commands.serve import Wiring
 from mergebot.followups_service import followups_service
-from mergebot.github import webhook
 from mergebot.github.command_worker import command_service
 from mergebot.github.reconcile import reconcile_service
 from mergebot.github.reporter import reporter_service
@@ -56,6 +55,7 @@ from mergebot.web import (
     events_api,
     followup_pages,
     followups_api,
+    github_webhook,
     health,
     notify_api,
     queue_api,
@@ -65,7 +65,7 @@ from mergebot.web import (
 ROUTES: tuple[web_app.RouteSetup, ...] = (
     health.setup,
     events_api.setup,
-    webhook.setup,
+    github_webhook.setup,
     dashboard.setup,
     followup_pages.setup,
     followups_api.setup,
