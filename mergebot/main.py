@@ -22,6 +22,7 @@ from mergebot import __version__
 from mergebot.commands import (
     cancel,
     config,
+    cutover,
     dead_letters,
     demo,
     emit,
@@ -39,6 +40,7 @@ from mergebot.commands import (
 )
 from mergebot.commands import web as web_command
 from mergebot.commands.serve import Wiring
+from mergebot.cutover_facts import cutover_service
 from mergebot.followups_service import followups_service
 from mergebot.github.command_worker import command_service
 from mergebot.github.reconcile import reconcile_service
@@ -85,6 +87,7 @@ SERVICES: tuple[BackgroundService, ...] = (
     reconcile_service,
     reporter_service,
     command_service,
+    cutover_service,
 )
 
 
@@ -131,6 +134,7 @@ COMMANDS: dict[str, Command] = {
     "replay": Command(replay.HELP, replay.add_arguments, replay.run),
     "followups": Command(followups.HELP, followups.add_arguments, followups.run),
     "dead-letters": Command(dead_letters.HELP, dead_letters.add_arguments, dead_letters.run),
+    "cutover": Command(cutover.HELP, cutover.add_arguments, cutover.run),
     "config": Command(config.HELP, config.add_arguments, config.run),
     "demo": Command(demo.HELP, demo.add_arguments, partial(demo.run, wiring=WIRING)),
 }

@@ -204,6 +204,18 @@ class EventLog:
                     break
                 start = _next_id(rows[-1][0])
 
+    async def read_after(
+        self, partition: int, after: str | None, *, count: int
+    ) -> tuple[list[LogEntry], str | None]:
+        """Up to `count` entries of one partition after entry `after` (from the start when
+        None), and the id of the last entry read — readable or not — to go on from (None when
+        there was nothing new)."""
+        start = _next_id(after) if after else "-"
+        rows = _rows(await self.redis.xrange(self.keys.events(partition), start, "+", count=count))
+        if not rows:
+            return [], None
+        return await self._readable(partition, rows), rows[-1][0]
+
     async def tail(self, *, limit: int, repo: str | None = None) -> list[LogEntry]:
         """The newest `limit` entries (of one repo, if given), oldest first."""
         partitions = [self.keys.partition_of(repo)] if repo else list(self.keys.all_partitions())
