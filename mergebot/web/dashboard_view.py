@@ -412,5 +412,5 @@ def overview(views: Iterable[RepoView]) -> dict[str, Any]:
     return {
         "repos": listed,
         "totals": {name: totals.get(name, 0) for name in COUNTED},
-        "dead_letters": max((v.dead_letters for v in listed), default=0),
+        "dead_letters": sum(v.dead_letters for v in listed),
     }
