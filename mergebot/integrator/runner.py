@@ -97,7 +97,7 @@ from mergebot.integrator.planner import (
     plan,
 )
 from mergebot.integrator.recheck import recheck_many
-from mergebot.queue import FINAL, InvalidTransitionError, QueueItem, Status
+from mergebot.queue import FINAL, IntegrationRecord, InvalidTransitionError, QueueItem, Status
 from mergebot.runtime import Runtime
 from mergebot.sandbox import sandbox_for
 from mergebot.store.eventlog import EventConflictError
@@ -670,13 +670,13 @@ class Integrator:
                 f"integration started by {self.owner}",
                 Status.QUEUED,
                 reasons=[],
-                integration={
-                    "owner": self.owner,
-                    "mode": self.config.mode.value,
-                    "car": len(self.cars) + 1,
-                    "stacked_on": stacked,
+                integration=IntegrationRecord(
+                    owner=self.owner,
+                    mode=self.config.mode.value,
+                    car=len(self.cars) + 1,
+                    stacked_on=stacked,
                     **({"batch": batch} if batch else {}),
-                },
+                ),
             )
             if started is None:
                 self.readiness.pop(member.item_id, None)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mergebot.config import Mode, NotifyEvent
 from mergebot.events import Envelope, EventName
-from mergebot.queue import Change, Status, parse_change
+from mergebot.queue import Change, IntegrationRecord, Status, parse_change
 
 # Within one instant, the later stage of a lifecycle wins (a "started" never overwrites a
 # "blocked" written in the same millisecond).
@@ -167,15 +167,15 @@ def change_notification(change: Change) -> Notification | None:
     )
 
 
-def _train_place(integration: dict[str, Any]) -> dict[str, Any]:
+def _train_place(integration: IntegrationRecord) -> dict[str, Any]:
     """The car and what it is stacked on, as the integrator recorded them when it started."""
-    car = integration.get("car")
-    stacked = integration.get("stacked_on")
-    if not isinstance(car, int) or isinstance(car, bool) or not isinstance(stacked, str):
+    if integration.car is None or integration.stacked_on is None:
         return {}
-    batch = integration.get("batch")
-    slugs = [str(s) for s in batch] if isinstance(batch, list) else []
-    return {"car": car, "stacked_on": stacked, "batch": slugs}
+    return {
+        "car": integration.car,
+        "stacked_on": integration.stacked_on,
+        "batch": list(integration.batch),
+    }
 
 
 def queue_slug(base: str) -> str:

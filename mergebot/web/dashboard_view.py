@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 from mergebot.followups import Followup
 from mergebot.queue import item_id
-from mergebot.render import REASON_TEXT, take
+from mergebot.render import in_words, take
 
 REFRESH_SECONDS = 10
 
@@ -303,6 +303,7 @@ class RepoView:
     adaptive: bool = False
     frozen: FrozenView | None = None
     flaky: list[dict[str, Any]] = field(default_factory=list)  # {"check", "last_7_days", "total"}
+    held: str | None = None  # the slug of the checked candidate waiting for base to open
 
 
 def counts(status: Mapping[str, Any]) -> dict[str, int]:
@@ -313,14 +314,6 @@ def counts(status: Mapping[str, Any]) -> dict[str, int]:
 
 def candidate_id(candidate: Mapping[str, Any]) -> str:
     return item_id(str(candidate["slug"]), str(candidate["branch"]), str(candidate["sha"]))
-
-
-def in_words(reason: str) -> str:
-    """A reason as people read it: a leading machine code (`merge_conflict: …`) in words."""
-    code, sep, rest = reason.partition(": ")
-    if code in REASON_TEXT:
-        return f"{REASON_TEXT[code]}{sep}{rest}"
-    return REASON_TEXT.get(reason, reason)
 
 
 def followup_path(repo: str, followup_id: str) -> str:
@@ -426,6 +419,7 @@ def repo_view(
         adaptive=bool(train.get("adaptive")),
         frozen=FrozenView.of(status.get("frozen"), now),
         flaky=[dict(f) for f in status.get("flaky_checks") or [] if isinstance(f, Mapping)],
+        held=_held_slug(status.get("held")),
     )
 
 
@@ -433,6 +427,11 @@ def _eta(seconds: object) -> str:
     if not isinstance(seconds, int | float) or isinstance(seconds, bool):
         return ""
     return "under a minute" if seconds < 60 else f"about {_span(float(seconds))}"
+
+
+def _held_slug(raw: object) -> str | None:
+    slug = raw.get("slug") if isinstance(raw, Mapping) else None
+    return str(slug) if slug else None
 
 
 def overview(views: Iterable[RepoView]) -> dict[str, Any]:
@@ -444,5 +443,5 @@ def overview(views: Iterable[RepoView]) -> dict[str, Any]:
     return {
         "repos": listed,
         "totals": {name: totals.get(name, 0) for name in COUNTED},
-        "dead_letters": max((v.dead_letters for v in listed), default=0),
+        "dead_letters": sum(v.dead_letters for v in listed),
     }

@@ -81,8 +81,8 @@ async def test_a_batch_of_four_good_candidates_is_checked_once_and_lands_in_queu
     for cand in cands:
         item = found[cand.slug]
         assert item.status is Status.INTEGRATED
-        assert item.integration["main_after"] == batch_commit
-        assert item.integration["batch"] == [c.slug for c in cands]
+        assert item.integration.main_after == batch_commit
+        assert item.integration.batch == [c.slug for c in cands]
     # Each candidate gets its own integration_completed (its own notification, PR merged).
     events = await outcome_events(story.runtime)
     assert [(e["name"], e["slug"]) for e in events] == [

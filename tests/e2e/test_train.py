@@ -113,7 +113,7 @@ async def test_three_cars_are_checked_at_once_and_land_in_queue_order(
     befores = [start_sha, *integration[:2]]
     assert main_updates(remote) == list(zip(befores, integration, strict=True))
     found = await items(story.runtime)
-    assert [found[c.slug].integration["main_after"] for c in cands] == integration
+    assert [found[c.slug].integration.main_after for c in cands] == integration
     events = await outcome_events(story.runtime)
     assert [(e["slug"], e["main_before"], e["main_after"]) for e in events] == [
         (c.slug, before, after)
@@ -145,7 +145,7 @@ async def test_a_failing_middle_car_is_blocked_and_the_one_behind_is_rebuilt_wit
     assert found["pr-2"].status is Status.BLOCKED
     assert found["pr-2"].reasons[0].startswith("checks_failed")
     assert found["pr-3"].status is Status.INTEGRATED
-    assert found["pr-3"].integration["attempt"] == 2
+    assert found["pr-3"].integration.attempt == 2
     first, third = list(reversed(remote.log("main")))[1:]
     assert remote.parents(first) == [start_sha, one.sha]
     assert remote.parents(third) == [first, three.sha]
