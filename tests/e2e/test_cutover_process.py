@@ -85,7 +85,7 @@ async def _wait_integrated(runtime: Runtime, cand: Cand) -> IntegrationRecord:
         return found is not None and found.status.value == "integrated"
 
     await until(done, timeout=60, what=f"{cand.slug} integrated")
-    return (await items(runtime))[cand.slug].integration.as_json()
+    return (await items(runtime))[cand.slug].integration
 
 
 async def test_sighup_switches_mode_and_keeps_every_event(
