@@ -6,8 +6,8 @@ invariant of SPEC §11, as judged from the remote's reflog and the event log alo
    candidates arrive and integrate, and started again on the same data dir each time; a producer
    re-sends what it got no 2xx for.
 2. Three `mergebot worker`s share one Redis; the lease holder is frozen (SIGSTOP) past its lease
-   while its check runs, another takes over, then the frozen one is thawed (SIGCONT) — a holder
-   that lost its lease without knowing it.
+   while its check runs, a restarted replica takes over, then the frozen one is thawed (SIGCONT)
+   in the middle of the newcomer's work — a holder that lost its lease without knowing it.
 
 When to kill and how long to freeze are drawn from a seeded generator
 (`MERGEBOT_CAMPAIGN_SEED`, default 1414; `MERGEBOT_CAMPAIGN_ROUNDS` for more rounds), so a
@@ -231,7 +231,11 @@ def _descendants(pid: int) -> list[int]:
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
-        for task in Path(f"/proc/{current}/task").glob("*"):
+        try:
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:  # it has just exited
+            continue
+        for task in tasks:
             try:
                 children = [int(c) for c in (task / "children").read_text().split()]
             except OSError:
@@ -273,15 +277,19 @@ async def test_a_frozen_lease_holder_among_three_workers_breaks_no_invariant(
     await eventlog.append_many(envelopes)
     env = _env(MERGEBOT_REDIS_URL=redis_url, MERGEBOT_KEY_PREFIX=keys.prefix,
                MERGEBOT_CONFIG=str(config))  # fmt: skip
-    logs = [tmp_path / f"worker-{n}.log" for n in range(3)]
-    workers: list[subprocess.Popen[bytes]] = []
-    for n, log_path in enumerate(logs):
+    logs: list[Path] = []
+
+    def start_worker(n: int) -> subprocess.Popen[bytes]:
+        log_path = tmp_path / f"worker-{n}-{len(logs)}.log"
+        logs.append(log_path)
         with log_path.open("wb") as log:
-            workers.append(subprocess.Popen(
+            return subprocess.Popen(
                 [sys.executable, "-m", "mergebot", "worker"], cwd=tmp_path,
                 env={**env, "MERGEBOT_DATA_DIR": str(tmp_path / f"data-{n}")},
                 stdout=log, stderr=subprocess.STDOUT,
-            ))  # fmt: skip
+            )  # fmt: skip
+
+    workers = [start_worker(n) for n in range(3)]
     slugs = {c.slug for c in cands}
     try:
         frozen = 0
@@ -292,9 +300,15 @@ async def test_a_frozen_lease_holder_among_three_workers_breaks_no_invariant(
             if holder is None:
                 await asyncio.sleep(0.02)
                 continue
-            # The fault: the holder stops dead, past its lease, mid-check; then it wakes up.
+            # The fault: the holder stops dead mid-check and its lease runs out; a replica is
+            # restarted meanwhile (its start-up sweep takes the lease over); the frozen holder
+            # wakes up at a random moment of the newcomer's work, not knowing it lost the lease.
             holder.send_signal(signal.SIGSTOP)
-            await asyncio.sleep(LEASE["lease_ttl_seconds"] + rng.uniform(0.5, 2.5))
+            await asyncio.sleep(LEASE["lease_ttl_seconds"] + 0.3)
+            n = rng.choice([i for i, w in enumerate(workers) if w is not holder])
+            _stop(workers[n])
+            workers[n] = start_worker(n)
+            await asyncio.sleep(rng.uniform(0.2, 3.0))
             holder.send_signal(signal.SIGCONT)
             frozen += 1
         while await _outcomes(eventlog) != slugs:
