@@ -49,6 +49,7 @@ from mergebot.attempts import (
 )
 from mergebot.checks import run_checks
 from mergebot.config import REMOTE_NAME, ConfigError, Mode, RepoConfig
+from mergebot.cutover_facts import gated
 from mergebot.events import Envelope
 from mergebot.forge.repo_config import (
     effective_repo_config,
@@ -60,7 +61,7 @@ from mergebot.git.merge import Candidate, PushStatus
 from mergebot.git.mirror import GitError
 from mergebot.git.workspace import AlreadyOnBase, Conflict, Integration, Workspace, worktrees_root
 from mergebot.handoff import ReadyHook
-from mergebot.queue import FINAL, InvalidTransitionError, QueueItem, Status
+from mergebot.queue import FINAL, IntegrationRecord, InvalidTransitionError, QueueItem, Status
 from mergebot.recheck import Decision, recheck
 from mergebot.runtime import Runtime
 from mergebot.sandbox import sandbox_for
@@ -345,7 +346,9 @@ class Integrator:
                     templates_dir=self.runtime.server_config.templates_dir,
                 )
             raise StopDrainError(f"the repo's configuration is invalid: {exc}") from None
-        return operator_pinned(config, self.server_repo_config, self.base)
+        # The server file as it is now (it is re-read on SIGHUP), its mode through the cutover gate.
+        server = self.runtime.server_config.repo(self.repo)
+        return await gated(self.runtime, self.repo, operator_pinned(config, server, self.base))
 
     async def _process(self, item: QueueItem) -> str:
         try:
@@ -383,7 +386,7 @@ class Integrator:
             f"integration started by {self.owner}",
             Status.QUEUED,
             reasons=[],
-            integration={"owner": self.owner, "mode": config.mode.value},
+            integration=IntegrationRecord(owner=self.owner, mode=config.mode.value),
         )
         if started is None:
             return "skipped"

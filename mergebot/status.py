@@ -1,8 +1,9 @@
 """The status of a repo's queue (SPEC §9): one builder for `mergebot status --json` and
 `GET /api/repos/<owner>/<repo>/queue`, so the two can never disagree.
 
-Shape: `{"repo", "base", "mode", "frozen": null | {"kind", "reason", "by", "since", "until",
-"sha", "check"}, "held": null | {"slug", "base_sha", "since", "hold"}, "managed",
+Shape: `{"repo", "base", "mode", "cutover": {"requested_mode", "mode", "held_back", "reason",
+"min_parity", "min_decisions", "accepted", "evidence"}, "frozen": null | {"kind", "reason", "by",
+"since", "until", "sha", "check"}, "held": null | {"slug", "base_sha", "since", "hold"}, "managed",
 "lease": null | {"owner", "expires_at"},
 "candidates": [{"slug", "branch", "sha", "status", "ready_at", "position", "reasons",
 "reason_codes", "followup_id", "updated_at", "priority", "pending_removal"}], "dead_letters": n,
@@ -20,6 +21,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
+from mergebot.cutover_facts import mode_decision
 from mergebot.gatekeeper import current_hold, waiting
 from mergebot.notify.view import LandedBy, landed_by
 from mergebot.queue import FINAL, QueueItem, Status
@@ -27,6 +29,7 @@ from mergebot.readiness import CandidateState, CandidateStatus
 from mergebot.runtime import Runtime
 from mergebot.store.changes import poison_change_count
 from mergebot.store.lease import info_from_hash
+from mergebot.store.notify import dead_letter_count
 from mergebot.store.projection import ProjectionCache, ProjectionStore
 from mergebot.store.queue import QueueStore
 from mergebot.store.refusals import RefusalLog
@@ -89,25 +92,6 @@ def _waiting_entry(state: CandidateState) -> dict[str, Any]:
     }
 
 
-async def dead_letter_count(runtime: Runtime) -> int:
-    """How many notifications are dead, whatever structure the notifier keeps them in."""
-    key = runtime.keys.dead_letters()
-    redis = runtime.redis
-    match str(await redis.type(key)):
-        case "list":
-            return int(await redis.llen(key))
-        case "hash":
-            return int(await redis.hlen(key))
-        case "stream":
-            return int(await redis.xlen(key))
-        case "zset":
-            return int(await redis.zcard(key))
-        case "set":
-            return int(await redis.scard(key))
-        case _:
-            return 0
-
-
 def projection_cache(runtime: Runtime) -> ProjectionCache:
     """One per runtime: the dashboard and the queue API re-parse a projection only when the
     processor stored a new one."""
@@ -123,6 +107,7 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
     states = projection.candidates
     raw_lease = cast(dict[str, str], await runtime.redis.hgetall(runtime.keys.lease(repo, base)))
     lease = info_from_hash(raw_lease)
+    decision, evidence = await mode_decision(runtime, repo)
 
     candidates: list[dict[str, Any]] = []
     position = 0
@@ -149,7 +134,10 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
     return {
         "repo": repo,
         "base": base,
-        "mode": config.mode.value,
+        # The mode it runs in: a repo asked to run live is held in shadow until its shadow
+        # record meets its cutover bar (`cutover.held_back` says so, with why).
+        "mode": decision.mode.value,
+        "cutover": decision.to_dict(config.cutover, evidence),
         # Why base may not move now (a freeze, a freeze window, a red base), or null.
         "frozen": hold.as_json() if hold is not None else None,
         # The checked candidate waiting for base to open right now: {"slug", "base_sha",
@@ -160,7 +148,7 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
             {"owner": lease.owner, "expires_at": lease.expires_at.isoformat()} if lease else None
         ),
         "candidates": candidates,
-        "dead_letters": await dead_letter_count(runtime),
+        "dead_letters": await dead_letter_count(runtime.redis, runtime.keys, repo),
         # Event-log entries no consumer can read (all repos): skipped, kept, counted.
         "poison_events": await runtime.eventlog.poison_count(),
         # This repo's queue change-stream entries no reader can parse: skipped, kept, counted.

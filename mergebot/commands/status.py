@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from mergebot.commands.support import CommandError, add_repo_option, in_runtime
+from mergebot.render import in_words, shorten
 from mergebot.runtime import Runtime
 from mergebot.status import all_status, repo_status
 
@@ -43,6 +44,9 @@ def render(status: dict[str, Any]) -> str:
     held = status.get("held")
     if held:
         lines.append(f"  waiting to land: {held['slug']}, checked on {str(held['base_sha'])[:7]}")
+    cutover = status.get("cutover") or {}
+    if cutover.get("held_back"):
+        lines.append(f"  held in shadow (configured live): {cutover['reason']}")
     if not status["candidates"]:
         lines.append("  no candidates")
     for c in status["candidates"]:
@@ -50,8 +54,8 @@ def render(status: dict[str, Any]) -> str:
         sha = (c["sha"] or "")[:7] or "-"
         priority = f" p={c['priority']}" if c.get("priority") else ""
         lines.append(f"  {where:<12} {c['slug']:<24} {c['branch'] or '-'} {sha}{priority}")
-        for reason in c["reasons"]:
-            lines.append(f"      - {reason}")
+        for reason in c["reasons"]:  # one line each, however many files a conflict names
+            lines.append(f"      - {shorten(in_words(str(reason)), 160)}")
         if c["followup_id"]:
             lines.append(f"      follow-up: {c['followup_id']}")
     ignored = status["ignored"]

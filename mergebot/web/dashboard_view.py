@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 from mergebot.followups import Followup
 from mergebot.queue import item_id
-from mergebot.render import REASON_TEXT, take
+from mergebot.render import in_words, take
 
 REFRESH_SECONDS = 10
 
@@ -276,6 +276,8 @@ class RepoView:
     repo: str
     base: str
     mode: str
+    # Why a repo configured live still runs in shadow (its cutover bar is not met), or None.
+    held_in_shadow: str | None
     managed: bool
     path: str
     api: str
@@ -293,6 +295,7 @@ class RepoView:
     ignored: dict[str, int]
     refusals: int
     frozen: FrozenView | None = None
+    held: str | None = None  # the slug of the checked candidate waiting for base to open
 
 
 def counts(status: Mapping[str, Any]) -> dict[str, int]:
@@ -303,14 +306,6 @@ def counts(status: Mapping[str, Any]) -> dict[str, int]:
 
 def candidate_id(candidate: Mapping[str, Any]) -> str:
     return item_id(str(candidate["slug"]), str(candidate["branch"]), str(candidate["sha"]))
-
-
-def in_words(reason: str) -> str:
-    """A reason as people read it: a leading machine code (`merge_conflict: …`) in words."""
-    code, sep, rest = reason.partition(": ")
-    if code in REASON_TEXT:
-        return f"{REASON_TEXT[code]}{sep}{rest}"
-    return REASON_TEXT.get(reason, reason)
 
 
 def followup_path(repo: str, followup_id: str) -> str:
@@ -380,10 +375,13 @@ def repo_view(
     lease = status.get("lease")
     expires = parse_time(lease.get("expires_at")) if isinstance(lease, Mapping) else None
     refusals = status.get("refusals")
+    cutover = status.get("cutover")
+    held = isinstance(cutover, Mapping) and bool(cutover.get("held_back"))
     return RepoView(
         repo=repo,
         base=str(status.get("base", "")),
         mode=str(status.get("mode", "")),
+        held_in_shadow=str(cutover.get("reason", "")) if held and cutover else None,
         managed=bool(status.get("managed", True)),
         path=repo_path(repo),
         api=api_path(repo),
@@ -403,7 +401,13 @@ def repo_view(
         ignored={str(k): int(v) for k, v in (status.get("ignored") or {}).items()},
         refusals=int(refusals.get("total", 0)) if isinstance(refusals, Mapping) else 0,
         frozen=FrozenView.of(status.get("frozen"), now),
+        held=_held_slug(status.get("held")),
     )
+
+
+def _held_slug(raw: object) -> str | None:
+    slug = raw.get("slug") if isinstance(raw, Mapping) else None
+    return str(slug) if slug else None
 
 
 def overview(views: Iterable[RepoView]) -> dict[str, Any]:
@@ -415,5 +419,5 @@ def overview(views: Iterable[RepoView]) -> dict[str, Any]:
     return {
         "repos": listed,
         "totals": {name: totals.get(name, 0) for name in COUNTED},
-        "dead_letters": max((v.dead_letters for v in listed), default=0),
+        "dead_letters": sum(v.dead_letters for v in listed),
     }

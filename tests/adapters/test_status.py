@@ -9,11 +9,13 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from mergebot.commands.status import render as render_status
 from mergebot.main import create_app
 from mergebot.queue import Status
 from mergebot.runtime import Runtime
 from mergebot.status import projection_cache, repo_status
 from mergebot.store.lease import Lease
+from mergebot.store.notify import NotifyStore
 from mergebot.store.projection import ProjectionStore
 from mergebot.store.queue import QueueStore
 from tests.brainkit import emit, manage, process, queue_items
@@ -49,7 +51,9 @@ async def test_status_lists_queue_positions_waiting_reasons_and_lease(runtime: R
         REPO, "main", first.id, Status.BLOCKED, cause="conflict",
         followup_id="pr-1-integration-blocked-aaaaaaa", reasons=["merge conflict in a.txt"],
     )  # fmt: skip
-    await runtime.redis.rpush(runtime.keys.dead_letters(), "x", "y")
+    notify = NotifyStore(runtime.redis, runtime.keys)
+    for letter, repo in (("x", REPO), ("y", REPO), ("z", "acme/other")):
+        await notify.dead_letter({"id": letter, "repo": repo, "sink": "s", "at": "2026-01-01"})
 
     status = await repo_status(runtime, REPO)
 
@@ -141,3 +145,20 @@ async def test_status_parses_the_projection_again_only_after_it_changed(
         runtime.keys.projection_pushes(REPO),
     )
     assert (await cache.load(store, REPO)).candidates == {}
+
+
+def test_status_text_keeps_a_300_file_conflict_on_one_short_line() -> None:
+    files = ", ".join(f"src/module_{i:03d}.py" for i in range(300))
+    status = {
+        "repo": REPO, "base": "main", "mode": "live", "managed": True, "lease": None,
+        "candidates": [{
+            "slug": "pr-1", "branch": "feature/one", "sha": "a" * 40, "status": "blocked",
+            "position": None, "reasons": [f"merge_conflict: merge conflict in {files}"],
+            "followup_id": "pr-1-integration-blocked-aaaaaaa",
+        }],
+        "ignored": {}, "refusals": {"recent": []}, "dead_letters": 0,
+    }  # fmt: skip
+    [reason] = [line for line in render_status(status).splitlines() if line.startswith("      -")]
+    assert reason.startswith("      - merge conflict: merge conflict in src/module_000.py")
+    assert len(reason) <= 170
+    assert reason.endswith("…")

@@ -16,7 +16,7 @@ from mergebot.attempts import Attempt, AttemptStore
 from mergebot.config import ServerConfig
 from mergebot.followups import Followup, claim
 from mergebot.main import create_app
-from mergebot.queue import QueueItem, Status, item_id
+from mergebot.queue import IntegrationRecord, QueueItem, Status, item_id
 from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.connection import connect
 from mergebot.store.followups import FollowupStore
@@ -25,7 +25,7 @@ from mergebot.store.queue import QueueStore
 from tests.brainkit import emit, manage, process, queue_items
 from tests.conftest import API_TOKEN, free_port, settings_for
 from tests.factories import REPO, SHA_A, SHA_B
-from tests.unit.test_readiness import approve, finalize, push
+from tests.unit.test_readiness import approve, at, finalize, push, raw_event
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[[web.Application], Awaitable[Client]]
@@ -229,7 +229,7 @@ async def test_recently_integrated_shows_where_base_went(client: Client, runtime
     await store.transition(REPO, "main", first.id, Status.IN_PROGRESS, cause="picked")
     await store.transition(
         REPO, "main", first.id, Status.INTEGRATED, cause="main fast-forwarded",
-        integration={"main_after": "f" * 40, "mode": "live"},
+        integration=IntegrationRecord(main_after="f" * 40, mode="live"),
     )  # fmt: skip
     recent = section((await page(client, f"/repos/{REPO}")).text, "Recently finished")
     assert "pr-1 integrated" in recent
@@ -243,7 +243,9 @@ async def test_a_shadow_decision_says_would_integrate(client: Client, runtime: R
     await store.transition(REPO, "main", first.id, Status.IN_PROGRESS, cause="picked")
     await store.transition(
         REPO, "main", first.id, Status.INTEGRATED, cause="shadow: would integrate fffffff",
-        integration={"main_after": "f" * 40, "mode": "shadow", "would_integrate": "f" * 40},
+        integration=IntegrationRecord(
+            main_after="f" * 40, mode="shadow", would_integrate="f" * 40
+        ),
     )  # fmt: skip
     recent = section((await page(client, f"/repos/{REPO}")).text, "Recently finished")
     assert "pr-1 would integrate" in recent
@@ -351,3 +353,21 @@ async def test_storage_down_is_a_503_page(aiohttp_client: MakeClient, runtime: R
             assert "Storage unavailable" in shown.text
     finally:
         await nowhere.aclose()
+
+
+async def test_a_follow_up_page_before_the_notifier_stored_it_and_an_unknown_one(
+    client: Client, runtime: Runtime
+) -> None:
+    """A GitHub text links to the page the moment the block is in the log."""
+    manage(runtime, REPO, forge="github")
+    await emit(
+        runtime,
+        approve(), finalize(), push(),
+        raw_event("integration_blocked", blocked_at=at(10), base_sha=SHA_D),
+    )  # fmt: skip
+    shown = await page(client, f"/repos/{REPO}/followups/pr-1-integration-blocked-aaaaaaa")
+    assert "Merge conflict: pr-1" in shown.text
+    assert "does not merge cleanly into main at ddddddd" in shown.text
+    assert "Comment /mergebot resume on the pull request" in shown.text
+    assert "https://github.com/acme/widgets/pull/1" in shown.links()
+    await page(client, f"/repos/{REPO}/followups/nope", status=404)
