@@ -14,7 +14,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -75,6 +75,8 @@ class Runtime:
     projection_cache: ProjectionCache = field(default_factory=ProjectionCache, repr=False)
     # The queue position last shown on GitHub for each queued item (the reporter's memory).
     reported_positions: dict[str, int] = field(default_factory=dict, repr=False)
+    # The freeze last shown on the check runs of each repo's waiting candidates (the reporter's).
+    reported_holds: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
     # Set when the server file was read again (SIGHUP): services that depend on it look again.
     config_reloaded: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     # Every repo's forge, instead of the configured ones (tests set a fake).
