@@ -6,14 +6,18 @@ Shape: `{"repo", "base", "mode", "cutover": {"requested_mode", "mode", "held_bac
 "since", "until", "sha", "check"}, "held": null | {"slug", "base_sha", "since", "hold"}, "managed",
 "lease": null | {"owner", "expires_at"},
 "candidates": [{"slug", "branch", "sha", "status", "ready_at", "position", "reasons",
-"reason_codes", "followup_id", "updated_at", "priority", "pending_removal"}], "dead_letters": n,
-"poison_events": n,
-"poison_changes": n, "ignored": {code: n},
+"reason_codes", "followup_id", "updated_at", "priority", "pending_removal", "car", "stacked_on",
+"eta_seconds"}], "dead_letters": n, "poison_events": n,
+"poison_changes": n, "ignored": {code: n}, "train": {"window", "depth", "max_depth", "adaptive",
+"hold", "check_seconds", "cars": [{"position", "slugs", "shas", "stacked_on", "parent", "commit",
+"branch", "checks", "attempt"}]},
 "recent_ignored": […], "refusals": {"total": n, "recent": […]}}`.
 
 Candidates come in this order: the active queue (queued with its 1-based position, in_progress,
-blocked) in queue order (priority, then ready_at), then candidates that are not READY yet
-(status `waiting`, with what is missing), then the most recent finished items, newest first.
+blocked) in queue order (priority, then ready_at), each with its `car`, what the car is
+`stacked_on` and an `eta_seconds` (`mergebot.integrator.view`); then candidates that are not
+READY yet (status `waiting`, with what is missing); then the most recent finished items, newest
+first.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, cast
 
 from mergebot.cutover_facts import mode_decision
 from mergebot.gatekeeper import current_hold, waiting
+from mergebot.integrator.view import placement, train_view
 from mergebot.notify.view import LandedBy, landed_by
 from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
@@ -107,6 +112,15 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
     states = projection.candidates
     raw_lease = cast(dict[str, str], await runtime.redis.hgetall(runtime.keys.lease(repo, base)))
     lease = info_from_hash(raw_lease)
+    published = cast(dict[str, str], await runtime.redis.hgetall(runtime.keys.train(repo, base)))
+    pipeline = config.pipeline
+    train = train_view(
+        published,
+        depth=pipeline.depth,
+        max_depth=pipeline.max_depth,
+        adaptive=pipeline.adaptive,
+        held=lease is not None,
+    )
     decision, evidence = await mode_decision(runtime, repo)
 
     candidates: list[dict[str, Any]] = []
@@ -117,7 +131,8 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
         if item.status == Status.QUEUED:
             position += 1
             pos = position
-        candidates.append(_item_entry(item, pos, states.get(item.id)))
+        entry = _item_entry(item, pos, states.get(item.id))
+        candidates.append({**entry, **placement(train, item.slug, pos)})
     for key in sorted(states, key=lambda k: (states[k].slug, _iso(states[k].ready_at) or "")):
         state = states[key]
         if state.status == CandidateStatus.WAITING and key not in active_ids:
@@ -148,6 +163,7 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
             {"owner": lease.owner, "expires_at": lease.expires_at.isoformat()} if lease else None
         ),
         "candidates": candidates,
+        "train": train,
         "dead_letters": await dead_letter_count(runtime.redis, runtime.keys, repo),
         # Event-log entries no consumer can read (all repos): skipped, kept, counted.
         "poison_events": await runtime.eventlog.poison_count(),

@@ -92,6 +92,8 @@ def plan(item: QueueItem, facts: Facts, *, links: Links, templates_dir: str | No
         context = {
             "integration_sha": integration.integration_sha or integration.sha,
             "checks": list(integration.checks),
+            "car": integration.car,
+            "stacked_on": integration.stacked_on,
             "frozen": facts.frozen,
         }
     elif state in (ReportState.MERGED, ReportState.WOULD_MERGE):
