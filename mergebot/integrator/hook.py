@@ -44,7 +44,14 @@ class IntegratorHook(ReadyHook):
         while True:
             self._again.discard(key)
             try:
-                await Integrator(self.runtime, repo, base).drain()
+                result = await Integrator(self.runtime, repo, base).drain()
+                if result.status in ("busy", "lost") and await self.work_left(repo, base):
+                    # The holder may be dead (a server killed with SIGKILL): its lease runs out
+                    # by itself, and nobody would look again before the next sweep. Look again
+                    # once it can have run out; a living holder has renewed it by then.
+                    ttl = self.runtime.server_config.repo(repo).lease_ttl_seconds
+                    await asyncio.sleep(ttl)
+                    self._again.add(key)
             except (RedisError, OSError, GitError, ConfigError) as exc:
                 log.warning("integrator_failed repo=%s base=%s error=%s", repo, base, exc)
                 return
@@ -53,6 +60,11 @@ class IntegratorHook(ReadyHook):
                 return
             if key not in self._again:
                 return
+
+    async def work_left(self, repo: str, base: str) -> bool:
+        """Whether (repo, base) has queued or in-progress items."""
+        active = await QueueStore(self.runtime.redis, self.runtime.keys).active(repo, base)
+        return any(i.status in (Status.QUEUED, Status.IN_PROGRESS) for i in active)
 
     async def idle(self) -> None:
         """Wait until no drain of this hook runs (tests, shutdown)."""
@@ -69,13 +81,11 @@ async def sweep(runtime: Runtime, hook: IntegratorHook) -> None:
     """Start a drain for every managed repo with unfinished work (after a restart, or when the
     holder of another replica died): the fallback, not the path events take."""
     known = {str(r) for r in await runtime.redis.smembers(runtime.keys.repos())}
-    queue = QueueStore(runtime.redis, runtime.keys)
     for repo in sorted(set(runtime.server_config.repos) | known):
         if not runtime.server_config.managed(repo):
             continue
         base = runtime.server_config.repo(repo).base_branch
-        active = await queue.active(repo, base)
-        if any(i.status in (Status.QUEUED, Status.IN_PROGRESS) for i in active):
+        if await hook.work_left(repo, base):
             await hook.candidate_ready(repo, base)
 
 
