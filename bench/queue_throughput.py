@@ -173,8 +173,7 @@ async def drain(
             f"commands = {commands!r}".replace("'", '"'),
         ]
     )
-    # The check commands log their runs into the bench's temp dir: they run as this user,
-    # unsandboxed (sandboxing is measured nowhere here, and would hide that dir from them).
+    # Checks run as this process's user, unsandboxed: they write the CI-run count in our tmp dir.
     settings = Settings(
         data_dir=root / "data",
         redis_url=redis_url,
@@ -283,7 +282,7 @@ def shim(root: Path) -> Path:
 async def main_async(args: argparse.Namespace) -> str:
     n, check, p = args.candidates, args.check_seconds, args.fail_share
     rng = random.Random(args.seed)
-    bad = {i for i in range(n) if rng.random() < p}
+    bad = set(rng.sample(range(n), round(p * n)))  # exactly the share p (rounded), seeded
     p_real = len(bad) / n
     adaptive = "{ depth = 1, adaptive = true, max_depth = 8 }"
     scenarios: list[Scenario] = []

@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
          "stored 130 events, as expected"),
         ("projection_fold.py", ["--events", "120"], "projection JSON"),
         ("metrics_scrape.py", ["--events", "120", "--rounds", "1"], "outcomes counted: 30"),
+        ("queue_throughput.py", ["--candidates", "3", "--check-seconds", "0.2"],
+         "bot overhead per candidate"),
     ],
 )  # fmt: skip
 def test_benchmark_runs_and_reports(
