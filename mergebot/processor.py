@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 from mergebot.config import REMOTE_NAME, RepoConfig, ServerConfig
 from mergebot.events import BranchPushed, CanonicalEvent, FinalizeReady, IntegrationCompleted
 from mergebot.forge.repo_config import EffectiveConfigs
-from mergebot.git.facts import BatchRefs, GitFactsSource, MirrorGitFactsSource
+from mergebot.git.facts import GitFactsSource, MirrorGitFactsSource
 from mergebot.plan import Action, Enqueue, Move, Reschedule, plan
 from mergebot.queue import InvalidTransitionError, Status
 from mergebot.readiness import (
@@ -160,11 +160,8 @@ class Projector:
                 note = Note(NoteCode.NOT_MANAGED, f"{repo} is not managed: stored, not integrated")
                 result.notes.append((entry.entry_id, entry.envelope.name.value, note))
         else:
-            base = self.server_config.repo(repo).base_branch
-            refs = BatchRefs(
-                frozenset({base} | branches_of(state, touched)), branch_claims(events, base)
-            )
-            await self._reconcile(state, touched, result, guard, refs)
+            claims = branch_claims(events, self.server_config.repo(repo).base_branch)
+            await self._reconcile(state, touched, result, guard, claims)
         state.last_entry = fresh[-1].entry_id
         result.applied = len(fresh)
         for note_entry, note_event, note in result.notes:
@@ -201,11 +198,11 @@ class Projector:
         slugs: set[str],
         result: BatchResult,
         guard: Callable[[], None] | None,
-        refs: BatchRefs | None,
+        claims: dict[str, str] | None,
     ) -> None:
         repo = state.repo
         server = self.server_config.repo(repo)
-        git = await self.git.snapshot(repo, server, refs)
+        git = await self.git.snapshot(repo, server, claims)
         config = await self._effective(repo, server, git)
         rules = Rules.from_config(config)
         result.base = rules.base
@@ -264,16 +261,6 @@ class Projector:
                 await self.queue.reschedule(
                     repo, base, action.item_id, action.ready_at, action.priority
                 )
-
-
-def branches_of(state: ProjectionState, slugs: set[str]) -> set[str]:
-    """The branches the candidates of `slugs` are on."""
-    found: set[str] = set()
-    for slug in slugs:
-        facts = state.facts.slugs.get(slug)
-        if facts is not None:
-            found |= {f.branch for f in facts.finalizes}
-    return found
 
 
 def branch_claims(events: Sequence[CanonicalEvent], base: str) -> dict[str, str]:
