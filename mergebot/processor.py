@@ -140,9 +140,28 @@ class Projector:
         if not fresh:
             self._unchanged(state, rev)
             return result
+        touched, events = self.fold_in(state, fresh, result)
+        if self.server_config.managed(repo):
+            claims = branch_claims(events, self.server_config.repo(repo).base_branch)
+            await self._reconcile(state, touched, result, guard, claims)
+        for note_entry, note_event, note in result.notes:
+            log.info(
+                "event_ignored repo=%s entry=%s event=%s code=%s why=%s",
+                repo, note_entry, note_event, note.code, note.text,
+            )  # fmt: skip
+        if guard:
+            guard()
+        await self._save(state, result.notes, touched)
+        return result
+
+    def fold_in(
+        self, state: ProjectionState, entries: Sequence[LogEntry], result: BatchResult
+    ) -> tuple[set[str], list[CanonicalEvent]]:
+        """Fold `entries` into the facts (no git, no queue): the slugs touched and the events."""
         touched: set[str] = set()
         events: list[CanonicalEvent] = []
-        for entry in fresh:
+        managed = self.server_config.managed(state.repo)
+        for entry in entries:
             name = entry.envelope.name.value
             try:
                 event = entry.envelope.event()
@@ -154,25 +173,23 @@ class Projector:
             folded = fold(state.facts, event)
             touched |= folded.slugs
             result.notes += [(entry.entry_id, name, n) for n in folded.notes]
-        managed = self.server_config.managed(repo)
-        if not managed:
-            for entry in fresh:
-                note = Note(NoteCode.NOT_MANAGED, f"{repo} is not managed: stored, not integrated")
-                result.notes.append((entry.entry_id, entry.envelope.name.value, note))
-        else:
-            claims = branch_claims(events, self.server_config.repo(repo).base_branch)
-            await self._reconcile(state, touched, result, guard, claims)
-        state.last_entry = fresh[-1].entry_id
-        result.applied = len(fresh)
-        for note_entry, note_event, note in result.notes:
-            log.info(
-                "event_ignored repo=%s entry=%s event=%s code=%s why=%s",
-                repo, note_entry, note_event, note.code, note.text,
-            )  # fmt: skip
-        if guard:
-            guard()
-        await self._save(state, result.notes, touched)
-        return result
+            if not managed:
+                note = Note(
+                    NoteCode.NOT_MANAGED, f"{state.repo} is not managed: stored, not integrated"
+                )
+                result.notes.append((entry.entry_id, name, note))
+        if entries:
+            state.last_entry = entries[-1].entry_id
+            result.applied += len(entries)
+        return touched, events
+
+    async def settle(self, state: ProjectionState, result: BatchResult) -> None:
+        """Decide every slug of a state folded with `fold_in` alone (replay: git is asked once
+        per slug, with one fetch), perform the queue actions and store the projection."""
+        slugs = set(state.facts.slugs)
+        if self.server_config.managed(state.repo):
+            await self._reconcile(state, slugs, result, None, None)
+        await self._save(state, result.notes, slugs)
 
     async def reevaluate(
         self, repo: str, *, guard: Callable[[], None] | None = None
@@ -217,10 +234,13 @@ class Projector:
         items = await self.queue.get_many(repo, rules.base, list(states))
         actions = plan(repo, rules.base, states, items, self.clock())
         result.actions += actions
-        for action in actions:
+        for run in _runs(actions):
             if guard:
                 guard()
-            await self._perform(repo, rules.base, action, result)
+            if isinstance(run, list):
+                await self._enqueue(repo, run, result)
+            else:
+                await self._perform(repo, rules.base, run, result)
         for key in [k for k, c in state.candidates.items() if c.slug in slugs]:
             if key not in states:
                 del state.candidates[key]
@@ -236,6 +256,13 @@ class Projector:
         except GitFactsError:
             tip = None
         return await self.configs.get(repo, tip)
+
+    async def _enqueue(self, repo: str, run: list[Enqueue], result: BatchResult) -> None:
+        done = await self.queue.enqueue_many([(a.item, a.cause) for a in run])
+        for action, queued in zip(run, done, strict=True):
+            if queued:
+                result.queued.append(action.item.id)
+                log.info("candidate_queued repo=%s item=%s", repo, action.item.id)
 
     async def _perform(self, repo: str, base: str, action: Action, result: BatchResult) -> None:
         match action:
@@ -261,6 +288,21 @@ class Projector:
                 await self.queue.reschedule(
                     repo, base, action.item_id, action.ready_at, action.priority
                 )
+
+
+def _runs(actions: Sequence[Action]) -> list[Action | list[Enqueue]]:
+    """The actions in order, consecutive enqueues grouped (written in one round trip)."""
+    out: list[Action | list[Enqueue]] = []
+    for action in actions:
+        if isinstance(action, Enqueue):
+            last = out[-1] if out else None
+            if isinstance(last, list):
+                last.append(action)
+            else:
+                out.append([action])
+        else:
+            out.append(action)
+    return out
 
 
 def branch_claims(events: Sequence[CanonicalEvent], base: str) -> dict[str, str]:

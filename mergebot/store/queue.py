@@ -17,6 +17,7 @@ entry and its change-stream entry.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -156,14 +157,26 @@ class QueueStore:
         from_status: str,
         change: StatusChange | None,
     ) -> bool:
+        keys, args = self._write_call(item, expected_raw, from_status, change)
+        ok = await self._write(keys=keys, args=args)
+        return bool(ok)
+
+    def _write_call(
+        self,
+        item: QueueItem,
+        expected_raw: str | None,
+        from_status: str,
+        change: StatusChange | None,
+    ) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV of the write script."""
         new_json = item.model_dump_json()
-        ok = await self._write(
-            keys=[
+        return (
+            [
                 self.keys.items(item.repo, item.base),
                 self.keys.queue(item.repo, item.base),
                 self.keys.changes(item.repo),
             ],
-            args=[
+            [
                 item.id,
                 expected_raw or "",
                 new_json,
@@ -175,7 +188,6 @@ class QueueStore:
                 change.cause if change else "",
             ],
         )
-        return bool(ok)
 
     async def enqueue(self, item: QueueItem, *, cause: str = "became ready") -> bool:
         """Queue a candidate; False when (slug, branch, sha) is already there.
@@ -198,6 +210,26 @@ class QueueStore:
             if await self._cas(new, raw, from_status="", change=change):
                 return True
         raise QueueConflictError(f"could not enqueue {item.id}: too many concurrent changes")
+
+    async def enqueue_many(self, entries: Sequence[tuple[QueueItem, str]]) -> list[bool]:
+        """Queue several candidates (item, cause) in one round trip, in order: each is written
+        by its own script where no item of its id exists yet; one that exists goes through
+        `enqueue` afterwards (queued again, or a no-op). What `enqueue` would answer, per item."""
+        calls = []
+        for item, cause in entries:
+            if item.status != Status.QUEUED:
+                raise ValueError(f"a new queue item must be queued, not {item.status}")
+            change = StatusChange(status=Status.QUEUED, at=item.updated_at, cause=cause)
+            new = item.model_copy(update={"history": [change]})
+            calls.append(self._write_call(new, None, "", change))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                await self._write(keys=keys, args=args, client=cast(Any, pipe))
+            replies = await pipe.execute()
+        done = []
+        for (item, cause), written in zip(entries, replies, strict=True):
+            done.append(bool(written) or await self.enqueue(item, cause=cause))
+        return done
 
     async def transition(
         self,

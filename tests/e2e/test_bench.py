@@ -21,6 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
         ("events_api.py", ["--requests", "40", "--batch", "5", "--rounds", "2"],
          "stored 130 events, as expected"),
         ("projection_fold.py", ["--events", "120"], "projection JSON"),
+        ("replay.py", ["--events", "300", "--repos", "2", "--rounds", "1"],
+         "no difference from the stored projection"),
+        ("at_scale.py", ["--candidates", "40", "--repos", "2", "--big", "20", "--rounds", "1"],
+         "60 queued"),
     ],
 )  # fmt: skip
 def test_benchmark_runs_and_reports(
