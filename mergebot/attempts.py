@@ -130,6 +130,17 @@ def blocked_event(item: QueueItem, attempt: Attempt) -> Envelope:
         followup_id=attempt.followup_id,
         base=item.base,
         mode=attempt.mode.value,
+        # What the follow-up shows: the base commit merged onto, the commit checked and its
+        # branch (so a person can see what conflicted, and rebuild the checked tree).
+        **{
+            key: value
+            for key, value in (
+                ("base_sha", attempt.base_sha),
+                ("integration_sha", attempt.commit),
+                ("integration_branch", attempt.branch),
+            )
+            if value
+        },
     )
     return envelope_for(
         event,

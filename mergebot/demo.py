@@ -23,21 +23,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 from pydantic import SecretStr
 
-from mergebot.commands.followups import render_todo
+from mergebot.commands.followups import todo_text
 from mergebot.commands.serve import Wiring, serve
 from mergebot.commands.status import render as render_status
 from mergebot.config import Settings
 from mergebot.followups import Followup
 from mergebot.git.mirror import git_env
-from mergebot.queue import FINAL, ChangeError, QueueItem, Status, parse_change
+from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.runtime import Runtime, open_runtime
 from mergebot.status import repo_status
-from mergebot.store.changes import change_poisoned
+from mergebot.store.changes import follow_changes
 from mergebot.store.followups import FollowupStore
 
 REPO = "demo/widgets"
@@ -234,7 +234,6 @@ async def _watch_queue(
     runtime: Runtime, say: Say, slugs: set[str], deadline: Deadline, server: asyncio.Task[None]
 ) -> dict[str, QueueItem]:
     """Tell every queue change as it is recorded, until each slug's item is final or blocked."""
-    key = runtime.keys.changes(REPO)
     last = "0"
     settled: dict[str, QueueItem] = {}
     while set(settled) != slugs:
@@ -242,22 +241,16 @@ async def _watch_queue(
             raise DemoError("mergebot stopped before the story ended (interrupted?)")
         deadline.check("both candidates to settle")
         block_ms = max(1, min(500, int(deadline.left() * 1000)))
-        reply = await runtime.redis.xread({key: last}, count=100, block=block_ms)
-        for _stream, entries in cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply):
-            for entry_id, fields in entries:
-                last = entry_id
-                try:
-                    item = parse_change(REPO, entry_id, fields).item
-                except ChangeError as exc:  # recorded and counted; the story goes on
-                    await change_poisoned(
-                        runtime.redis, runtime.keys, REPO, entry_id,
-                        fields=fields, error=exc, group=None,
-                    )  # fmt: skip
-                    continue
-                change = f"{fields.get('from') or 'new'} -> {fields['to']}"
-                say(f"  queue  {item.slug:<14} {change:<26} {fields.get('cause', '')}")
-                if item.slug in slugs and (item.status in FINAL or item.status is Status.BLOCKED):
-                    settled[item.slug] = item
+        # Unreadable entries are recorded and counted by the reader; the story goes on.
+        last, changes = await follow_changes(
+            runtime.redis, runtime.keys, REPO, last, count=100, block_ms=block_ms
+        )
+        for change in changes:
+            item = change.item
+            moved = f"{change.previous or 'new'} -> {change.to}"
+            say(f"  queue  {item.slug:<14} {moved:<26} {change.cause}")
+            if item.slug in slugs and (item.status in FINAL or item.status is Status.BLOCKED):
+                settled[item.slug] = item
     return settled
 
 
@@ -329,7 +322,7 @@ async def run_demo(root: Path, say: Say, wiring: Wiring, *, seconds: float = 60.
             say("")
             say("The queue now (as `mergebot status` shows it):")
             say(render_status(await repo_status(runtime, REPO)))
-            todo = render_todo(runtime, followup, {}) if followup is not None else None
+            todo = await todo_text(runtime, followup, {}) if followup is not None else None
         finally:
             stop.set()
             await server

@@ -8,6 +8,7 @@ integrated (or withdrawn). Storage lives in `mergebot.store.followups`; this mod
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -16,26 +17,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from mergebot.events import Envelope, EventName
+from mergebot.render import reason_text
 
 
 class FollowupStatus(StrEnum):
     OPEN = "open"
     CLAIMED = "claimed"
     RESOLVED = "resolved"
-
-
-REASON_TEXT = {
-    "merge_conflict": "merge conflict",
-    "checks_failed": "checks failed",
-    "checks_missing": "required checks never appeared",
-    "checks_timeout": "checks did not finish in time",
-}
-
-
-def reason_text(reason: str | None) -> str:
-    if not reason:
-        return "blocked"
-    return REASON_TEXT.get(reason, reason.replace("_", " "))
 
 
 @dataclass(frozen=True)
@@ -45,6 +33,8 @@ class FailedCheck:
     url: str | None = None
     summary: str = ""
     output: str = ""
+    kind: str = ""  # "command" (run by mergebot: `name` is the command line) or "required"
+    exit_code: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +47,11 @@ class BlockInfo:
     message: str = ""
     diagnosis: str = ""
     output: str = ""
+    # What the candidate was merged onto, and the commit and branch its checks ran on: what a
+    # person needs to see what it conflicted with, or to rebuild the checked tree locally.
+    base_sha: str = ""
+    integration_sha: str = ""
+    integration_branch: str = ""
 
 
 def _strings(value: object) -> list[str]:
@@ -83,6 +78,8 @@ def _check(raw: object) -> FailedCheck | None:
         url=url if isinstance(url, str) and url.strip() else None,
         summary=_text(raw.get("summary") or raw.get("description")),
         output=_text(raw.get("output_tail") or raw.get("output") or raw.get("log")),
+        kind=_text(raw.get("kind")),
+        exit_code=code if isinstance(code := raw.get("exit_code"), int) else None,
     )
 
 
@@ -112,7 +109,18 @@ def block_info(details: dict[str, Any]) -> BlockInfo:
         message=_text(details.get("message") or details.get("error")),
         diagnosis=_text(details.get("diagnosis")),
         output=_text(details.get("output_tail") or details.get("output")),
+        base_sha=_sha(details.get("base_sha")),
+        integration_sha=_sha(details.get("integration_sha")),
+        integration_branch=_text(details.get("integration_branch")).strip(),
     )
+
+
+_SHA_RE = re.compile(r"[0-9a-f]{40}")
+
+
+def _sha(value: object) -> str:
+    """A 40-hex sha, or "" (a producer's free-form value is not shown as a commit)."""
+    return value if isinstance(value, str) and _SHA_RE.fullmatch(value) else ""
 
 
 class FollowupStateError(ValueError):
@@ -157,7 +165,11 @@ def from_blocked(envelope: Envelope, *, previous_id: str | None, now: datetime) 
     if envelope.name is not EventName.INTEGRATION_BLOCKED:
         raise ValueError(f"a follow-up comes from integration_blocked, not {envelope.name}")
     p = envelope.payload
-    details = p.get("details")
+    details = dict(p["details"]) if isinstance(p.get("details"), dict) else {}
+    # The integrator names the commits of the attempt beside the details (extra fields).
+    for key in ("base_sha", "integration_sha", "integration_branch"):
+        if isinstance(p.get(key), str) and p[key]:
+            details.setdefault(key, p[key])
     base = p.get("base")
     return Followup(
         id=str(p["followup_id"]),
@@ -167,7 +179,7 @@ def from_blocked(envelope: Envelope, *, previous_id: str | None, now: datetime) 
         sha=str(p["sha"]),
         base=base if isinstance(base, str) else None,
         reason=str(p["reason"]),
-        details=details if isinstance(details, dict) else {},
+        details=details,
         blocked_at=datetime.fromisoformat(str(p["blocked_at"])),
         event_id=envelope.id,
         previous_id=previous_id if previous_id != p["followup_id"] else None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shlex
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,6 +44,23 @@ _MD_RE = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
 _DISCORD_RE = re.compile(r"([\\`*_~|>#\-\[\]()<])")
 _MENTION_RE = re.compile(r"@(?=\w)")
 _BACKTICKS_RE = re.compile(r"`+")
+
+
+REASON_TEXT = {
+    "merge_conflict": "merge conflict",
+    "checks_failed": "checks failed",
+    "checks_missing": "required checks never appeared",
+    "checks_timeout": "checks did not finish in time",
+    "push_rejected": "push rejected",
+    "config_error": "invalid .github/mergebot.toml",
+}
+
+
+def reason_text(reason: object) -> str:
+    """A block's machine reason (`merge_conflict`) as people read it (merge conflict)."""
+    if not reason or not isinstance(reason, str):
+        return "blocked"
+    return REASON_TEXT.get(reason, reason.replace("_", " "))
 
 
 def template_roots(override: str | Path | None = None) -> list[Path]:
@@ -94,6 +112,59 @@ def slack_link(url: object, label: object) -> str:
     return f"<{target}|{slack_escape(one_line(label))}>"
 
 
+_SLACK_TICK_RUN = re.compile(r"`(?=`)")
+
+
+def slack_code(value: object) -> str:
+    """An inline `code` span in Slack mrkdwn. Slack has no longer fences and no escape, so a
+    backtick inside would end the span: it is shown as the look-alike U+02CB instead."""
+    return "`" + slack_escape(one_line(value)).replace("`", "\u02cb") + "`"
+
+
+def slack_block(value: object) -> str:
+    """A ```pre``` block in Slack mrkdwn. A run of backticks inside would close it early, so a
+    zero-width space is put between consecutive backticks (the text reads the same)."""
+    text = _SLACK_TICK_RUN.sub("`\u200b", slack_escape(value).rstrip("\n"))
+    return f"```\n{text}\n```"
+
+
+def split_text(value: object, limit: int) -> list[str]:
+    """`value` in pieces of at most `limit` characters, cut at line ends, for platforms whose
+    text objects are small (a Slack section holds 3,000 characters). A ``` block cut in two is
+    closed at the end of one piece and opened again at the start of the next."""
+    width = limit - 8  # room for the fence lines a cut adds
+    lines: list[str] = []
+    for line in str(value).split("\n"):  # a single overlong line is cut where it must be
+        lines += [line[i : i + width] for i in range(0, len(line), width)] or [""]
+    pieces: list[str] = []
+    current: list[str] = []
+    in_block = False
+    for line in lines:
+        if current and sum(len(c) + 1 for c in current) + len(line) > limit - 4:
+            pieces.append("\n".join(current) + ("\n```" if in_block else ""))
+            current = ["```"] if in_block else []
+        current.append(line)
+        if line.count("```") % 2:
+            in_block = not in_block
+    pieces.append("\n".join(current))
+    return [p for p in pieces if p.strip()]
+
+
+_LOGIN_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?")
+
+
+def mention(value: object) -> str:
+    """A GitHub login after an @ (the person is meant to be notified); anything that is not a
+    login is escaped Markdown, so it can mention nobody else (a team) nor add markup."""
+    text = one_line(value)
+    return text if _LOGIN_RE.fullmatch(text) else markdown_escape(text)
+
+
+def shell_quote(value: object) -> str:
+    """A value in a shell command people copy (a branch name may hold `;`, `$(…)` or spaces)."""
+    return shlex.quote(one_line(value))
+
+
 def _no_mentions(text: str) -> str:
     # A zero-width joiner after @ keeps the text readable and stops @everyone / @user pings.
     return _MENTION_RE.sub("@\u2060", text)
@@ -133,7 +204,7 @@ def discord_escape(value: object) -> str:
 
 def discord_block(value: object) -> str:
     """A Discord code block; Discord has no longer fences, so ``` inside is broken up."""
-    text = clean(value).rstrip("\n").replace("```", "`\u200b`\u200b`")
+    text = _SLACK_TICK_RUN.sub("`\u200b", clean(value).rstrip("\n"))
     return f"```\n{text}\n```"
 
 
@@ -153,12 +224,16 @@ def inline_code(value: object) -> str:
 
 
 def tail(value: object, lines: int = 20, chars: int = 2000) -> str:
-    """The end of a long output: the last `lines` lines, at most `chars` characters."""
+    """The end of a long output: the last `lines` lines, at most `chars` characters, starting
+    at the start of a line (a line cut in its middle reads as a different message). Only a
+    last line longer than `chars` by itself is shown from its middle, after a "…"."""
     text = clean(value).rstrip("\n")
     kept = text.splitlines()[-lines:] if lines > 0 else []
     out = "\n".join(kept)
     if len(out) > chars:
-        out = "…" + out[-(chars - 1) :]
+        end = out[-(chars - 2) :]
+        newline = end.find("\n")
+        out = "…\n" + (end[newline + 1 :] if newline >= 0 else end)
     return out
 
 
@@ -176,6 +251,12 @@ FILTERS = {
     "tg_url": telegram_url,
     "slack": slack_escape,
     "slack_link": slack_link,
+    "slack_code": slack_code,
+    "slack_block": slack_block,
+    "shell": shell_quote,
+    "split_text": split_text,
+    "mention": mention,
+    "reason_text": reason_text,
     "md": markdown_escape,
     "md_code": markdown_code,
     "md_block": markdown_block,
@@ -291,6 +372,23 @@ def cut(text: str, limit: int, marker: str = "\n…") -> str:
     if len(text) <= limit:
         return text
     return text[: limit - len(marker)] + marker
+
+
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def tidy(text: str) -> str:
+    """Optional sections leave runs of blank lines; Markdown needs at most one."""
+    return _BLANK_RUNS.sub("\n\n", text).strip()
+
+
+TODO_TEMPLATE = "followup/todo.md.j2"
+
+
+def render_todo(context: dict[str, Any], *, templates_dir: str | None = None) -> str:
+    """A follow-up todo as a Markdown document: the exported file, the PR comment (cut to fit by
+    the GitHub renderer) and the source of the dashboard's follow-up page."""
+    return tidy(renderer(templates_dir).render(TODO_TEMPLATE, context))
 
 
 def joined(parts: Iterable[str], sep: str = ", ") -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
+from mergebot.notify.view import LandedBy, landed_by
 from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
 from mergebot.runtime import Runtime
@@ -169,3 +170,16 @@ async def is_known(runtime: Runtime, repo: str) -> bool:
 
 async def all_status(runtime: Runtime) -> list[dict[str, Any]]:
     return [await repo_status(runtime, repo) for repo in await known_repos(runtime)]
+
+
+async def landing_of(runtime: Runtime, repo: str, base_sha: str) -> LandedBy | None:
+    """The candidate whose landing made `base_sha` (what a conflict on that base was with), from
+    the event log; None when mergebot did not make that commit or nothing is known of it."""
+    if not base_sha:
+        return None
+    found: LandedBy | None = None
+    async for entry in runtime.eventlog.replay(repo=repo):
+        landing = landed_by(entry.envelope)
+        if landing is not None and landing.main_after == base_sha:
+            found = landing
+    return found

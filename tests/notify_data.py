@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from mergebot.config import NotifyEvent
@@ -17,21 +19,17 @@ MAIN_BEFORE = "1111111111111111111111111111111111111111"
 MAIN_AFTER = "2222222222222222222222222222222222222222"
 AT = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
 
-HOSTILE_BRANCH = "fix/<b>bold</b>&_{x}(y)=|#+-.!@everyone`tick`"
-HOSTILE_MESSAGE = (
-    "@everyone <!channel> **pwned** <script>alert(1)</script> [click](http://evil.example) "
-    "_*[]()~`>#+-=|{}.!\\ ```escape```"
-)
-HOSTILE_OUTPUT = "collected 311 items\n" * 80 + (
-    "\x1b[31mFAILED\x1b[0m tests/test_x.py::test_<b>y</b> - AssertionError\n"
-    "```\n</pre><a href='x'>*not bold*</a>\n@here _under_ \\back\\slash\n"
-)
-HOSTILE_FILES = [
-    "src/<img src=x onerror=alert(1)>.py",
-    "docs/*bold*_[link](http://evil.example)~~.md",
-    "a`b``c.txt",
-    "weird|pipe#hash+plus-minus=eq{brace}.dot!bang",
-] + [f"pkg/module_{i:03d}/file_{i:03d}.py" for i in range(496)]
+# The hostile data set is kept beside the golden files it produces.
+HOSTILE = json.loads((Path(__file__).resolve().parent / "golden" / "hostile.json").read_text())
+HOSTILE_BRANCH: str = HOSTILE["branch"]
+HOSTILE_MESSAGE: str = HOSTILE["message"]
+HOSTILE_OUTPUT: str = HOSTILE["output_head"] * HOSTILE["output_head_repeat"] + HOSTILE["output_end"]
+HOSTILE_FILES: list[str] = HOSTILE["files"] + [
+    f"pkg/module_{i:03d}/file_{i:03d}.py" for i in range(496)
+]
+HOSTILE_COMMAND: str = HOSTILE["command"]
+BASE_SHA = "4444444444444444444444444444444444444444"
+INTEGRATION_SHA = "5555555555555555555555555555555555555555"
 
 
 def notification(
@@ -103,18 +101,29 @@ def followup(*, hostile: bool = False, status: FollowupStatus = FollowupStatus.O
             "files": HOSTILE_FILES,
             "checks": [
                 {
-                    "name": "tests <b>&</b> `lint`",
+                    "name": HOSTILE["check_name"],
                     "state": "failure",
-                    "url": "https://ci.example.com/runs/1?a=(b)",
+                    "url": HOSTILE["check_url"],
                     "summary": HOSTILE_MESSAGE,
                     "output": HOSTILE_OUTPUT,
-                }
+                    "kind": "required",
+                },
+                {
+                    "name": HOSTILE_COMMAND,
+                    "state": "failed",
+                    "kind": "command",
+                    "exit_code": 2,
+                    "output_tail": HOSTILE_OUTPUT,
+                },
             ],
             "message": HOSTILE_MESSAGE,
+            "base_sha": BASE_SHA,
+            "integration_sha": INTEGRATION_SHA,
+            "integration_branch": "mergebot/integration/pr-42",
         }
         reason = "checks_failed"
     else:
-        details = {"files": ["src/widgets/spin.py", "tests/test_spin.py"]}
+        details = {"files": ["src/widgets/spin.py", "tests/test_spin.py"], "base_sha": BASE_SHA}
         reason = "merge_conflict"
     extra: dict[str, Any] = {}
     if status is not FollowupStatus.OPEN:

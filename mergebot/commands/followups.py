@@ -12,9 +12,10 @@ from typing import cast
 
 from mergebot.commands.support import CommandError, add_repo_option, in_runtime
 from mergebot.followups import Followup, FollowupStatus
-from mergebot.notify.view import TODO_TEMPLATE, followup_context, links_for
-from mergebot.render import TemplateError, renderer
+from mergebot.notify.view import followup_context, links_for
+from mergebot.render import TemplateError, render_todo
 from mergebot.runtime import Runtime
+from mergebot.status import landing_of
 from mergebot.store.followups import FollowupStore
 
 HELP = "export blocked follow-ups as Markdown todos or JSON"
@@ -38,10 +39,15 @@ def file_name(followup: Followup, ext: str) -> str:
     return f"{name[:150]}.{ext}"
 
 
-def render_todo(runtime: Runtime, followup: Followup, by_id: dict[str, Followup]) -> str:
+async def todo_text(runtime: Runtime, followup: Followup, by_id: dict[str, Followup]) -> str:
     links = links_for(runtime.settings, runtime.server_config, followup.repo)
-    context = followup_context(followup, links, previous=by_id.get(followup.previous_id or ""))
-    return renderer(runtime.server_config.templates_dir).render(TODO_TEMPLATE, context) + "\n"
+    context = followup_context(
+        followup,
+        links,
+        previous=by_id.get(followup.previous_id or ""),
+        landed_by=await landing_of(runtime, followup.repo, followup.info().base_sha),
+    )
+    return render_todo(context, templates_dir=runtime.server_config.templates_dir) + "\n"
 
 
 async def _texts(runtime: Runtime, args: argparse.Namespace) -> list[tuple[Followup, str]]:
@@ -59,7 +65,7 @@ async def _texts(runtime: Runtime, args: argparse.Namespace) -> list[tuple[Follo
             f,
             json.dumps(f.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
             if args.format == "json"
-            else render_todo(runtime, f, by_id),
+            else await todo_text(runtime, f, by_id),
         )
         for f in everything
         if status is None or f.status is status

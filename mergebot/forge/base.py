@@ -73,6 +73,8 @@ class Report:
     summary_markdown: str
     details_url: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # The check run's `output.text`, below the summary: a blocked candidate's follow-up todo.
+    text_markdown: str | None = None
 
 
 class CommentKind(StrEnum):

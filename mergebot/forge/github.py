@@ -39,7 +39,7 @@ from mergebot.forge.base import (
     ReportState,
 )
 from mergebot.forge.errors import ForgeError, RateLimitedError
-from mergebot.forge.render import render_comment
+from mergebot.forge.render import MARKER_ROOM, MAX_COMMENT, fit, render_comment
 from mergebot.forge.retrying import Retry, RetryPolicy, decide
 
 log = logging.getLogger("mergebot.forge.github")
@@ -416,6 +416,8 @@ class GitHubForge:
 
             existing = await self._call(f"mergebot check run of {report.sha[:7]}", find)
         output = {"title": report.title, "summary": report.summary_markdown}
+        if report.text_markdown:
+            output["text"] = report.text_markdown
         fields: dict[str, Any] = {"status": status, "output": output}
         if conclusion is not None:
             fields["conclusion"] = conclusion
@@ -479,7 +481,9 @@ class GitHubForge:
             log.info("comment_skipped repo=%s slug=%s: not a pull request", repo, slug)
             return
         gh_repo = await self._prepare(repo)
-        text = f"{body.rstrip()}\n\n{marker(kind)}"
+        # The renderer leaves room for the marker; a body from elsewhere is cut here, because
+        # GitHub refuses a longer comment outright (422) and the person would see nothing.
+        text = f"{fit(body.rstrip(), MAX_COMMENT - MARKER_ROOM)}\n\n{marker(kind)}"
         key = (repo, number, kind)
         comment_id = self._comments.get(key)
         if comment_id is None:

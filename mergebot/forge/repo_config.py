@@ -113,7 +113,6 @@ async def report_config_error(
 ) -> None:
     """Show the problems on the candidate: a failing `mergebot` check and one config comment."""
     problems = [{"key": p.key, "reason": p.reason} for p in error.problems]
-    message = "\n".join(f"- `{p['key']}`: {p['reason']}" for p in problems)
     await forge.report(
         render_report(
             repo,
@@ -122,9 +121,9 @@ async def report_config_error(
             ReportState.BLOCKED,
             templates_dir=templates_dir,
             base=base,
-            reason="config_error",
-            details={"message": f"`{REPO_CONFIG_PATH}` is invalid:\n\n{message}"},
-            followup_id="none",
+            followup=None,
+            file=REPO_CONFIG_PATH,
+            problems=problems,
         )
     )
     body = render_comment(

@@ -20,22 +20,19 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from redis.exceptions import ResponseError
-
 from mergebot.config import Mode
 from mergebot.events import Envelope, EventName, IntegrationBlocked, IntegrationCompleted
 from mergebot.followups import Followup, from_blocked
 from mergebot.forge.base import CommentKind, Forge, Report, ReportState
 from mergebot.forge.errors import ForgeError
 from mergebot.forge.reconcile import github_repos
-from mergebot.forge.render import render_report
+from mergebot.forge.render import render_report, render_todo_comment
 from mergebot.github.command_worker import forge_for
-from mergebot.notify.view import TODO_TEMPLATE, Links, followup_context, links_for
-from mergebot.queue import ChangeError, QueueItem, Status, parse_change
-from mergebot.render import renderer
+from mergebot.notify.view import LandedBy, Links, followup_context, landed_by, links_for
+from mergebot.queue import QueueItem, Status
 from mergebot.runtime import Runtime
 from mergebot.services import keep_running, sleep_until_stopped
-from mergebot.store.changes import change_poisoned
+from mergebot.store.changes import ChangeReader
 from mergebot.store.followups import FollowupStore
 from mergebot.store.queue import QueueStore
 
@@ -64,6 +61,7 @@ class Facts:
     blocked: IntegrationBlocked | None = None
     followup: Followup | None = None  # the block's follow-up todo (stored, else from its event)
     previous_followup: Followup | None = None
+    landed_by: LandedBy | None = None  # the landing that made the base a conflict was with
 
 
 @dataclass(frozen=True)
@@ -93,20 +91,20 @@ def plan(item: QueueItem, facts: Facts, *, links: Links, templates_dir: str | No
         merged = merged or integration.get("main_after") or integration.get("integration_sha")
         context = {"merged_sha": merged or item.sha}
     elif state is ReportState.BLOCKED:
-        followup = facts.followup or item_followup(item)
-        context = {
-            "reason": followup.reason,
-            "details": dict(followup.details),
-            "followup_id": followup.id,
-        }
+        todo = followup_context(
+            facts.followup or item_followup(item),
+            links,
+            previous=facts.previous_followup,
+            landed_by=facts.landed_by,
+        )
+        context = {"followup": todo}
     elif state is ReportState.SUPERSEDED:
         context = {"newer_sha": None}
     else:
         context = {"reason": ", ".join(item.reasons) or None}
     report = render_report(item.repo, item.slug, item.sha, state, **common, **context)
     if state is ReportState.BLOCKED:
-        todo = followup_context(followup, links, previous=facts.previous_followup)
-        body = renderer(templates_dir).render(TODO_TEMPLATE, todo)
+        body = render_todo_comment(context["followup"], templates_dir=templates_dir)
         return Plan(report, comment=(CommentKind.BLOCKED, body))
     if state is ReportState.MERGED:
         return Plan(report, landed=(item.sha, str(context["merged_sha"])))
@@ -164,9 +162,12 @@ async def facts_for(runtime: Runtime, item: QueueItem) -> Facts:
     completed: IntegrationCompleted | None = None
     blocked: IntegrationBlocked | None = None
     blocks: dict[str, Envelope] = {}  # the slug's blocks by follow-up id, in log order
+    landings: dict[str, LandedBy] = {}  # every landing of the repo, by the base it made
     if item.status in (Status.INTEGRATED, Status.BLOCKED):
         async for entry in runtime.eventlog.replay(repo=item.repo):
             env = entry.envelope
+            if landing := landed_by(env):
+                landings[landing.main_after] = landing
             if env.payload.get("slug") != item.slug:
                 continue
             if env.name is EventName.INTEGRATION_COMPLETED and env.payload.get("sha") == item.sha:
@@ -185,7 +186,8 @@ async def facts_for(runtime: Runtime, item: QueueItem) -> Facts:
     previous = None
     if followup.previous_id in blocks:
         previous = await _followup(runtime, blocks[followup.previous_id], None)
-    return Facts(position, completed, blocked, followup, previous)
+    landing = landings.get(followup.info().base_sha)
+    return Facts(position, completed, blocked, followup, previous, landing)
 
 
 async def _followup(runtime: Runtime, envelope: Envelope, previous_id: str | None) -> Followup:
@@ -231,65 +233,34 @@ async def handle(
     return True
 
 
-async def _ensure_groups(runtime: Runtime, repos: list[str]) -> None:
-    for repo in repos:
-        try:
-            await runtime.redis.xgroup_create(
-                runtime.keys.changes(repo), GROUP, id="0", mkstream=True
-            )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-
 async def drain(runtime: Runtime, consumer: str, *, block_ms: int | None = None) -> int:
     """One pass over the change streams of the managed GitHub repos; the number handled."""
     repos = github_repos(runtime)
     if not repos:
         return 0
-    await _ensure_groups(runtime, repos)
-    batches: list[tuple[str, list[tuple[str, dict[str, str]]]]] = []
-    for repo in repos:  # a dead consumer's unacknowledged changes first
-        stream = runtime.keys.changes(repo)
-        claimed = await runtime.redis.xautoclaim(
-            stream, GROUP, consumer, min_idle_time=RECLAIM_IDLE_MS, start_id="0-0", count=50
-        )
-        # XAUTOCLAIM answers 2 elements on Redis 6.2 and 3 on 7.x; the entries are the second.
-        rows = [row for row in claimed[1] if row and row[1]]
-        if rows:
-            batches.append((stream, rows))
-    streams: dict[Any, Any] = {runtime.keys.changes(repo): ">" for repo in repos}
-    reply = await runtime.redis.xreadgroup(GROUP, consumer, streams, count=50, block=block_ms)
-    batches += cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply or [])
+    reader = ChangeReader(runtime.redis, runtime.keys, GROUP, consumer)
+    await reader.ensure(repos)
+    # A dead consumer's unacknowledged changes first.
+    claimed = await reader.reclaim(repos, min_idle_ms=RECLAIM_IDLE_MS, count=50)
+    new = await reader.read(repos, count=50, block_ms=block_ms)
     handled = 0
     touched: set[tuple[str, str]] = set()
-    repo_of = {runtime.keys.changes(repo): repo for repo in repos}
-    for stream, rows in batches:
-        repo = repo_of[stream]
-        for entry_id, fields in rows:
-            try:
-                item = parse_change(repo, entry_id, fields).item
-            except ChangeError as exc:
-                # A poison entry: recorded, counted and acknowledged, so the reporter moves on.
-                await change_poisoned(
-                    runtime.redis, runtime.keys, repo, entry_id,
-                    fields=fields, error=exc, group=GROUP,
-                )  # fmt: skip
-                continue
-            touched.add((item.repo, item.base))
-            done = False
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                forge = await forge_for(runtime, item.repo)
-                done = await handle(runtime, forge, item)
-                if done:
-                    break
-                await asyncio.sleep(0.5 * attempt)
-            if not done:
-                log.warning(
-                    "report_given_up repo=%s slug=%s status=%s", item.repo, item.slug, item.status
-                )
-            await runtime.redis.xack(stream, GROUP, entry_id)
-            handled += 1
+    for repo, change in claimed.changes + new.changes:
+        item = change.item
+        touched.add((item.repo, item.base))
+        done = False
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            forge = await forge_for(runtime, item.repo)
+            done = await handle(runtime, forge, item)
+            if done:
+                break
+            await asyncio.sleep(0.5 * attempt)
+        if not done:
+            log.warning(
+                "report_given_up repo=%s slug=%s status=%s", item.repo, item.slug, item.status
+            )
+        await reader.ack(repo, change)
+        handled += 1
     for repo, base in sorted(touched):
         await refresh_positions(runtime, repo, base)
     return handled

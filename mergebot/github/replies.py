@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mergebot.render import renderer
+from mergebot.forge.render import render_reply
 
 
 def render(name: str, *, templates_dir: str | None = None, **context: Any) -> str:
-    body = renderer(templates_dir).render(f"github/{name}.md.j2", context)
-    return body.rstrip("\n") + "\n"
+    return render_reply(name, templates_dir=templates_dir, **context)

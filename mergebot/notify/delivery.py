@@ -32,7 +32,7 @@ from typing import Any, cast
 
 import aiohttp
 from pydantic import TypeAdapter, ValidationError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from mergebot.config import NotifySink
 from mergebot.events import Envelope, EventName
@@ -44,7 +44,7 @@ from mergebot.followups import (
 )
 from mergebot.notify.conversation import Action, after, plan
 from mergebot.notify.http import DeliveryError, HttpClient, MessageGoneError
-from mergebot.notify.notification import Notification, from_change, from_envelope
+from mergebot.notify.notification import Notification, change_notification, from_envelope
 from mergebot.notify.sinks import Message, Sink, build_sink, sink_key
 from mergebot.notify.view import (
     JSON_FORMATS,
@@ -54,11 +54,11 @@ from mergebot.notify.view import (
     notification_context,
     template_name,
 )
-from mergebot.queue import ChangeError
+from mergebot.queue import Change
 from mergebot.render import TemplateError, renderer
 from mergebot.runtime import Runtime
 from mergebot.services import keep_running, sleep_until_stopped
-from mergebot.store.changes import change_poisoned
+from mergebot.store.changes import ChangeReader
 from mergebot.store.followups import FollowupStore
 from mergebot.store.notify import (
     DONE,
@@ -129,6 +129,7 @@ class Notifier:
         self.consumer: str = consumer or default_consumer()
         self.environ = os.environ if environ is None else environ
         self.store = NotifyStore(runtime.redis, runtime.keys)
+        self.change_reader = ChangeReader(runtime.redis, runtime.keys, GROUP, self.consumer)
         self.followups = FollowupStore(runtime.redis, runtime.keys)
         self.renderer = renderer(runtime.server_config.templates_dir)
         self._session: aiohttp.ClientSession | None = None
@@ -215,16 +216,8 @@ class Notifier:
                 "followup_resolved repo=%s slug=%s id=%s %s", repo, slug, followup.id, resolution
             )
 
-    async def handle_change(self, repo: str, entry_id: str, fields: dict[str, str]) -> None:
-        try:
-            notification = from_change(repo, entry_id, fields)
-        except ChangeError as exc:
-            # A poison entry: recorded, counted and acknowledged, so this group moves on.
-            await change_poisoned(
-                self.runtime.redis, self.runtime.keys, repo, entry_id,
-                fields=fields, error=exc, group=GROUP,
-            )  # fmt: skip
-            return
+    async def handle_change(self, change: Change) -> None:
+        notification = change_notification(change)
         if notification is not None:
             await self.fan_out(notification)
 
@@ -244,45 +237,21 @@ class Notifier:
             await eventlog.ack(GROUP, partition, [entry.entry_id])
         return len(entries)
 
-    async def _ensure_change_group(self, repo: str) -> None:
-        try:
-            await self.runtime.redis.xgroup_create(
-                self.runtime.keys.changes(repo), GROUP, id="0", mkstream=True
-            )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
     async def intake_changes(self, repo: str, *, block_ms: int | None = None) -> int:
-        redis, stream = self.runtime.redis, self.runtime.keys.changes(repo)
-        await self._ensure_change_group(repo)
-        rows = await self._read_changes(stream, "0", None)
-        if not rows:
-            claimed = await redis.xautoclaim(
-                stream, GROUP, self.consumer, min_idle_time=self.policy.reclaim_idle_ms,
-                start_id="0-0", count=100,
-            )  # fmt: skip
-            claimed_rows = cast(list[tuple[str, dict[str, str]]], claimed[1])
-            rows = [(entry_id, fields) for entry_id, fields in claimed_rows if fields]
-        if not rows:
-            rows = await self._read_changes(stream, ">", block_ms)
-        for entry_id, fields in rows:
-            await self.handle_change(repo, entry_id, fields)
-            await redis.xack(stream, GROUP, entry_id)
-        return len(rows)
-
-    async def _read_changes(
-        self, stream: str, start: str, block_ms: int | None
-    ) -> list[tuple[str, dict[str, str]]]:
-        reply = await self.runtime.redis.xreadgroup(
-            GROUP, self.consumer, {stream: start}, count=100, block=block_ms
-        )
-        rows: list[tuple[str, dict[str, str]]] = []
-        for _stream, entries in cast(
-            list[tuple[str, list[tuple[str, dict[str, str]]]]], reply or []
-        ):
-            rows += [(entry_id, fields) for entry_id, fields in entries if fields]
-        return rows
+        """One pass over `repo`'s change stream: this consumer's pending changes, a dead
+        consumer's, new ones; how many entries it took (unreadable ones are recorded and skipped
+        by the reader)."""
+        reader = self.change_reader
+        await reader.ensure([repo])
+        batch = await reader.pending(repo)
+        if not batch.taken:
+            batch = await reader.reclaim([repo], min_idle_ms=self.policy.reclaim_idle_ms, count=100)
+        if not batch.taken:
+            batch = await reader.read([repo], count=100, block_ms=block_ms)
+        for _repo, change in batch.changes:
+            await self.handle_change(change)
+            await reader.ack(repo, change)
+        return batch.taken
 
     # -- delivery --------------------------------------------------------------------------------
     def _http(self) -> HttpClient:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mergebot.config import Mode, NotifyEvent
 from mergebot.events import Envelope, EventName
-from mergebot.queue import Status, parse_change
+from mergebot.queue import Change, Status, parse_change
 
 # Within one instant, the later stage of a lifecycle wins (a "started" never overwrites a
 # "blocked" written in the same millisecond).
@@ -104,12 +104,17 @@ def _aware(value: datetime) -> datetime:
 
 
 def from_change(repo: str, entry_id: str, fields: dict[str, str]) -> Notification | None:
+    """A raw queue change entry as a notification (`ChangeError` when it is malformed)."""
+    return change_notification(parse_change(repo, entry_id, fields))
+
+
+def change_notification(change: Change) -> Notification | None:
     """A queue change (`item`, `from`, `to`, `at`, `cause`) as a notification, if it is news.
 
     Blocked and integrated changes return None: the event log notifies those with their facts;
     so do the processor's re-recordings of an outcome (`BOOKKEEPING_CAUSES`).
     """
-    change = parse_change(repo, entry_id, fields)  # ChangeError when malformed
+    entry_id = change.entry_id
     item, to, at, cause = change.item, change.to, change.at, change.cause
     previous = change.previous
     kind = change_kind(previous, to)

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
 
 from mergebot.config import Forge, Mode, NotifyEvent, ServerConfig, Settings
-from mergebot.followups import BlockInfo, Followup, block_info, reason_text
+from mergebot.events import Envelope, EventName
+from mergebot.followups import BlockInfo, Followup, block_info
 from mergebot.notify.conversation import Conversation
 from mergebot.notify.notification import Notification
-from mergebot.render import tail, take
+from mergebot.render import reason_text, tail, take
 
 _PR_SLUG_RE = re.compile(r"^pr-(\d+)$")
 
@@ -40,7 +42,6 @@ _SUFFIX = {
     Format.MARKDOWN: "md.j2",
 }
 JSON_FORMATS = frozenset({Format.SLACK, Format.DISCORD})
-TODO_TEMPLATE = "followup/todo.md.j2"
 
 
 def template_name(fmt: Format, kind: NotifyEvent) -> str:
@@ -54,10 +55,18 @@ class Limits:
     output_lines: int
     output_chars: int
     message_chars: int
+    # All output tails of one text together: many failing checks with long logs must not push
+    # the rest (what to do, how to resume) past a platform's limit (Telegram 4,096, GitHub 65,536).
+    output_budget: int
 
 
-CHAT = Limits(files=10, checks=3, output_lines=8, output_chars=600, message_chars=400)
-DOCUMENT = Limits(files=100, checks=20, output_lines=60, output_chars=6000, message_chars=4000)
+CHAT = Limits(
+    files=10, checks=3, output_lines=8, output_chars=600, message_chars=400, output_budget=1200
+)
+DOCUMENT = Limits(
+    files=100, checks=20, output_lines=60, output_chars=6000, message_chars=4000,
+    output_budget=36_000,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,8 @@ class Links:
         return f"{self.server_url.rstrip('/')}/repos/{repo}#{slug}"
 
     def followup(self, repo: str, followup_id: str) -> str:
-        return f"{self.server_url.rstrip('/')}/repos/{repo}#followup-{followup_id}"
+        """The follow-up's own page on the dashboard (the whole todo, never cut)."""
+        return f"{self.server_url.rstrip('/')}/repos/{repo}/followups/{quote(followup_id)}"
 
     def pull_request(self, repo: str, slug: str) -> str | None:
         match = _PR_SLUG_RE.match(slug)
@@ -96,6 +106,28 @@ def links_for(settings: Settings, config: ServerConfig, repo: str) -> Links:
     return Links(settings.server_url(), forge_web)
 
 
+@dataclass(frozen=True)
+class LandedBy:
+    """A candidate mergebot landed: base moved to `main_after` when it did."""
+
+    slug: str
+    sha: str
+    main_after: str
+
+
+def landed_by(envelope: Envelope) -> LandedBy | None:
+    """The landing an `integration_completed` records (None for any other event): a follow-up
+    of a conflict on the base it made names that candidate as what it conflicted with."""
+    if envelope.name is not EventName.INTEGRATION_COMPLETED:
+        return None
+    p = envelope.payload
+    values = (p.get("slug"), p.get("sha"), p.get("main_after"))
+    if not all(isinstance(v, str) and v for v in values):
+        return None
+    slug, sha, main_after = (str(v) for v in values)
+    return LandedBy(slug, sha, main_after)
+
+
 def when(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -107,6 +139,8 @@ def _block(info: BlockInfo, limits: Limits) -> dict[str, Any]:
     message = info.message
     if len(message) > limits.message_chars:
         message = message[: limits.message_chars - 1] + "…"
+    outputs = sum(1 for c in checks if c.output) + (1 if info.output else 0)
+    chars = min(limits.output_chars, limits.output_budget // max(outputs, 1))
     return {
         "files": files,
         "files_more": files_more,
@@ -117,9 +151,10 @@ def _block(info: BlockInfo, limits: Limits) -> dict[str, Any]:
                 "state": c.state,
                 "url": c.url,
                 "summary": c.summary,
-                "output_tail": tail(c.output, limits.output_lines, limits.output_chars)
-                if c.output
-                else "",
+                # A check mergebot ran itself: its name is the command line to run again.
+                "command": c.name if c.kind == "command" else None,
+                "exit_code": c.exit_code,
+                "output_tail": tail(c.output, limits.output_lines, chars) if c.output else "",
             }
             for c in checks
         ],
@@ -128,9 +163,10 @@ def _block(info: BlockInfo, limits: Limits) -> dict[str, Any]:
         "missing_more": missing_more,
         "message": message,
         "diagnosis": info.diagnosis,
-        "output_tail": tail(info.output, limits.output_lines, limits.output_chars)
-        if info.output
-        else "",
+        "output_tail": tail(info.output, limits.output_lines, chars) if info.output else "",
+        "base_sha": info.base_sha or None,
+        "integration_sha": info.integration_sha or None,
+        "integration_branch": info.integration_branch or None,
     }
 
 
@@ -199,8 +235,11 @@ def followup_context(
     *,
     previous: Followup | None = None,
     limits: Limits = DOCUMENT,
+    landed_by: LandedBy | None = None,
 ) -> dict[str, Any]:
-    """Everything the follow-up todo template may use (PR comment and exported file)."""
+    """Everything the follow-up todo template may use (PR comment, check run, exported file,
+    dashboard page). `landed_by` is the candidate whose landing made the base commit the
+    blocked one was merged onto, when mergebot made it (what a conflict was with)."""
     pr_url = links.pull_request(followup.repo, followup.slug)
     previous_id = followup.previous_id
     return {
@@ -233,4 +272,11 @@ def followup_context(
             "sha7": previous.sha[:7] if previous else None,
         },
         "resume": _resume(followup.repo, followup.slug, pr_url),
+        "landed_by": None
+        if landed_by is None
+        else {
+            "slug": landed_by.slug,
+            "sha": landed_by.sha,
+            "url": links.candidate(followup.repo, landed_by.slug),
+        },
     }

@@ -10,12 +10,11 @@ The inbox stores opaque JSON text: what a command means is the GitHub package's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from mergebot.store.keys import Keys
+from mergebot.store.stream import Row, StreamGroup
 
 GROUP = "commands"
 
@@ -35,15 +34,8 @@ class InboxEntry:
     record: str
 
 
-Rows = list[tuple[str, dict[str, str]]]
-
-
-def _entries(rows: Rows) -> list[InboxEntry]:
-    return [
-        InboxEntry(entry_id, fields["key"], fields["record"])
-        for entry_id, fields in rows
-        if fields  # an entry deleted while pending comes back without fields
-    ]
+def _entries(rows: list[Row]) -> list[InboxEntry]:
+    return [InboxEntry(entry_id, fields["key"], fields["record"]) for entry_id, fields in rows]
 
 
 class CommandInbox:
@@ -51,6 +43,7 @@ class CommandInbox:
         self.redis = redis
         self.keys = keys
         self._add = redis.register_script(_ADD_LUA)
+        self._group = StreamGroup(redis, GROUP)
 
     async def add(self, key: str, record: str) -> tuple[bool, str]:
         """Store a command unless one with `key` was stored before: (is new, stream entry id)."""
@@ -60,32 +53,24 @@ class CommandInbox:
         return bool(int(reply[0])), str(reply[1])
 
     async def ensure_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(self.keys.commands(), GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await self._group.ensure(self.keys.commands())
 
     async def read(
         self, consumer: str, *, count: int = 20, block_ms: int | None = None
     ) -> list[InboxEntry]:
-        reply = await self.redis.xreadgroup(
-            GROUP, consumer, {self.keys.commands(): ">"}, count=count, block=block_ms
+        rows = await self._group.read_one(
+            consumer, self.keys.commands(), count=count, block_ms=block_ms
         )
-        entries: list[InboxEntry] = []
-        for _stream, rows in cast(list[tuple[str, Rows]], reply or []):
-            entries += _entries(rows)
-        return entries
+        return _entries(rows)
 
     async def reclaim(
         self, consumer: str, *, min_idle_ms: int, count: int = 20
     ) -> list[InboxEntry]:
         """Entries another consumer (or an earlier failed try) left pending long enough."""
-        reply = await self.redis.xautoclaim(
-            self.keys.commands(), GROUP, consumer, min_idle_time=min_idle_ms, count=count
+        rows = await self._group.reclaim(
+            consumer, self.keys.commands(), min_idle_ms=min_idle_ms, count=count
         )
-        # Redis 6.2 answers [next, entries]; 7.x adds the deleted ids.
-        return _entries(cast(Rows, reply[1] or []))
+        return _entries(rows)
 
     async def attempt(self, entry_id: str) -> int:
         """Count one more try of an entry; returns the number of tries so far."""
@@ -100,11 +85,7 @@ class CommandInbox:
             await pipe.execute()
 
     async def pending_count(self) -> int:
-        try:
-            info = await self.redis.xpending(self.keys.commands(), GROUP)
-        except ResponseError:
-            return 0
-        return int(info["pending"])
+        return await self._group.pending_count(self.keys.commands())
 
     async def length(self) -> int:
         return int(await self.redis.xlen(self.keys.commands()))

@@ -10,8 +10,8 @@ An entry whose envelope cannot be read (written by hand, by a broken producer, o
 layout) is a *poison entry*: left to raise, it would stop every consumer group at the same entry
 for ever. Instead it is logged at WARNING with its id, recorded with its raw fields in
 `keys.poison_events(partition)` (counted by `mergebot status`), acknowledged for the group that
-met it so the group moves on, and skipped by replays. It is never deleted from the stream. (The
-mechanism, shared with the queue change streams, is `mergebot.store.poison`.)
+met it so the group moves on, and skipped by replays. It is never deleted from the stream. (Group
+reads and the poison mechanism are the ones every stream reader shares: `mergebot.store.stream`.)
 """
 
 from __future__ import annotations
@@ -28,7 +28,16 @@ from redis.exceptions import ResponseError
 
 from mergebot.events import Envelope, canonical_json
 from mergebot.store.keys import Keys
-from mergebot.store.poison import poison_records, record_poison
+from mergebot.store.poison import poison_records
+from mergebot.store.stream import (
+    PendingSummary,
+    Poison,
+    Row,
+    StreamGroup,
+    Unreadable,
+    readable,
+    rows_of,
+)
 
 log = logging.getLogger("mergebot.store.eventlog")
 
@@ -85,36 +94,25 @@ class LogEntry:
     envelope: Envelope
 
 
-@dataclass(frozen=True)
-class PendingSummary:
-    count: int
-    oldest: str | None
-    consumers: dict[str, int]
-
-
 def payload_digest(envelope: Envelope) -> str:
     """What "the same event" means for idempotency: its name and payload, not when it arrived."""
     text = canonical_json({"name": envelope.name, "payload": envelope.payload})
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-Rows = list[tuple[str, dict[str, str]]]
+Rows = list[Row]
+_rows = rows_of
 
 
-def _rows(reply: object) -> Rows:
-    """redis-py types stream replies loosely; with decode_responses they are lists of str rows."""
-    return cast(Rows, reply or [])
-
-
-def _entry(partition: int, entry_id: str, fields: dict[str, str]) -> LogEntry | str:
+def _entry(partition: int, entry_id: str, fields: dict[str, str]) -> LogEntry | Unreadable:
     """The entry, or why its envelope cannot be read."""
     if "envelope" not in fields:
-        return "no envelope field"
+        return Unreadable("no envelope field")
     try:
         return LogEntry(entry_id, partition, Envelope.from_json(fields["envelope"]))
     except ValueError as exc:  # pydantic's ValidationError (bad JSON too) is a ValueError
         lines = str(exc).splitlines()
-        return f"{type(exc).__name__}: {' '.join(lines[:3])}"[:500]
+        return Unreadable(f"{type(exc).__name__}: {' '.join(lines[:3])}"[:500])
 
 
 def _next_id(entry_id: str) -> str:
@@ -241,28 +239,13 @@ class EventLog:
     ) -> list[LogEntry]:
         """The entries of `rows` whose envelope can be read; the others are poison entries:
         recorded, and (when a group read them) acknowledged for that group."""
-        entries: list[LogEntry] = []
-        for entry_id, fields in rows:
-            entry = _entry(partition, entry_id, fields)
-            if isinstance(entry, LogEntry):
-                entries.append(entry)
-            else:
-                await self._poisoned(partition, entry_id, fields, entry, group)
-        return entries
-
-    async def _poisoned(
-        self, partition: int, entry_id: str, fields: dict[str, str], why: str, group: str | None
-    ) -> None:
-        await record_poison(
+        return await readable(
             self.redis,
-            record_key=self.keys.poison_events(partition),
-            stream=self.keys.events(partition),
-            entry_id=entry_id,
-            fields=fields,
-            why=why,
+            self.keys.events(partition),
+            rows,
+            lambda entry_id, fields: _entry(partition, entry_id, fields),
+            Poison(self.keys.poison_events(partition), "event_log", {"partition": partition}),
             group=group,
-            label="event_log",
-            context={"partition": partition},
         )
 
     async def poison_entries(self) -> list[dict[str, Any]]:
@@ -278,15 +261,9 @@ class EventLog:
             total += int(await self.redis.hlen(self.keys.poison_events(partition)))
         return total
 
-    # -- consumer groups -----------------------------------------------------------------------
+    # -- consumer groups ---------------------------------------------------------------------
     async def ensure_group(self, group: str, partition: int, *, start: str = "0") -> None:
-        try:
-            await self.redis.xgroup_create(
-                self.keys.events(partition), group, id=start, mkstream=True
-            )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await StreamGroup(self.redis, group).ensure(self.keys.events(partition), start=start)
 
     async def read_group(
         self,
@@ -299,43 +276,25 @@ class EventLog:
         pending: bool = False,
     ) -> list[LogEntry]:
         """New entries for this consumer, or (pending=True) the ones it was given and not acked."""
-        stream = self.keys.events(partition)
-        reply = await self.redis.xreadgroup(
-            group, consumer, {stream: "0" if pending else ">"}, count=count, block=block_ms
+        rows = await StreamGroup(self.redis, group).read_one(
+            consumer, self.keys.events(partition), pending=pending, count=count, block_ms=block_ms
         )
-        entries: list[LogEntry] = []
-        for _stream, rows in cast(list[tuple[str, Rows]], reply or []):
-            # A pending entry trimmed away comes back without fields.
-            entries += await self._readable(partition, [r for r in rows if r[1]], group=group)
-        return entries
+        return await self._readable(partition, rows, group=group)
 
     async def ack(self, group: str, partition: int, entry_ids: Sequence[str]) -> int:
-        if not entry_ids:
-            return 0
-        return int(await self.redis.xack(self.keys.events(partition), group, *entry_ids))
+        return await StreamGroup(self.redis, group).ack(self.keys.events(partition), *entry_ids)
 
     async def pending(self, group: str, partition: int) -> PendingSummary:
-        info: dict[str, Any] = await self.redis.xpending(self.keys.events(partition), group)
-        consumers = {str(c["name"]): int(c["pending"]) for c in info.get("consumers") or []}
-        return PendingSummary(int(info["pending"]), info.get("min"), consumers)
+        return await StreamGroup(self.redis, group).pending(self.keys.events(partition))
 
     async def reclaim(
         self, group: str, consumer: str, partition: int, *, min_idle_ms: int, count: int = 100
     ) -> list[LogEntry]:
         """Take over entries another consumer left pending for at least `min_idle_ms`."""
-        stream = self.keys.events(partition)
-        claimed: list[LogEntry] = []
-        start = "0-0"
-        while True:
-            reply = await self.redis.xautoclaim(
-                stream, group, consumer, min_idle_time=min_idle_ms, start_id=start, count=count
-            )
-            # Redis 6.2 answers [next, entries]; 7.x adds a third element (deleted ids).
-            next_start, rows = cast(str, reply[0]), _rows(reply[1])
-            claimed += await self._readable(partition, [r for r in rows if r[1]], group=group)
-            if next_start in ("0-0", start) or not rows:
-                return claimed
-            start = next_start
+        rows = await StreamGroup(self.redis, group).reclaim(
+            consumer, self.keys.events(partition), min_idle_ms=min_idle_ms, count=count, every=True
+        )
+        return await self._readable(partition, rows, group=group)
 
     # -- trimming ------------------------------------------------------------------------------
     async def safe_trim_point(self, partition: int) -> str | None:

@@ -17,10 +17,10 @@ from enum import StrEnum
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from mergebot.notify.conversation import Conversation
 from mergebot.store.keys import Keys
+from mergebot.store.stream import Row, StreamGroup
 
 OUTBOX_GROUP = "deliver"
 
@@ -101,6 +101,14 @@ class OutboxJob:
     job: dict[str, Any]
 
 
+def _jobs(rows: list[Row]) -> list[OutboxJob]:
+    return [
+        OutboxJob(entry_id, fields["nid"], json.loads(fields["job"]))
+        for entry_id, fields in rows
+        if "job" in fields
+    ]
+
+
 def dead_letter_id(repo: str, sink: str, notification_id: str) -> str:
     return hashlib.sha256(f"{repo}\n{sink}\n{notification_id}".encode()).hexdigest()[:20]
 
@@ -116,6 +124,7 @@ class NotifyStore:
         self._fan_out = redis.register_script(_FAN_OUT_LUA)
         self._finish = redis.register_script(_FINISH_LUA)
         self._requeue = redis.register_script(_REQUEUE_LUA)
+        self._outbox = StreamGroup(redis, OUTBOX_GROUP)
 
     # -- outboxes --------------------------------------------------------------------------------
     async def fan_out(
@@ -139,20 +148,7 @@ class NotifyStore:
         return sorted((p[0], p[1]) for p in pairs)
 
     async def ensure_outbox_group(self, repo: str, sink: str) -> None:
-        try:
-            await self.redis.xgroup_create(
-                self.keys.notify_outbox(repo, sink), OUTBOX_GROUP, id="0", mkstream=True
-            )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    def _jobs(self, rows: object) -> list[OutboxJob]:
-        jobs = []
-        for entry_id, fields in cast(list[tuple[str, dict[str, str]]], rows or []):
-            if fields and "job" in fields:
-                jobs.append(OutboxJob(entry_id, fields["nid"], json.loads(fields["job"])))
-        return jobs
+        await self._outbox.ensure(self.keys.notify_outbox(repo, sink))
 
     async def read_outbox(
         self,
@@ -165,32 +161,21 @@ class NotifyStore:
         block_ms: int | None = None,
     ) -> list[OutboxJob]:
         stream = self.keys.notify_outbox(repo, sink)
-        reply = await self.redis.xreadgroup(
-            OUTBOX_GROUP, consumer, {stream: "0" if pending else ">"}, count=count, block=block_ms
+        rows = await self._outbox.read_one(
+            consumer, stream, pending=pending, count=count, block_ms=block_ms
         )
-        jobs: list[OutboxJob] = []
-        for _stream, rows in cast(list[tuple[str, object]], reply or []):
-            jobs += self._jobs(rows)
-        return jobs
+        return _jobs(rows)
 
     async def reclaim_outbox(
         self, repo: str, sink: str, consumer: str, *, min_idle_ms: int, count: int = 10
     ) -> list[OutboxJob]:
-        reply = await self.redis.xautoclaim(
-            self.keys.notify_outbox(repo, sink),
-            OUTBOX_GROUP,
-            consumer,
-            min_idle_time=min_idle_ms,
-            start_id="0-0",
-            count=count,
-        )
-        # Redis 6.2 answers [next, entries]; 7.x adds the deleted ids: never unpack a fixed count.
-        return self._jobs(reply[1])
+        stream = self.keys.notify_outbox(repo, sink)
+        rows = await self._outbox.reclaim(consumer, stream, min_idle_ms=min_idle_ms, count=count)
+        return _jobs(rows)
 
     async def ack(self, repo: str, sink: str, entry_id: str) -> None:
-        stream = self.keys.notify_outbox(repo, sink)
-        await self.redis.xack(stream, OUTBOX_GROUP, entry_id)
-        await self.redis.xdel(stream, entry_id)  # the delivery record keeps the outcome
+        # Dropped from the outbox once acknowledged: the delivery record keeps the outcome.
+        await self._outbox.ack(self.keys.notify_outbox(repo, sink), entry_id, delete=True)
 
     async def outbox_length(self, repo: str, sink: str) -> int:
         return int(await self.redis.xlen(self.keys.notify_outbox(repo, sink)))

@@ -21,6 +21,8 @@ from mergebot.forge.base import CheckState, CommentKind, Permission, ReportState
 from mergebot.forge.errors import RateLimitedError, WriteOutcomeUnknownError
 from mergebot.forge.github import GitHubCredentials, GitHubForge, marker
 from mergebot.forge.render import render_report
+from mergebot.notify.view import Links, followup_context
+from tests import notify_data
 from tests.fakegithub import bodies
 
 API = "https://api.github.com"
@@ -422,8 +424,9 @@ async def test_report_falls_back_to_a_commit_status_without_check_run_permission
     caplog.set_level(logging.DEBUG)
 
     await forge.report(report(ReportState.INTEGRATING, integration_sha=NEW, checks=[]))
-    await forge.report(report(ReportState.BLOCKED, reason="merge_conflict",
-                              details={"files": ["a.txt"]}, followup_id="pr-7-x"))  # fmt: skip
+    blocked = notify_data.followup().model_copy(update={"repo": REPO, "slug": "pr-7"})
+    todo = followup_context(blocked, Links("https://mergebot.example.com"))
+    await forge.report(report(ReportState.BLOCKED, followup=todo))
 
     assert len(calls(http, "POST", "/check-runs$")) == 1  # not tried again for this repo
     first, second = (json.loads(c.request.body) for c in calls(http, "POST", "/statuses/"))

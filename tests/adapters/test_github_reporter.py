@@ -137,13 +137,50 @@ async def test_a_blocked_candidate_gets_its_follow_up_once(
         run = mergebot_run(repo, sha)
         assert (run["status"], run["conclusion"]) == ("completed", "failure")
         assert run["output"]["title"] == "Blocked: merge conflict"
-        assert "`two.txt`" in run["output"]["summary"]
+        assert "merge conflict** in 1 file" in run["output"]["summary"]
+        assert "- `two.txt`" in run["output"]["text"]  # the follow-up, as the run's text
         (comment,) = repo.comments[number]  # edited, not repeated
         # The comment is the follow-up todo itself.
         assert comment["body"].startswith(f"# ⛔ {REPO} pr-{number}: merge conflict")
         assert "- `two.txt`" in comment["body"]
         assert followup in comment["body"]
         assert "/mergebot resume" in comment["body"]
+
+
+async def test_a_block_too_big_for_github_is_cut_to_fit_and_still_shown(
+    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+) -> None:
+    """20 failing matrix jobs with 6,000-character logs and 300 files: GitHub (the fake refuses
+    what GitHub refuses) takes the check run and the comment, and the person reads what to do."""
+    repo = fake_github.add_repo(REPO)
+    config = ServerConfig({}, {REPO: {"forge": "github", "remote": str(repo.bare)}})
+    async with mergebot_for(
+        fake_github, redis, keys, config, settings_for(fake_github, tmp_path)
+    ) as runtime:
+        store = QueueStore(redis, keys)
+        number, sha, candidate = await pull_in_progress(fake_github, repo, store)
+        followup = f"pr-{number}-integration-blocked-{sha[:7]}"
+        log = "\n".join(f"{i:05d} " + "e" * 70 for i in range(80))[:6000]
+        checks = [{"name": f"matrix ({i})", "state": "failure", "output_tail": log,
+                   "url": f"https://ci.example.com/{i}"} for i in range(20)]  # fmt: skip
+        blocked = IntegrationBlocked(
+            repo=REPO, slug=f"pr-{number}", branch="two", sha=sha, reason="checks_failed",
+            details={"checks": checks, "files": [f"f{i}.txt" for i in range(300)],
+                     "message": "m" * 100_000},
+            blocked_at=datetime.now(UTC), followup_id=followup,
+        )  # fmt: skip
+        await runtime.eventlog.append(envelope_for(blocked, source="integrator"))
+        await store.transition(REPO, "main", candidate.id, Status.BLOCKED, cause="checks",
+                               followup_id=followup, reasons=["checks_failed"])  # fmt: skip
+        await drain(runtime, "test")
+
+        run = mergebot_run(repo, sha)
+        assert run["output"]["title"] == "Blocked: checks failed"
+        assert len(run["output"]["text"]) <= 65_535
+        (comment,) = repo.comments[number]
+        assert len(comment["body"]) <= 65_536
+        assert "### How to resume" in comment["body"]
+        assert "- … and 200 more" in comment["body"]  # files: the first 100 and a count
 
 
 async def test_a_shadow_decision_is_shown_as_would_merge_and_leaves_the_pull_request(

@@ -429,7 +429,8 @@ def _check_run_from(
         gh.api_url, repo.full_name, run_id, name=merged["name"], head_sha=merged["head_sha"],
         status=merged.get("status") or ("completed" if merged.get("conclusion") else "queued"),
         conclusion=merged.get("conclusion"), title=output.get("title"),
-        summary=output.get("summary"), details_url=merged.get("details_url"),
+        summary=output.get("summary"), text=output.get("text"),
+        details_url=merged.get("details_url"),
         started_at=merged.get("started_at") or now(),
         completed_at=merged.get("completed_at") or now(), app_slug="mergebot",
     )  # fmt: skip
@@ -446,6 +447,8 @@ async def _create_check_run(
     data = await req.json()
     if repo.check_runs_forbidden:
         return 403, bodies.error("Resource not accessible by integration")
+    if (refused := _output_too_long(data)) is not None:
+        return refused
     if not isinstance(data.get("name"), str) or _resolve(repo, str(data.get("head_sha"))) is None:
         return 422, {
             "message": "Validation Failed",
@@ -467,6 +470,8 @@ async def _update_check_run(
     if existing is None:
         return 404, bodies.error("Not Found")
     data = await req.json()
+    if (refused := _output_too_long(data)) is not None:
+        return refused
     run = _check_run_from(gh, repo, run_id, data, {**existing, "output": existing["output"]})
     repo.check_runs[run_id] = run
     return 200, run
@@ -534,6 +539,28 @@ async def _list_comments(
     return 200, list(repo.comments.get(number, []))
 
 
+# GitHub's limits (checked facts): longer requests answer 422 and nothing is shown.
+MAX_COMMENT_BODY = 65_536
+MAX_OUTPUT = {"title": 255, "summary": 65_535, "text": 65_535}
+
+
+def _too_long(resource: str, name: str) -> Result:
+    return 422, {
+        "message": "Validation Failed",
+        "errors": [{"resource": resource, "code": "custom", "field": name,
+                    "message": f"{name} is too long"}],
+        "documentation_url": "https://docs.github.com/rest",
+    }  # fmt: skip
+
+
+def _output_too_long(data: dict[str, Any]) -> Result | None:
+    output = data.get("output") or {}
+    for name, limit in MAX_OUTPUT.items():
+        if len(str(output.get(name) or "")) > limit:
+            return _too_long("CheckRun", f"output.{name}")
+    return None
+
+
 async def _create_comment(
     gh: FakeGitHub, req: web.Request, repo: FakeRepo | None, p: dict[str, str]
 ) -> Result:
@@ -542,6 +569,8 @@ async def _create_comment(
     if number is None:
         return 404, bodies.error("Not Found")
     data = await req.json()
+    if len(str(data["body"])) > MAX_COMMENT_BODY:
+        return _too_long("IssueComment", "body")
     return 201, gh._new_comment(repo, number, gh.bot_login, str(data["body"]))
 
 
@@ -550,6 +579,8 @@ async def _update_comment(
 ) -> Result:
     assert repo is not None
     data = await req.json()
+    if len(str(data["body"])) > MAX_COMMENT_BODY:
+        return _too_long("IssueComment", "body")
     for comments in repo.comments.values():
         for comment in comments:
             if comment["id"] == int(p["comment_id"]):

@@ -11,7 +11,7 @@ import pytest
 from mergebot.forge.base import CommentKind, ReportState
 from mergebot.forge.render import render_comment, render_report
 from mergebot.forge.reporter import Facts, plan
-from mergebot.notify.view import Links
+from mergebot.notify.view import Links, followup_context
 from mergebot.queue import QueueItem, Status
 from tests import notify_data as data
 
@@ -47,37 +47,21 @@ def test_integrating_lists_the_checks_of_the_integration_commit() -> None:
     )
 
 
-def test_blocked_by_failed_checks_shows_the_output_tail_and_the_follow_up() -> None:
-    details = {"checks": [{"name": "test", "url": "https://ci.example.com/2", "state": "failure",
-                           "output_tail": "E assert 1 == 2\nFAILED"}]}  # fmt: skip
+def test_blocked_summary_says_it_once_and_the_text_is_the_follow_up() -> None:
+    followup = data.followup(hostile=True)
+    todo = followup_context(followup, LINKS)
     report = render_report(
-        "acme/w", "pr-7", SHA, ReportState.BLOCKED, base="main", reason="checks_failed",
-        details=details, followup_id="pr-7-integration-blocked-aaaaaaa",
-    )  # fmt: skip
+        data.REPO, "pr-42", data.SHA, ReportState.BLOCKED, base="main", followup=todo
+    )
     assert report.title == "Blocked: checks failed"
-    assert report.summary_markdown == (
-        "`aaaaaaa` could not be merged into `main`: **checks failed**.\n\n"
-        "Checks:\n- [test](https://ci.example.com/2): failure\n"
-        "  ```\n  E assert 1 == 2\n  FAILED\n  ```\n\n"
-        "Follow-up: `pr-7-integration-blocked-aaaaaaa`. Push a fix to the branch, then comment "
-        "`/mergebot resume` on this pull request."
+    assert report.summary_markdown.startswith(
+        "`3f5e2a9` could not be merged into `main`: **checks failed** (2 failed)."
     )
-
-
-def test_blocked_by_a_missing_check_carries_its_diagnosis() -> None:
-    diagnosis = (
-        "no check named build was reported for any mergebot/** commit in the last 7 days — is "
-        "your CI triggered on pushes to `mergebot/**`?"
-    )
-    report = render_report(
-        "acme/w", "pr-7", SHA, ReportState.BLOCKED, base="main", reason="checks_missing",
-        details={"missing": ["build"], "diagnosis": diagnosis}, followup_id="f-1",
-    )  # fmt: skip
-    assert report.title == "Blocked: required check missing"
-    assert (
-        f"Required checks never reported: `build`\n\nDiagnosis: {diagnosis}\n\nFollow-up: `f-1`"
-        in report.summary_markdown
-    )
+    assert f"[`{followup.id}`]({todo['followup_url']})" in report.summary_markdown
+    # The check run's text is the follow-up todo, as on the pull request and the dashboard.
+    assert report.text_markdown is not None
+    assert report.text_markdown.startswith("| | |\n|---|---|\n| Follow-up |")
+    assert "### What to do" in report.text_markdown
 
 
 def test_merged_names_the_commit() -> None:
@@ -113,7 +97,7 @@ def test_the_blocked_comment_is_the_follow_up_todo(hostile: bool) -> None:
     scenario = "hostile" if hostile else "realistic"
     assert body + "\n" == (GOLDEN / "followup" / f"todo-{scenario}-open.md").read_text()
     assert "Comment `/mergebot resume` on the pull request" in body
-    assert f"Follow-up: `{followup.id}`" in decided.report.summary_markdown
+    assert f"`{followup.id}`" in decided.report.summary_markdown
     if hostile:  # 500 conflicting files: the todo's first 100 and a count, names escaped
         assert "and 400 more" in body
         assert "file_499" not in body
@@ -132,7 +116,7 @@ def test_the_blocked_comment_links_the_previous_follow_up() -> None:
     assert decided.comment is not None
     assert (
         "| Previous follow-up | [`pr-42-integration-blocked-3f5e2a9`]"
-        "(https://mergebot.example.com/repos/acme/widgets#followup-pr-42-integration-blocked-3f5e2a9)"
+        "(https://mergebot.example.com/repos/acme/widgets/followups/pr-42-integration-blocked-3f5e2a9)"
         ": checks failed at `3f5e2a9` |"
     ) in decided.comment[1]
 

@@ -17,14 +17,20 @@ from mergebot.config import Mode, NotifyEvent
 from mergebot.followups import FollowupStatus
 from mergebot.notify.view import (
     JSON_FORMATS,
-    TODO_TEMPLATE,
     Format,
     Links,
     followup_context,
     notification_context,
     template_name,
 )
-from mergebot.render import Renderer, TemplateError, renderer, telegram_escape
+from mergebot.render import (
+    TODO_TEMPLATE,
+    Renderer,
+    TemplateError,
+    render_todo,
+    renderer,
+    telegram_escape,
+)
 from tests import notify_data as data
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -94,7 +100,7 @@ def test_notification_template_matches_golden(
 @pytest.mark.parametrize("hostile", [False, True], ids=["realistic", "hostile"])
 def test_followup_todo_matches_golden(hostile: bool, status: FollowupStatus) -> None:
     ctx = followup_context(data.followup(hostile=hostile, status=status), LINKS)
-    actual = Renderer().render(TODO_TEMPLATE, ctx) + "\n"
+    actual = render_todo(ctx) + "\n"
     scenario = "hostile" if hostile else "realistic"
     _compare(GOLDEN / "followup" / f"todo-{scenario}-{status}.md", actual)
 
@@ -195,9 +201,9 @@ def test_markdown_hostile_text_stays_text() -> None:
     text = _blocked(Format.MARKDOWN)
     assert "<script>" not in text
     assert "<img" not in text.replace("`src/<img src=x onerror=alert(1)>.py`", "")
-    assert "@everyone" not in re.sub(
-        r"(`+)(?!`).+?(?<!`)\1(?!`)", "", text
-    )  # code spans do not mention
+    # Fenced blocks (the shell commands) and code spans do not mention.
+    unfenced = re.sub(r"(?ms)^( *)(`{3,})sh\n.*?^\1\2$", "", text)
+    assert "@everyone" not in re.sub(r"(`+)(?!`).+?(?<!`)\1(?!`)", "", unfenced)
     # The file whose name holds backticks is still one code span.
     assert "```a`b``c.txt```" in text
 
