@@ -71,6 +71,8 @@ log = logging.getLogger("mergebot.integrator")
 
 DEFAULT_MAX_REBUILDS = 3
 SWEEP_SECONDS = 60.0
+# A replica that found the lease held tries again this long after the lease ran out.
+LEASE_WAKE_MARGIN = 0.2
 # Test hook: a process whose environment names a step here SIGKILLs itself when it reaches it.
 CRASH_ENV = "MERGEBOT_TEST_CRASH_AT"
 STEPS = (
@@ -687,7 +689,9 @@ class IntegratorHook(ReadyHook):
         while True:
             self._again.discard(key)
             try:
-                await Integrator(self.runtime, repo, base).drain()
+                result = await Integrator(self.runtime, repo, base).drain()
+                if result.status == "busy" and await self._wait_for_holder(repo, base):
+                    self._again.add(key)
             except (RedisError, OSError, GitError, ConfigError) as exc:
                 log.warning("integrator_failed repo=%s base=%s error=%s", repo, base, exc)
                 return
@@ -696,6 +700,16 @@ class IntegratorHook(ReadyHook):
                 return
             if key not in self._again:
                 return
+
+    async def _wait_for_holder(self, repo: str, base: str) -> bool:
+        """Another replica holds the lease: sleep until it runs out (a live holder renews it,
+        a stalled or dead one does not), then say whether work is still waiting, so a stalled
+        holder is replaced within its lease's TTL instead of at the next sweep."""
+        lease = Lease(self.runtime.redis, self.runtime.keys, repo, base, "waiting")
+        ttl = self.runtime.server_config.repo(repo).lease_ttl_seconds
+        await asyncio.sleep(await lease.expires_in(default=ttl) + LEASE_WAKE_MARGIN)
+        active = await QueueStore(self.runtime.redis, self.runtime.keys).active(repo, base)
+        return any(i.status in (Status.QUEUED, Status.IN_PROGRESS) for i in active)
 
     async def idle(self) -> None:
         """Wait until no drain of this hook runs (tests, shutdown)."""

@@ -56,8 +56,8 @@ log = logging.getLogger("mergebot.processor")
 GROUP = "processor"
 BATCH = 200
 READ_BLOCK_MS = 1000
-PARTITION_LEASE_TTL = 30.0
-PARTITION_LEASE_RENEW = 10.0
+# The partition lease is renewed every third of its TTL (MERGEBOT_PROCESSOR_LEASE_TTL_SECONDS).
+RENEW_SHARE = 1 / 3
 # How often a holder reclaims stale pending entries, re-asks git and re-announces queued work.
 TICK_SECONDS = 30.0
 RECLAIM_IDLE_MS = 60_000
@@ -453,9 +453,10 @@ async def _hold_partition(
 async def run_partition(runtime: Runtime, partition: int, stop: asyncio.Event) -> None:
     """Hold the partition when free, fold it; on any failure back off and try again."""
     consumer = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    ttl = runtime.settings.processor_lease_ttl_seconds
     lease = Lease(
         runtime.redis, runtime.keys, f"partition {partition}", "events", consumer,
-        PARTITION_LEASE_TTL, PARTITION_LEASE_RENEW,
+        ttl, ttl * RENEW_SHARE,
         key=runtime.keys.processor_lease(partition),
     )  # fmt: skip
     backoff = 0.5
@@ -466,7 +467,9 @@ async def run_partition(runtime: Runtime, partition: int, stop: asyncio.Event) -
                 await _hold_partition(runtime, partition, consumer, lease, stop)
             backoff = 0.5
         except LeaseBusyError:
-            backoff = PARTITION_LEASE_RENEW
+            # Wake when the holder's lease runs out: a holder that died (SIGKILL) is replaced
+            # within its TTL, not within the TTL plus a polling period.
+            backoff = await lease.expires_in(default=ttl) + 0.05
         except LeaseLostError:
             log.warning("partition_lost partition=%s consumer=%s", partition, consumer)
         except (RedisError, OSError) as exc:

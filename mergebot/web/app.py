@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 
 from mergebot.runtime import Runtime
-from mergebot.web import metrics
+from mergebot.web import metrics, shedding
 
 RUNTIME = web.AppKey("runtime", Runtime)
 
@@ -22,6 +22,7 @@ def create_app(runtime: Runtime, routes: Iterable[RouteSetup]) -> web.Applicatio
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[RUNTIME] = runtime
     metrics.install(app)  # first, so every route module can count into `app[metrics.METRICS]`
+    shedding.install(app, runtime.settings.max_ingest_in_flight)
     for setup in routes:
         setup(app)
     return app
