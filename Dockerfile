@@ -3,11 +3,15 @@
 FROM python:3.11-slim
 
 # git: mergebot keeps a mirror per repo and merges in worktrees with the real git.
+# bubblewrap: check commands run sandboxed where the container runtime allows user namespaces.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git \
+    && apt-get install -y --no-install-recommends git bubblewrap \
     && rm -rf /var/lib/apt/lists/*
 
+# mergebot runs the server; mergebot-check runs check commands when the container runs as root
+# (`--user root -e MERGEBOT_CHECK_USER=mergebot-check`).
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin mergebot \
+    && useradd --no-create-home --uid 10002 --shell /usr/sbin/nologin mergebot-check \
     && mkdir /data && chown mergebot:mergebot /data
 
 WORKDIR /src

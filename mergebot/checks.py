@@ -38,6 +38,7 @@ import redis.asyncio as aioredis
 
 from mergebot.config import ChecksConfig
 from mergebot.forge.base import CheckResult, CheckState, Forge
+from mergebot.sandbox import Launch, Sandbox, SandboxError
 
 log = logging.getLogger("mergebot.checks")
 
@@ -170,20 +171,30 @@ async def run_command(
     time_limit: float,
     env: Mapping[str, str],
     secrets: Sequence[str] = (),
+    sandbox: Sandbox | None = None,
 ) -> CommandResult:
-    """Run one check command; its whole process group is killed at the timeout (or when the
-    caller is cancelled, e.g. because the lease was lost)."""
+    """Run one check command (as `sandbox` says: as whom, in what); its whole process group is
+    killed at the timeout (or when the caller is cancelled, e.g. because the lease was lost)."""
+    try:
+        with (sandbox or Sandbox()).launch([_shell(), "-c", command], cwd, env) as launch:
+            return await _run_launched(command, launch, cwd, time_limit=time_limit, secrets=secrets)
+    except SandboxError as exc:  # the command cannot be started as configured: it failed
+        return CommandResult(command, 126, str(exc), 0.0)
+
+
+async def _run_launched(
+    command: str, launch: Launch, cwd: Path, *, time_limit: float, secrets: Sequence[str]
+) -> CommandResult:
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
-        _shell(),
-        "-c",
-        command,
+        *launch.argv,
         cwd=cwd,
-        env=dict(env),
+        env=launch.env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
+        **launch.options,
     )
     kept = bytearray()
     limit = TAIL_CHARS * 8
@@ -224,12 +235,18 @@ async def run_commands(
     deadline: float,
     env: Mapping[str, str],
     secrets: Sequence[str] = (),
+    sandbox: Sandbox | None = None,
 ) -> ChecksOutcome:
     """Run the commands in order until one fails; `deadline` is a `time.monotonic()` value."""
     reports: list[CheckReport] = []
     for command in commands:
         result = await run_command(
-            command, cwd, time_limit=deadline - time.monotonic(), env=env, secrets=secrets
+            command,
+            cwd,
+            time_limit=deadline - time.monotonic(),
+            env=env,
+            secrets=secrets,
+            sandbox=sandbox,
         )
         if result.timed_out:
             reports.append(
@@ -453,6 +470,7 @@ async def run_checks(
     environ: Mapping[str, str] | None = None,
     extra_secret_names: Iterable[str] = (),
     poll_seconds: float = DEFAULT_POLL_SECONDS,
+    sandbox: Sandbox | None = None,
 ) -> ChecksOutcome:
     """Run `config`'s checks on the integration commit `sha` checked out in `worktree`.
 
@@ -470,6 +488,7 @@ async def run_checks(
             deadline=started + config.timeout_seconds,
             env=env,
             secrets=secrets,
+            sandbox=sandbox,
         )
         if not outcome.passed:
             return outcome

@@ -8,13 +8,16 @@ operator sets them). Every layer is validated on its own, so each problem names 
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,18 +26,84 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
+from mergebot.gate import Window, WindowError, parse_window
 from mergebot.ids import branch_problem, is_repo
 
 REMOTE_NAME = "origin"
 SERVER_ONLY_KEYS = frozenset({"remote", "forge", "mode"})
 
 
+# Settings that may hold a secret: each can also be given as a file (`MERGEBOT_API_TOKEN_FILE`,
+# the Docker secrets convention), so the value need not sit in any process environment.
+SECRET_SETTINGS = (
+    "webhook_secret",
+    "api_token",
+    "github_token",
+    "github_private_key",
+    "git_password",
+    "redis_url",
+)
+
+
+def file_variable(field: str) -> str:
+    return f"MERGEBOT_{field.upper()}_FILE"
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """`MERGEBOT_<NAME>_FILE`: the value of a secret setting read from a file (one trailing
+    newline dropped). Setting both the variable and its `_FILE` is refused: which one wins would
+    be a guess."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every file at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        problems: list[ConfigProblem] = []
+        for field in SECRET_SETTINGS:
+            name = file_variable(field)
+            path = os.environ.get(name)
+            if not path:
+                continue
+            if os.environ.get(f"MERGEBOT_{field.upper()}"):
+                problems.append(
+                    ConfigProblem("environment", name, f"MERGEBOT_{field.upper()} is set too")
+                )
+                continue
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                problems.append(ConfigProblem("environment", name, f"{path}: {reason}"))
+                continue
+            values[field] = text.removesuffix("\n").removesuffix("\r")
+        if problems:
+            raise ConfigError(problems)
+        return values
+
+
 class Settings(BaseSettings):
     """Process settings; read once in bootstrap, never at import time."""
 
     model_config = SettingsConfigDict(env_prefix="MERGEBOT_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SecretFiles(settings_cls))
 
     redis_url: str | None = None
     webhook_secret: SecretStr | None = None
@@ -62,9 +131,28 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=600, gt=0)
     # Spacing of GitHub writes (GitHub asks for about a second between content-creating calls).
     github_seconds_between_writes: float = Field(default=1.0, ge=0)
+    # Who runs check commands when the server runs as root: a user name or a numeric uid. It must
+    # exist (mergebot creates no user); it needs no home, no shell and no rights of its own.
+    check_user: str = "nobody"
+    # Check commands in a bubblewrap sandbox: "auto" when `bwrap` works here, "bwrap" always
+    # (the server refuses to start without it), "none" never.
+    check_sandbox: Literal["auto", "bwrap", "none"] = "auto"
 
     def server_url(self) -> str:
         return self.url or f"http://{self.host}:{self.port}"
+
+    def secret_values(self) -> list[str]:
+        """Every secret value of these settings (to mask in logs and hide from checks)."""
+        out: list[str] = []
+        for name in SECRET_SETTINGS:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out.append(value.get_secret_value())
+            elif name == "redis_url" and value:
+                password = urlsplit(value).password
+                if password:
+                    out.append(password)
+        return [v for v in out if v]
 
     def config_path(self) -> Path | None:
         """MERGEBOT_CONFIG, else ./mergebot.toml when it exists (embedded defaults otherwise)."""
@@ -179,6 +267,36 @@ class ChecksConfig(_Strict):
     discovery_timeout_seconds: float = Field(default=600, gt=0)
 
 
+def _check_window(text: str) -> str:
+    try:
+        parse_window(text)
+    except WindowError as exc:
+        raise ValueError(str(exc)) from None
+    return text
+
+
+class FreezeConfig(_Strict):
+    """Scheduled freezes: while a window is open, candidates are queued and checked but base
+    does not move (`mergebot.gate`)."""
+
+    windows: list[Annotated[str, AfterValidator(_check_window)]] = Field(default_factory=list)
+    # How often an integrator holding a checked candidate looks again without being woken
+    # (a window's end, a fixing push to a red base); a freeze or unfreeze wakes it at once.
+    recheck_seconds: float = Field(default=30, gt=0)
+
+    def parsed(self) -> list[Window]:
+        return [parse_window(text) for text in self.windows]
+
+
+class ClearanceConfig(_Strict):
+    """A clear base before every move: `required` forge checks must be green on the base tip;
+    `commands` run on a base tip mergebot did not make (a push to base by someone else)."""
+
+    required: list[str] = Field(default_factory=list)
+    commands: list[str] = Field(default_factory=list)
+    timeout_seconds: float = Field(default=600, gt=0)
+
+
 class RepoConfig(_Strict):
     """The effective configuration of one managed repo."""
 
@@ -195,6 +313,18 @@ class RepoConfig(_Strict):
     lease_ttl_seconds: float = Field(default=120, gt=0)
     lease_renew_seconds: float = Field(default=30, gt=0)
     notify: list[NotifySink] = Field(default_factory=list)
+    freeze: FreezeConfig = Field(default_factory=FreezeConfig)
+    clearance: ClearanceConfig = Field(default_factory=ClearanceConfig)
+
+    def secret_env_names(self) -> list[str]:
+        """Environment variables the notify sinks read secrets from."""
+        names: list[str] = []
+        for sink in self.notify:
+            for attr in ("token_env", "url_env", "secret_env", "bot_token_env"):
+                value = getattr(sink, attr, None)
+                if value:
+                    names.append(str(value))
+        return names
 
     @field_validator("base_branch")
     @classmethod
@@ -250,6 +380,12 @@ class ServerConfig:
 
     def managed(self, repo: str) -> bool:
         return repo in self.repos or self.manage_all_repos
+
+    def secret_env_names(self) -> list[str]:
+        """The variables every configured notify sink reads a secret from."""
+        configs = [RepoConfig.model_validate(self.defaults)]
+        configs += [self.repo(name) for name in self.repos]
+        return sorted({name for config in configs for name in config.secret_env_names()})
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -192,6 +192,9 @@ def demo_settings(root: Path, port: int, token: str) -> Settings:
         key_prefix="mergebot:v1",
         event_partitions=1,
         reconcile_interval_seconds=600,
+        # The demo's checks are its own command on its own throw-away repository, and its
+        # directory may sit where another user cannot go (a 0700 temporary directory).
+        check_user=str(os.geteuid()),
     )
 
 

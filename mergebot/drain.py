@@ -17,10 +17,13 @@ from collections.abc import Sequence
 from mergebot.config import ConfigError, Settings
 from mergebot.integrator import Integrator
 from mergebot.runtime import open_runtime
+from mergebot.sandbox import SandboxError, isolate_checks
 
 
 async def _main(repo: str, base: str | None) -> int:
-    async with open_runtime(Settings()) as runtime:
+    settings = Settings()
+    isolate_checks(settings)
+    async with open_runtime(settings) as runtime:
         if not runtime.server_config.managed(repo):
             print(f"mergebot: {repo} is not a managed repo", file=sys.stderr)
             return 2
@@ -39,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_main(args.repo, args.base))
     except ConfigError as exc:
         print(f"mergebot: configuration is invalid:\n{exc}", file=sys.stderr)
+        return 1
+    except SandboxError as exc:
+        print(f"mergebot: {exc}", file=sys.stderr)
         return 1
 
 

@@ -55,6 +55,7 @@ from mergebot.forge.repo_config import (
     operator_pinned,
     report_config_error,
 )
+from mergebot.gatekeeper import Gatekeeper
 from mergebot.git.merge import Candidate, PushStatus
 from mergebot.git.mirror import GitError
 from mergebot.git.workspace import AlreadyOnBase, Conflict, Integration, Workspace, worktrees_root
@@ -62,6 +63,7 @@ from mergebot.handoff import ReadyHook
 from mergebot.queue import FINAL, InvalidTransitionError, QueueItem, Status
 from mergebot.recheck import Decision, recheck
 from mergebot.runtime import Runtime
+from mergebot.sandbox import sandbox_for
 from mergebot.services import sleep_until_stopped
 from mergebot.store.eventlog import EventConflictError
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
@@ -483,6 +485,7 @@ class Integrator:
             shadow=shadow,
             extra_secret_names=_secret_names(config),
             poll_seconds=self.poll_seconds,
+            sandbox=sandbox_for(self.runtime.settings),
         )
         attempt = attempt.model_copy(update={"checks": [c.to_dict() for c in outcome.checks]})
         if not outcome.passed:
@@ -491,6 +494,10 @@ class Integrator:
         landed = attempt.model_copy(update={"main_after": built.commit})
         if shadow:
             return await self._land(item, landed, f"shadow: would integrate {built.commit[:7]}")
+        # The gate (freezes, windows, a red base): a held candidate stays checked and waits.
+        gatekeeper = Gatekeeper(self.runtime, self.repo, self.base, ensure=self._ensure)
+        if not await gatekeeper.wait_until_open(config, built.base_sha, item.slug):
+            return None  # base moved while it waited: rebuild on top of it
         self._ensure()
         push = await self._git(workspace.update_base, self.base, built.base_sha, built.commit)
         if push.status is PushStatus.OK:
@@ -655,13 +662,7 @@ class Integrator:
 
 def _secret_names(config: RepoConfig) -> list[str]:
     """Environment variables the notify sinks read secrets from (hidden from check commands)."""
-    names: list[str] = []
-    for sink in config.notify:
-        for attr in ("token_env", "url_env", "secret_env", "bot_token_env"):
-            value = getattr(sink, attr, None)
-            if value:
-                names.append(str(value))
-    return names
+    return config.secret_env_names()
 
 
 # -- the READY hook and the service --------------------------------------------------------------

@@ -27,12 +27,14 @@ from mergebot.commands import (
     emit,
     events,
     followups,
+    freeze,
     ingest_event,
     priority,
     replay,
     resume,
     serve,
     status,
+    unfreeze,
     worker,
 )
 from mergebot.commands import web as web_command
@@ -47,7 +49,15 @@ from mergebot.processor import processor_service
 from mergebot.runtime import Runtime
 from mergebot.services import BackgroundService
 from mergebot.web import app as web_app
-from mergebot.web import dashboard, events_api, followups_api, health, notify_api, queue_api
+from mergebot.web import (
+    controls_api,
+    dashboard,
+    events_api,
+    followups_api,
+    health,
+    notify_api,
+    queue_api,
+)
 
 # The web tier's routes, in the order they are added (metrics are installed before all of them).
 ROUTES: tuple[web_app.RouteSetup, ...] = (
@@ -58,6 +68,7 @@ ROUTES: tuple[web_app.RouteSetup, ...] = (
     followups_api.setup,
     notify_api.setup,
     queue_api.setup,
+    controls_api.setup,
 )
 
 # The worker's services, in start order. The integrator's comes first: it sets
@@ -111,6 +122,8 @@ COMMANDS: dict[str, Command] = {
     "resume": Command(resume.HELP, resume.add_arguments, resume.run),
     "cancel": Command(cancel.HELP, cancel.add_arguments, cancel.run),
     "priority": Command(priority.HELP, priority.add_arguments, priority.run),
+    "freeze": Command(freeze.HELP, freeze.add_arguments, freeze.run),
+    "unfreeze": Command(unfreeze.HELP, unfreeze.add_arguments, unfreeze.run),
     "replay": Command(replay.HELP, replay.add_arguments, replay.run),
     "followups": Command(followups.HELP, followups.add_arguments, followups.run),
     "dead-letters": Command(dead_letters.HELP, dead_letters.add_arguments, dead_letters.run),

@@ -29,7 +29,13 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from mergebot.config import REMOTE_NAME, RepoConfig, ServerConfig
-from mergebot.events import BranchPushed, CanonicalEvent, FinalizeReady, IntegrationCompleted
+from mergebot.events import (
+    BranchPushed,
+    CanonicalEvent,
+    EventName,
+    FinalizeReady,
+    IntegrationCompleted,
+)
 from mergebot.forge.repo_config import EffectiveConfigs
 from mergebot.git.facts import GitFactsSource, MirrorGitFactsSource
 from mergebot.plan import Action, Enqueue, Move, Reschedule, plan
@@ -61,6 +67,7 @@ RENEW_SHARE = 1 / 3
 # How often a holder reclaims stale pending entries, re-asks git and re-announces queued work.
 TICK_SECONDS = 30.0
 RECLAIM_IDLE_MS = 60_000
+_CONTROLS = frozenset({EventName.QUEUE_FROZEN, EventName.QUEUE_UNFROZEN})
 # What is still open to change by git alone (a push elsewhere, a manual merge to base).
 _OPEN = frozenset({CandidateStatus.WAITING, CandidateStatus.READY})
 
@@ -382,6 +389,9 @@ async def process_entries(
             guard()
         await runtime.eventlog.ack(GROUP, partition, [e.entry_id for e in group])
         results.append(result)
+        if any(e.envelope.name in _CONTROLS for e in group):
+            # An integrator holding a checked candidate (mergebot.gatekeeper) looks again now.
+            await runtime.redis.publish(runtime.keys.control_signals(repo), "*")
         if result.queued and result.base:
             await announce(runtime, repo, result.base)
     return results

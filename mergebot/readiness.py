@@ -407,13 +407,16 @@ def _fold_control(
 
 
 def _freeze_fact(event: QueueFrozen | QueueUnfrozen) -> FreezeFact:
-    if isinstance(event, QueueUnfrozen):
-        return FreezeFact(frozen=False, base=event.base, by=event.by, at=event.at)
     extra = event.model_extra or {}
 
     def text(name: str) -> str | None:
         value = extra.get(name)
         return value if isinstance(value, str) and value.strip() else None
+
+    if isinstance(event, QueueUnfrozen):
+        return FreezeFact(
+            frozen=False, base=event.base, by=event.by, at=event.at, kind=text("kind") or ""
+        )
 
     return FreezeFact(
         frozen=True,

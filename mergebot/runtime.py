@@ -9,8 +9,10 @@ which order, is decided by the composition root, `mergebot.main`.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -31,6 +33,7 @@ from mergebot.git.credentials import CredentialSource, GitCredentials, TokenSour
 from mergebot.git.facts import GitFactsSource
 from mergebot.git.mirror import Mirror, mirror_path
 from mergebot.handoff import ReadyHook
+from mergebot.logmask import masking, secret_values
 from mergebot.store.connection import connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog
@@ -39,6 +42,10 @@ from mergebot.store.projection import ProjectionCache
 
 if TYPE_CHECKING:
     from mergebot.forge.github import GitHubForge
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class ForgeUnavailableError(LookupError):
@@ -69,6 +76,9 @@ class Runtime:
     reported_positions: dict[str, int] = field(default_factory=dict, repr=False)
     # Every repo's forge, instead of the configured ones (tests set a fake).
     forge_override: Callable[[str], ForgeProtocol] | None = None
+    # The wall clock of decisions that depend on the time of day (freeze windows, a freeze's
+    # `until`); tests set their own instead of sleeping.
+    clock: Callable[[], datetime] = field(default=utc_now, repr=False)
     _forges: dict[str, ForgeProtocol] = field(default_factory=dict, repr=False)
 
     def remote_url(self, repo: str) -> str:
@@ -180,17 +190,19 @@ async def open_runtime(
     """
     config = server_config or load_server_config(settings.config_path())
     keys = Keys(prefix=settings.key_prefix, partitions=settings.event_partitions)
-    embedded: EmbeddedRedis | None = None
-    url = settings.redis_url
-    if not url:
-        embedded = EmbeddedRedis(settings.data_dir)
-        url = embedded.start(share=not server)
-    client = connect(url)
-    runtime = build_runtime(settings, config, client, keys)
-    try:
-        yield runtime
-    finally:
-        runtime.close_mirrors()
-        await client.aclose()
-        if embedded is not None:
-            embedded.stop()
+    secrets = [*settings.secret_values(), *(os.environ.get(n) for n in config.secret_env_names())]
+    with masking(secret_values(secrets)):
+        embedded: EmbeddedRedis | None = None
+        url = settings.redis_url
+        if not url:
+            embedded = EmbeddedRedis(settings.data_dir)
+            url = embedded.start(share=not server)
+        client = connect(url)
+        runtime = build_runtime(settings, config, client, keys)
+        try:
+            yield runtime
+        finally:
+            runtime.close_mirrors()
+            await client.aclose()
+            if embedded is not None:
+                embedded.stop()

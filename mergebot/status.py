@@ -1,7 +1,9 @@
 """The status of a repo's queue (SPEC §9): one builder for `mergebot status --json` and
 `GET /api/repos/<owner>/<repo>/queue`, so the two can never disagree.
 
-Shape: `{"repo", "base", "mode", "managed", "lease": null | {"owner", "expires_at"},
+Shape: `{"repo", "base", "mode", "frozen": null | {"kind", "reason", "by", "since", "until",
+"sha", "check"}, "held": null | {"slug", "base_sha", "since", "hold"}, "managed",
+"lease": null | {"owner", "expires_at"},
 "candidates": [{"slug", "branch", "sha", "status", "ready_at", "position", "reasons",
 "reason_codes", "followup_id", "updated_at", "priority"}], "dead_letters": n, "poison_events": n,
 "poison_changes": n, "ignored": {code: n},
@@ -17,6 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
+from mergebot.gatekeeper import current_hold, waiting
 from mergebot.notify.view import LandedBy, landed_by
 from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
@@ -131,10 +134,16 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
     refusals = RefusalLog(runtime.redis, runtime.keys)
     recent_refusals = [r for r in await refusals.recent(50) if repo in r.repos][:RECENT_NOTES]
     notes = await projections.recent_notes(repo, RECENT_NOTES)
+    hold = await current_hold(runtime, repo, config)
     return {
         "repo": repo,
         "base": base,
         "mode": config.mode.value,
+        # Why base may not move now (a freeze, a freeze window, a red base), or null.
+        "frozen": hold.as_json() if hold is not None else None,
+        # The checked candidate waiting for base to open right now: {"slug", "base_sha",
+        # "since", "hold"}, or null.
+        "held": await waiting(runtime, repo, base),
         "managed": runtime.server_config.managed(repo),
         "lease": (
             {"owner": lease.owner, "expires_at": lease.expires_at.isoformat()} if lease else None

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -83,7 +85,15 @@ class IsolatedSettings(Settings):
 
 
 def settings_for(tmp_path: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {"api_token": API_TOKEN, "data_dir": tmp_path / "data"}
+    """In-process tests run check commands as the test's own user, unsandboxed: their commands
+    wait on files in pytest's private tmp dir. How checks are isolated is tested end to end on
+    real server processes (tests/e2e/test_check_isolation.py), with the defaults."""
+    values: dict[str, object] = {
+        "api_token": API_TOKEN,
+        "data_dir": tmp_path / "data",
+        "check_user": str(os.geteuid()),
+        "check_sandbox": "none",
+    }
     values.update(overrides)
     return IsolatedSettings(**values)  # type: ignore[arg-type]
 
@@ -138,3 +148,15 @@ def _no_unexpected_error_logs(
     errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
     if errors:
         pytest.fail("unexpected ERROR log: " + "; ".join(r.getMessage() for r in errors[:3]))
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory any user may enter: pytest's own tmp dir is 0700, so a check command run as
+    another user (or a server run as one) could not reach anything in it."""
+    path = Path(tempfile.mkdtemp(prefix="mergebot-open-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

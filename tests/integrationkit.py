@@ -22,24 +22,19 @@ T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 def manage_remote(runtime: Runtime, remote: GitRemote, **table: Any) -> None:
     """Make REPO a managed plain-git repo on `remote` (grace 0 unless given)."""
-    lines = [f'[repos."{REPO}"]', f'remote = "{remote.url}"', 'forge = "git"']
-    table.setdefault("grace_seconds", 0)
-    checks = table.pop("checks", None)
-    lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
-    if checks:
-        lines.append(f'[repos."{REPO}".checks]')
-        lines += [f"{key} = {json.dumps(value)}" for key, value in checks.items()]
-    runtime.server_config = parse_server_config("\n".join(lines) + "\n", "mergebot.toml")
+    runtime.server_config = parse_server_config(server_toml(remote, **table), "mergebot.toml")
 
 
 def server_toml(remote: GitRemote, **table: Any) -> str:
+    """The server file managing REPO on `remote`; a dict value (`checks`, `freeze`…) is a
+    sub-table."""
     lines = [f'[repos."{REPO}"]', f'remote = "{remote.url}"', 'forge = "git"']
     table.setdefault("grace_seconds", 0)
-    checks = table.pop("checks", None)
+    tables = {k: table.pop(k) for k in [k for k, v in table.items() if isinstance(v, dict)]}
     lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
-    if checks:
-        lines.append(f'[repos."{REPO}".checks]')
-        lines += [f"{key} = {json.dumps(value)}" for key, value in checks.items()]
+    for name, sub in tables.items():
+        lines.append(f'[repos."{REPO}".{name}]')
+        lines += [f"{key} = {json.dumps(value)}" for key, value in sub.items()]
     return "\n".join(lines) + "\n"
 
 

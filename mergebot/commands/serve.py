@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from mergebot.commands.support import CommandError, run_job
 from mergebot.config import Settings, load_settings
 from mergebot.runtime import Runtime, open_runtime
+from mergebot.sandbox import SandboxError, isolate_checks
 from mergebot.services import BackgroundService, supervise
 
 HELP = "run the web server and the worker in one process"
@@ -88,7 +89,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 async def _main(args: argparse.Namespace, wiring: Wiring, *, web_tier: bool, worker: bool) -> int:
-    async with open_runtime(settings_from(args), server=True) as runtime:
+    settings = settings_from(args)
+    try:
+        isolate_checks(settings)
+    except SandboxError as exc:
+        raise CommandError(str(exc)) from None
+    async with open_runtime(settings, server=True) as runtime:
         try:
             await runtime.redis.ping()
         except (RedisError, OSError) as exc:

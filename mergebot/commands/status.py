@@ -36,12 +36,20 @@ def render(status: dict[str, Any]) -> str:
         f"{status['repo']} -> {status['base']} ({status['mode']}"
         f"{'' if status['managed'] else ', not managed'}); lease {holder}",
     ]
+    frozen = status.get("frozen")
+    if frozen:
+        until = f", until {frozen['until']}" if frozen.get("until") else ""
+        lines.append(f"  frozen: {frozen['reason']} (by {frozen['by']}{until}); base does not move")
+    held = status.get("held")
+    if held:
+        lines.append(f"  waiting to land: {held['slug']}, checked on {str(held['base_sha'])[:7]}")
     if not status["candidates"]:
         lines.append("  no candidates")
     for c in status["candidates"]:
         where = f"#{c['position']}" if c["position"] else c["status"]
         sha = (c["sha"] or "")[:7] or "-"
-        lines.append(f"  {where:<12} {c['slug']:<24} {c['branch'] or '-'} {sha}")
+        priority = f" p={c['priority']}" if c.get("priority") else ""
+        lines.append(f"  {where:<12} {c['slug']:<24} {c['branch'] or '-'} {sha}{priority}")
         for reason in c["reasons"]:
             lines.append(f"      - {reason}")
         if c["followup_id"]:

@@ -151,6 +151,17 @@ class Workspace:
             self._git("worktree", "prune")
         self._git("update-ref", "-d", f"refs/heads/{integration.branch}")
 
+    def checkout(self, sha: str, name: str) -> Path:
+        """A throw-away detached worktree at `sha` (the clearance commands of a base tip run in
+        it); `discard` removes it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        worktree = self.root / f"{name}-{uuid.uuid4().hex[:8]}"
+        self._check("worktree", "add", "--detach", "--quiet", str(worktree), sha)
+        return worktree
+
+    def discard(self, worktree: Path) -> None:
+        self._discard(worktree)
+
     # -- building ------------------------------------------------------------------------------
     def build(self, candidate: Candidate, base: str, method: MergeMethod) -> BuildResult:
         """Build the integration commit of `candidate` on the mirror's current `origin/<base>`

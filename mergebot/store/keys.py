@@ -79,6 +79,17 @@ class Keys:
         A wake-up for a waiting integrator, never a record: it still asks the forge."""
         return f"{self._repo(repo)}:check-signals"
 
+    def control_signals(self, repo: str) -> str:
+        """Pub/sub channel: the processor folded a freeze or unfreeze of the repo. Wakes an
+        integrator that holds a checked candidate while base may not move; never a record."""
+        return f"{self._repo(repo)}:control-signals"
+
+    def gate(self, repo: str, base: str) -> str:
+        """Hash: base sha -> JSON of its clearance result (green or red, the failing check), so
+        clearance commands run once per base sha; `last` -> the newest result; `waiting` -> the
+        hold a checked candidate waits on right now (removed when it is released)."""
+        return f"{self._repo(repo)}:gate:{base}"
+
     def projection(self, repo: str) -> str:
         """Hash: the projection's checkpoint (`last_entry`), `rev` token and `note:<code>`
         counters; the facts and states are in `projection_slugs` and `projection_pushes`."""

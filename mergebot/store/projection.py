@@ -4,6 +4,7 @@ Kept per slug, so a batch writes back what it touched, not what the repo ever he
 `keys.projection_slugs(repo)` maps each slug to its facts and candidate states,
 `keys.projection_pushes(repo)` each branch to its `branch_pushed` facts, and
 `keys.projection(repo)` holds `last_entry` (the id of the newest event-log entry folded in),
+`freezes` (the repo's `queue_frozen`/`queue_unfrozen` facts, a short list written whole),
 `rev` (a random token, new on every save) and `note:<code>` counters of events that were stored
 but changed nothing. A save writes the changed fields, the checkpoint and the capped list of
 recent notes in one MULTI, and a load reads all three hashes in one MULTI, so a crash or a
@@ -30,12 +31,13 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, TypeAdapter
 
-from mergebot.readiness import CandidateState, Note, PushFact, RepoFacts, SlugFacts
+from mergebot.readiness import CandidateState, FreezeFact, Note, PushFact, RepoFacts, SlugFacts
 from mergebot.store.keys import Keys
 
 NOTES_KEPT = 200
 # The field a projection was stored in as one JSON document, before it was kept per slug.
 LEGACY_FIELD = "state"
+FREEZES_FIELD = "freezes"
 
 
 class ProjectionState(BaseModel):
@@ -83,6 +85,7 @@ class SlugRecord(BaseModel):
 _SLUG_RECORDS: TypeAdapter[dict[str, SlugRecord]] = TypeAdapter(dict[str, SlugRecord])
 _PUSH_LISTS: TypeAdapter[dict[str, list[PushFact]]] = TypeAdapter(dict[str, list[PushFact]])
 _PUSH_LIST: TypeAdapter[list[PushFact]] = TypeAdapter(list[PushFact])
+_FREEZES: TypeAdapter[list[FreezeFact]] = TypeAdapter(list[FreezeFact])
 
 
 def parse_record(text: str) -> SlugRecord:
@@ -107,11 +110,13 @@ class ProjectionStore:
     async def load_with_rev(self, repo: str) -> tuple[ProjectionState, str | None]:
         """The state and the `rev` token it was stored with (read together, in one MULTI)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hmget(self.keys.projection(repo), ["last_entry", "rev", LEGACY_FIELD])
+            pipe.hmget(
+                self.keys.projection(repo), ["last_entry", "rev", LEGACY_FIELD, FREEZES_FIELD]
+            )
             pipe.hgetall(self.keys.projection_slugs(repo))
             pipe.hgetall(self.keys.projection_pushes(repo))
             meta, slugs, pushes = await pipe.execute()
-        last_entry, rev, legacy = cast(list[str | None], meta)
+        last_entry, rev, legacy, freezes = cast(list[str | None], meta)
         if legacy is not None and not slugs:
             # Stored as one JSON document before the projection was kept per slug: read it, and
             # let the next save write it out per slug (and drop the old field).
@@ -119,6 +124,8 @@ class ProjectionStore:
             state.facts.mark_all_changed()
         else:
             state = self._assemble(repo, cast(dict[str, str], slugs), cast(dict[str, str], pushes))
+            if freezes:
+                state.facts.freezes = _FREEZES.validate_json(freezes)
         state.last_entry = last_entry or None
         return state, rev
 
@@ -155,16 +162,22 @@ class ProjectionStore:
         return self._assemble(repo, found, pushes)
 
     async def stored_text(self, repo: str) -> tuple[dict[str, str], dict[str, str]] | None:
-        """The stored JSON of every slug and every branch's pushes, unparsed; None when the
-        projection is stored in the older single-document layout."""
+        """The stored JSON of every slug and every branch's pushes (the repo's freezes under
+        the pushes' empty branch name), unparsed; None when the projection is stored in the
+        older single-document layout."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hexists(self.keys.projection(repo), LEGACY_FIELD)
+            pipe.hmget(self.keys.projection(repo), [LEGACY_FIELD, FREEZES_FIELD])
             pipe.hgetall(self.keys.projection_slugs(repo))
             pipe.hgetall(self.keys.projection_pushes(repo))
-            legacy, slugs, pushes = await pipe.execute()
+            (legacy, freezes), slugs, pushes = await pipe.execute()
         if legacy:
             return None
-        return cast(dict[str, str], slugs), cast(dict[str, str], pushes)
+        return cast(dict[str, str], slugs), {**cast(dict[str, str], pushes), "": freezes or "[]"}
+
+    async def freezes(self, repo: str) -> list[FreezeFact]:
+        """The repo's freeze facts alone (one HGET: the integrator asks before every move)."""
+        raw = cast(str | None, await self.redis.hget(self.keys.projection(repo), FREEZES_FIELD))
+        return _FREEZES.validate_json(raw) if raw else []
 
     async def rev(self, repo: str) -> str | None:
         return cast(str | None, await self.redis.hget(self.keys.projection(repo), "rev"))
@@ -211,6 +224,8 @@ class ProjectionStore:
             if pushes:
                 pipe.hset(self.keys.projection_pushes(state.repo), mapping=cast(Any, pushes))
             pipe.hdel(key, LEGACY_FIELD)
+            if state.facts.freezes:
+                pipe.hset(key, FREEZES_FIELD, _FREEZES.dump_json(state.facts.freezes).decode())
             pipe.hset(key, "rev", rev)
             if state.last_entry:
                 pipe.hset(key, "last_entry", state.last_entry)

@@ -241,6 +241,32 @@ class Row:
 
 
 @dataclass(frozen=True)
+class FrozenView:
+    """Why base may not move now (status `frozen`): a freeze, a window, a red base."""
+
+    kind: str
+    reason: str
+    by: str
+    since: str
+    until: str | None
+    until_exact: str | None
+
+    @classmethod
+    def of(cls, raw: object, now: datetime) -> FrozenView | None:
+        if not isinstance(raw, Mapping):
+            return None
+        until = parse_time(raw.get("until"))
+        return cls(
+            kind=str(raw.get("kind", "")),
+            reason=str(raw.get("reason", "")),
+            by=str(raw.get("by", "")),
+            since=ago(parse_time(raw.get("since")), now),
+            until=exact(until) if until else None,
+            until_exact=until.isoformat() if until else None,
+        )
+
+
+@dataclass(frozen=True)
 class RepoView:
     repo: str
     base: str
@@ -261,6 +287,7 @@ class RepoView:
     recent: list[Row]
     ignored: dict[str, int]
     refusals: int
+    frozen: FrozenView | None = None
 
 
 def counts(status: Mapping[str, Any]) -> dict[str, int]:
@@ -353,6 +380,7 @@ def repo_view(
         recent=[r for r in rows if r.status in FINISHED],
         ignored={str(k): int(v) for k, v in (status.get("ignored") or {}).items()},
         refusals=int(refusals.get("total", 0)) if isinstance(refusals, Mapping) else 0,
+        frozen=FrozenView.of(status.get("frozen"), now),
     )
 
 

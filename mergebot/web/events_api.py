@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from mergebot.events import EventError, envelope_for, parse_events_body
 from mergebot.ids import is_repo
+from mergebot.runtime import Runtime
 from mergebot.store.eventlog import EventConflictError
 from mergebot.store.refusals import Refusal, RefusalLog
 from mergebot.web.app import RUNTIME
@@ -47,6 +48,19 @@ def token_matches(given: str | None, expected: str) -> bool:
         hmac.compare_digest(expected.encode(), expected.encode())
         return False
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def api_refusal(runtime: Runtime, authorization: str | None) -> tuple[int, str] | None:
+    """(status, message) when a request to the token-protected API may not go on: 503 when
+    the server has no token (its set-up, not the client, is at fault), 401 when the bearer
+    token is missing or wrong; None when it matches."""
+    secret = runtime.settings.api_token
+    expected = secret.get_secret_value() if secret is not None else ""
+    if not expected:
+        return 503, "the API is disabled: the server has no MERGEBOT_API_TOKEN set"
+    if not token_matches(bearer_token(authorization), expected):
+        return 401, "missing or wrong bearer token (Authorization: Bearer <token>)"
+    return None
 
 
 def _repos_of(body: object) -> list[str]:

@@ -19,7 +19,7 @@ from mergebot.followups import Followup, FollowupStateError, FollowupStatus, cla
 from mergebot.ids import is_repo
 from mergebot.store.followups import FollowupNotFoundError, FollowupStore
 from mergebot.web.app import RUNTIME
-from mergebot.web.events_api import bearer_token, token_matches
+from mergebot.web.events_api import api_refusal
 
 MAX_NAME = 200
 
@@ -69,12 +69,9 @@ async def list_followups(request: web.Request) -> web.Response:
 
 async def _act(request: web.Request, action: str) -> web.Response:
     runtime = request.app[RUNTIME]
-    secret = runtime.settings.api_token
-    expected = secret.get_secret_value() if secret is not None else ""
-    if not expected:
-        return _error(503, "the API is disabled: the server has no MERGEBOT_API_TOKEN set")
-    if not token_matches(bearer_token(request.headers.get("Authorization")), expected):
-        return _error(401, "missing or wrong bearer token (Authorization: Bearer <token>)")
+    refused = api_refusal(runtime, request.headers.get("Authorization"))
+    if refused is not None:
+        return _error(*refused)
     try:
         body = await request.json()
     except ValueError:

@@ -4,19 +4,23 @@ nothing started when MERGEBOT_REDIS_URL is set."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from mergebot.config import ServerConfig
 from mergebot.events import envelope_for, parse_event
 from mergebot.runtime import open_runtime
 from mergebot.store.connection import connect
-from mergebot.store.embedded import EmbeddedRedis, EmbeddedRedisError
+from mergebot.store.embedded import EmbeddedRedis, EmbeddedRedisError, redis_server_binary
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
 from tests.conftest import settings_for
 from tests.factories import raw_event
+from tests.waiting import until
 
 
 def children() -> set[int]:
@@ -26,6 +30,13 @@ def children() -> set[int]:
         text = (task / "children").read_text().split()
         found.update(int(pid) for pid in text)
     return found
+
+
+async def answers(client: Redis) -> bool:
+    try:
+        return bool(await client.ping())
+    except (RedisError, OSError):
+        return False
 
 
 def alive(pid: int) -> bool:
@@ -99,3 +110,47 @@ def test_a_stale_url_file_does_not_block_a_new_server(tmp_path: Path) -> None:
     with EmbeddedRedis(tmp_path) as server:
         assert server.pid is not None
         assert alive(server.pid)
+
+
+async def test_a_server_left_running_by_a_dead_owner_is_shut_down_and_its_data_kept(
+    tmp_path: Path,
+) -> None:
+    """A redis-server whose owner is gone (no one holds the owner lock) but that still answers —
+    e.g. one started by an older mergebot, or whose parent-death signal was lost — is shut down
+    by the next start (its AOF written), never run beside a second writer."""
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    sock = redis_dir / "redis.sock"
+    orphan = subprocess.Popen(
+        [
+            str(redis_server_binary()), "--dir", str(redis_dir), "--appendonly", "yes",
+            "--save", "", "--port", "0", "--unixsocket", str(sock),
+            "--pidfile", str(redis_dir / "redis.pid"), "--logfile", str(redis_dir / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"unix://{sock}"
+        (redis_dir / "server.url").write_text(url + "\n")
+        client = connect(url)
+        try:
+            await until(lambda: answers(client), "the orphan answering")
+            keys = Keys(prefix="orphan:v1")
+            event = parse_event(raw_event("review_approved")).event
+            await EventLog(client, keys).append(envelope_for(event, source="t", event_id="kept"))
+        finally:
+            await client.aclose()
+
+        with EmbeddedRedis(tmp_path) as server:
+            assert orphan.wait(timeout=15) == 0  # shut down cleanly, before the new one started
+            assert server.pid != orphan.pid
+            client = connect(server.url)
+            try:
+                [entry] = [e async for e in EventLog(client, keys).replay()]
+                assert entry.envelope.id == "kept"
+            finally:
+                await client.aclose()
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()
+            orphan.wait()

@@ -94,6 +94,10 @@ class World:
             MERGEBOT_KEY_PREFIX=self.keys.prefix,
             MERGEBOT_DATA_DIR=str(self.data),
             MERGEBOT_CONFIG=str(self.config),
+            # Checks wait on files in pytest's tmp dir (0700, and hidden by a sandbox's own
+            # /tmp): they run as this user, unsandboxed. Isolation: test_check_isolation.py.
+            MERGEBOT_CHECK_USER=str(os.geteuid()),
+            MERGEBOT_CHECK_SANDBOX="none",
             **extra,
         )
         return env

@@ -4,9 +4,11 @@ start."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -65,26 +67,35 @@ def gone(pid: int) -> bool:
     return state == "Z"
 
 
+@contextlib.contextmanager
+def running_serve(
+    tmp_path: Path, data_dir: Path, log_name: str = "serve.log"
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`mergebot serve` on `data_dir` and a free port, healthy, killed at the end if still up."""
+    port = free_port()
+    with (tmp_path / log_name).open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mergebot", "serve"],
+            cwd=tmp_path,
+            env=server_env(data_dir, port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, process)
+            yield process, url
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
-    data_dir, port = tmp_path / "data", free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mergebot", "serve"],
-        cwd=tmp_path,
-        env=server_env(data_dir, port),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, process)
+    data_dir = tmp_path / "data"
+    with running_serve(tmp_path, data_dir) as (process, url):
         yield process, url, data_dir
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def test_serve_stops_cleanly_on_sigterm_and_keeps_the_events(
@@ -168,3 +179,65 @@ def test_web_and_worker_run_apart_on_a_shared_redis(
                 process.kill()
                 process.wait()
     assert not (tmp_path / "data" / "redis").exists()  # with a URL, no embedded server
+
+
+def test_serve_killed_with_sigkill_starts_again_on_the_same_data_dir(
+    tmp_path: Path, serve: tuple[subprocess.Popen[bytes], str, Path]
+) -> None:
+    """`kill -9` of `mergebot serve` (an operator, the OOM killer, a supervisor restarting only
+    the main process) takes its redis-server with it; the next start needs no hand work and finds
+    every event the killed one acknowledged."""
+    process, url, data_dir = serve
+    [redis_pid] = [
+        pid for pid in child_pids(process.pid)
+        if "redis-server" in Path(f"/proc/{pid}/cmdline").read_text()
+    ]  # fmt: skip
+    event = {"name": "resume_requested", "id": "kept-1", "repo": "acme/widgets", "slug": "pr-1",
+             "requested_by": "carol", "at": "2026-01-01T00:00:00Z"}  # fmt: skip
+    body = json.dumps(event)
+    request = urllib.request.Request(
+        url + "/events", data=body.encode(), method="POST",
+        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 201
+
+    process.kill()  # SIGKILL
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while not gone(redis_pid):
+        assert time.monotonic() < deadline, "the redis-server outlived its killed owner"
+        time.sleep(0.02)
+
+    with running_serve(tmp_path, data_dir, "again.log") as (again, again_url):
+        request.full_url = again_url + "/events"  # the same event again: already stored
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert json.loads(resp.read())["stored"] == [{"id": "kept-1", "duplicate": True}]
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(timeout=30) == 0
+
+
+@pytest.mark.allow_error_logs
+def test_a_token_in_a_header_the_parser_rejects_leaves_no_trace_in_the_log(
+    tmp_path: Path, serve: tuple[subprocess.Popen[bytes], str, Path]
+) -> None:
+    """aiohttp logs the start of a header it cannot parse (a NUL byte, an overlong line) at
+    ERROR; with the API token in that header, the log must still not show it, whole or cut."""
+    process, url, _ = serve
+    port = int(url.rsplit(":", 1)[1])
+    token = API_TOKEN.encode()
+    bad_headers = [
+        b"Authorization: Bearer " + token + b"\x00\r\n",
+        b"Authorization: Bearer " + token + b"A" * 9000 + b"\r\n",
+        b"X-Pad: " + b"p" * 75 + b"\r\nAuthorization: Bearer " + token + b"\x01\r\n",
+    ]
+    for header in bad_headers:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST /events HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n")
+            assert b" 400 " in sock.recv(64)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    log = (tmp_path / "serve.log").read_text()
+    assert "Error handling request" in log  # aiohttp did log the rejected headers
+    for start in range(len(API_TOKEN) - 8 + 1):
+        assert API_TOKEN[start : start + 8] not in log

@@ -49,9 +49,10 @@ def test_every_environment_variable_is_documented() -> None:
 def test_every_per_repo_key_is_documented_with_its_default() -> None:
     rows = table_rows("### Per-repo keys")
     defaults = RepoConfig().model_dump(mode="json")
-    checks = ChecksConfig().model_dump(mode="json")
-    expected = {k: v for k, v in defaults.items() if k != "checks"}
-    expected |= {f"checks.{k}": v for k, v in checks.items()}
+    tables = {"checks": ChecksConfig().model_dump(mode="json")}
+    tables |= {k: v for k, v in defaults.items() if k in ("freeze", "clearance")}
+    expected = {k: v for k, v in defaults.items() if k not in tables}
+    expected |= {f"{t}.{k}": v for t, table in tables.items() for k, v in table.items()}
     assert set(rows) == set(expected)
     for key, value in expected.items():
         assert rows[key][0].strip("`") == toml_text(value), key
@@ -66,7 +67,7 @@ def test_the_readme_names_every_cli_command() -> None:
 def test_the_dockerfile_runs_serve_as_a_non_root_user_with_a_healthcheck() -> None:
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert re.search(r"^FROM python:3\.11-slim$", text, re.M)
-    assert "apt-get install -y --no-install-recommends git" in text
+    assert "apt-get install -y --no-install-recommends git bubblewrap" in text
     assert re.search(r"^USER mergebot$", text, re.M)
     assert "MERGEBOT_HOST=0.0.0.0" in text
     assert "MERGEBOT_DATA_DIR=/data" in text
