@@ -51,6 +51,8 @@ class Attempt(BaseModel):
     decided_at: datetime | None = None
     main_after: str | None = None
     checks: list[dict[str, Any]] = Field(default_factory=list)
+    # The check running now: {"name", "kind", "started_at"} (what the dashboard shows).
+    running: dict[str, str] | None = None
     reason: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
     followup_id: str | None = None

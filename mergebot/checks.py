@@ -28,7 +28,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -228,6 +228,11 @@ async def _run_launched(
     return CommandResult(command, exit_code, tail(output), round(time.monotonic() - started, 3))
 
 
+# Told which check starts (its name and kind: "command" or "required"), so people can see what
+# runs now and for how long (the integrator records it on the attempt; the dashboard shows it).
+OnCheck = Callable[[str, str], Awaitable[None]]
+
+
 async def run_commands(
     commands: Sequence[str],
     cwd: Path,
@@ -236,10 +241,13 @@ async def run_commands(
     env: Mapping[str, str],
     secrets: Sequence[str] = (),
     sandbox: Sandbox | None = None,
+    on_check: OnCheck | None = None,
 ) -> ChecksOutcome:
     """Run the commands in order until one fails; `deadline` is a `time.monotonic()` value."""
     reports: list[CheckReport] = []
     for command in commands:
+        if on_check is not None:
+            await on_check(command, "command")
         result = await run_command(
             command,
             cwd,
@@ -471,6 +479,7 @@ async def run_checks(
     extra_secret_names: Iterable[str] = (),
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     sandbox: Sandbox | None = None,
+    on_check: OnCheck | None = None,
 ) -> ChecksOutcome:
     """Run `config`'s checks on the integration commit `sha` checked out in `worktree`.
 
@@ -489,6 +498,7 @@ async def run_checks(
             env=env,
             secrets=secrets,
             sandbox=sandbox,
+            on_check=on_check,
         )
         if not outcome.passed:
             return outcome
@@ -496,6 +506,8 @@ async def run_checks(
     if config.required and shadow:
         reports += [CheckReport(n, "required", Reported.WOULD_WAIT) for n in config.required]
     elif config.required:
+        if on_check is not None:
+            await on_check(", ".join(config.required), "required")
         async with _signals(redis, signal_channel) as signals:
             outcome = await wait_required(
                 forge,

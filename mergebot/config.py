@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     # Check commands in a bubblewrap sandbox: "auto" when `bwrap` works here, "bwrap" always
     # (the server refuses to start without it), "none" never.
     check_sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    # At most this many bytes (as JSON) of extra, unknown fields per canonical event.
+    max_extra_field_bytes: int = Field(default=64 * 1024, ge=0, le=16 * 1024 * 1024)
 
     def server_url(self) -> str:
         return self.url or f"http://{self.host}:{self.port}"
@@ -202,9 +204,18 @@ class NotifyEvent(StrEnum):
     RESUMED = "resumed"
     SUPERSEDED = "superseded"
     CANCELLED = "cancelled"
+    # The queue of a base, not one candidate: a person's freeze, or a red base (and back).
+    FROZEN = "frozen"
+    UNFROZEN = "unfrozen"
 
 
-_DEFAULT_NOTIFY_EVENTS = [NotifyEvent.COMPLETED, NotifyEvent.BLOCKED]
+# Freezes are on by default: a queue that stopped (a red base above all) is what admins must hear.
+_DEFAULT_NOTIFY_EVENTS = [
+    NotifyEvent.COMPLETED,
+    NotifyEvent.BLOCKED,
+    NotifyEvent.FROZEN,
+    NotifyEvent.UNFROZEN,
+]
 
 
 class _Strict(BaseModel):

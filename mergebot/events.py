@@ -66,7 +66,20 @@ def _require_text_timestamp(value: object) -> object:
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-23:59 is past the last datetime once in UTC
+        raise ValueError("the timestamp is out of range once converted to UTC") from None
+
+
+def _no_control_characters(value: str) -> str:
+    if _has_control(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _has_control(value: str) -> bool:
+    return any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in value)
 
 
 def _check_branch(value: str) -> str:
@@ -77,6 +90,8 @@ def _check_branch(value: str) -> str:
 
 
 NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+# An id another system gave (a session, a follow-up): it names things, so no control characters.
+Identifier = Annotated[NonBlank, AfterValidator(_no_control_characters)]
 RepoName = Annotated[str, StringConstraints(strip_whitespace=True, pattern=REPO_PATTERN)]
 SlugName = Annotated[str, StringConstraints(strip_whitespace=True, pattern=SLUG_PATTERN)]
 CommitSha = Annotated[str, StringConstraints(strip_whitespace=True, pattern=SHA_PATTERN)]
@@ -86,6 +101,9 @@ BranchName = Annotated[
 Timestamp = Annotated[
     AwareDatetime, BeforeValidator(_require_text_timestamp), AfterValidator(_to_utc)
 ]
+
+
+MAX_REVIEW_ROUND = 1_000_000
 
 
 class CanonicalEvent(BaseModel):
@@ -101,8 +119,8 @@ class ReviewApproved(CanonicalEvent):
     event_name = EventName.REVIEW_APPROVED
     slug: SlugName
     approved_at: Timestamp
-    review_round: Annotated[StrictInt, Field(ge=1)]
-    reviewer_session_id: NonBlank
+    review_round: Annotated[StrictInt, Field(ge=1, le=MAX_REVIEW_ROUND)]
+    reviewer_session_id: Identifier
     sha: CommitSha | None = None
 
 
@@ -110,7 +128,7 @@ class ReviewDismissed(CanonicalEvent):
     event_name = EventName.REVIEW_DISMISSED
     slug: SlugName
     dismissed_at: Timestamp
-    reviewer_session_id: NonBlank
+    reviewer_session_id: Identifier
     sha: CommitSha | None = None
 
 
@@ -119,8 +137,8 @@ class FinalizeReady(CanonicalEvent):
     slug: SlugName
     branch: BranchName
     sha: CommitSha
-    worker_session_id: NonBlank
-    orchestrator_session_id: NonBlank
+    worker_session_id: Identifier
+    orchestrator_session_id: Identifier
     ready_at: Timestamp
 
 
@@ -166,7 +184,7 @@ class IntegrationBlocked(CanonicalEvent):
     reason: NonBlank
     details: dict[str, Any]
     blocked_at: Timestamp
-    followup_id: NonBlank
+    followup_id: Identifier
 
 
 class ResumeRequested(CanonicalEvent):
@@ -259,6 +277,12 @@ EVENT_MODELS: dict[EventName, type[CanonicalEvent]] = {
 
 RESERVED_KEYS = frozenset({"name", "id"})
 MAX_ID_LENGTH = 200
+# Limits on what one event may carry (SPEC §10): nesting a JSON library, pydantic or a reader
+# can walk without recursing into an error, and extra (unknown, kept) fields that cannot grow the
+# event log by megabytes per request. The extra-field budget is configurable
+# (MERGEBOT_MAX_EXTRA_FIELD_BYTES).
+MAX_DEPTH = 32
+DEFAULT_MAX_EXTRA_BYTES = 64 * 1024
 
 
 class EventError(Exception):
@@ -296,10 +320,53 @@ class ParsedEvent(BaseModel):
     event: CanonicalEvent
 
 
-def parse_event(raw: object) -> ParsedEvent:
+def _walk_problems(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Nesting deeper than MAX_DEPTH, and strings or keys that are not Unicode text (a lone
+    surrogate such as "\\ud800" cannot be encoded, stored or compared), found without recursion."""
+    errors: list[dict[str, Any]] = []
+    stack: list[tuple[object, list[str | int]]] = [(raw, [])]
+    too_deep: set[str | int] = set()
+    while stack and len(errors) < 50:
+        value, loc = stack.pop()
+        if len(loc) > MAX_DEPTH:
+            if loc[0] not in too_deep:
+                too_deep.add(loc[0])
+                message = f"nested more than {MAX_DEPTH} levels deep"
+                errors.append(_error(loc[:1], message, "too_deep"))
+            continue
+        if isinstance(value, str) and not _is_text(value):
+            errors.append(_error(loc, "not valid Unicode text (a lone surrogate)", "surrogate"))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and not _is_text(key):
+                    errors.append(_error(loc, "a key is not valid Unicode text", "surrogate"))
+                    continue
+                stack.append((item, [*loc, key]))
+        elif isinstance(value, list):
+            stack.extend((item, [*loc, index]) for index, item in enumerate(value))
+    return errors
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _extra_size(fields: dict[str, Any], model: type[CanonicalEvent]) -> int:
+    extras = {k: v for k, v in fields.items() if k not in model.model_fields}
+    return len(canonical_json(extras).encode()) if extras else 0
+
+
+def parse_event(raw: object, *, max_extra_bytes: int = DEFAULT_MAX_EXTRA_BYTES) -> ParsedEvent:
     """Validate one flat event object `{"name": …, "id": …, **fields}`, reporting every problem."""
     if not isinstance(raw, dict):
         raise EventError([_error([], "an event must be a JSON object", "type_error")])
+    shape = _walk_problems(raw)
+    if shape:  # nothing else is looked at: the rest of the checks would trip over it
+        raise EventError(shape)
     errors: list[dict[str, Any]] = []
     name = raw.get("name")
     model: type[CanonicalEvent] | None = None
@@ -313,15 +380,17 @@ def parse_event(raw: object) -> ParsedEvent:
         not isinstance(event_id, str)
         or not event_id.strip()
         or len(event_id) > MAX_ID_LENGTH
-        or any(ord(c) < 32 for c in event_id)
+        or _has_control(event_id)
     ):
-        errors.append(
-            _error(["id"], f"id must be a non-blank string of at most {MAX_ID_LENGTH}", "id")
-        )
+        message = f"id must be a non-blank string of at most {MAX_ID_LENGTH}, no control characters"
+        errors.append(_error(["id"], message, "id"))
         event_id = None
     fields = {k: v for k, v in raw.items() if k not in RESERVED_KEYS}
     event: CanonicalEvent | None = None
-    if model is not None:
+    if model is not None and (size := _extra_size(fields, model)) > max_extra_bytes:
+        message = f"extra fields take {size} bytes as JSON; at most {max_extra_bytes} are kept"
+        errors.append(_error([], message, "too_large"))
+    elif model is not None:
         try:
             event = model.model_validate(fields)
         except ValidationError as exc:
@@ -331,7 +400,9 @@ def parse_event(raw: object) -> ParsedEvent:
     return ParsedEvent(id=event_id.strip() if isinstance(event_id, str) else None, event=event)
 
 
-def parse_events_body(body: object) -> list[ParsedEvent]:
+def parse_events_body(
+    body: object, *, max_extra_bytes: int = DEFAULT_MAX_EXTRA_BYTES
+) -> list[ParsedEvent]:
     """Validate a request body (one event or a list); every item is checked before failing."""
     items = body if isinstance(body, list) else [body]
     if isinstance(body, list) and not body:
@@ -340,13 +411,31 @@ def parse_events_body(body: object) -> list[ParsedEvent]:
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         try:
-            parsed.append(parse_event(item))
+            parsed.append(parse_event(item, max_extra_bytes=max_extra_bytes))
         except EventError as exc:
             for err in exc.errors:
                 errors.append({**err, "index": index} if isinstance(body, list) else err)
     if errors:
         raise EventError(errors)
     return parsed
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_json(raw: str | bytes) -> Any:
+    """Standard JSON only: Python's parser also takes NaN and Infinity (and turns 1e999 into
+    infinity), which nothing else reads back — an event stored with one could never be replayed.
+    Raises ValueError (or RecursionError for absurd nesting)."""
+    return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
 
 
 def canonical_json(value: object) -> str:

@@ -486,6 +486,7 @@ class Integrator:
             extra_secret_names=_secret_names(config),
             poll_seconds=self.poll_seconds,
             sandbox=sandbox_for(self.runtime.settings),
+            on_check=lambda name, kind: self._running(attempt, name, kind),
         )
         attempt = attempt.model_copy(update={"checks": [c.to_dict() for c in outcome.checks]})
         if not outcome.passed:
@@ -513,6 +514,13 @@ class Integrator:
             message = f"the remote refused to move {self.base}: {push.message}"
             return await self._block(item, attempt, "push_rejected", {"message": message})
         return None  # base moved on: rebuild on top of it
+
+    async def _running(self, attempt: Attempt, name: str, kind: str) -> None:
+        """Record which check runs now, and since when (shown on the dashboard)."""
+        running = {"name": name, "kind": kind, "started_at": _now().isoformat()}
+        await self.attempts.put(
+            self.repo, self.base, attempt.model_copy(update={"running": running})
+        )
 
     async def _land(self, item: QueueItem, attempt: Attempt, cause: str) -> str:
         attempt = attempt.model_copy(update={"outcome": Outcome.LANDED, "decided_at": _now()})

@@ -5,7 +5,8 @@ Shape: `{"repo", "base", "mode", "frozen": null | {"kind", "reason", "by", "sinc
 "sha", "check"}, "held": null | {"slug", "base_sha", "since", "hold"}, "managed",
 "lease": null | {"owner", "expires_at"},
 "candidates": [{"slug", "branch", "sha", "status", "ready_at", "position", "reasons",
-"reason_codes", "followup_id", "updated_at", "priority"}], "dead_letters": n, "poison_events": n,
+"reason_codes", "followup_id", "updated_at", "priority", "pending_removal"}], "dead_letters": n,
+"poison_events": n,
 "poison_changes": n, "ignored": {code: n},
 "recent_ignored": […], "refusals": {"total": n, "recent": […]}}`.
 
@@ -47,6 +48,11 @@ def _item_entry(
         # Queued but no longer READY by the latest facts (e.g. git could not be asked).
         reasons = state.reason_texts()
         codes = [r.code.value for r in state.reasons]
+    # Being integrated, but withdrawn, superseded or no longer approved by the latest facts: it
+    # leaves the queue as soon as the integrator sees that (its checks are stopped).
+    leaving = None
+    if item.status == Status.IN_PROGRESS and state is not None and state.status in _LEAVING:
+        leaving = "; ".join(state.reason_texts()) or state.status.value
     return {
         "slug": item.slug,
         "branch": item.branch,
@@ -59,7 +65,11 @@ def _item_entry(
         "followup_id": item.followup_id,
         "updated_at": _iso(item.updated_at),
         "priority": item.priority,
+        "pending_removal": leaving,
     }
+
+
+_LEAVING = (CandidateStatus.WITHDRAWN, CandidateStatus.SUPERSEDED, CandidateStatus.WAITING)
 
 
 def _waiting_entry(state: CandidateState) -> dict[str, Any]:
@@ -75,6 +85,7 @@ def _waiting_entry(state: CandidateState) -> dict[str, Any]:
         "followup_id": state.followup_id,
         "updated_at": None,
         "priority": state.priority,
+        "pending_removal": None,
     }
 
 

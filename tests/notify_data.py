@@ -84,6 +84,18 @@ def notification(
             main_after=MAIN_AFTER,
             checks=[{"name": "ci / tests (3.12)"}, {"name": "lint"}],
         )
+    if kind is NotifyEvent.FROZEN:
+        # Realistic: a person's freeze with an end; hostile: a red base with a hostile check.
+        fields.update(slug="frozen:main", branch="main")
+        if hostile:
+            fields["cause"] = HOSTILE_MESSAGE
+            fields["details"] = {"by": "mergebot", "kind": "clearance", "check": HOSTILE_MESSAGE}
+        else:
+            fields["cause"] = "release 2.4 is being cut"
+            fields["details"] = {"by": "dana", "until": "2026-11-25T18:00:00+00:00"}
+    if kind is NotifyEvent.UNFROZEN:
+        fields.update(slug="frozen:main", branch="main")
+        fields["details"] = {"by": "mergebot", "kind": "clearance"} if hostile else {"by": "dana"}
     fields.update(extra)
     return Notification(**fields)
 

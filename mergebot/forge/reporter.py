@@ -27,6 +27,7 @@ from mergebot.forge.base import CommentKind, Forge, Report, ReportState
 from mergebot.forge.errors import ForgeError
 from mergebot.forge.reconcile import github_repos
 from mergebot.forge.render import render_report, render_todo_comment
+from mergebot.gatekeeper import current_hold
 from mergebot.github.command_worker import forge_for
 from mergebot.notify.view import LandedBy, Links, followup_context, landed_by, links_for
 from mergebot.queue import QueueItem, Status
@@ -62,6 +63,9 @@ class Facts:
     followup: Followup | None = None  # the block's follow-up todo (stored, else from its event)
     previous_followup: Followup | None = None
     landed_by: LandedBy | None = None  # the landing that made the base a conflict was with
+    # Why base may not move now (status `frozen`: kind, reason, by, until…), for a candidate
+    # that waits or is being integrated: its check run says the queue is frozen.
+    frozen: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,12 @@ def plan(item: QueueItem, facts: Facts, *, links: Links, templates_dir: str | No
     common: dict[str, Any] = {"base": item.base, "templates_dir": templates_dir}
     integration = item.integration
     if state is ReportState.QUEUED:
-        context: dict[str, Any] = {"position": facts.position}
+        context: dict[str, Any] = {"position": facts.position, "frozen": facts.frozen}
     elif state is ReportState.INTEGRATING:
         context = {
             "integration_sha": integration.get("integration_sha") or integration.get("sha"),
             "checks": list(integration.get("checks") or []),
+            "frozen": facts.frozen,
         }
     elif state in (ReportState.MERGED, ReportState.WOULD_MERGE):
         merged = facts.completed.main_after if facts.completed else None
@@ -177,6 +182,9 @@ async def facts_for(runtime: Runtime, item: QueueItem) -> Facts:
                 blocks.setdefault(event.followup_id, env)
                 if event.sha == item.sha:
                     blocked = event
+    if item.status in (Status.QUEUED, Status.IN_PROGRESS):
+        hold = await current_hold(runtime, item.repo, runtime.server_config.repo(item.repo))
+        return Facts(position, frozen=hold.as_json() if hold is not None else None)
     if blocked is None:
         return Facts(position, completed)
     chain = list(blocks)

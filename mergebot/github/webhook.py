@@ -10,7 +10,6 @@ for `mergebot status`, unsigned ones are not (anyone could fill the record other
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from mergebot.events import loads_json
 from mergebot.github import signature
 from mergebot.github.intake import IntakeResult, perform
 from mergebot.github.translate import translate
@@ -102,7 +102,7 @@ async def _store(request: web.Request, delivery: str, translation: Translation) 
 async def _receive(request: web.Request) -> web.Response:
     event, delivery, body = await _verified(request)
     try:
-        payload = json.loads(body)
+        payload = loads_json(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise _Refused(
             400, "not_json", "the body is not JSON", signed=True, delivery=delivery

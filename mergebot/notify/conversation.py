@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from mergebot.config import NotifyEvent
 from mergebot.notify.notification import RANK, Notification
 
-FINAL_KINDS = frozenset({NotifyEvent.COMPLETED, NotifyEvent.CANCELLED})
+FINAL_KINDS = frozenset({NotifyEvent.COMPLETED, NotifyEvent.CANCELLED, NotifyEvent.UNFROZEN})
 
 
 class Conversation(BaseModel):

@@ -34,6 +34,8 @@ RANK: dict[NotifyEvent, int] = {
     NotifyEvent.COMPLETED: 3,
     NotifyEvent.SUPERSEDED: 3,
     NotifyEvent.CANCELLED: 3,
+    NotifyEvent.FROZEN: 2,
+    NotifyEvent.UNFROZEN: 3,
 }
 
 # Notified from the event log, so their queue changes are skipped.
@@ -159,8 +161,40 @@ def change_notification(change: Change) -> Notification | None:
     )
 
 
+def queue_slug(base: str) -> str:
+    """The conversation of a base's freezes: not a slug a candidate can have (a colon), so its
+    chat message is never mixed with one of a candidate; the dashboard's banner has it as id."""
+    return f"frozen:{base}"
+
+
+def freeze_notification(envelope: Envelope) -> Notification:
+    """`queue_frozen` / `queue_unfrozen` as a notification about the base's queue: why (`cause`),
+    by whom, until when and, for a red base, which check failed on which sha (`details`)."""
+    payload = envelope.payload
+    base = str(payload["base"])
+    frozen = envelope.name is EventName.QUEUE_FROZEN
+    keys = ("by", "until", "kind", "check", "detail")
+    details = {k: payload[k] for k in keys if isinstance(payload.get(k), str) and payload[k]}
+    sha = payload.get("sha")
+    return Notification(
+        id=envelope.id,
+        kind=NotifyEvent.FROZEN if frozen else NotifyEvent.UNFROZEN,
+        repo=str(payload["repo"]),
+        slug=queue_slug(base),
+        branch=base,
+        sha=sha if isinstance(sha, str) else "",
+        at=_aware(datetime.fromisoformat(payload["at"])),
+        base=base,
+        cause=str(payload.get("reason") or ""),
+        details=details,
+        envelope=json.loads(envelope.to_json()),
+    )
+
+
 def from_envelope(envelope: Envelope) -> Notification | None:
-    """An outcome event from the log as a notification; other events return None."""
+    """An outcome or freeze event from the log as a notification; other events return None."""
+    if envelope.name in (EventName.QUEUE_FROZEN, EventName.QUEUE_UNFROZEN):
+        return freeze_notification(envelope)
     if envelope.name not in (EventName.INTEGRATION_BLOCKED, EventName.INTEGRATION_COMPLETED):
         return None
     payload = envelope.payload

@@ -8,6 +8,7 @@ never has to count. Untrusted text is passed as is: escaping is the template's j
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,7 +20,7 @@ from mergebot.events import Envelope, EventName
 from mergebot.followups import BlockInfo, Followup, block_info
 from mergebot.notify.conversation import Conversation
 from mergebot.notify.notification import Notification
-from mergebot.render import reason_text, tail, take
+from mergebot.render import one_line, reason_text, tail, take
 
 _PR_SLUG_RE = re.compile(r"^pr-(\d+)$")
 
@@ -42,6 +43,9 @@ _SUFFIX = {
     Format.MARKDOWN: "md.j2",
 }
 JSON_FORMATS = frozenset({Format.SLACK, Format.DISCORD})
+
+
+FREEZE_KINDS = frozenset({NotifyEvent.FROZEN, NotifyEvent.UNFROZEN})
 
 
 def template_name(fmt: Format, kind: NotifyEvent) -> str:
@@ -170,6 +174,36 @@ def _block(info: BlockInfo, limits: Limits) -> dict[str, Any]:
     }
 
 
+def _steps(followup: Followup, block: dict[str, Any]) -> dict[str, list[str]]:
+    """The shell lines of a todo, names quoted: bring the branch up to date with base (a
+    conflict), rebuild the checked tree and rerun the failed commands (a failed check), push a
+    fix. Every template prints the same lines."""
+    branch, base = shlex.quote(followup.branch), shlex.quote(followup.base or "main")
+    merged_onto = shlex.quote(block["base_sha"] or f"origin/{followup.base or 'main'}")
+    commands = [one_line(c["command"]) for c in block["checks"] if c["command"]]
+    return {
+        "merge": [
+            "git fetch origin",
+            f"git checkout {branch}",
+            f"git merge origin/{base}    # or: git rebase origin/{base}",
+            "# resolve the conflicts, run the tests, then",
+            "git commit",
+            f"git push origin {branch}",
+        ],
+        "reproduce": [
+            "git fetch origin",
+            f"git checkout --detach {followup.sha}",
+            f"git merge --no-edit {merged_onto}",
+            *commands,
+        ],
+        "push": [
+            f"git checkout {branch}",
+            "# fix, run the tests, commit",
+            f"git push origin {branch}",
+        ],
+    }
+
+
 def _resume(repo: str, slug: str, pr_url: str | None) -> dict[str, Any]:
     return {
         "comment": "/mergebot resume" if pr_url else None,
@@ -226,6 +260,8 @@ def notification_context(
         "resume": _resume(n.repo, n.slug, pr_url),
         # The follow-up's own context (followup_context), for the PR comment formats.
         "followup": followup,
+        # A freeze of the base's queue: by, until, kind ("clearance": a red base), check, detail.
+        "freeze": dict(n.details) if n.kind in FREEZE_KINDS else None,
     }
 
 
@@ -242,6 +278,7 @@ def followup_context(
     blocked one was merged onto, when mergebot made it (what a conflict was with)."""
     pr_url = links.pull_request(followup.repo, followup.slug)
     previous_id = followup.previous_id
+    block = _block(followup.info(), limits)
     return {
         "id": followup.id,
         "repo": followup.repo,
@@ -259,7 +296,8 @@ def followup_context(
         "resolved_by": followup.resolved_by,
         "resolved_at": when(followup.resolved_at) if followup.resolved_at else None,
         "resolution": followup.resolution,
-        "block": _block(followup.info(), limits),
+        "block": block,
+        "steps": _steps(followup, block),
         "candidate_url": links.candidate(followup.repo, followup.slug),
         "followup_url": links.followup(followup.repo, followup.id),
         "pr_url": pr_url,

@@ -40,16 +40,7 @@ from mergebot.web.dashboard_view import (
 log = logging.getLogger("mergebot.web.dashboard")
 
 RENDERER = web.AppKey("dashboard_renderer", Renderer)
-FOLLOWUPS_API = "/api/followups"
 HTML = "text/html"
-
-
-def _followups_api(app: web.Application) -> str | None:
-    """The follow-ups API path when this server serves it (its module is optional)."""
-    for resource in app.router.resources():
-        if resource.canonical == FOLLOWUPS_API:
-            return FOLLOWUPS_API
-    return None
 
 
 def _links(request: web.Request, repo: str) -> Links:
@@ -57,7 +48,7 @@ def _links(request: web.Request, repo: str) -> Links:
     forge_web = None
     if runtime.server_config.repo(repo).forge is Forge.GITHUB:
         forge_web = github_web_url(runtime.settings.github_api_url)
-    return Links(followups_api=_followups_api(request.app), forge_web_url=forge_web)
+    return Links(forge_web_url=forge_web)
 
 
 async def _integrations(runtime: Runtime, status: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -17,11 +17,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 from mergebot.followups import Followup
 from mergebot.queue import item_id
-from mergebot.render import take
+from mergebot.render import REASON_TEXT, take
 
 REFRESH_SECONDS = 10
 
@@ -90,15 +90,9 @@ def api_path(repo: str) -> str:
 
 @dataclass(frozen=True)
 class Links:
-    """Where a row links to: the follow-ups API (when this server has it) and the forge."""
+    """Where a row links to outside the dashboard: the forge's pull request."""
 
-    followups_api: str | None = None  # e.g. "/api/followups", None when not served
     forge_web_url: str | None = None  # e.g. "https://github.com" for GitHub repos
-
-    def followups(self, repo: str) -> str | None:
-        if self.followups_api is None:
-            return None
-        return f"{self.followups_api}?{urlencode({'repo': repo})}"
 
     def pull_request(self, repo: str, slug: str) -> str | None:
         if self.forge_web_url is None or not slug.startswith("pr-"):
@@ -152,6 +146,9 @@ class Integration:
     main_after: str | None = None
     branch: str | None = None
     checks: list[Check] = field(default_factory=list)
+    running: str | None = None  # the check running now (a command line, or forge check names)
+    running_kind: str = ""
+    running_since: datetime | None = None
 
     @classmethod
     def from_record(cls, raw: Mapping[str, Any] | None) -> Integration | None:
@@ -165,6 +162,8 @@ class Integration:
             return value if isinstance(value, str) and value else None
 
         attempt = raw.get("attempt")
+        running = raw.get("running")
+        running = running if isinstance(running, Mapping) else {}
         return cls(
             attempt=attempt if isinstance(attempt, int) else None,
             mode=text("mode") or "",
@@ -173,6 +172,9 @@ class Integration:
             main_after=text("main_after"),
             branch=text("branch"),
             checks=checks_of(raw.get("checks")),
+            running=str(running["name"]) if running.get("name") else None,
+            running_kind=str(running.get("kind") or ""),
+            running_since=parse_time(running.get("started_at")),
         )
 
 
@@ -230,6 +232,9 @@ class Row:
     pull_request: str | None
     integration: Integration | None
     followup: FollowupView | None = None
+    followup_url: str | None = None  # the follow-up's page
+    pending_removal: str | None = None  # why it leaves the queue once the integrator sees it
+    running_for: str = ""  # how long the running check has been running
 
     @property
     def label(self) -> str:
@@ -274,7 +279,7 @@ class RepoView:
     managed: bool
     path: str
     api: str
-    followups: str | None
+    followups: str  # the follow-ups page of the repo
     lease_owner: str | None
     lease_expires: str
     lease_exact: str
@@ -298,6 +303,18 @@ def counts(status: Mapping[str, Any]) -> dict[str, int]:
 
 def candidate_id(candidate: Mapping[str, Any]) -> str:
     return item_id(str(candidate["slug"]), str(candidate["branch"]), str(candidate["sha"]))
+
+
+def in_words(reason: str) -> str:
+    """A reason as people read it: a leading machine code (`merge_conflict: …`) in words."""
+    code, sep, rest = reason.partition(": ")
+    if code in REASON_TEXT:
+        return f"{REASON_TEXT[code]}{sep}{rest}"
+    return REASON_TEXT.get(reason, reason)
+
+
+def followup_path(repo: str, followup_id: str) -> str:
+    return f"{repo_path(repo)}/followups/{quote(followup_id, safe='')}"
 
 
 def repo_view(
@@ -331,6 +348,8 @@ def repo_view(
             seen_followups.add(str(followup))
         ready = parse_time(c.get("ready_at"))
         updated = parse_time(c.get("updated_at"))
+        integration = Integration.from_record(integrations.get(candidate_id(c)))
+        since = integration.running_since if integration else None
         rows.append(
             Row(
                 slug=slug,
@@ -338,7 +357,7 @@ def repo_view(
                 sha=str(c.get("sha", "")),
                 status=str(c.get("status", "")),
                 position=c.get("position"),
-                reasons=[str(r) for r in c.get("reasons") or []],
+                reasons=[in_words(str(r)) for r in c.get("reasons") or []],
                 followup_id=str(followup) if followup is not None else None,
                 ready_at=ago(ready, now),
                 ready_exact=exact(ready),
@@ -347,7 +366,10 @@ def repo_view(
                 anchor=anchor,
                 followup_anchor=followup_anchor,
                 pull_request=links.pull_request(repo, slug),
-                integration=Integration.from_record(integrations.get(candidate_id(c))),
+                integration=integration,
+                followup_url=followup_path(repo, str(followup)) if followup is not None else None,
+                pending_removal=c.get("pending_removal") or None,
+                running_for=_span((now - since).total_seconds()) if since else "",
                 followup=(
                     FollowupView.of(followups[str(followup)])
                     if followup is not None and str(followup) in followups
@@ -365,7 +387,7 @@ def repo_view(
         managed=bool(status.get("managed", True)),
         path=repo_path(repo),
         api=api_path(repo),
-        followups=links.followups(repo),
+        followups=f"{repo_path(repo)}/followups",
         lease_owner=str(lease.get("owner")) if isinstance(lease, Mapping) else None,
         lease_expires=ago(expires, now),
         lease_exact=exact(expires),

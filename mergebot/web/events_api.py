@@ -12,7 +12,6 @@ producer that retries a 503 gets its events in once the server is configured.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from mergebot.events import EventError, envelope_for, parse_events_body
+from mergebot.events import EventError, envelope_for, loads_json, parse_events_body
 from mergebot.ids import is_repo
 from mergebot.runtime import Runtime
 from mergebot.store.eventlog import EventConflictError
@@ -64,10 +63,11 @@ def api_refusal(runtime: Runtime, authorization: str | None) -> tuple[int, str] 
 
 
 def _repos_of(body: object) -> list[str]:
-    """The well-formed repo names a refused body mentions, so `status` can show it per repo."""
+    """The well-formed repo names a refused body mentions, so `status` can show it per repo
+    (whatever else a hostile body puts under "repo": a list, an object)."""
     items = body if isinstance(body, list) else [body]
-    found = {item.get("repo") for item in items if isinstance(item, dict)}
-    return sorted(r for r in found if isinstance(r, str) and is_repo(r))
+    found = [item.get("repo") for item in items if isinstance(item, dict)]
+    return sorted({r for r in found if isinstance(r, str) and is_repo(r)})
 
 
 def _names_of(body: object) -> list[str]:
@@ -126,12 +126,12 @@ async def _accept(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         raise _Refusal(413, "too_large", "the request body is too large") from None
     try:
-        body = json.loads(raw)
+        body = loads_json(raw)
     except (ValueError, RecursionError) as exc:
         raise _Refusal(400, "not_json", f"the body is not valid JSON: {exc}") from None
     names, repos = _names_of(body), _repos_of(body)
     try:
-        parsed = parse_events_body(body)
+        parsed = parse_events_body(body, max_extra_bytes=runtime.settings.max_extra_field_bytes)
     except EventError as exc:
         raise _Refusal(
             422, "invalid", "invalid event" + ("s" if isinstance(body, list) else ""),

@@ -208,3 +208,22 @@ async def test_passing_commands_pass(
 ) -> None:
     outcome = await _run(ChecksConfig(commands=[command]), tmp_path, redis, keys)
     assert outcome.passed
+
+
+async def test_each_check_is_announced_as_it_starts(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    """The integrator records the announced check, so the dashboard says what runs now."""
+    started: list[tuple[str, str]] = []
+
+    async def on_check(name: str, kind: str) -> None:
+        started.append((name, kind))
+
+    config = ChecksConfig(commands=["true", "exit 1", "echo never"])
+    outcome = await run_checks(
+        config, worktree=tmp_path, forge=FakeForge(), repo=REPO, sha=SHA,
+        prefix="mergebot/integration/", redis=redis, signal_channel=keys.check_signals(REPO),
+        shadow=True, on_check=on_check,
+    )  # fmt: skip
+    assert not outcome.passed
+    assert started == [("true", "command"), ("exit 1", "command")]  # not the one never run

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from mergebot.events import QueueFrozen, QueueUnfrozen, envelope_for
 from mergebot.main import create_app, main
 from mergebot.notify.delivery import Notifier
 from mergebot.runtime import Runtime
@@ -375,4 +377,42 @@ async def test_dead_letters_are_listed_and_retried_through_the_api_and_the_cli(
     await drain(n)
     assert [s for s, _ in standin.posted] == ["discord"]
     assert await asyncio.to_thread(main, ["dead-letters", "--retry", "nope"]) == 1
+    await n.close()
+
+
+async def test_a_red_base_is_told_once_and_its_reopening_edits_the_message(
+    runtime: Runtime, standin: ChatStandIn
+) -> None:
+    """A sink with the default events hears that the queue closed (which check, which sha) once,
+    however often the integrator meets the red base, and the same message says it reopened."""
+    configure(runtime, [{"sink": "telegram", "token_env": "TG_TOKEN",
+                         "chat_id": "-1001234567890", "api_url": standin.url}])  # fmt: skip
+    closed = envelope_for(
+        QueueFrozen(
+            repo=REPO, base="main", reason=f"main is red: unit tests failed on {SHA_A[:7]}",
+            by="mergebot", at=datetime(2026, 11, 25, 10, 0, tzinfo=UTC), kind="clearance",
+            sha=SHA_A, check="unit tests",
+        ),
+        source="mergebot", event_id=f"clearance-closed:main:{SHA_A}",
+    )  # fmt: skip
+    for _ in range(2):
+        await runtime.eventlog.append(closed)
+    opened = envelope_for(
+        QueueUnfrozen(
+            repo=REPO, base="main", by="mergebot", at=datetime(2026, 11, 25, 10, 5, tzinfo=UTC),
+            kind="clearance", sha=SHA_B,
+        ),
+        source="mergebot", event_id=f"clearance-opened:main:{SHA_A}:{SHA_B}",
+    )  # fmt: skip
+    n = notifier(runtime, standin)
+    await drain(n)
+    [posted] = standin.posted
+    assert "main is frozen" in posted[1]["text"]
+    assert f"`unit tests` failed on `main` at `{SHA_A[:7]}`" in posted[1]["text"]
+    await runtime.eventlog.append(opened)
+    await drain(n)
+    assert len(standin.posted) == 1
+    [shown] = standin.messages.values()  # the one message, edited
+    assert "main is open again" in shown["text"]
+    assert f"is green again at `{SHA_B[:7]}`" in shown["text"]
     await n.close()

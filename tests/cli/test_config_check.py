@@ -44,7 +44,33 @@ def test_a_valid_file_prints_the_effective_config_and_exits_0(
     assert repo["merge_method"] == "squash"  # from the repo table
     assert repo["base_branch"] == "main"  # built-in default
     assert repo["checks"]["timeout_seconds"] == 600
-    assert repo["notify"][0]["events"] == ["completed", "blocked"]
+    assert repo["notify"][0]["events"] == ["completed", "blocked", "frozen", "unfrozen"]
+
+
+def test_freeze_windows_and_clearance_are_checked_one_by_one(
+    cli_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        """
+[repos."acme/widgets"]
+remote = "/srv/git/widgets.git"
+freeze.windows = ["Sat 00:00-Mon 06:00 UTC", "Fri 25:00-Sat 01:00 UTC", "weekends"]
+clearance.commands = ["make smoke"]
+clearance.timeout_seconds = 0
+""",
+    )
+    assert main(["config", "check", str(path)]) == 1
+    lines = [line.strip() for line in capsys.readouterr().err.splitlines()[1:]]
+    prefix = f'{path}: repos."acme/widgets"'
+    assert lines == [
+        f"{prefix}.freeze.windows.1: Value error, 'Fri 25:00-Sat 01:00 UTC': 25:00 is not a "
+        "time of day (00:00 to 23:59)",
+        f"{prefix}.freeze.windows.2: Value error, 'weekends' is not a freeze window: write "
+        "`<Day> HH:MM-<Day> HH:MM <zone>` (e.g. `Sat 00:00-Mon 06:00 UTC`) or `HH:MM-HH:MM "
+        "<zone>` for every day",
+        f"{prefix}.clearance.timeout_seconds: Input should be greater than 0",
+    ]
 
 
 def test_every_problem_is_listed_with_file_key_and_reason(

@@ -69,14 +69,17 @@ def test_sections_keep_queue_order_and_anchor_each_slug_once() -> None:
             candidate("pr-9", "superseded", "8" * 40),
         ],
     }  # fmt: skip
-    view = repo_view(status, NOW, links=Links("/api/followups", "https://github.com"))
+    view = repo_view(status, NOW, links=Links("https://github.com"))
     assert [r.slug for r in view.queued] == ["pr-1", "pr-2"]
     assert [r.reasons for r in view.waiting] == [["no approval"]]
     assert [(r.slug, r.anchor) for r in view.recent] == [("pr-9", None)]
     assert view.blocked[0].anchor == "pr-9"
     assert view.blocked[0].followup_anchor == "followup-pr-9-integration-blocked-9999999"
     assert view.blocked[0].pull_request == "https://github.com/acme/widgets/pull/9"
-    assert view.followups == "/api/followups?repo=acme%2Fwidgets"
+    assert view.followups == "/repos/acme/widgets/followups"  # the list page, not JSON
+    assert view.blocked[0].followup_url == (
+        "/repos/acme/widgets/followups/pr-9-integration-blocked-9999999"
+    )
     assert view.counts == {
         "queued": 2, "in_progress": 0, "waiting": 1, "blocked": 1,
         "integrated": 0, "superseded": 1, "cancelled": 0,
@@ -107,4 +110,4 @@ def test_integration_records_are_read_tolerantly() -> None:
         ("unit", "passed", None, "1.2s")
     ]
     assert view.lease_owner is None
-    assert view.followups is None
+    assert view.followups == "/repos/a/b/followups"

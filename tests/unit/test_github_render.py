@@ -174,3 +174,15 @@ def test_an_operator_template_overrides_a_check_run_text(tmp_path: Path) -> None
         templates_dir=str(tmp_path),
     )  # fmt: skip
     assert merged.title == "Merged into main as ccccccc"
+
+
+def test_a_waiting_candidate_says_the_queue_is_frozen_and_why() -> None:
+    frozen = {"kind": "frozen", "reason": "release 2.4", "by": "dana", "until": "2026-12-02T18:00"}
+    report = render_report(
+        "acme/w", "pr-7", SHA, ReportState.QUEUED, base="main", position=1, frozen=frozen
+    )
+    assert report.title == "Queued at position 1 for main (main is frozen)"
+    assert report.summary_markdown.endswith(
+        "**`main` is frozen:** release 2\\.4 (by dana, until 2026\\-12\\-02T18:00). The candidate "
+        "is still checked; `main` moves once the freeze ends."
+    )

@@ -45,6 +45,8 @@ PREVIOUS = {
     NotifyEvent.COMPLETED: NotifyEvent.STARTED,
     NotifyEvent.SUPERSEDED: NotifyEvent.BLOCKED,
     NotifyEvent.CANCELLED: NotifyEvent.QUEUED,
+    NotifyEvent.FROZEN: None,
+    NotifyEvent.UNFROZEN: NotifyEvent.FROZEN,
 }
 
 

@@ -210,13 +210,16 @@ async def test_blocked_candidate_shows_its_stored_followup_chain(
     assert "after pr-1-integration-blocked-aaaaaaa" in blocked
     assert f"mergebot resume {REPO} pr-1" in blocked
     assert "https://ci.example/7" in shown.links()
-    assert "#followup-pr-1-integration-blocked-aaaaaaa" in shown.links()
-    followups_api = "/api/followups?repo=acme%2Fwidgets"
-    assert followups_api in shown.links()  # the follow-ups API is served: linked
-    listed = await client.get(followups_api)
-    assert [f["id"] for f in (await listed.json())["followups"]] == [
-        "pr-1-integration-blocked-aaaaaaa", "pr-1-integration-blocked-aaaaaaa-2",
-    ]  # fmt: skip
+    # Follow-ups link to their pages (HTML), and the list page lists the chain.
+    assert f"/repos/{REPO}/followups/pr-1-integration-blocked-aaaaaaa" in shown.links()
+    assert f"/repos/{REPO}/followups/pr-1-integration-blocked-aaaaaaa-2" in shown.links()
+    assert f"/repos/{REPO}/followups" in shown.links()
+    listed = await page(client, f"/repos/{REPO}/followups")
+    assert listed.text.index("pr-1-integration-blocked-aaaaaaa open") < (
+        listed.text.index("pr-1-integration-blocked-aaaaaaa-2 claimed: bob")
+    )  # open ones first, then claimed, then resolved
+    # The plain-remote repo gets the CLI hint only (no pull request to comment on).
+    assert "comment /mergebot resume" not in blocked
 
 
 async def test_recently_integrated_shows_where_base_went(client: Client, runtime: Runtime) -> None:
