@@ -252,6 +252,7 @@ async def _apply(runtime: Runtime, scratch: Keys, report: RepoReport) -> None:
                 pipe.rename(src, dst)
             else:
                 pipe.delete(dst)
+        pipe.incr(runtime.keys.queue_version(repo, base))  # readers' views of the queue are stale
         await pipe.execute()
     report.applied = True
     log.warning("replay_applied repo=%s differences=%d", repo, len(report.differences))

@@ -13,7 +13,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -72,6 +72,10 @@ class Runtime:
     effective_configs: EffectiveConfigs | None = None
     # Parsed projections, shared by the dashboard, the queue API and status.
     projection_cache: ProjectionCache = field(default_factory=ProjectionCache, repr=False)
+    # (repo, base) -> ((queue version, projection rev), the status's candidate list then).
+    status_candidates: dict[
+        tuple[str, str], tuple[tuple[str, str | None], list[dict[str, Any]]]
+    ] = field(default_factory=dict, repr=False)
     # The queue position last shown on GitHub for each queued item (the reporter's memory).
     reported_positions: dict[str, int] = field(default_factory=dict, repr=False)
     # Every repo's forge, instead of the configured ones (tests set a fake).

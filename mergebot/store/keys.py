@@ -59,6 +59,11 @@ class Keys:
         """Sorted set of item ids by ready_at (the FIFO order)."""
         return f"{self._repo(repo)}:queue:{base}"
 
+    def queue_version(self, repo: str, base: str) -> str:
+        """Counter: incremented by every write to `items(repo, base)` (in the same script), so a
+        reader knows without reading the items whether anything changed."""
+        return f"{self._repo(repo)}:queue-version:{base}"
+
     def items(self, repo: str, base: str) -> str:
         """Hash: item id -> JSON of the queue item (status, times, history)."""
         return f"{self._repo(repo)}:items:{base}"

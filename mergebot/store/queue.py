@@ -34,7 +34,7 @@ from mergebot.queue import (
 )
 from mergebot.store.keys import Keys
 
-# KEYS: items hash, active zset, changes stream.
+# KEYS: items hash, active zset, changes stream, version counter.
 # ARGV: id, expected JSON ('' = must be absent), new JSON, score, active (1/0), from, to, at, cause.
 _WRITE_LUA = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
@@ -44,6 +44,7 @@ elseif current ~= ARGV[2] then
   return 0
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('INCR', KEYS[4])
 if ARGV[5] == '1' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 else
@@ -140,6 +141,11 @@ class QueueStore:
         source = self.items if status in FINAL else self.active
         return [item for item in await source(repo, base) if item.status == status]
 
+    async def version(self, repo: str, base: str) -> str:
+        """A token that changes with every write to the queue of (repo, base): readers that
+        build views of it rebuild them only when it moved."""
+        return str(await self.redis.get(self.keys.queue_version(repo, base)) or 0)
+
     async def next_queued(self, repo: str, base: str) -> QueueItem | None:
         """The first `queued` item in queue order: what the integrator works on next. An item
         already in progress is never overtaken by a higher priority: only queued ones compete."""
@@ -175,6 +181,7 @@ class QueueStore:
                 self.keys.items(item.repo, item.base),
                 self.keys.queue(item.repo, item.base),
                 self.keys.changes(item.repo),
+                self.keys.queue_version(item.repo, item.base),
             ],
             [
                 item.id,

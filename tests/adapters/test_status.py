@@ -141,3 +141,17 @@ async def test_status_parses_the_projection_again_only_after_it_changed(
         runtime.keys.projection_pushes(REPO),
     )
     assert (await cache.load(store, REPO)).candidates == {}
+
+
+async def test_status_reuses_its_candidates_until_the_queue_or_the_projection_changes(
+    runtime: Runtime,
+) -> None:
+    await scenario(runtime)
+    first = await repo_status(runtime, REPO)
+    assert (await repo_status(runtime, REPO))["candidates"] is first["candidates"]
+    # A queue change alone (the integrator takes an item; the projection is not saved):
+    [item, *_] = await queue_items(runtime)
+    store = QueueStore(runtime.redis, runtime.keys)
+    await store.transition(REPO, "main", item.id, Status.IN_PROGRESS, cause="picked")
+    rows = [(c["slug"], c["status"]) for c in (await repo_status(runtime, REPO))["candidates"]]
+    assert (item.slug, "in_progress") in rows
