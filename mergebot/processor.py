@@ -22,12 +22,13 @@ import secrets
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from mergebot.compaction import compact_partition, compaction_due
 from mergebot.config import REMOTE_NAME, RepoConfig, ServerConfig
 from mergebot.events import (
     BranchPushed,
@@ -423,7 +424,12 @@ def _managed_repos_in(runtime: Runtime, known: set[str], partition: int) -> list
 
 
 async def tick(runtime: Runtime, projector: Projector, partition: int, lease: Lease) -> None:
-    """Periodic work of the partition holder: re-ask git, re-announce queued work."""
+    """Periodic work of the partition holder: re-ask git, re-announce queued work, compact
+    (daily, or when `mergebot compact` asked)."""
+    retention = await compaction_due(runtime, partition)
+    if retention is not None:
+        lease.ensure()
+        await compact_partition(runtime, partition, retention=timedelta(days=retention))
     known = {str(r) for r in await runtime.redis.smembers(runtime.keys.repos())}
     for repo in _managed_repos_in(runtime, known, partition):
         lease.ensure()

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
+from mergebot.compaction import load_snapshot
 from mergebot.processor import BatchResult, Projector, effective_configs, git_source
 from mergebot.queue import QueueItem, Status
 from mergebot.runtime import Runtime
 from mergebot.store.keys import Keys
 from mergebot.store.lease import info_from_hash
-from mergebot.store.projection import ProjectionState, ProjectionStore, parse_record
+from mergebot.store.projection import ProjectionState, ProjectionStore, entry_order, parse_record
 
 log = logging.getLogger("mergebot.replay")
 
@@ -155,8 +156,19 @@ async def replay(runtime: Runtime, *, repo: str | None = None, apply: bool = Fal
         # One pass over the log: each entry is folded into its repo's facts as it is read (the
         # entries are not kept); git and the queue are asked once per slug afterwards.
         folded: dict[str, tuple[ProjectionState, BatchResult]] = {}
+        # A compacted repo starts from its snapshot, and folds only the entries from its point.
+        points: dict[str, tuple[int, int]] = {}
+        known = cast(set[str], await runtime.redis.smembers(runtime.keys.repos()))
+        for name in sorted(known if repo is None else {repo} & known):
+            snapshot = await load_snapshot(runtime, runtime.keys, name)
+            if snapshot is not None:
+                snapshot.facts.mark_all_changed()
+                folded[name] = (ProjectionState(repo=name, facts=snapshot.facts), BatchResult(name))
+                points[name] = entry_order(snapshot.point)
         async for entry in runtime.eventlog.replay(repo=repo):
             name = entry.envelope.repo
+            if name in points and entry_order(entry.entry_id) < points[name]:
+                continue  # already in the snapshot (not trimmed yet: another reader needs it)
             if name not in folded:
                 folded[name] = (ProjectionState.empty(name), BatchResult(name))
             state, result = folded[name]
