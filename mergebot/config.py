@@ -37,7 +37,7 @@ from mergebot.gate import Window, WindowError, parse_window
 from mergebot.ids import branch_problem, is_repo
 
 REMOTE_NAME = "origin"
-SERVER_ONLY_KEYS = frozenset({"remote", "forge", "mode"})
+SERVER_ONLY_KEYS = frozenset({"remote", "forge", "mode", "cutover"})
 
 
 # Settings that may hold a secret: each can also be given as a file (`MERGEBOT_API_TOKEN_FILE`,
@@ -281,6 +281,19 @@ class ChecksConfig(_Strict):
     discovery_timeout_seconds: float = Field(default=600, gt=0)
 
 
+class CutoverConfig(_Strict):
+    """The bar a repo's shadow record must meet before `mode = "live"` takes effect (see
+    `mergebot.cutover.gate`). With neither threshold set there is no bar."""
+
+    min_parity: float | None = Field(default=None, ge=0, le=1)
+    min_decisions: int | None = Field(default=None, ge=0)
+    accepted: bool = False
+
+    @property
+    def has_bar(self) -> bool:
+        return self.min_parity is not None or self.min_decisions is not None
+
+
 def _check_window(text: str) -> str:
     try:
         parse_window(text)
@@ -327,6 +340,7 @@ class RepoConfig(_Strict):
     lease_ttl_seconds: float = Field(default=120, gt=0)
     lease_renew_seconds: float = Field(default=30, gt=0)
     notify: list[NotifySink] = Field(default_factory=list)
+    cutover: CutoverConfig = Field(default_factory=CutoverConfig)
     freeze: FreezeConfig = Field(default_factory=FreezeConfig)
     clearance: ClearanceConfig = Field(default_factory=ClearanceConfig)
 

@@ -21,6 +21,8 @@ SHA_PATTERN = r"^[0-9a-f]{40}$"
 _REPO_RE = re.compile(REPO_PATTERN)
 _SLUG_RE = re.compile(SLUG_PATTERN)
 _SHA_RE = re.compile(SHA_PATTERN)
+# A pull request's candidate is the slug `pr-<number>` (the GitHub translation names it so).
+_SLUG_PR = re.compile(r"^pr-([1-9][0-9]{0,9})$")
 # git check-ref-format rules that matter for untrusted input; see git-check-ref-format(1).
 _BAD_REF_RE = re.compile(r"(\.\.|@\{|//|\\|[\x00-\x20\x7f~^:?*\[])")
 
@@ -54,3 +56,9 @@ def is_slug(value: str) -> bool:
 
 def is_sha(value: str) -> bool:
     return bool(_SHA_RE.match(value))
+
+
+def pr_number(slug: str) -> int | None:
+    """The pull request number of a GitHub slug (`pr-<n>`); None for other producers' slugs."""
+    match = _SLUG_PR.match(slug)
+    return int(match.group(1)) if match else None

@@ -49,6 +49,7 @@ from mergebot.attempts import (
 )
 from mergebot.checks import run_checks
 from mergebot.config import REMOTE_NAME, ConfigError, Mode, RepoConfig
+from mergebot.cutover_facts import gated
 from mergebot.events import Envelope
 from mergebot.forge.repo_config import (
     effective_repo_config,
@@ -347,7 +348,9 @@ class Integrator:
                     templates_dir=self.runtime.server_config.templates_dir,
                 )
             raise StopDrainError(f"the repo's configuration is invalid: {exc}") from None
-        return operator_pinned(config, self.server_repo_config, self.base)
+        # The server file as it is now (it is re-read on SIGHUP), its mode through the cutover gate.
+        server = self.runtime.server_config.repo(self.repo)
+        return await gated(self.runtime, self.repo, operator_pinned(config, server, self.base))
 
     async def _process(self, item: QueueItem) -> str:
         try:

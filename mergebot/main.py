@@ -23,6 +23,7 @@ from mergebot.commands import (
     cancel,
     compact,
     config,
+    cutover,
     dead_letters,
     demo,
     emit,
@@ -40,10 +41,11 @@ from mergebot.commands import (
 )
 from mergebot.commands import web as web_command
 from mergebot.commands.serve import Wiring
-from mergebot.forge.reconcile import reconcile_service
-from mergebot.forge.reporter import reporter_service
-from mergebot.github import webhook
+from mergebot.cutover_facts import cutover_service
+from mergebot.followups_service import followups_service
 from mergebot.github.command_worker import command_service
+from mergebot.github.reconcile import reconcile_service
+from mergebot.github.reporter import reporter_service
 from mergebot.integrator import integrator_service, run_once
 from mergebot.notify.delivery import delivery_service
 from mergebot.processor import processor_service
@@ -56,6 +58,7 @@ from mergebot.web import (
     events_api,
     followup_pages,
     followups_api,
+    github_webhook,
     health,
     notify_api,
     queue_api,
@@ -65,7 +68,7 @@ from mergebot.web import (
 ROUTES: tuple[web_app.RouteSetup, ...] = (
     health.setup,
     events_api.setup,
-    webhook.setup,
+    github_webhook.setup,
     dashboard.setup,
     followup_pages.setup,
     followups_api.setup,
@@ -80,10 +83,12 @@ ROUTES: tuple[web_app.RouteSetup, ...] = (
 SERVICES: tuple[BackgroundService, ...] = (
     integrator_service,
     processor_service,
+    followups_service,
     delivery_service,
     reconcile_service,
     reporter_service,
     command_service,
+    cutover_service,
 )
 
 
@@ -131,6 +136,7 @@ COMMANDS: dict[str, Command] = {
     "compact": Command(compact.HELP, compact.add_arguments, compact.run),
     "followups": Command(followups.HELP, followups.add_arguments, followups.run),
     "dead-letters": Command(dead_letters.HELP, dead_letters.add_arguments, dead_letters.run),
+    "cutover": Command(cutover.HELP, cutover.add_arguments, cutover.run),
     "config": Command(config.HELP, config.add_arguments, config.run),
     "demo": Command(demo.HELP, demo.add_arguments, partial(demo.run, wiring=WIRING)),
 }

@@ -31,9 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from mergebot.queue import QueueItem, Status
+from mergebot.queue import REVIVABLE, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
-from mergebot.store.queue import REVIVABLE
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
 

@@ -23,6 +23,12 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
 
 
+# Statuses after which the same candidate may be queued again as a new entry: a PR closed and
+# reopened, or an older sha finalized again after a newer one. `integrated` never comes back: a
+# sha is integrated at most once.
+REVIVABLE = frozenset({Status.CANCELLED, Status.SUPERSEDED})
+
+
 FINAL = frozenset({Status.INTEGRATED, Status.SUPERSEDED, Status.CANCELLED})
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {

@@ -444,6 +444,33 @@ def _second(at: datetime) -> datetime:
     return at.replace(microsecond=0)
 
 
+def _block_key(block: OutcomeFact) -> tuple[datetime, str, str]:
+    return (block.at, block.followup_id or "", block.sha)
+
+
+def resumed_blocks(
+    candidate_blocks: list[OutcomeFact], slug_resumes: list[ResumeFact]
+) -> set[tuple[datetime, str, str]]:
+    """A candidate's blocks that a resume of its slug answered. Each resume answers one block of
+    the candidate at most: blocks and resumes are matched in time order, each block taking the
+    earliest resume not before it that no earlier block took. So one `mergebot resume`
+    re-queues once, and a block that happens after it was acted on (the same conflict again,
+    even within the same second) needs a new resume. "Not before" is to the second: GitHub
+    stamps comments to the second (a resume at 10:00:05 may follow a block at 10:00:05.4),
+    and nobody resumes a block they have not seen."""
+    blocks = sorted(candidate_blocks, key=_block_key)
+    resumes = sorted(slug_resumes, key=lambda r: (r.at, r.requested_by))
+    answered: set[tuple[datetime, str, str]] = set()
+    next_resume = 0
+    for block in blocks:
+        while next_resume < len(resumes) and _second(resumes[next_resume].at) < _second(block.at):
+            next_resume += 1  # too early for this block, and so for every later one
+        if next_resume < len(resumes):
+            answered.add(_block_key(block))
+            next_resume += 1
+    return answered
+
+
 def _note_unknown(sf: SlugFacts, slug: str, sha: str, out: FoldResult) -> None:
     if not any(f.sha == sha for f in sf.finalizes):
         out.notes.append(
@@ -723,10 +750,7 @@ def _evaluate(
     resumed: str | None = None
     if blocks:
         block = max(blocks, key=lambda o: (o.at, o.followup_id or ""))
-        # A resume in the block's own second resumes it: GitHub stamps comments to the second
-        # (a resume at 10:00:05 may follow a block at 10:00:05.4), and nobody asks to resume
-        # a block they have not seen.
-        if not any(_second(r.at) >= _second(block.at) for r in sf.resumes):
+        if _block_key(block) not in resumed_blocks(blocks, sf.resumes):
             text = f"blocked: {block.summary or block.reason}"
             return state(
                 CandidateStatus.BLOCKED,

@@ -8,6 +8,7 @@ which order, is decided by the composition root, `mergebot.main`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
@@ -78,6 +79,8 @@ class Runtime:
     ] = field(default_factory=dict, repr=False)
     # The queue position last shown on GitHub for each queued item (the reporter's memory).
     reported_positions: dict[str, int] = field(default_factory=dict, repr=False)
+    # Set when the server file was read again (SIGHUP): services that depend on it look again.
+    config_reloaded: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     # Every repo's forge, instead of the configured ones (tests set a fake).
     forge_override: Callable[[str], ForgeProtocol] | None = None
     # The wall clock of decisions that depend on the time of day (freeze windows, a freeze's

@@ -1,8 +1,9 @@
 """The status of a repo's queue (SPEC §9): one builder for `mergebot status --json` and
 `GET /api/repos/<owner>/<repo>/queue`, so the two can never disagree.
 
-Shape: `{"repo", "base", "mode", "frozen": null | {"kind", "reason", "by", "since", "until",
-"sha", "check"}, "held": null | {"slug", "base_sha", "since", "hold"}, "managed",
+Shape: `{"repo", "base", "mode", "cutover": {"requested_mode", "mode", "held_back", "reason",
+"min_parity", "min_decisions", "accepted", "evidence"}, "frozen": null | {"kind", "reason", "by",
+"since", "until", "sha", "check"}, "held": null | {"slug", "base_sha", "since", "hold"}, "managed",
 "lease": null | {"owner", "expires_at"},
 "candidates": [{"slug", "branch", "sha", "status", "ready_at", "position", "reasons",
 "reason_codes", "followup_id", "updated_at", "priority", "pending_removal"}], "dead_letters": n,
@@ -20,6 +21,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
+from mergebot.cutover_facts import mode_decision
 from mergebot.gatekeeper import current_hold, waiting
 from mergebot.notify.view import LandedBy, landed_by
 from mergebot.queue import FINAL, QueueItem, Status
@@ -121,6 +123,7 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
     candidates = await _candidates(runtime, projections, repo, base)
     raw_lease = cast(dict[str, str], await runtime.redis.hgetall(runtime.keys.lease(repo, base)))
     lease = info_from_hash(raw_lease)
+    decision, evidence = await mode_decision(runtime, repo)
 
     refusals = RefusalLog(runtime.redis, runtime.keys)
     recent_refusals = [r for r in await refusals.recent(50) if repo in r.repos][:RECENT_NOTES]
@@ -129,7 +132,10 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
     return {
         "repo": repo,
         "base": base,
-        "mode": config.mode.value,
+        # The mode it runs in: a repo asked to run live is held in shadow until its shadow
+        # record meets its cutover bar (`cutover.held_back` says so, with why).
+        "mode": decision.mode.value,
+        "cutover": decision.to_dict(config.cutover, evidence),
         # Why base may not move now (a freeze, a freeze window, a red base), or null.
         "frozen": hold.as_json() if hold is not None else None,
         # The checked candidate waiting for base to open right now: {"slug", "base_sha",

@@ -4,6 +4,7 @@ announced with canonical events, and views of the remote and the event log."""
 from __future__ import annotations
 
 import json
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from mergebot.processor import process_available
 from mergebot.queue import QueueItem
 from mergebot.runtime import Runtime
 from mergebot.store.queue import QueueStore
+from tests.conftest import API_TOKEN
 from tests.gitutil import GitRemote, git
 
 REPO = "acme/widgets"
@@ -110,3 +112,15 @@ def main_updates(remote: GitRemote) -> list[tuple[str, str]]:
 def enable_ref_log(remote: GitRemote) -> None:
     git(remote.bare, "config", "core.logAllRefUpdates", "always")
     git(remote.bare, "config", "receive.denyNonFastForwards", "true")
+
+
+def post_events(url: str, body: list[dict[str, Any]]) -> int:
+    """POST `body` to a running server's `/events` with the test token; the HTTP status."""
+    request = urllib.request.Request(
+        url + "/events",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.status)

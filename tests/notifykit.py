@@ -9,6 +9,7 @@ from typing import Any
 
 from mergebot.config import ServerConfig
 from mergebot.events import envelope_for, parse_event
+from mergebot.followups_service import FollowupConsumer
 from mergebot.notify.delivery import DeliveryPolicy, Notifier
 from mergebot.queue import QueueItem, Status
 from mergebot.runtime import Runtime
@@ -70,12 +71,15 @@ def notifier(
 
 
 async def drain(n: Notifier, repo: str = REPO) -> None:
-    """Run intake and every outbox once until nothing is left (deterministic, no service)."""
+    """Run intake and every outbox once until nothing is left (deterministic, no service),
+    follow-ups' consumer included, as a worker runs both."""
+    followups = FollowupConsumer(n.runtime, consumer=n.consumer)
     for _ in range(50):
         # Changes first: a drain after a whole integration then sees "started" before the
         # "blocked" event, as the running service does (minutes of checks lie between them).
         moved = await n.intake_changes(repo)
         for partition in n.runtime.keys.all_partitions():
+            moved += await followups.intake(partition)
             moved += await n.intake_events(partition)
         for r, key in await n.store.outboxes():
             moved += await n.deliver_pass(r, key)

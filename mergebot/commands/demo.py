@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mergebot.commands.demo_story import DemoError, run_demo
 from mergebot.commands.serve import Wiring
-from mergebot.demo import DemoError, run_demo
 from mergebot.store.embedded import EmbeddedRedisError
 
 HELP = "run a self-contained walkthrough: one branch lands, a conflicting one is blocked"

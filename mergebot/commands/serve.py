@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from mergebot.commands.support import CommandError, run_job
 from mergebot.config import Settings, load_settings
+from mergebot.reload import reload_server_config
 from mergebot.runtime import Runtime, open_runtime
 from mergebot.sandbox import SandboxError, isolate_checks
 from mergebot.services import BackgroundService, supervise
@@ -53,11 +54,13 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM (or `stop` is set by the caller, as `demo` does), then stop
-    accepting requests and let services finish."""
+    accepting requests and let services finish. SIGHUP re-reads the server file
+    (`mergebot.reload`)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_server_config, runtime)
     runner: web.AppRunner | None = None
     try:
         if web_tier:
@@ -74,7 +77,7 @@ async def serve(
     finally:
         if runner is not None:
             await runner.cleanup()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         log.info("shutdown_complete")
 

@@ -43,6 +43,9 @@ def render(status: dict[str, Any]) -> str:
     held = status.get("held")
     if held:
         lines.append(f"  waiting to land: {held['slug']}, checked on {str(held['base_sha'])[:7]}")
+    cutover = status.get("cutover") or {}
+    if cutover.get("held_back"):
+        lines.append(f"  held in shadow (configured live): {cutover['reason']}")
     if not status["candidates"]:
         lines.append("  no candidates")
     for c in status["candidates"]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class Permission(StrEnum):
@@ -119,4 +119,27 @@ class Forge(Protocol):
 
     async def landed(self, repo: str, slug: str, sha: str, merged_sha: str) -> None:
         """The candidate is on base: close or mark the pull request as the merge method needs."""
+        ...
+
+
+@dataclass(frozen=True)
+class PullSnapshot:
+    """An open pull request and its reviews, as the forge's REST API returns them (GitHub's
+    bodies: reconciliation dresses them as the webhook payloads GitHub would have sent)."""
+
+    pull: dict[str, Any]
+    reviews: tuple[dict[str, Any], ...]
+
+
+@runtime_checkable
+class PullLister(Protocol):
+    """What reconciliation needs from a forge beyond `Forge`: its open pull requests. The GitHub
+    adapter has it; a plain git remote has no pull requests."""
+
+    async def open_pulls(self, repo: str) -> list[PullSnapshot]:
+        """Every open pull request of `repo` with its reviews, oldest first."""
+        ...
+
+    async def pull(self, repo: str, number: int) -> dict[str, Any] | None:
+        """One pull request's body (None when it does not exist)."""
         ...

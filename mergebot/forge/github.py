@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,12 +34,14 @@ from mergebot.forge.base import (
     CheckState,
     CommentKind,
     Permission,
+    PullSnapshot,
     Report,
     ReportState,
 )
 from mergebot.forge.errors import ForgeError, RateLimitedError
 from mergebot.forge.render import MARKER_ROOM, MAX_COMMENT, fit, render_comment
 from mergebot.forge.retrying import Retry, RetryPolicy, decide
+from mergebot.ids import pr_number
 
 log = logging.getLogger("mergebot.forge.github")
 
@@ -48,7 +49,6 @@ T = TypeVar("T")
 
 CHECK_NAME = "mergebot"
 DEFAULT_TIMEOUT_SECONDS = 15
-_SLUG_PR = re.compile(r"^pr-([1-9][0-9]{0,9})$")
 _MARKER = "<!-- mergebot:{kind} -->"
 _MAX_DESCRIPTION = 140  # GitHub's limit for a commit status description
 
@@ -72,20 +72,6 @@ _COMMIT_STATUS: dict[ReportState, str] = {
     ReportState.CANCELLED: "error",
 }
 _PASSING_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
-
-
-@dataclass(frozen=True)
-class PullSnapshot:
-    """An open pull request and its reviews, as GitHub's REST API returns them."""
-
-    pull: dict[str, Any]
-    reviews: tuple[dict[str, Any], ...]
-
-
-def pr_number(slug: str) -> int | None:
-    """The pull request number of a GitHub slug (`pr-<n>`); None for other producers' slugs."""
-    match = _SLUG_PR.match(slug)
-    return int(match.group(1)) if match else None
 
 
 def marker(kind: CommentKind) -> str:

@@ -169,6 +169,12 @@ def plan(
             return _plan_freeze(request, permission, context, base=base, when=when)
         case Command.RESUME:
             resume = make(ResumeRequested, _EVENT, requested_by=request.author, at=when, **common)
+            if summary.sha is not None and not summary.head_approvers:
+                # The newest head (a push after the block) has no approval of its own yet:
+                # say so, or the resume seems to do nothing.
+                waiting = {**context, "summary": summary}
+                reply = Reply(CommentKind.STATUS, "resume_needs_approval", waiting)
+                return Plan(Outcome.ACTED, events=(resume,), reply=reply)
             return Plan(Outcome.ACTED, events=(resume,))
         case Command.CANCEL:
             cancel = make(

@@ -5,8 +5,9 @@ Two stages, each acknowledging only after its effect is stored:
 1. intake — consumer group "notify" on every event-log partition and on every managed repo's
    change stream. An entry becomes at most one notification (`notification.py`); it is fanned out
    to the outbox of each sink of the repo that wants that kind, and the per-(notification, sink)
-   record is created in the same Lua script (so a re-read entry queues nothing twice). Blocked and
-   completed events also create and resolve follow-ups here. Then the entry is acknowledged.
+   record is created in the same Lua script (so a re-read entry queues nothing twice). Then the
+   entry is acknowledged. (Follow-ups are not a chat sink: their own consumer,
+   `mergebot.followups_service`, opens and resolves them.)
 2. delivery — one task per (repo, sink) outbox with its own consumer group: render, post or edit
    (`conversation.py` decides), retry with exponential backoff and jitter (honouring Retry-After),
    record the outcome and the conversation, then acknowledge. After `max_attempts`, or at once on
@@ -35,13 +36,7 @@ from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 
 from mergebot.config import NotifySink
-from mergebot.events import Envelope, EventName
-from mergebot.followups import (
-    FollowupStateError,
-    FollowupStatus,
-    from_blocked,
-    resolve,
-)
+from mergebot.events import Envelope
 from mergebot.notify.conversation import Action, after, plan
 from mergebot.notify.http import DeliveryError, HttpClient, MessageGoneError
 from mergebot.notify.notification import Notification, change_notification, from_envelope
@@ -59,7 +54,6 @@ from mergebot.render import TemplateError, renderer
 from mergebot.runtime import Runtime
 from mergebot.services import keep_running, sleep_until_stopped
 from mergebot.store.changes import ChangeReader
-from mergebot.store.followups import FollowupStore
 from mergebot.store.notify import (
     DONE,
     Delivery,
@@ -72,7 +66,6 @@ from mergebot.store.notify import (
 log = logging.getLogger("mergebot.notify")
 
 GROUP = "notify"
-RESOLVER = "mergebot"
 _SINK_ADAPTER: TypeAdapter[NotifySink] = TypeAdapter(NotifySink)
 _TaskFactory = Callable[[], Coroutine[Any, Any, None]]
 
@@ -130,7 +123,6 @@ class Notifier:
         self.environ = os.environ if environ is None else environ
         self.store = NotifyStore(runtime.redis, runtime.keys)
         self.change_reader = ChangeReader(runtime.redis, runtime.keys, GROUP, self.consumer)
-        self.followups = FollowupStore(runtime.redis, runtime.keys)
         self.renderer = renderer(runtime.server_config.templates_dir)
         self._session: aiohttp.ClientSession | None = None
         self._wake: dict[tuple[str, str], asyncio.Event] = {}
@@ -178,43 +170,9 @@ class Notifier:
         return queued
 
     async def handle_event(self, envelope: Envelope) -> None:
-        """Follow-ups first (they are the durable record), then the notification."""
-        payload = envelope.payload
-        if envelope.name is EventName.INTEGRATION_BLOCKED:
-            followup = from_blocked(envelope, previous_id=None, now=datetime.now(UTC))
-            stored, created = await self.followups.create(followup)
-            if created:
-                log.info(
-                    "followup_opened repo=%s slug=%s id=%s previous=%s",
-                    stored.repo,
-                    stored.slug,
-                    stored.id,
-                    stored.previous_id,
-                )
-        elif envelope.name is EventName.INTEGRATION_COMPLETED:
-            sha7 = str(payload["main_after"])[:7]
-            await self._resolve_slug(envelope, f"integrated as {sha7}")
-        elif envelope.name is EventName.CANDIDATE_WITHDRAWN:
-            await self._resolve_slug(envelope, f"withdrawn ({payload['reason']})")
         notification = from_envelope(envelope)
         if notification is not None:
             await self.fan_out(notification)
-
-    async def _resolve_slug(self, envelope: Envelope, resolution: str) -> None:
-        repo, slug = envelope.repo, str(envelope.payload["slug"])
-        at = envelope.received_at
-        for followup in await self.followups.query(repo, slug=slug):
-            if followup.status is FollowupStatus.RESOLVED:
-                continue
-            try:
-                await self.followups.update(
-                    repo, followup.id, lambda f: resolve(f, RESOLVER, at, resolution)
-                )
-            except FollowupStateError:  # pragma: no cover - resolve never refuses open/claimed
-                continue
-            log.info(
-                "followup_resolved repo=%s slug=%s id=%s %s", repo, slug, followup.id, resolution
-            )
 
     async def handle_change(self, change: Change) -> None:
         notification = change_notification(change)
@@ -223,19 +181,14 @@ class Notifier:
 
     async def intake_events(self, partition: int, *, block_ms: int | None = None) -> int:
         """One pass over a partition: this consumer's pending entries, a dead consumer's, new."""
-        eventlog = self.runtime.eventlog
-        await eventlog.ensure_group(GROUP, partition)
-        entries = await eventlog.read_group(GROUP, self.consumer, partition, pending=True)
-        if not entries:
-            entries = await eventlog.reclaim(
-                GROUP, self.consumer, partition, min_idle_ms=self.policy.reclaim_idle_ms
-            )
-        if not entries:
-            entries = await eventlog.read_group(GROUP, self.consumer, partition, block_ms=block_ms)
-        for entry in entries:
-            await self.handle_event(entry.envelope)
-            await eventlog.ack(GROUP, partition, [entry.entry_id])
-        return len(entries)
+        return await self.runtime.eventlog.consume(
+            GROUP,
+            self.consumer,
+            partition,
+            self.handle_event,
+            reclaim_idle_ms=self.policy.reclaim_idle_ms,
+            block_ms=block_ms,
+        )
 
     async def intake_changes(self, repo: str, *, block_ms: int | None = None) -> int:
         """One pass over `repo`'s change stream: this consumer's pending changes, a dead

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -210,6 +210,18 @@ class EventLog:
                     break
                 start = _next_id(rows[-1][0])
 
+    async def read_after(
+        self, partition: int, after: str | None, *, count: int
+    ) -> tuple[list[LogEntry], str | None]:
+        """Up to `count` entries of one partition after entry `after` (from the start when
+        None), and the id of the last entry read — readable or not — to go on from (None when
+        there was nothing new)."""
+        start = _next_id(after) if after else "-"
+        rows = _rows(await self.redis.xrange(self.keys.events(partition), start, "+", count=count))
+        if not rows:
+            return [], None
+        return await self._readable(partition, rows), rows[-1][0]
+
     async def tail(self, *, limit: int, repo: str | None = None) -> list[LogEntry]:
         """The newest `limit` entries (of one repo, if given), oldest first."""
         partitions = [self.keys.partition_of(repo)] if repo else list(self.keys.all_partitions())
@@ -286,6 +298,46 @@ class EventLog:
             consumer, self.keys.events(partition), pending=pending, count=count, block_ms=block_ms
         )
         return await self._readable(partition, rows, group=group)
+
+    async def next_batch(
+        self,
+        group: str,
+        consumer: str,
+        partition: int,
+        *,
+        reclaim_idle_ms: int,
+        block_ms: int | None = None,
+    ) -> list[LogEntry]:
+        """What a consumer should handle next: the entries it was given and did not acknowledge
+        (it failed on them), else the ones another consumer left pending for `reclaim_idle_ms`
+        (it died), else new ones (waiting up to `block_ms`)."""
+        entries = await self.read_group(group, consumer, partition, pending=True)
+        if not entries:
+            entries = await self.reclaim(group, consumer, partition, min_idle_ms=reclaim_idle_ms)
+        if not entries:
+            entries = await self.read_group(group, consumer, partition, block_ms=block_ms)
+        return entries
+
+    async def consume(
+        self,
+        group: str,
+        consumer: str,
+        partition: int,
+        effect: Callable[[Envelope], Awaitable[object]],
+        *,
+        reclaim_idle_ms: int,
+        block_ms: int | None = None,
+    ) -> int:
+        """One pass of a reader that handles entries one by one: perform `effect` on each entry
+        of `next_batch` and acknowledge it right after (at least once); how many."""
+        await self.ensure_group(group, partition)
+        entries = await self.next_batch(
+            group, consumer, partition, reclaim_idle_ms=reclaim_idle_ms, block_ms=block_ms
+        )
+        for entry in entries:
+            await effect(entry.envelope)
+            await self.ack(group, partition, [entry.entry_id])
+        return len(entries)
 
     async def ack(self, group: str, partition: int, entry_ids: Sequence[str]) -> int:
         return await StreamGroup(self.redis, group).ack(self.keys.events(partition), *entry_ids)

@@ -60,6 +60,11 @@ class Keys:
     def lease(self, repo: str, base: str) -> str:
         return f"{self._repo(repo)}:integration/{repo}/{base}"
 
+    def lease_history(self, lease_key: str) -> str:
+        """Hash beside a lease (same hash tag): its last `owner`, whether it `released`, and how
+        many `takeovers` there were (a lease taken while its holder never released it)."""
+        return f"{lease_key}:history"
+
     def queue(self, repo: str, base: str) -> str:
         """Sorted set of item ids by ready_at (the FIFO order)."""
         return f"{self._repo(repo)}:queue:{base}"
@@ -167,6 +172,11 @@ class Keys:
         """Hash: `<slug>-integration-blocked-<sha7>` -> how many follow-ups got that id; the
         integrator adds `-2`, `-3`… from it (HINCRBY, so two blocks never share an id)."""
         return f"{self._repo(repo)}:followup-counters"
+
+    def cutover(self, repo: str) -> str:
+        """String: JSON of the repo's shadow record as last evaluated (parity, compared
+        decisions, disagreements, when), which the live gate of every process reads."""
+        return f"{self._repo(repo)}:cutover"
 
     # -- global --------------------------------------------------------------------------------
     def repos(self) -> str:

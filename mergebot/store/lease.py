@@ -35,8 +35,11 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# ARGV: owner, token, ttl_ms. -> {1, token, acquired_at, now, expires_at, broken_owner}
-#                                 | {0, owner, expires_at}
+# KEYS: lease, history. ARGV: owner, token, ttl_ms.
+# -> {1, token, acquired_at, now, expires_at, broken_owner, taken_over_from}
+#  | {0, owner, expires_at}
+# The history hash remembers the last holder and whether it released: a new holder taking a lease
+# its previous holder never released (crashed, or lost it) counts a takeover there.
 _ACQUIRE_LUA = (
     _NOW
     + """
@@ -50,15 +53,22 @@ if cur[2] then
     if cur[1] ~= ARGV[1] then return {0, cur[1], tostring(expires)} end
     redis.call('HSET', KEYS[1], 'renewed_at', now, 'expires_at', now + ttl)
     redis.call('PEXPIRE', KEYS[1], ttl)
-    return {1, cur[2], cur[4], tostring(now), tostring(now + ttl), ''}
+    return {1, cur[2], cur[4], tostring(now), tostring(now + ttl), '', ''}
   end
   broken = cur[1] or ''
 end
+local last = redis.call('HMGET', KEYS[2], 'owner', 'released')
+local took = ''
+if last[1] and last[1] ~= ARGV[1] and last[2] ~= '1' then
+  redis.call('HINCRBY', KEYS[2], 'takeovers', 1)
+  took = last[1]
+end
+redis.call('HSET', KEYS[2], 'owner', ARGV[1], 'released', '0')
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'owner_session_id', ARGV[1], 'lease_token', ARGV[2],
            'acquired_at', now, 'renewed_at', now, 'expires_at', now + ttl)
 redis.call('PEXPIRE', KEYS[1], ttl)
-return {1, ARGV[2], tostring(now), tostring(now), tostring(now + ttl), broken}
+return {1, ARGV[2], tostring(now), tostring(now), tostring(now + ttl), broken, took}
 """
 )
 
@@ -75,10 +85,11 @@ return now + ttl
 """
 )
 
-# ARGV: token -> 1 | 0
+# KEYS: lease, history. ARGV: token -> 1 | 0
 _RELEASE_LUA = """
 if redis.call('HGET', KEYS[1], 'lease_token') == ARGV[1] then
   redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'released', '1')
   return 1
 end
 return 0
@@ -131,6 +142,7 @@ class Lease:
         self.base = base
         self.owner = owner
         self.key = key or keys.lease(repo, base)
+        self.history_key = keys.lease_history(self.key)
         self.ttl_ms = max(1, int(ttl_seconds * 1000))
         self.renew_seconds = renew_seconds
         self.lost = asyncio.Event()
@@ -151,7 +163,9 @@ class Lease:
         """Take the lease (or extend it, when this owner already holds it)."""
         started = time.monotonic()
         token = self._token or secrets.token_hex(16)
-        reply = await self._acquire(keys=[self.key], args=[self.owner, token, self.ttl_ms])
+        reply = await self._acquire(
+            keys=[self.key, self.history_key], args=[self.owner, token, self.ttl_ms]
+        )
         if int(reply[0]) != 1:
             log.debug("lease_busy %s holder=%s", self._context(), reply[1])
             return False
@@ -160,6 +174,10 @@ class Lease:
         self.lost.clear()
         if reply[5]:
             log.warning("lease_broken %s previous_owner=%s (expired)", self._context(), reply[5])
+        if reply[6]:
+            log.warning(
+                "lease_taken_over %s previous_owner=%s (never released)", self._context(), reply[6]
+            )
         log.info("lease_acquired %s", self._context())
         return True
 
@@ -180,7 +198,7 @@ class Lease:
         if self._token is None:
             return False
         token, self._token = self._token, None
-        released = bool(await self._release(keys=[self.key], args=[token]))
+        released = bool(await self._release(keys=[self.key, self.history_key], args=[token]))
         self.lost.set()
         if released:
             log.info("lease_released %s", self._context())

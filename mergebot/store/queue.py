@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 
 from mergebot.queue import (
     FINAL,
+    REVIVABLE,
     InvalidTransitionError,
     QueueItem,
     Status,
@@ -56,11 +57,6 @@ if ARGV[7] ~= '' then
 end
 return 1
 """
-
-# Statuses after which the same candidate may be queued again as a new entry: a PR closed and
-# reopened, or an older sha finalized again after a newer one. `integrated` never comes back: a
-# sha is integrated at most once.
-REVIVABLE = frozenset({Status.CANCELLED, Status.SUPERSEDED})
 
 _MAX_ATTEMPTS = 20
 

@@ -21,7 +21,7 @@ MAX_BODY_BYTES = 25 * 1024 * 1024
 def create_app(runtime: Runtime, routes: Iterable[RouteSetup]) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[RUNTIME] = runtime
-    metrics.install(app)  # first, so every route module can count into `app[metrics.METRICS]`
+    metrics.install(app, runtime)  # first: every route module counts into `app[metrics.METRICS]`
     shedding.install(app, runtime.settings.max_ingest_in_flight)
     for setup in routes:
         setup(app)

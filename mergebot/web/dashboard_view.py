@@ -276,6 +276,8 @@ class RepoView:
     repo: str
     base: str
     mode: str
+    # Why a repo configured live still runs in shadow (its cutover bar is not met), or None.
+    held_in_shadow: str | None
     managed: bool
     path: str
     api: str
@@ -380,10 +382,13 @@ def repo_view(
     lease = status.get("lease")
     expires = parse_time(lease.get("expires_at")) if isinstance(lease, Mapping) else None
     refusals = status.get("refusals")
+    cutover = status.get("cutover")
+    held = isinstance(cutover, Mapping) and bool(cutover.get("held_back"))
     return RepoView(
         repo=repo,
         base=str(status.get("base", "")),
         mode=str(status.get("mode", "")),
+        held_in_shadow=str(cutover.get("reason", "")) if held and cutover else None,
         managed=bool(status.get("managed", True)),
         path=repo_path(repo),
         api=api_path(repo),

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from mergebot.commands.status import render
 from mergebot.config import ServerConfig
-from mergebot.forge import reporter
+from mergebot.github import reporter
 from mergebot.notify import delivery
 from mergebot.runtime import Runtime
 from mergebot.status import repo_status

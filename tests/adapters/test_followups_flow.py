@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from mergebot.followups import FollowupStatus, claim
+from mergebot.followups_service import FollowupConsumer
 from mergebot.main import create_app, main
 from mergebot.runtime import Runtime
 from mergebot.store.followups import FollowupStore
@@ -74,9 +75,7 @@ async def test_a_redelivered_block_does_not_reset_a_claim(runtime: Runtime) -> N
         e async for e in runtime.eventlog.replay() if e.envelope.name == "integration_blocked"
     ]
     entry = blocks[0]
-    n = notifier(runtime, ChatStandIn())
-    await n.handle_event(entry.envelope)
-    await n.close()
+    await FollowupConsumer(runtime).handle_event(entry.envelope)
     stored = await store.get(REPO, first)
     assert stored is not None
     assert (stored.status, stored.claimed_by) == (FollowupStatus.CLAIMED, "bob")
@@ -160,3 +159,16 @@ async def test_cli_refuses_a_bad_repo_name(cli_env: dict[str, str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         await asyncio.to_thread(main, ["followups", "--repo", "not a repo"])
     assert exit_info.value.code == 2
+
+
+async def test_follow_ups_are_kept_without_any_notifier_running(runtime: Runtime) -> None:
+    configure(runtime, [])  # no chat sink, and no notifier reads the log
+    life = Lifecycle(runtime)
+    await life.queued(SHA_A)
+    await life.started()
+    blocked = await life.blocked("merge_conflict", {"files": ["a.py"], "message": "CONFLICT"})
+    followups = FollowupConsumer(runtime, consumer="only-followups")
+    assert await followups.intake(runtime.keys.partition_of(REPO)) == 1
+    store = FollowupStore(runtime.redis, runtime.keys)
+    [opened] = await store.query(REPO)
+    assert (opened.id, opened.status) == (blocked, FollowupStatus.OPEN)

@@ -175,7 +175,13 @@ async def test_resume_and_cancel_append_their_events(
             },
         ),
     ]
-    assert forge.comments == []
+    # Nobody approved the pull request's head: the resume says what it waits for.
+    [(_, slug, kind, body)] = forge.comments
+    assert (slug, kind) == ("pr-2", CommentKind.STATUS)
+    assert (
+        "I will re-queue `ec26c3e57ca3`, this pull request's newest head, once it is approved"
+        in body
+    )
 
 
 async def test_status_replies_with_the_head_and_its_approvals(

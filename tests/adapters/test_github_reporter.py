@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from mergebot.config import ServerConfig
 from mergebot.events import IntegrationBlocked, IntegrationCompleted, envelope_for
-from mergebot.forge.reporter import drain
+from mergebot.github.reporter import drain
 from mergebot.queue import QueueItem, Status
 from mergebot.store.keys import Keys
 from mergebot.store.queue import QueueStore

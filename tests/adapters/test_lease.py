@@ -129,3 +129,25 @@ async def test_held_refuses_when_someone_else_holds(redis: aioredis.Redis, keys:
 def test_bad_timing_is_refused(keys: Keys) -> None:
     with pytest.raises(ValueError, match="renewed more often"):
         Lease(None, keys, REPO, "main", "a", ttl_seconds=10, renew_seconds=10)  # type: ignore[arg-type]
+
+
+async def test_a_lease_its_holder_never_released_counts_a_takeover(
+    redis: aioredis.Redis, keys: Keys
+) -> None:
+    history = keys.lease_history(keys.lease(REPO, "main"))
+    first = lease(redis, keys, "first", ttl_seconds=0.2, renew_seconds=0.1)
+    assert await first.acquire()
+    assert await first.release()
+    second = lease(redis, keys, "second", ttl_seconds=0.2, renew_seconds=0.1)
+    assert await second.acquire()  # released before: not a takeover
+    assert await second.acquire()  # the same owner again: not a takeover
+    assert await redis.hget(history, "takeovers") is None
+
+    async def expired() -> bool:
+        return await second.holder() is None
+
+    await until(expired, what="the lease to run out")  # "second" crashed: never released
+    third = lease(redis, keys, "third")
+    assert await third.acquire()
+    assert await redis.hget(history, "takeovers") == "1"
+    assert await third.release()

@@ -163,3 +163,28 @@ def test_bad_environment_variables_are_problems_too_without_their_values(
     err = capsys.readouterr().err
     assert "environment: MERGEBOT_PORT: " in err
     assert "eighty-eighty" not in err
+
+
+def test_cutover_keys_are_checked_and_only_the_server_file_sets_them(
+    cli_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = 'merge_method = "squash"\n'
+    good = GOOD.replace(
+        table, table + 'mode = "live"\ncutover = { min_parity = 0.95, min_decisions = 20 }\n'
+    )
+    assert main(["config", "check", str(write(tmp_path, good))]) == 0
+    repo = json.loads(capsys.readouterr().out)["repos"]["acme/widgets"]
+    assert repo["cutover"] == {"min_parity": 0.95, "min_decisions": 20, "accepted": False}
+
+    bad = GOOD.replace(
+        table, table + "cutover = { min_parity = 1.5, min_decisions = -1, acepted = true }\n"
+    )
+    assert main(["config", "check", str(write(tmp_path, bad))]) == 1
+    err = capsys.readouterr().err
+    assert 'repos."acme/widgets".cutover.min_parity: Input should be less than or equal to 1' in err
+    assert 'repos."acme/widgets".cutover.min_decisions: Input should be greater than or' in err
+    assert 'repos."acme/widgets".cutover.acepted: unknown key' in err
+
+    own = write(tmp_path, "cutover.accepted = true\n", ".github/mergebot.toml")
+    assert main(["config", "check", str(own)]) == 1
+    assert "cutover: may only be set in the server's config file" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mergebot import demo
+from mergebot.commands import demo_story as demo
 from mergebot.main import main
 from tests.gitutil import git
 

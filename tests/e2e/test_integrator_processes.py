@@ -36,6 +36,7 @@ from tests.integrationkit import (
     main_updates,
     make_candidate,
     outcome_events,
+    post_events,
     process,
     server_toml,
 )
@@ -235,17 +236,6 @@ async def test_two_integrators_at_once_exactly_one_works(world: World, tmp_path:
     assert sorted(e["slug"] for e in events) == ["pr-1", "pr-2"]
 
 
-def _post(url: str, body: list[dict[str, Any]]) -> int:
-    request = urllib.request.Request(
-        url + "/events",
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return int(response.status)
-
-
 def _wait_healthy(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -276,7 +266,7 @@ async def test_serve_merges_what_post_events_made_ready(world: World) -> None:
     )
     try:
         _wait_healthy(url, server)
-        assert _post(url, candidate_events(cand, 0)) == 201
+        assert post_events(url, candidate_events(cand, 0)) == 201
         deadline = time.monotonic() + 30
         while (found := (await items(world.runtime)).get("pr-1")) is None or (
             found.status is not Status.INTEGRATED

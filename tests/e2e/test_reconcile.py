@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from mergebot.config import ServerConfig
 from mergebot.events import Envelope
 from mergebot.forge.github import GitHubForge
-from mergebot.forge.reconcile import reconcile_all, reconcile_repo
+from mergebot.github.reconcile import reconcile_all, reconcile_repo
 from mergebot.github.translate import translate
 from mergebot.github.translated import PendingApproval
 from mergebot.store.keys import Keys

@@ -10,7 +10,7 @@ import pytest
 
 from mergebot.forge.base import CommentKind, ReportState
 from mergebot.forge.render import render_comment, render_report
-from mergebot.forge.reporter import Facts, plan
+from mergebot.github.reporter import Facts, plan
 from mergebot.notify.view import Links, followup_context
 from mergebot.queue import QueueItem, Status
 from tests import notify_data as data

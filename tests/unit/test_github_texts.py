@@ -29,8 +29,9 @@ from mergebot.forge.render import (
     render_report,
     render_todo_comment,
 )
-from mergebot.forge.reporter import Facts, plan
 from mergebot.github.replies import render as render_reply
+from mergebot.github.reporter import Facts, plan
+from mergebot.github.summary import SlugSummary
 from mergebot.notify.view import (
     CHAT,
     JSON_FORMATS,
@@ -163,6 +164,16 @@ def _replies(hostile: bool) -> dict[str, str]:
             withdrawn=None,
         ),
         "status": render_reply("status", slug="pr-42", author=author, base=base, summary=summary),
+        "resume_needs_approval": render_reply(
+            "resume_needs_approval",
+            author=author,
+            summary=SlugSummary(
+                "pr-42",
+                branch="feature/x",
+                sha=SHA,
+                approvals={H["reviewer"] if hostile else "alice": data.OLD_SHA},
+            ),
+        ),
     }
 
 

@@ -293,6 +293,30 @@ def test_resume_in_the_same_second_as_the_block_resumes_it() -> None:
     assert one(project([*READY_SET, precise, earlier])).status == CandidateStatus.BLOCKED
 
 
+def test_one_resume_requeues_a_blocked_candidate_once() -> None:
+    """The same conflict again after the resume was acted on (here within the same second, as a
+    fast conflict does) needs a new resume: one resume never re-queues twice."""
+    first = raw_event(
+        "integration_blocked", blocked_at="2026-11-25T10:10:00.100+00:00",
+        followup_id="pr-1-integration-blocked-aaaaaaa",
+    )  # fmt: skip
+    resume = raw_event("resume_requested", at="2026-11-25T10:10:00.500+00:00")
+    again = raw_event(
+        "integration_blocked", blocked_at="2026-11-25T10:10:00.900+00:00",
+        followup_id="pr-1-integration-blocked-aaaaaaa-2",
+    )  # fmt: skip
+    for order in itertools.permutations([*READY_SET, first, resume, again]):
+        state = one(project(list(order)))
+        assert state.status == CandidateStatus.BLOCKED
+        assert state.followup_id == "pr-1-integration-blocked-aaaaaaa-2"
+    # A second resume answers the second block; a GitHub comment of that second does too.
+    later = raw_event("resume_requested", at="2026-11-25T10:10:07+00:00", requested_by="bob")
+    assert one(project([*READY_SET, first, resume, again, later])).status == (CandidateStatus.READY)
+    same_second = raw_event("resume_requested", at="2026-11-25T10:10:00+00:00", requested_by="x")
+    both = [*READY_SET, first, again, resume, same_second]
+    assert one(project(both)).status == CandidateStatus.READY
+
+
 def test_a_push_touches_the_slugs_finalized_on_its_branch_also_after_a_reload() -> None:
     facts = RepoFacts(repo=REPO)
     for raw in [

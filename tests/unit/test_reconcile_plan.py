@@ -13,8 +13,8 @@ from mergebot.events import (
     ReviewApproved,
     envelope_for,
 )
-from mergebot.forge.github import PullSnapshot
-from mergebot.forge.reconcile import open_candidates, plan_gone_pull, plan_open_pull, view_of
+from mergebot.forge.base import PullSnapshot
+from mergebot.github.reconcile import open_candidates, plan_gone_pull, plan_open_pull, view_of
 from mergebot.github.translated import PendingApproval
 from tests.fakegithub import bodies
 

@@ -25,10 +25,10 @@ from mergebot.events import Envelope, EventName, IntegrationBlocked, Integration
 from mergebot.followups import Followup, from_blocked
 from mergebot.forge.base import CommentKind, Forge, Report, ReportState
 from mergebot.forge.errors import ForgeError
-from mergebot.forge.reconcile import github_repos
 from mergebot.forge.render import render_report, render_todo_comment
 from mergebot.gatekeeper import current_hold
 from mergebot.github.command_worker import forge_for
+from mergebot.github.reconcile import github_repos
 from mergebot.notify.view import LandedBy, Links, followup_context, landed_by, links_for
 from mergebot.queue import QueueItem, Status
 from mergebot.runtime import Runtime
@@ -37,7 +37,7 @@ from mergebot.store.changes import ChangeReader
 from mergebot.store.followups import FollowupStore
 from mergebot.store.queue import QueueStore
 
-log = logging.getLogger("mergebot.forge.reporter")
+log = logging.getLogger("mergebot.github.reporter")
 
 GROUP = "github-reporter"
 BLOCK_MS = 1_000

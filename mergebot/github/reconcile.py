@@ -25,36 +25,28 @@ import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from redis.exceptions import RedisError
 
 from mergebot.config import Forge as ForgeKind
 from mergebot.events import Envelope, EventName, WithdrawReason
+from mergebot.forge.base import PullLister, PullSnapshot
 from mergebot.forge.errors import ForgeError
-from mergebot.forge.github import PullSnapshot, pr_number
 from mergebot.github.command_worker import forge_for
 from mergebot.github.intake import perform
 from mergebot.github.summary import SlugSummary, summarize
 from mergebot.github.translate import translate
 from mergebot.github.translated import Draft, Translation, TranslationError
+from mergebot.ids import pr_number
 from mergebot.runtime import Runtime
 from mergebot.services import sleep_until_stopped
 from mergebot.store.eventlog import EventConflictError
 
-log = logging.getLogger("mergebot.forge.reconcile")
+log = logging.getLogger("mergebot.github.reconcile")
 
 SOURCE = "reconcile"
 _GONE = frozenset({WithdrawReason.CLOSED, WithdrawReason.DRAFT, WithdrawReason.BASE_CHANGED})
-
-
-@runtime_checkable
-class PullLister(Protocol):
-    """What reconciliation needs from a forge beyond `Forge` (the GitHub adapter has it)."""
-
-    async def open_pulls(self, repo: str) -> list[PullSnapshot]: ...
-
-    async def pull(self, repo: str, number: int) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
