@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mergebot.config import MergeMethod, Mode
 from mergebot.events import Envelope, IntegrationBlocked, IntegrationCompleted, envelope_for
-from mergebot.queue import QueueItem
+from mergebot.queue import IntegrationRecord, QueueItem
 from mergebot.store.keys import Keys
 
 SOURCE = "integrator"
@@ -151,7 +151,7 @@ def blocked_event(item: QueueItem, attempt: Attempt) -> Envelope:
     )
 
 
-def integration_fields(attempt: Attempt) -> dict[str, Any]:
+def integration_fields(attempt: Attempt) -> IntegrationRecord:
     """What the queue item records about its integration (the reporter and dashboard read it)."""
     fields: dict[str, Any] = {
         "attempt": attempt.attempt,
@@ -169,4 +169,4 @@ def integration_fields(attempt: Attempt) -> dict[str, Any]:
     if attempt.outcome is Outcome.BLOCKED:
         fields["reason"] = attempt.reason
         fields["details"] = attempt.details
-    return fields
+    return IntegrationRecord.model_validate(fields)

@@ -107,6 +107,16 @@ class Health:
     detail: str = ""
 
 
+def combine_health(*answers: Health) -> Health:
+    """Several answers about one commit (the forge's checks, the clearance commands): red if
+    any saw red, else green if any saw green, else unknown."""
+    for verdict in (False, True):
+        for health in answers:
+            if health.green is verdict:
+                return health
+    return Health(None)
+
+
 @dataclass(frozen=True)
 class BaseFacts:
     """What git and the forge say about one candidate (gathered at the edges)."""

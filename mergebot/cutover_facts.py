@@ -25,12 +25,15 @@ from mergebot.cutover import (
     Health,
     ModeDecision,
     build_report,
+    combine_health,
     gate,
     shadow_history,
 )
 from mergebot.forge.base import CheckState
 from mergebot.forge.base import Forge as ForgeProtocol
 from mergebot.forge.errors import ForgeError
+from mergebot.gate import ClearanceState
+from mergebot.gatekeeper import clearance_from_json
 from mergebot.git.landing import find_landing
 from mergebot.git.mirror import GitError
 from mergebot.runtime import Runtime
@@ -60,6 +63,20 @@ async def base_health(forge: ForgeProtocol, repo: str, commit: str, required: li
     return Health(None)
 
 
+async def clearance_health(runtime: Runtime, repo: str, base: str, commit: str) -> Health:
+    """Was base green at `commit` by the clearance commands run there (`clearance.commands`
+    run on every base tip mergebot did not make, results kept per sha)? Unknown when they never
+    ran on it."""
+    found = clearance_from_json(
+        cast(str | None, await runtime.redis.hget(runtime.keys.gate(repo, base), commit))
+    )
+    if found is None or found.state is ClearanceState.PENDING:
+        return Health(None)
+    if found.state is ClearanceState.RED:
+        return Health(False, f"clearance {found.check} failed on {commit[:7]}")
+    return Health(True, f"clearance commands green on {commit[:7]}")
+
+
 async def cutover_report(
     runtime: Runtime, repo: str, since: datetime | None = None
 ) -> CutoverReport:
@@ -78,7 +95,10 @@ async def cutover_report(
         landing = await asyncio.to_thread(find_landing, mirror, decision.sha, config.base_branch)
         health = Health(None)
         if landing is not None:
-            health = await base_health(forge, repo, landing.commit, config.checks.required)
+            health = combine_health(
+                await clearance_health(runtime, repo, config.base_branch, landing.commit),
+                await base_health(forge, repo, landing.commit, config.checks.required),
+            )
         facts[decision.key] = BaseFacts(landing, health)
     return build_report(repo, history, facts, since)
 

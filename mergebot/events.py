@@ -356,8 +356,8 @@ def _is_text(value: str) -> bool:
 
 
 def _extra_size(fields: dict[str, Any], model: type[CanonicalEvent]) -> int:
-    extras = {k: v for k, v in fields.items() if k not in model.model_fields}
-    return len(canonical_json(extras).encode()) if extras else 0
+    unknown = {k: v for k, v in fields.items() if k not in model.model_fields}
+    return len(canonical_json(unknown).encode()) if unknown else 0
 
 
 def parse_event(raw: object, *, max_extra_bytes: int = DEFAULT_MAX_EXTRA_BYTES) -> ParsedEvent:

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from mergebot.events import Envelope, EventName
+from mergebot.ids import FollowupId, Repo, Sha, Slug
 from mergebot.render import reason_text
 
 
@@ -132,18 +133,18 @@ class Followup(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    id: str
-    repo: str
-    slug: str
+    id: FollowupId
+    repo: Repo
+    slug: Slug
     branch: str
-    sha: str
+    sha: Sha
     base: str | None = None
     reason: str
     details: dict[str, Any] = Field(default_factory=dict)
     blocked_at: datetime
     event_id: str
     status: FollowupStatus = FollowupStatus.OPEN
-    previous_id: str | None = None
+    previous_id: FollowupId | None = None
     created_at: datetime
     updated_at: datetime
     claimed_by: str | None = None

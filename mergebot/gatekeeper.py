@@ -144,7 +144,7 @@ class Gatekeeper:
     async def _landed_by_us(self, sha: str) -> bool:
         queue = QueueStore(self.runtime.redis, self.runtime.keys)
         for item in await queue.items(self.repo, self.base):
-            if item.status is Status.INTEGRATED and item.integration.get("main_after") == sha:
+            if item.status is Status.INTEGRATED and item.integration.main_after == sha:
                 return True
         return False
 

@@ -9,10 +9,14 @@ from __future__ import annotations
 import re
 from typing import NewType
 
-Repo = NewType("Repo", str)
-Slug = NewType("Slug", str)
+# The identifiers that travel furthest: typed where they are parsed, so a repo is never passed
+# where a slug is expected. (A NewType is its str at run time: nothing is converted.)
+Repo = NewType("Repo", str)  # owner/name
+Slug = NewType("Slug", str)  # a candidate's name within its repo (a pull request is pr-<n>)
 Branch = NewType("Branch", str)
-Sha = NewType("Sha", str)
+Sha = NewType("Sha", str)  # a full 40-hex commit id
+ItemId = NewType("ItemId", str)  # a queue item: <slug>:<sha>:<branch>
+FollowupId = NewType("FollowupId", str)  # <slug>-integration-blocked-<sha7>[-n]
 
 REPO_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9_.][A-Za-z0-9_.-]{0,99}$"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"

@@ -61,7 +61,7 @@ from mergebot.git.merge import Candidate, PushStatus
 from mergebot.git.mirror import GitError
 from mergebot.git.workspace import AlreadyOnBase, Conflict, Integration, Workspace, worktrees_root
 from mergebot.handoff import ReadyHook
-from mergebot.queue import FINAL, InvalidTransitionError, QueueItem, Status
+from mergebot.queue import FINAL, IntegrationRecord, InvalidTransitionError, QueueItem, Status
 from mergebot.recheck import Decision, recheck
 from mergebot.runtime import Runtime
 from mergebot.sandbox import sandbox_for
@@ -388,7 +388,7 @@ class Integrator:
             f"integration started by {self.owner}",
             Status.QUEUED,
             reasons=[],
-            integration={"owner": self.owner, "mode": config.mode.value},
+            integration=IntegrationRecord(owner=self.owner, mode=config.mode.value),
         )
         if started is None:
             return "skipped"

@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from mergebot.ids import ItemId
 from mergebot.queue import REVIVABLE, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
 
@@ -45,7 +46,7 @@ class Enqueue:
 
 @dataclass(frozen=True)
 class Move:
-    item_id: str
+    item_id: ItemId
     to: Status
     expect: Status
     cause: str
@@ -55,7 +56,7 @@ class Move:
 
 @dataclass(frozen=True)
 class Reschedule:
-    item_id: str
+    item_id: ItemId
     ready_at: datetime
     priority: int = 0
 
@@ -151,7 +152,7 @@ def _plan_one(
     item: QueueItem | None,
     now: datetime,
 ) -> None:
-    key = state.key
+    key = ItemId(state.key)  # a Move only ever targets the item found under this key
     current = item.status if item is not None else None
     absent = item is None or current in REVIVABLE
     reasons = state.reason_texts()

@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+
+from mergebot.ids import FollowupId, ItemId, Repo, Sha, Slug
 
 
 class Status(StrEnum):
@@ -62,9 +64,9 @@ def check_transition(current: Status, target: Status) -> None:
         raise InvalidTransitionError(current, target)
 
 
-def item_id(slug: str, branch: str, sha: str) -> str:
+def item_id(slug: str, branch: str, sha: str) -> ItemId:
     """Queue items are deduplicated by (slug, branch, sha): this is that key."""
-    return f"{slug}:{sha}:{branch}"
+    return ItemId(f"{slug}:{sha}:{branch}")
 
 
 class StatusChange(BaseModel):
@@ -74,31 +76,68 @@ class StatusChange(BaseModel):
     cause: str
 
 
+class IntegrationRecord(BaseModel):
+    """What the integrator recorded on a queue item while working on it; the reporter, the
+    dashboard and the gate read it. Filled in as the work goes, so every field is optional, and
+    only the fields that were set are stored (`as_json`). Unknown keys of older records are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    owner: str | None = None  # the lease holder that started it
+    mode: str | None = None  # "live" or "shadow"
+    attempt: int | None = None
+    method: str | None = None
+    base_sha: str | None = None
+    integration_sha: str | None = None
+    sha: str | None = None  # what older records named the integration commit
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+    main_before: str | None = None
+    main_after: str | None = None
+    would_integrate: str | None = None  # shadow mode: the commit that would have landed
+    reason: str | None = None  # blocked: why
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_unset=True)
+
+    def updated(self, more: IntegrationRecord) -> IntegrationRecord:
+        """These fields, with `more`'s set fields written over them."""
+        return IntegrationRecord.model_validate({**self.as_json(), **more.as_json()})
+
+    def __bool__(self) -> bool:
+        return bool(self.as_json())
+
+
 class QueueItem(BaseModel):
     """One candidate in a repo's queue, with every status change it went through."""
 
     model_config = ConfigDict(frozen=True)
 
-    repo: str
+    repo: Repo
     base: str
-    slug: str
+    slug: Slug
     branch: str
-    sha: str
+    sha: Sha
     status: Status
     ready_at: datetime
     updated_at: datetime
     history: list[StatusChange] = Field(default_factory=list)
-    followup_id: str | None = None
+    followup_id: FollowupId | None = None
     reasons: list[str] = Field(default_factory=list)
     # What the integrator recorded while working on it (integration sha, base sha, checks…).
-    integration: dict[str, Any] = Field(default_factory=dict)
+    integration: IntegrationRecord = Field(default_factory=IntegrationRecord)
     # The slug's priority (SPEC §5): higher first, then ready_at. Corrected by the processor
     # whenever a `priority_set` changes it, like ready_at.
     priority: int = 0
 
     @property
-    def id(self) -> str:
+    def id(self) -> ItemId:
         return item_id(self.slug, self.branch, self.sha)
+
+    @field_serializer("integration")
+    def _integration_as_stored(self, integration: IntegrationRecord) -> dict[str, Any]:
+        """Only the fields the integrator set, as before the model existed."""
+        return integration.as_json()
 
 
 def queue_order(item: QueueItem) -> tuple[int, datetime, str]:

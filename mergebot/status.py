@@ -29,6 +29,7 @@ from mergebot.readiness import CandidateState, CandidateStatus
 from mergebot.runtime import Runtime
 from mergebot.store.changes import poison_change_count
 from mergebot.store.lease import info_from_hash
+from mergebot.store.notify import dead_letter_count
 from mergebot.store.projection import ProjectionCache, ProjectionStore
 from mergebot.store.queue import QueueStore
 from mergebot.store.refusals import RefusalLog
@@ -91,25 +92,6 @@ def _waiting_entry(state: CandidateState) -> dict[str, Any]:
     }
 
 
-async def dead_letter_count(runtime: Runtime) -> int:
-    """How many notifications are dead, whatever structure the notifier keeps them in."""
-    key = runtime.keys.dead_letters()
-    redis = runtime.redis
-    match str(await redis.type(key)):
-        case "list":
-            return int(await redis.llen(key))
-        case "hash":
-            return int(await redis.hlen(key))
-        case "stream":
-            return int(await redis.xlen(key))
-        case "zset":
-            return int(await redis.zcard(key))
-        case "set":
-            return int(await redis.scard(key))
-        case _:
-            return 0
-
-
 def projection_cache(runtime: Runtime) -> ProjectionCache:
     """One per runtime: the dashboard and the queue API re-parse a projection only when the
     processor stored a new one."""
@@ -146,7 +128,7 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
             {"owner": lease.owner, "expires_at": lease.expires_at.isoformat()} if lease else None
         ),
         "candidates": candidates,
-        "dead_letters": await dead_letter_count(runtime),
+        "dead_letters": await dead_letter_count(runtime.redis, runtime.keys, repo),
         # Event-log entries no consumer can read (all repos): skipped, kept, counted.
         "poison_events": await runtime.eventlog.poison_count(),
         # This repo's queue change-stream entries no reader can parse: skipped, kept, counted.

@@ -11,7 +11,7 @@ from mergebot.config import ServerConfig
 from mergebot.events import envelope_for, parse_event
 from mergebot.followups_service import FollowupConsumer
 from mergebot.notify.delivery import DeliveryPolicy, Notifier
-from mergebot.queue import QueueItem, Status
+from mergebot.queue import IntegrationRecord, QueueItem, Status
 from mergebot.runtime import Runtime
 from mergebot.store.queue import QueueStore
 from tests.chatstandin import (
@@ -152,7 +152,7 @@ class Lifecycle:
         now = self._now()
         await self.queue.transition(
             REPO, "main", self.item_id, Status.INTEGRATED, cause="fast-forwarded", at=now,
-            integration={"main_after": after},
+            integration=IntegrationRecord(main_after=after),
         )  # fmt: skip
         raw = {
             "name": "integration_completed", "repo": REPO, "slug": self.slug,

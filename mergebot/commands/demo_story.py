@@ -34,6 +34,7 @@ from mergebot.commands.status import render as render_status
 from mergebot.config import Settings
 from mergebot.followups import Followup
 from mergebot.git.mirror import git_env
+from mergebot.ids import FollowupId
 from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.runtime import Runtime, open_runtime
 from mergebot.status import repo_status
@@ -257,9 +258,11 @@ async def _watch_queue(
     return settled
 
 
-async def _wait_followup(runtime: Runtime, followup_id: str, deadline: Deadline) -> Followup | None:
-    """The notifier opens the follow-up from the `integration_blocked` event just after the block;
-    there is no signal for it, so this looks again briefly until the deadline."""
+async def _wait_followup(
+    runtime: Runtime, followup_id: FollowupId, deadline: Deadline
+) -> Followup | None:
+    """The follow-ups' consumer opens the follow-up from the `integration_blocked` event just
+    after the block; there is no signal for it, so this looks again briefly until the deadline."""
     store = FollowupStore(runtime.redis, runtime.keys)
     while deadline.left() > 0:
         found = await store.get(REPO, followup_id)

@@ -7,11 +7,13 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
 from mergebot.commands.support import CommandError, add_repo_option, in_runtime
 from mergebot.followups import Followup, FollowupStatus
+from mergebot.ids import FollowupId
 from mergebot.notify.view import followup_context, links_for
 from mergebot.render import TemplateError, render_todo
 from mergebot.runtime import Runtime
@@ -39,12 +41,14 @@ def file_name(followup: Followup, ext: str) -> str:
     return f"{name[:150]}.{ext}"
 
 
-async def todo_text(runtime: Runtime, followup: Followup, by_id: dict[str, Followup]) -> str:
+async def todo_text(
+    runtime: Runtime, followup: Followup, by_id: Mapping[FollowupId, Followup]
+) -> str:
     links = links_for(runtime.settings, runtime.server_config, followup.repo)
     context = followup_context(
         followup,
         links,
-        previous=by_id.get(followup.previous_id or ""),
+        previous=by_id.get(followup.previous_id) if followup.previous_id else None,
         landed_by=await landing_of(runtime, followup.repo, followup.info().base_sha),
     )
     return render_todo(context, templates_dir=runtime.server_config.templates_dir) + "\n"

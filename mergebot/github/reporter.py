@@ -87,13 +87,13 @@ def plan(item: QueueItem, facts: Facts, *, links: Links, templates_dir: str | No
         context: dict[str, Any] = {"position": facts.position, "frozen": facts.frozen}
     elif state is ReportState.INTEGRATING:
         context = {
-            "integration_sha": integration.get("integration_sha") or integration.get("sha"),
-            "checks": list(integration.get("checks") or []),
+            "integration_sha": integration.integration_sha or integration.sha,
+            "checks": list(integration.checks),
             "frozen": facts.frozen,
         }
     elif state in (ReportState.MERGED, ReportState.WOULD_MERGE):
         merged = facts.completed.main_after if facts.completed else None
-        merged = merged or integration.get("main_after") or integration.get("integration_sha")
+        merged = merged or integration.main_after or integration.integration_sha
         context = {"merged_sha": merged or item.sha}
     elif state is ReportState.BLOCKED:
         todo = followup_context(
@@ -119,7 +119,7 @@ def plan(item: QueueItem, facts: Facts, *, links: Links, templates_dir: str | No
 def shadow_outcome(item: QueueItem, completed: IntegrationCompleted | None) -> bool:
     """Whether the integrator only decided to integrate (shadow mode: nothing was pushed), as
     recorded on the item's integration fields or on its `integration_completed` event."""
-    if item.integration.get("mode") == Mode.SHADOW:
+    if item.integration.mode == Mode.SHADOW:
         return True
     extra = (completed.model_extra if completed is not None else None) or {}
     return extra.get("mode") == Mode.SHADOW
@@ -129,7 +129,7 @@ def item_followup(item: QueueItem) -> Followup:
     """The follow-up of a blocked item whose `integration_blocked` is not in the log (yet): what
     the queue item itself recorded about the block."""
     integration = item.integration
-    details = integration.get("details")
+    details = integration.details
     return Followup(
         id=item.followup_id or "none",
         repo=item.repo,
@@ -137,8 +137,8 @@ def item_followup(item: QueueItem) -> Followup:
         branch=item.branch,
         sha=item.sha,
         base=item.base,
-        reason=str(integration.get("reason") or ", ".join(item.reasons) or "blocked"),
-        details=details if isinstance(details, dict) else {},
+        reason=str(integration.reason or ", ".join(item.reasons) or "blocked"),
+        details=details,
         blocked_at=item.updated_at,
         event_id="",
         created_at=item.updated_at,

@@ -15,6 +15,7 @@ from typing import cast
 import redis.asyncio as aioredis
 
 from mergebot.followups import Followup, FollowupStatus
+from mergebot.ids import FollowupId
 from mergebot.store.keys import Keys
 
 # KEYS: followups hash, latest-by-slug hash. ARGV: id, slug, previous id read ('' = none), JSON.
@@ -74,7 +75,7 @@ class FollowupStore:
             return Followup.model_validate_json(reply[1]), outcome == 1
         raise RuntimeError(f"could not create follow-up {followup.id}: too many races")
 
-    async def get(self, repo: str, followup_id: str) -> Followup | None:
+    async def get(self, repo: str, followup_id: FollowupId) -> Followup | None:
         raw = await self.redis.hget(self.keys.followups(repo), followup_id)
         return Followup.model_validate_json(cast(str, raw)) if raw else None
 
@@ -97,7 +98,7 @@ class FollowupStore:
         ]
         return sorted(items, key=lambda f: (f.blocked_at, f.id))
 
-    async def repos_with(self, followup_id: str) -> list[str]:
+    async def repos_with(self, followup_id: FollowupId) -> list[str]:
         """Which repos have a follow-up of this id (ids are unique within a repo)."""
         repos = sorted(cast(set[str], await self.redis.smembers(self.keys.repos())))
         found = []
@@ -107,7 +108,7 @@ class FollowupStore:
         return found
 
     async def update(
-        self, repo: str, followup_id: str, change: Callable[[Followup], Followup]
+        self, repo: str, followup_id: FollowupId, change: Callable[[Followup], Followup]
     ) -> Followup:
         """Apply a pure change (claim, resolve) with compare-and-set; re-read on a race.
         The change's own errors (FollowupStateError) propagate and nothing is written."""

@@ -23,9 +23,11 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from mergebot.ids import ItemId
 from mergebot.queue import (
     FINAL,
     REVIVABLE,
+    IntegrationRecord,
     InvalidTransitionError,
     QueueItem,
     Status,
@@ -98,10 +100,10 @@ class QueueStore:
         self._write = redis.register_script(_WRITE_LUA)
 
     # -- reading -------------------------------------------------------------------------------
-    async def _raw(self, repo: str, base: str, item_id: str) -> str | None:
+    async def _raw(self, repo: str, base: str, item_id: ItemId) -> str | None:
         return cast(str | None, await self.redis.hget(self.keys.items(repo, base), item_id))
 
-    async def get(self, repo: str, base: str, item_id: str) -> QueueItem | None:
+    async def get(self, repo: str, base: str, item_id: ItemId) -> QueueItem | None:
         raw = await self._raw(repo, base, item_id)
         return QueueItem.model_validate_json(raw) if raw is not None else None
 
@@ -238,7 +240,7 @@ class QueueStore:
         self,
         repo: str,
         base: str,
-        item_id: str,
+        item_id: ItemId,
         to: Status,
         *,
         cause: str,
@@ -246,7 +248,7 @@ class QueueStore:
         expect: Status | None = None,
         followup_id: str | None = None,
         reasons: list[str] | None = None,
-        integration: dict[str, Any] | None = None,
+        integration: IntegrationRecord | None = None,
     ) -> QueueItem:
         """Move an item to `to`, atomically with its history entry and change-stream entry.
 
@@ -274,14 +276,14 @@ class QueueStore:
             if reasons is not None:
                 update["reasons"] = list(reasons)
             if integration is not None:
-                update["integration"] = {**item.integration, **integration}
+                update["integration"] = item.integration.updated(integration)
             new = item.model_copy(update=update)
             if await self._cas(new, raw, from_status=item.status.value, change=change):
                 return new
         raise QueueConflictError(f"could not move {item_id} to {to}: too many concurrent changes")
 
     async def reschedule(
-        self, repo: str, base: str, item_id: str, ready_at: datetime, priority: int | None = None
+        self, repo: str, base: str, item_id: ItemId, ready_at: datetime, priority: int | None = None
     ) -> bool:
         """Give an item a corrected `ready_at` (a `finalize_ready` that arrived out of order)
         and, when given, its slug's current `priority`; a waiting item moves to its place in

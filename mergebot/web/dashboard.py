@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from mergebot.attempts import AttemptStore
 from mergebot.config import Forge
 from mergebot.followups import Followup
-from mergebot.ids import is_repo
+from mergebot.ids import FollowupId, is_repo
 from mergebot.notify.view import github_web_url
 from mergebot.render import Renderer, renderer
 from mergebot.runtime import Runtime
@@ -67,14 +67,14 @@ async def _integrations(runtime: Runtime, status: dict[str, Any]) -> dict[str, d
     items = await QueueStore(runtime.redis, runtime.keys).get_many(repo, base, others)
     for key, item in items.items():
         if item.integration:
-            found[key] = dict(item.integration)
+            found[key] = item.integration.as_json()
     return found
 
 
 async def _followups(runtime: Runtime, status: dict[str, Any]) -> dict[str, Followup]:
     """The stored follow-ups the candidates name (a block not stored yet is simply absent)."""
     store = FollowupStore(runtime.redis, runtime.keys)
-    ids = {str(c["followup_id"]) for c in status["candidates"] if c.get("followup_id")}
+    ids = {FollowupId(str(c["followup_id"])) for c in status["candidates"] if c.get("followup_id")}
     found: dict[str, Followup] = {}
     for followup_id in sorted(ids):
         followup = await store.get(str(status["repo"]), followup_id)

@@ -295,6 +295,7 @@ class RepoView:
     ignored: dict[str, int]
     refusals: int
     frozen: FrozenView | None = None
+    held: str | None = None  # the slug of the checked candidate waiting for base to open
 
 
 def counts(status: Mapping[str, Any]) -> dict[str, int]:
@@ -408,7 +409,13 @@ def repo_view(
         ignored={str(k): int(v) for k, v in (status.get("ignored") or {}).items()},
         refusals=int(refusals.get("total", 0)) if isinstance(refusals, Mapping) else 0,
         frozen=FrozenView.of(status.get("frozen"), now),
+        held=_held_slug(status.get("held")),
     )
+
+
+def _held_slug(raw: object) -> str | None:
+    slug = raw.get("slug") if isinstance(raw, Mapping) else None
+    return str(slug) if slug else None
 
 
 def overview(views: Iterable[RepoView]) -> dict[str, Any]:
@@ -420,5 +427,5 @@ def overview(views: Iterable[RepoView]) -> dict[str, Any]:
     return {
         "repos": listed,
         "totals": {name: totals.get(name, 0) for name in COUNTED},
-        "dead_letters": max((v.dead_letters for v in listed), default=0),
+        "dead_letters": sum(v.dead_letters for v in listed),
     }

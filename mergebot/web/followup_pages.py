@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from mergebot.config import Forge
 from mergebot.followups import Followup, FollowupStatus
-from mergebot.ids import is_repo
+from mergebot.ids import FollowupId, is_repo
 from mergebot.notify.view import Links, followup_context, github_web_url, when
 from mergebot.runtime import Runtime
 from mergebot.status import is_known, landing_of
@@ -108,7 +108,7 @@ async def followups_page(request: web.Request) -> web.Response:
 
 async def followup_page(request: web.Request) -> web.Response:
     repo = _repo_of(request)
-    followup_id = request.match_info["id"]
+    followup_id = FollowupId(request.match_info["id"])
     if repo is None:
         return _problem(request, 404, "No such repo", "That is not a repo name (owner/name).")
     runtime = request.app[RUNTIME]

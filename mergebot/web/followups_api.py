@@ -16,7 +16,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from mergebot.followups import Followup, FollowupStateError, FollowupStatus, claim, resolve
-from mergebot.ids import is_repo
+from mergebot.ids import FollowupId, is_repo
 from mergebot.store.followups import FollowupNotFoundError, FollowupStore
 from mergebot.web.app import RUNTIME
 from mergebot.web.events_api import api_refusal
@@ -84,7 +84,7 @@ async def _act(request: web.Request, action: str) -> web.Response:
     resolution = body.get("resolution", "resolved by hand")
     if not isinstance(resolution, str) or len(resolution) > 1000:
         return _error(422, '"resolution" must be a string of at most 1000 characters')
-    followup_id = request.match_info["id"]
+    followup_id = FollowupId(request.match_info["id"])
     store = FollowupStore(runtime.redis, runtime.keys)
     try:
         repo = request.query.get("repo")

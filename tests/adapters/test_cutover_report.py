@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 import pytest
@@ -15,6 +16,8 @@ from mergebot.config import parse_server_config
 from mergebot.cutover_facts import EvidenceStore, cutover_report, evaluate, mode_decision
 from mergebot.events import Envelope
 from mergebot.forge.base import CheckResult, CheckState
+from mergebot.gate import Clearance, ClearanceState
+from mergebot.gatekeeper import clearance_json
 from mergebot.runtime import Runtime
 from tests.cutoverkit import REPO, ready, withdrawn, would_block, would_integrate
 from tests.fakeforge import FakeForge
@@ -42,6 +45,7 @@ class Recorded(NamedTuple):
     forge: FakeForge
     events: list[Envelope]
     merge_1: str  # the merge commit people made for pr-1
+    ff_4: str  # base after people fast-forwarded it to pr-4
 
 
 @pytest.fixture
@@ -88,7 +92,7 @@ def recorded(runtime: Runtime, remote: GitRemote) -> Recorded:
         would_block("pr-5", shas["pr-5"], 5, "merge_conflict"),  # rebased in, green: disagree
         would_integrate("pr-6", shas["pr-6"], 6),  # still open: not compared
     ]
-    return Recorded(forge, events, merge_1)
+    return Recorded(forge, events, merge_1, ff_4)
 
 
 async def _store(runtime: Runtime, events: list[Envelope]) -> None:
@@ -191,3 +195,25 @@ def test_cli_refuses_an_unmanaged_repo(cli_env: dict[str, str]) -> None:
     )  # fmt: skip
     assert shown.returncode == 1
     assert "nobody/here is not a managed repo" in shown.stderr
+
+
+async def test_clearance_results_on_base_are_base_health(
+    runtime: Runtime, remote: GitRemote, recorded: Recorded
+) -> None:
+    # A plain remote: no forge checks, but clearance commands ran on the base tips people made.
+    recorded.forge.results.clear()
+    await _store(runtime, recorded.events)
+    gate = runtime.keys.gate(REPO, "main")
+    when = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    red = Clearance(recorded.ff_4, ClearanceState.RED, "make test", "1 failed", when)
+    green = Clearance(remote.rev("main"), ClearanceState.GREEN, at=when)
+    await runtime.redis.hset(gate, recorded.ff_4, clearance_json(red))
+    await runtime.redis.hset(gate, remote.rev("main"), clearance_json(green))
+
+    rows = {c.decision.slug: c for c in (await cutover_report(runtime, REPO)).comparisons}
+
+    assert rows["pr-4"].agreement.value == "agree"  # would block; base went red
+    assert "clearance make test failed" in rows["pr-4"].why
+    assert rows["pr-5"].agreement.value == "disagree"  # would block; base stayed green
+    assert "clearance commands green" in rows["pr-5"].why
+    assert "not known" in rows["pr-1"].why  # nothing ran on the merge commit

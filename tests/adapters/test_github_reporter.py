@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from mergebot.config import ServerConfig
 from mergebot.events import IntegrationBlocked, IntegrationCompleted, envelope_for
 from mergebot.github.reporter import drain
-from mergebot.queue import QueueItem, Status
+from mergebot.queue import IntegrationRecord, QueueItem, Status
 from mergebot.store.keys import Keys
 from mergebot.store.queue import QueueStore
 from tests.fakegithub.harness import mergebot_for, settings_for
@@ -83,7 +83,7 @@ async def test_the_check_run_follows_the_candidate_to_merged(
         assert len([r for r in repo.check_runs.values() if r["head_sha"] == sha]) == 1
 
         await store.transition(REPO, "main", candidate.id, Status.IN_PROGRESS, cause="picked",
-                               integration={"integration_sha": sha, "checks": []})  # fmt: skip
+                               integration=IntegrationRecord(integration_sha=sha))  # fmt: skip
         await drain(runtime, "test")
         run = mergebot_run(repo, sha)
         assert (run["status"], run["output"]["title"]) == ("in_progress", "Integrating into main")
@@ -203,7 +203,7 @@ async def test_a_shadow_decision_is_shown_as_would_merge_and_leaves_the_pull_req
         await runtime.eventlog.append(envelope_for(done, source="integrator"))
         await store.transition(
             REPO, "main", candidate.id, Status.INTEGRATED, cause="shadow: would integrate",
-            integration={"mode": "shadow", "main_after": would, "would_integrate": would},
+            integration=IntegrationRecord(mode="shadow", main_after=would, would_integrate=would),
         )  # fmt: skip
         await drain(runtime, "test")
 

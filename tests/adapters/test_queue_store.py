@@ -9,7 +9,7 @@ from typing import cast
 import pytest
 import redis.asyncio as aioredis
 
-from mergebot.queue import InvalidTransitionError, QueueItem, Status
+from mergebot.queue import IntegrationRecord, InvalidTransitionError, QueueItem, Status
 from mergebot.store.connection import connect
 from mergebot.store.keys import Keys
 from mergebot.store.queue import ItemNotFoundError, QueueStore, UnexpectedStatusError
@@ -66,7 +66,7 @@ async def test_transition_records_history_and_appends_change(
     blocked = await store.transition(
         REPO, "main", it.id, Status.BLOCKED, cause="merge conflict",
         followup_id="pr-1-integration-blocked-aaaaaaa", reasons=["conflict in a.txt"],
-        integration={"files": ["a.txt"]},
+        integration=IntegrationRecord.model_validate({"files": ["a.txt"]}),
     )  # fmt: skip
     stored = await store.get(REPO, "main", it.id)
     assert stored == blocked

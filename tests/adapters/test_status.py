@@ -14,6 +14,7 @@ from mergebot.queue import Status
 from mergebot.runtime import Runtime
 from mergebot.status import projection_cache, repo_status
 from mergebot.store.lease import Lease
+from mergebot.store.notify import NotifyStore
 from mergebot.store.projection import ProjectionStore
 from mergebot.store.queue import QueueStore
 from tests.brainkit import emit, manage, process, queue_items
@@ -49,7 +50,9 @@ async def test_status_lists_queue_positions_waiting_reasons_and_lease(runtime: R
         REPO, "main", first.id, Status.BLOCKED, cause="conflict",
         followup_id="pr-1-integration-blocked-aaaaaaa", reasons=["merge conflict in a.txt"],
     )  # fmt: skip
-    await runtime.redis.rpush(runtime.keys.dead_letters(), "x", "y")
+    notify = NotifyStore(runtime.redis, runtime.keys)
+    for letter, repo in (("x", REPO), ("y", REPO), ("z", "acme/other")):
+        await notify.dead_letter({"id": letter, "repo": repo, "sink": "s", "at": "2026-01-01"})
 
     status = await repo_status(runtime, REPO)
 

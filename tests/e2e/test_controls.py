@@ -108,6 +108,8 @@ async def test_a_frozen_queue_checks_a_candidate_but_base_moves_only_after_unfre
     assert waiting["hold"]["reason"] == "release 2.4 is being cut"
     assert remote.rev("main") == start  # checked, pushed as its integration branch, not landed
     assert (await items(story.runtime))["pr-1"].status is Status.IN_PROGRESS
+    page = await (await story.client.get(f"/repos/{REPO}")).text()
+    assert "pr-1 is checked and waits to land" in page
 
     await control(story, "unfreeze", by="dana")
     await process(story.runtime)  # folds it and wakes the waiting integrator
@@ -140,6 +142,16 @@ async def test_a_freeze_window_holds_base_by_the_injected_clock(story: Story) ->
     now[0] = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)  # the window is in the past now
     await asyncio.wait_for(story.hook.idle(), timeout=30)
     assert (await items(story.runtime))["pr-1"].status is Status.INTEGRATED
+    assert (await queue_status(story))["frozen"] is None
+
+
+async def test_a_freeze_window_in_the_future_lets_base_move(story: Story) -> None:
+    story.runtime.clock = lambda: datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # a Wednesday
+    story.manage(checks={"commands": ["true"]}, freeze={"windows": ["Sat 00:00-Mon 06:00 UTC"]})
+    start = story.remote.rev("main")
+    await story.run(make_candidate(story.remote, "pr-1", "f1.txt", "1\n"))
+    assert (await items(story.runtime))["pr-1"].status is Status.INTEGRATED
+    assert story.remote.log("main")[1] == start
     assert (await queue_status(story))["frozen"] is None
 
 

@@ -113,7 +113,7 @@ async def test_three_candidates_land_in_fifo_order_as_merge_commits(story: Story
     assert {s: i.status for s, i in found.items()} == dict.fromkeys(
         ("pr-1", "pr-2", "pr-3"), Status.INTEGRATED
     )
-    assert found["pr-2"].integration["main_after"] == merges[1]
+    assert found["pr-2"].integration.main_after == merges[1]
     events = await outcome_events(story.runtime)
     assert [(e["name"], e["slug"], e["main_before"], e["main_after"]) for e in events] == [
         ("integration_completed", c.slug, before, after)
@@ -214,11 +214,11 @@ async def test_base_moved_during_checks_is_rebuilt_and_lands(story: Story) -> No
 
     item = (await items(story.runtime))["pr-1"]
     assert item.status is Status.INTEGRATED
-    assert item.integration["attempt"] == 2
+    assert item.integration.attempt == 2
     head = remote.rev("main")
     assert remote.parents(head) == [theirs[0], cand.sha]
-    assert item.integration["main_after"] == head
-    assert item.integration["checks"][0]["url"] == f"https://ci/{head}"
+    assert item.integration.main_after == head
+    assert item.integration.checks[0]["url"] == f"https://ci/{head}"
     assert integration_refs(remote) == []
 
 
@@ -234,10 +234,10 @@ async def test_shadow_mode_leaves_the_remote_byte_for_byte_unchanged(story: Stor
     for cand in cands:
         item = found[cand.slug]
         assert item.status is Status.INTEGRATED
-        assert item.integration["mode"] == "shadow"
-        assert item.integration["would_integrate"]
+        assert item.integration.mode == "shadow"
+        assert item.integration.would_integrate
         assert item.history[-1].cause.startswith("shadow: would integrate")
-        assert [c["state"] for c in item.integration["checks"]] == ["passed", "would_wait"]
+        assert [c["state"] for c in item.integration.checks] == ["passed", "would_wait"]
     events = await outcome_events(story.runtime)
     assert [(e["name"], e["mode"]) for e in events] == [("integration_completed", "shadow")] * 2
 

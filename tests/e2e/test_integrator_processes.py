@@ -274,7 +274,7 @@ async def test_serve_merges_what_post_events_made_ready(world: World) -> None:
             assert time.monotonic() < deadline, "the candidate was never integrated"
             await _tick()
         assert remote.parents(remote.rev("main")) == [start, cand.sha]
-        assert found.integration["main_after"] == remote.rev("main")
+        assert found.integration.main_after == remote.rev("main")
     finally:
         server.send_signal(signal.SIGTERM)
         _out, err = server.communicate(timeout=30)

@@ -180,7 +180,7 @@ async def test_a_shadow_decision_is_told_as_would_integrate(
         await asyncio.wait_for(hook.idle(), timeout=60)
         item = (await items(runtime))["pr-7"]
         assert item.status is Status.INTEGRATED
-        assert item.integration["mode"] == "shadow"
+        assert item.integration.mode == "shadow"
         await drain(n)
     finally:
         await hook.close()
@@ -188,7 +188,7 @@ async def test_a_shadow_decision_is_told_as_would_integrate(
         runtime.close_mirrors()
 
     assert remote.rev("main") == main_before  # nothing was pushed
-    would = item.integration["would_integrate"]
+    would = item.integration.would_integrate
     assert shown(standin)[-1] == (
         f"✅ *acme/widgets pr\\-7*: would integrate into main as `{would[:7]}` — shadow mode, "
         "nothing was pushed"

@@ -16,7 +16,7 @@ from mergebot.attempts import Attempt, AttemptStore
 from mergebot.config import ServerConfig
 from mergebot.followups import Followup, claim
 from mergebot.main import create_app
-from mergebot.queue import QueueItem, Status, item_id
+from mergebot.queue import IntegrationRecord, QueueItem, Status, item_id
 from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.connection import connect
 from mergebot.store.followups import FollowupStore
@@ -229,7 +229,7 @@ async def test_recently_integrated_shows_where_base_went(client: Client, runtime
     await store.transition(REPO, "main", first.id, Status.IN_PROGRESS, cause="picked")
     await store.transition(
         REPO, "main", first.id, Status.INTEGRATED, cause="main fast-forwarded",
-        integration={"main_after": "f" * 40, "mode": "live"},
+        integration=IntegrationRecord(main_after="f" * 40, mode="live"),
     )  # fmt: skip
     recent = section((await page(client, f"/repos/{REPO}")).text, "Recently finished")
     assert "pr-1 integrated" in recent
@@ -243,7 +243,9 @@ async def test_a_shadow_decision_says_would_integrate(client: Client, runtime: R
     await store.transition(REPO, "main", first.id, Status.IN_PROGRESS, cause="picked")
     await store.transition(
         REPO, "main", first.id, Status.INTEGRATED, cause="shadow: would integrate fffffff",
-        integration={"main_after": "f" * 40, "mode": "shadow", "would_integrate": "f" * 40},
+        integration=IntegrationRecord(
+            main_after="f" * 40, mode="shadow", would_integrate="f" * 40
+        ),
     )  # fmt: skip
     recent = section((await page(client, f"/repos/{REPO}")).text, "Recently finished")
     assert "pr-1 would integrate" in recent
