@@ -44,6 +44,7 @@ _MD_RE = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
 _DISCORD_RE = re.compile(r"([\\`*_~|>#\-\[\]()<])")
 _MENTION_RE = re.compile(r"@(?=\w)")
 _BACKTICKS_RE = re.compile(r"`+")
+_SLACK_TICK_RUN = re.compile(r"`(?=`)")
 
 
 REASON_TEXT = {
@@ -61,6 +62,14 @@ def reason_text(reason: object) -> str:
     if not reason or not isinstance(reason, str):
         return "blocked"
     return REASON_TEXT.get(reason, reason.replace("_", " "))
+
+
+def in_words(reason: str) -> str:
+    """A reason as people read it: a leading machine code (`merge_conflict: …`) in words."""
+    code, sep, rest = reason.partition(": ")
+    if code in REASON_TEXT:
+        return f"{REASON_TEXT[code]}{sep}{rest}"
+    return REASON_TEXT.get(reason, reason)
 
 
 def template_roots(override: str | Path | None = None) -> list[Path]:
@@ -102,8 +111,11 @@ def telegram_url(value: object) -> str:
 
 def slack_escape(value: object) -> str:
     """Slack mrkdwn text: &, < and > are the control characters (they make links and mentions
-    such as <!channel>); Slack has no escape for * _ ~ `, so those stay literal formatting."""
-    return clean(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    such as <!channel>); Slack has no escape for * _ ~ `, so those stay literal formatting,
+    except that a run of backticks is broken up (a zero-width space between them) so text
+    from outside cannot open or close a ``` block."""
+    text = clean(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _SLACK_TICK_RUN.sub("`\u200b", text)
 
 
 def slack_link(url: object, label: object) -> str:
@@ -112,20 +124,16 @@ def slack_link(url: object, label: object) -> str:
     return f"<{target}|{slack_escape(one_line(label))}>"
 
 
-_SLACK_TICK_RUN = re.compile(r"`(?=`)")
-
-
 def slack_code(value: object) -> str:
     """An inline `code` span in Slack mrkdwn. Slack has no longer fences and no escape, so a
     backtick inside would end the span: it is shown as the look-alike U+02CB instead."""
-    return "`" + slack_escape(one_line(value)).replace("`", "\u02cb") + "`"
+    return "`" + slack_escape(one_line(value).replace("`", "\u02cb")) + "`"
 
 
 def slack_block(value: object) -> str:
     """A ```pre``` block in Slack mrkdwn. A run of backticks inside would close it early, so a
     zero-width space is put between consecutive backticks (the text reads the same)."""
-    text = _SLACK_TICK_RUN.sub("`\u200b", slack_escape(value).rstrip("\n"))
-    return f"```\n{text}\n```"
+    return f"```\n{slack_escape(value).rstrip(chr(10))}\n```"
 
 
 def split_text(value: object, limit: int) -> list[str]:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from mergebot.commands.support import CommandError, add_repo_option, in_runtime
+from mergebot.render import in_words, shorten
 from mergebot.runtime import Runtime
 from mergebot.status import all_status, repo_status
 
@@ -53,8 +54,8 @@ def render(status: dict[str, Any]) -> str:
         sha = (c["sha"] or "")[:7] or "-"
         priority = f" p={c['priority']}" if c.get("priority") else ""
         lines.append(f"  {where:<12} {c['slug']:<24} {c['branch'] or '-'} {sha}{priority}")
-        for reason in c["reasons"]:
-            lines.append(f"      - {reason}")
+        for reason in c["reasons"]:  # one line each, however many files a conflict names
+            lines.append(f"      - {shorten(in_words(str(reason)), 160)}")
         if c["followup_id"]:
             lines.append(f"      follow-up: {c['followup_id']}")
     ignored = status["ignored"]

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 from mergebot.followups import Followup
 from mergebot.queue import item_id
-from mergebot.render import REASON_TEXT, take
+from mergebot.render import in_words, take
 
 REFRESH_SECONDS = 10
 
@@ -306,14 +306,6 @@ def counts(status: Mapping[str, Any]) -> dict[str, int]:
 
 def candidate_id(candidate: Mapping[str, Any]) -> str:
     return item_id(str(candidate["slug"]), str(candidate["branch"]), str(candidate["sha"]))
-
-
-def in_words(reason: str) -> str:
-    """A reason as people read it: a leading machine code (`merge_conflict: …`) in words."""
-    code, sep, rest = reason.partition(": ")
-    if code in REASON_TEXT:
-        return f"{REASON_TEXT[code]}{sep}{rest}"
-    return REASON_TEXT.get(reason, reason)
 
 
 def followup_path(repo: str, followup_id: str) -> str:

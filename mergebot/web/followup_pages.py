@@ -20,7 +20,8 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from mergebot.config import Forge
-from mergebot.followups import Followup, FollowupStatus
+from mergebot.events import EventName
+from mergebot.followups import Followup, FollowupStatus, from_blocked
 from mergebot.ids import FollowupId, is_repo
 from mergebot.notify.view import Links, followup_context, github_web_url, when
 from mergebot.runtime import Runtime
@@ -85,6 +86,18 @@ def _repo_of(request: web.Request) -> str | None:
     return repo if is_repo(repo) else None
 
 
+async def _from_log(runtime: Runtime, repo: str, followup_id: str) -> Followup | None:
+    """A block the notifier has not stored as a follow-up yet (a link can be followed the moment
+    GitHub shows it): the follow-up its `integration_blocked` asks for."""
+    async for entry in runtime.eventlog.replay(repo=repo):
+        env = entry.envelope
+        if env.name is EventName.INTEGRATION_BLOCKED and env.payload.get("followup_id") == (
+            followup_id
+        ):
+            return from_blocked(env, previous_id=None, now=datetime.now(UTC))
+    return None
+
+
 async def followups_page(request: web.Request) -> web.Response:
     repo = _repo_of(request)
     if repo is None:
@@ -114,7 +127,7 @@ async def followup_page(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     store = FollowupStore(runtime.redis, runtime.keys)
     try:
-        followup = await store.get(repo, followup_id)
+        followup = await store.get(repo, followup_id) or await _from_log(runtime, repo, followup_id)
         if followup is None:
             return _problem(
                 request, 404, "No such follow-up", f"{repo} has no follow-up {followup_id}."

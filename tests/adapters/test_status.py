@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from mergebot.commands.status import render as render_status
 from mergebot.main import create_app
 from mergebot.queue import Status
 from mergebot.runtime import Runtime
@@ -158,3 +159,20 @@ async def test_status_reuses_its_candidates_until_the_queue_or_the_projection_ch
     await store.transition(REPO, "main", item.id, Status.IN_PROGRESS, cause="picked")
     rows = [(c["slug"], c["status"]) for c in (await repo_status(runtime, REPO))["candidates"]]
     assert (item.slug, "in_progress") in rows
+
+
+def test_status_text_keeps_a_300_file_conflict_on_one_short_line() -> None:
+    files = ", ".join(f"src/module_{i:03d}.py" for i in range(300))
+    status = {
+        "repo": REPO, "base": "main", "mode": "live", "managed": True, "lease": None,
+        "candidates": [{
+            "slug": "pr-1", "branch": "feature/one", "sha": "a" * 40, "status": "blocked",
+            "position": None, "reasons": [f"merge_conflict: merge conflict in {files}"],
+            "followup_id": "pr-1-integration-blocked-aaaaaaa",
+        }],
+        "ignored": {}, "refusals": {"recent": []}, "dead_letters": 0,
+    }  # fmt: skip
+    [reason] = [line for line in render_status(status).splitlines() if line.startswith("      -")]
+    assert reason.startswith("      - merge conflict: merge conflict in src/module_000.py")
+    assert len(reason) <= 170
+    assert reason.endswith("…")

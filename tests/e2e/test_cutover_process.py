@@ -84,7 +84,7 @@ async def _wait_integrated(runtime: Runtime, cand: Cand) -> dict[str, Any]:
         return found is not None and found.status.value == "integrated"
 
     await until(done, timeout=60, what=f"{cand.slug} integrated")
-    return (await items(runtime))[cand.slug].integration
+    return (await items(runtime))[cand.slug].integration.as_json()
 
 
 async def test_sighup_switches_mode_and_keeps_every_event(

@@ -25,7 +25,7 @@ from mergebot.store.queue import QueueStore
 from tests.brainkit import emit, manage, process, queue_items
 from tests.conftest import API_TOKEN, free_port, settings_for
 from tests.factories import REPO, SHA_A, SHA_B
-from tests.unit.test_readiness import approve, finalize, push
+from tests.unit.test_readiness import approve, at, finalize, push, raw_event
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[[web.Application], Awaitable[Client]]
@@ -353,3 +353,21 @@ async def test_storage_down_is_a_503_page(aiohttp_client: MakeClient, runtime: R
             assert "Storage unavailable" in shown.text
     finally:
         await nowhere.aclose()
+
+
+async def test_a_follow_up_page_before_the_notifier_stored_it_and_an_unknown_one(
+    client: Client, runtime: Runtime
+) -> None:
+    """A GitHub text links to the page the moment the block is in the log."""
+    manage(runtime, REPO, forge="github")
+    await emit(
+        runtime,
+        approve(), finalize(), push(),
+        raw_event("integration_blocked", blocked_at=at(10), base_sha=SHA_D),
+    )  # fmt: skip
+    shown = await page(client, f"/repos/{REPO}/followups/pr-1-integration-blocked-aaaaaaa")
+    assert "Merge conflict: pr-1" in shown.text
+    assert "does not merge cleanly into main at ddddddd" in shown.text
+    assert "Comment /mergebot resume on the pull request" in shown.text
+    assert "https://github.com/acme/widgets/pull/1" in shown.links()
+    await page(client, f"/repos/{REPO}/followups/nope", status=404)
