@@ -281,6 +281,23 @@ class ChecksConfig(_Strict):
     discovery_timeout_seconds: float = Field(default=600, gt=0)
 
 
+class PipelineConfig(_Strict):
+    """The train (SPEC §13): how many candidates are under test at once.
+
+    `depth` 1 is one candidate at a time. `adaptive` starts the window at `depth`, grows it by one
+    after each landing up to `max_depth` and halves it after a failure (floor 1)."""
+
+    depth: int = Field(default=1, ge=1, le=100)
+    max_depth: int = Field(default=8, ge=1, le=100)
+    adaptive: bool = False
+
+    @model_validator(mode="after")
+    def _depth_within_max(self) -> PipelineConfig:
+        if self.depth > self.max_depth:
+            raise ValueError(f"depth ({self.depth}) is larger than max_depth ({self.max_depth})")
+        return self
+
+
 class CutoverConfig(_Strict):
     """The bar a repo's shadow record must meet before `mode = "live"` takes effect (see
     `mergebot.cutover.gate`). With neither threshold set there is no bar."""
@@ -335,6 +352,7 @@ class RepoConfig(_Strict):
     required_approvals: int = Field(default=1, ge=1)
     approvals_bind_to_sha: bool = True
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     integration_branch_prefix: str = "mergebot/integration/"
     grace_seconds: float = Field(default=10, ge=0)
     lease_ttl_seconds: float = Field(default=120, gt=0)

@@ -1,7 +1,9 @@
 """The I/O around `mergebot.gate`: gather what the gate needs, ask it, wait while it says hold.
 
-The integrator calls `Gatekeeper.wait_until_open` at exactly one place: after a candidate's
-checks passed, right before the compare-and-swap that moves base. While the gate holds, the
+The integrator asks `Gatekeeper.hold` at exactly one place: when its train would move base,
+right before the compare-and-swap (a hold becomes the train planner's `hold` input; the runner
+records it with `record_waiting` and asks again later). `wait_until_open` is the same wait for a
+caller that has one checked candidate and nothing else to do. While the gate holds, the
 candidate keeps its checked integration commit and waits; the gatekeeper looks again when a
 freeze or unfreeze is folded (the processor publishes on `keys.control_signals`), when a hold's
 `until` passes, and every `freeze.recheck_seconds` (a window closing, a fixing push to a red
@@ -265,6 +267,21 @@ class Gatekeeper:
         else:
             log.info("clearance_%s repo=%s id=%s", envelope.name, self.repo, envelope.id)
 
+    async def record_waiting(self, hold: Hold, tip: str, slug: str) -> None:
+        """Say (for status and the dashboard) that `slug`, checked on `tip`, waits on `hold`."""
+        record = {"slug": slug, "base_sha": tip, "since": self.runtime.clock().isoformat()}
+        self.ensure()
+        await self.runtime.redis.hset(
+            self.runtime.keys.gate(self.repo, self.base),
+            _WAITING,
+            json.dumps({**record, "hold": hold.as_json()}),
+        )
+        self._recorded = True
+
+    async def clear_waiting(self) -> None:
+        await self.runtime.redis.hdel(self.runtime.keys.gate(self.repo, self.base), _WAITING)
+        self._recorded = False
+
     # -- waiting -------------------------------------------------------------------------------
     async def _tip(self) -> str | None:
         await asyncio.to_thread(self.mirror.fetch)
@@ -298,14 +315,7 @@ class Gatekeeper:
                     self.repo, self.base, tip, hold.kind, hold.sentence(),
                 )  # fmt: skip
                 logged = hold
-                record = {"slug": slug, "base_sha": tip, "since": self.runtime.clock().isoformat()}
-                self.ensure()
-                await self.runtime.redis.hset(
-                    self.runtime.keys.gate(self.repo, self.base),
-                    _WAITING,
-                    json.dumps({**record, "hold": hold.as_json()}),
-                )
-                self._recorded = True
+                await self.record_waiting(hold, tip, slug)
             seconds = config.freeze.recheck_seconds
             if hold.until is not None:
                 left = (hold.until - self.runtime.clock()).total_seconds()

@@ -22,7 +22,10 @@ the item was taken or finished (a late delivery, another batching on replay), so
 waiting items would leave the result depending on the order events came in.
 
 Items `in_progress` belong to the lease holder: the processor never moves them (a `ready_at`
-correction is not a move). Candidates git could not be asked about (`git_unavailable`) are left
+correction is not a move). When such a candidate is withdrawn, superseded or waiting again (an
+approval dismissed, its branch moved), the processor `Interrupt`s the holder instead: it re-checks
+the candidate at once and takes it out of the train (SPEC §11: within 5 s of the event).
+Candidates git could not be asked about (`git_unavailable`) are left
 alone until git answers again, except for that correction, which git does not decide.
 """
 
@@ -61,7 +64,15 @@ class Reschedule:
     priority: int = 0
 
 
-Action = Enqueue | Move | Reschedule
+@dataclass(frozen=True)
+class Interrupt:
+    """Tell the lease holder that the candidate of an `in_progress` item changed."""
+
+    item_id: str
+    cause: str
+
+
+Action = Enqueue | Move | Reschedule | Interrupt
 
 
 @dataclass
@@ -163,6 +174,10 @@ def _plan_one(
                 out.add(Enqueue(new_item(repo, base, state, now), "became ready"))
             elif item is not None and current == Status.BLOCKED and _resumed_block(state, item):
                 out.add(Move(key, Status.QUEUED, Status.BLOCKED, "resume requested", reasons=[]))
+        case CandidateStatus.WAITING | CandidateStatus.SUPERSEDED | CandidateStatus.WITHDRAWN if (
+            current == Status.IN_PROGRESS
+        ):
+            out.add(Interrupt(key, why or str(state.status)))
         case CandidateStatus.WAITING:
             if current == Status.QUEUED:
                 cause = f"not ready any more: {why}"

@@ -39,7 +39,7 @@ from mergebot.events import (
 )
 from mergebot.forge.repo_config import EffectiveConfigs
 from mergebot.git.facts import GitFactsSource, MirrorGitFactsSource
-from mergebot.plan import Action, Enqueue, Move, Reschedule, plan
+from mergebot.plan import Action, Enqueue, Interrupt, Move, Reschedule, plan
 from mergebot.queue import InvalidTransitionError, Status
 from mergebot.readiness import (
     CandidateStatus,
@@ -85,6 +85,7 @@ class BatchResult:
     queued: list[str] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     notes: list[NoteRecord] = field(default_factory=list)
+    interrupts: list[Interrupt] = field(default_factory=list)
 
 
 def _now() -> datetime:
@@ -115,6 +116,8 @@ class Projector:
         # batch changes the state in place and put back only after it was stored, so a failed
         # batch never leaves a half-changed state here.
         self._held: dict[str, tuple[str, ProjectionState]] = {}
+        self.redis = redis
+        self.keys = keys
         self.queue = QueueStore(redis, keys)
         self.projections = ProjectionStore(redis, keys)
         self.clock = clock
@@ -160,6 +163,7 @@ class Projector:
         if guard:
             guard()
         await self._save(state, result.notes, touched)
+        await self._interrupt(repo, result)
         return result
 
     def fold_in(
@@ -215,6 +219,7 @@ class Projector:
         if guard:
             guard()
         await self._save(state, result.notes, slugs)
+        await self._interrupt(repo, result)
         return result
 
     async def _reconcile(
@@ -296,6 +301,21 @@ class Projector:
                 await self.queue.reschedule(
                     repo, base, action.item_id, action.ready_at, action.priority
                 )
+            case Interrupt():
+                result.interrupts.append(action)  # sent once the projection is stored
+
+    async def _interrupt(self, repo: str, result: BatchResult) -> None:
+        """Signal the lease holder about changed members of its train, after the projection it
+        will re-check against was stored."""
+        for action in result.interrupts:
+            await self.redis.xadd(
+                self.keys.train_signals(repo),
+                {"item": action.item_id, "cause": action.cause[:500]},
+                maxlen=1000,
+                approximate=True,
+            )
+            log.info("train_interrupted repo=%s item=%s why=%s", repo, action.item_id,
+                     action.cause)  # fmt: skip
 
 
 def _runs(actions: Sequence[Action]) -> list[Action | list[Enqueue]]:

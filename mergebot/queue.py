@@ -37,9 +37,10 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.QUEUED: frozenset(
         {Status.IN_PROGRESS, Status.INTEGRATED, Status.SUPERSEDED, Status.CANCELLED}
     ),
-    # in_progress -> queued is crash recovery only (the lease holder re-queues its own item).
+    # in_progress -> queued is crash recovery (the lease holder re-queues its own item);
+    # in_progress -> cancelled: withdrawn or unapproved during its run (taken out of the train).
     Status.IN_PROGRESS: frozenset(
-        {Status.INTEGRATED, Status.BLOCKED, Status.SUPERSEDED, Status.QUEUED}
+        {Status.INTEGRATED, Status.BLOCKED, Status.SUPERSEDED, Status.CANCELLED, Status.QUEUED}
     ),
     Status.BLOCKED: frozenset({Status.QUEUED, Status.SUPERSEDED, Status.CANCELLED}),
     Status.INTEGRATED: frozenset(),
@@ -96,6 +97,8 @@ class IntegrationRecord(BaseModel):
     would_integrate: str | None = None  # shadow mode: the commit that would have landed
     reason: str | None = None  # blocked: why
     details: dict[str, Any] = Field(default_factory=dict)
+    car: int | None = None  # its car in the train when it started (1: on base)
+    stacked_on: str | None = None  # "base", or the slug(s) of the car below it
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_unset=True)

@@ -6,14 +6,18 @@ Shape: `{"repo", "base", "mode", "cutover": {"requested_mode", "mode", "held_bac
 "since", "until", "sha", "check"}, "held": null | {"slug", "base_sha", "since", "hold"}, "managed",
 "lease": null | {"owner", "expires_at"},
 "candidates": [{"slug", "branch", "sha", "status", "ready_at", "position", "reasons",
-"reason_codes", "followup_id", "updated_at", "priority", "pending_removal"}], "dead_letters": n,
-"poison_events": n,
-"poison_changes": n, "ignored": {code: n},
+"reason_codes", "followup_id", "updated_at", "priority", "pending_removal", "car", "stacked_on",
+"eta_seconds"}], "dead_letters": n, "poison_events": n,
+"poison_changes": n, "ignored": {code: n}, "train": {"window", "depth", "max_depth", "adaptive",
+"hold", "check_seconds", "cars": [{"position", "slugs", "shas", "stacked_on", "parent", "commit",
+"branch", "checks", "attempt"}]},
 "recent_ignored": […], "refusals": {"total": n, "recent": […]}}`.
 
 Candidates come in this order: the active queue (queued with its 1-based position, in_progress,
-blocked) in queue order (priority, then ready_at), then candidates that are not READY yet
-(status `waiting`, with what is missing), then the most recent finished items, newest first.
+blocked) in queue order (priority, then ready_at), each with its `car`, what the car is
+`stacked_on` and an `eta_seconds` (`mergebot.integrator.view`); then candidates that are not
+READY yet (status `waiting`, with what is missing); then the most recent finished items, newest
+first.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, cast
 
 from mergebot.cutover_facts import mode_decision
 from mergebot.gatekeeper import current_hold, waiting
+from mergebot.integrator.view import placement, train_view
 from mergebot.notify.view import LandedBy, landed_by
 from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
@@ -102,10 +107,26 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
     config = runtime.server_config.repo(repo)
     base = config.base_branch
     projections = ProjectionStore(runtime.redis, runtime.keys)
-    candidates = await _candidates(runtime, projections, repo, base)
+    entries, active = await _candidates(runtime, projections, repo, base)
     raw_lease = cast(dict[str, str], await runtime.redis.hgetall(runtime.keys.lease(repo, base)))
     lease = info_from_hash(raw_lease)
+    published = cast(dict[str, str], await runtime.redis.hgetall(runtime.keys.train(repo, base)))
+    pipeline = config.pipeline
+    train = train_view(
+        published,
+        depth=pipeline.depth,
+        max_depth=pipeline.max_depth,
+        adaptive=pipeline.adaptive,
+        held=lease is not None,
+    )
     decision, evidence = await mode_decision(runtime, repo)
+
+    # The train moves without the queue changing: each active item's place in it is added per
+    # call, over the cached entries.
+    candidates = [
+        {**entry, **placement(train, entry["slug"], entry["position"])}
+        for entry in entries[:active]
+    ] + entries[active:]
 
     refusals = RefusalLog(runtime.redis, runtime.keys)
     recent_refusals = [r for r in await refusals.recent(50) if repo in r.repos][:RECENT_NOTES]
@@ -128,6 +149,7 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
             {"owner": lease.owner, "expires_at": lease.expires_at.isoformat()} if lease else None
         ),
         "candidates": candidates,
+        "train": train,
         "dead_letters": await dead_letter_count(runtime.redis, runtime.keys, repo),
         # Event-log entries no consumer can read (all repos): skipped, kept, counted.
         "poison_events": await runtime.eventlog.poison_count(),
@@ -144,15 +166,16 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
 
 async def _candidates(
     runtime: Runtime, projections: ProjectionStore, repo: str, base: str
-) -> list[dict[str, Any]]:
-    """The candidates of the status (queue order, waiting ones, recently finished): built
-    again only when the queue or the projection changed since the last call, so a repo with a
-    thousand candidates costs two small reads instead of parsing every item."""
+) -> tuple[list[dict[str, Any]], int]:
+    """The candidates of the status (active items in queue order, waiting ones, recently
+    finished) and how many are active items: built again only when the queue or the projection
+    changed since the last call, so a repo with a thousand candidates costs two small reads
+    instead of parsing every item."""
     queue = QueueStore(runtime.redis, runtime.keys)
     mark = (await queue.version(repo, base), await projections.rev(repo))
     held = runtime.status_candidates.get((repo, base))
     if held is not None and held[0] == mark:
-        return held[1]
+        return held[1], held[2]
     items = await queue.items(repo, base)
     states = (await projection_cache(runtime).load(projections, repo)).candidates
     candidates: list[dict[str, Any]] = []
@@ -164,6 +187,7 @@ async def _candidates(
             position += 1
             pos = position
         candidates.append(_item_entry(item, pos, states.get(item.id)))
+    active = len(candidates)
     for key in sorted(states, key=lambda k: (states[k].slug, _iso(states[k].ready_at) or "")):
         state = states[key]
         if state.status == CandidateStatus.WAITING and key not in active_ids:
@@ -173,8 +197,8 @@ async def _candidates(
     )
     candidates += [_item_entry(i, None, None) for i in finished[:RECENT_FINISHED]]
     if mark[1] is not None:  # a projection stored without a rev is not cached either
-        runtime.status_candidates[repo, base] = (mark, candidates)
-    return candidates
+        runtime.status_candidates[repo, base] = (mark, candidates, active)
+    return candidates, active
 
 
 async def known_repos(runtime: Runtime) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import git
@@ -201,15 +201,18 @@ class Mirror:
         return self.rev(sha) is not None
 
     def is_ancestor(self, sha: str, ref: str) -> bool:
-        """Is `sha` reachable from `ref`? False when either is unknown to the mirror."""
+        """Is `sha` reachable from `ref`? False when either is unknown to the mirror.
+
+        One git process: `merge-base --is-ancestor` answers 0 (yes), 1 (no), or an error
+        status for an object it does not know."""
         with self._lock:
-            if not self.has_commit(sha) or self.rev(ref) is None:
-                return False
-            try:
-                self.run("merge-base", "--is-ancestor", sha, ref)
-            except GitError:
-                return False
-            return True
+            status, _out, _err = self.execute("merge-base", "--is-ancestor", sha, ref)
+            return status == 0
+
+    def contained(self, tip: str, commits: Sequence[str]) -> list[str]:
+        """Which of `commits` are reachable from `tip` (one process per distinct commit; a
+        train has a handful)."""
+        return [c for c in dict.fromkeys(commits) if c == tip or self.is_ancestor(c, tip)]
 
     def remote_tips(self) -> dict[str, str]:
         """Every fetched branch (and pull request head) -> its commit, read by one git process:

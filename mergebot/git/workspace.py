@@ -22,6 +22,7 @@ import logging
 import re
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,8 +59,9 @@ class Integration:
     base_sha: str
     commit: str
     branch: str  # the integration branch name, `<prefix><slug>`
-    worktree: Path
+    worktree: Path | None  # where it is checked out; None: nowhere (no check needs files)
     method: MergeMethod
+    slot: bool = False  # built for a car slot: no local branch, the worktree is kept
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,10 @@ class Workspace:
         return [line[len(scope) :] for line in out.splitlines() if line]
 
     def remove(self, integration: Integration) -> None:
-        """Drop the worktree and the local integration branch (idempotent)."""
+        """Drop the worktree and the local integration branch (idempotent). A car slot's
+        worktree stays for the next car (it is moved, not rebuilt)."""
+        if integration.slot or integration.worktree is None:
+            return
         self._git("worktree", "remove", "--force", str(integration.worktree))
         if integration.worktree.exists():
             shutil.rmtree(integration.worktree, ignore_errors=True)
@@ -163,12 +168,29 @@ class Workspace:
         self._discard(worktree)
 
     # -- building ------------------------------------------------------------------------------
-    def build(self, candidate: Candidate, base: str, method: MergeMethod) -> BuildResult:
-        """Build the integration commit of `candidate` on the mirror's current `origin/<base>`
-        (fetch first). A conflict leaves nothing behind."""
-        base_sha = self.base_sha(base)
+    def build(
+        self,
+        candidate: Candidate,
+        base: str,
+        method: MergeMethod,
+        parent: str | None = None,
+        *,
+        slot: int | None = None,
+        files: bool = True,
+    ) -> BuildResult:
+        """Build the integration commit of `candidate` on `parent` (in a train: the commit of
+        the car before it), or on the mirror's current `origin/<base>` (fetch first). A conflict
+        leaves nothing behind; `AlreadyOnBase` means the candidate adds nothing to `parent`.
+
+        With a car `slot`, a merge is written without any checkout (`merge-tree --write-tree`
+        + `commit-tree`, no local branch) and, when a check command needs files, checked out in
+        the slot's worktree, which is moved from car to car instead of being added and removed
+        each time (in a big repo a full `worktree add`/`remove` is most of the git time)."""
+        base_sha = parent or self.base_sha(base)
         if base_sha is None:
             raise GitError(f"base branch {base!r} does not exist on the remote")
+        if slot is not None and method is MergeMethod.MERGE:
+            return self._build_for_slot(candidate, base, base_sha, slot, files)
         if not self.mirror.has_commit(candidate.sha):
             raise GitError(f"commit {candidate.sha} is not on the remote")
         if self.mirror.is_ancestor(candidate.sha, base_sha):
@@ -186,6 +208,54 @@ class Workspace:
             return result
         self._check("update-ref", f"refs/heads/{result.branch}", result.commit)
         return result
+
+    def _build_for_slot(
+        self, candidate: Candidate, base: str, base_sha: str, slot: int, files: bool
+    ) -> BuildResult:
+        if self.mirror.is_ancestor(candidate.sha, base_sha):
+            return AlreadyOnBase(base_sha)
+        status, out, err = self._git(
+            "merge-tree", "--write-tree", "--name-only", "--no-messages", base_sha, candidate.sha
+        )
+        if status == 1:
+            clash = conflict_files(out) or ["<unknown>"]
+            return Conflict(base_sha, tuple(clash), "merge conflict in " + ", ".join(clash))
+        if status != 0:
+            raise GitError(f"git merge-tree failed: {(err or out).strip()[-1000:]}")
+        tree = out.splitlines()[0].strip()
+        message = commit_message(candidate, base, MergeMethod.MERGE)
+        commit = self._check(
+            "commit-tree", tree, "-p", base_sha, "-p", candidate.sha, "-m", message
+        ).strip()
+        worktree = self.checkout_slot(slot, commit) if files else None
+        branch = self.branch_name(candidate.slug)
+        return Integration(base, base_sha, commit, branch, worktree, MergeMethod.MERGE, slot=True)
+
+    def checkout_slot(self, slot: int, commit: str) -> Path:
+        """Car slot `slot`'s worktree, at exactly `commit` (tracked files updated incrementally,
+        anything else the last check left removed); created the first time."""
+        path = self.root / f"slot-{slot}"
+        if (path / ".git").exists():
+            self._check("-C", str(path), "checkout", "--quiet", "--force", "--detach", commit)
+            self._check("-C", str(path), "clean", "-ffdxq")
+            return path
+        self.root.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            self._git("worktree", "prune")
+        self._check("worktree", "add", "--detach", "--quiet", str(path), commit)
+        return path
+
+    def remove_slots(self) -> None:
+        """Drop every car slot's worktree (when the train stops: a slot lives for a drain)."""
+        if not self.root.exists():
+            return
+        slots = sorted(self.root.glob("slot-*"))
+        for path in slots:
+            self._git("worktree", "remove", "--force", str(path))
+            shutil.rmtree(path, ignore_errors=True)
+        if slots:
+            self._git("worktree", "prune")
 
     def _discard(self, worktree: Path) -> None:
         self._git("worktree", "remove", "--force", str(worktree))
@@ -272,21 +342,29 @@ class Workspace:
             *self._git("push", "--porcelain", REMOTE_NAME, refspec, timeout=PUSH_TIMEOUT_SECONDS)
         )
 
-    def update_base(self, base: str, old: str, new: str) -> PushResult:
-        """Move `base` on the remote from exactly `old` to `new` (a descendant of `old`)."""
+    def update_base(self, base: str, old: str, new: str, delete: Sequence[str] = ()) -> PushResult:
+        """Move `base` on the remote from exactly `old` to `new` (a descendant of `old`), and
+        delete the integration branches `delete` in the same push (one round trip; a branch
+        that is already gone does not make the base update fail)."""
         if not self.mirror.is_ancestor(old, new):
             raise ValueError(f"refusing to move {base} to {new}: it does not descend from {old}")
         ref = f"refs/heads/{base}"
-        return classify_push(
-            *self._git(
-                "push",
-                "--porcelain",
-                f"--force-with-lease={ref}:{old}",
-                REMOTE_NAME,
-                f"{new}:{ref}",
-                timeout=PUSH_TIMEOUT_SECONDS,
-            )
+        for branch in delete:
+            if not branch.startswith(self.prefix):
+                raise ValueError(f"refusing to delete {branch!r}: not an integration branch")
+        status, out, err = self._git(
+            "push",
+            "--porcelain",
+            f"--force-with-lease={ref}:{old}",
+            REMOTE_NAME,
+            f"{new}:{ref}",
+            *(f":refs/heads/{branch}" for branch in delete),
+            timeout=PUSH_TIMEOUT_SECONDS,
         )
+        if status != 0 and delete and _ref_updated(out, ref):
+            log.info("integration_branches_not_all_deleted error=%s", err.strip()[-300:])
+            return PushResult(PushStatus.OK)
+        return classify_push(status, out, err)
 
     def delete_branch(self, branch: str) -> bool:
         """Delete an integration branch on the remote; False when that failed (logged)."""
@@ -300,3 +378,13 @@ class Workspace:
             log.warning("integration_branch_not_deleted branch=%s error=%s", branch, err[-300:])
             return False
         return True
+
+
+def _ref_updated(porcelain: str, ref: str) -> bool:
+    """Did `git push --porcelain` update `ref`? (`<flag>\t<from>:<to>\t<summary>`; `!` is a
+    rejection.)"""
+    for line in porcelain.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[1].endswith(f":{ref}"):
+            return not line.startswith("!")
+    return False

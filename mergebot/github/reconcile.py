@@ -40,7 +40,7 @@ from mergebot.github.translate import translate
 from mergebot.github.translated import Draft, Translation, TranslationError
 from mergebot.ids import pr_number
 from mergebot.runtime import Runtime
-from mergebot.services import sleep_until_stopped
+from mergebot.services import keep_running, sleep_until_stopped
 from mergebot.store.eventlog import EventConflictError
 
 log = logging.getLogger("mergebot.github.reconcile")
@@ -289,6 +289,9 @@ async def reconcile_all(runtime: Runtime) -> list[RepoResult]:
 async def reconcile_service(runtime: Runtime, stop: asyncio.Event) -> None:
     """On start, then every `MERGEBOT_RECONCILE_INTERVAL_SECONDS` (default 10 minutes)."""
     interval = runtime.settings.reconcile_interval_seconds
-    while not stop.is_set():
+
+    async def step() -> None:
         await reconcile_all(runtime)
         await sleep_until_stopped(stop, interval)
+
+    await keep_running(stop, step, name="reconcile")

@@ -53,6 +53,9 @@ _STATE = {
 }
 
 
+_WAITING = frozenset({Status.QUEUED, Status.IN_PROGRESS})
+
+
 @dataclass(frozen=True)
 class Facts:
     """What the log and the queue say about the candidate beyond the change itself."""
@@ -89,6 +92,8 @@ def plan(item: QueueItem, facts: Facts, *, links: Links, templates_dir: str | No
         context = {
             "integration_sha": integration.integration_sha or integration.sha,
             "checks": list(integration.checks),
+            "car": integration.car,
+            "stacked_on": integration.stacked_on,
             "frozen": facts.frozen,
         }
     elif state in (ReportState.MERGED, ReportState.WOULD_MERGE):
@@ -183,8 +188,7 @@ async def facts_for(runtime: Runtime, item: QueueItem) -> Facts:
                 if event.sha == item.sha:
                     blocked = event
     if item.status in (Status.QUEUED, Status.IN_PROGRESS):
-        hold = await current_hold(runtime, item.repo, runtime.server_config.repo(item.repo))
-        return Facts(position, frozen=hold.as_json() if hold is not None else None)
+        return Facts(position, frozen=await _frozen(runtime, item.repo))
     if blocked is None:
         return Facts(position, completed)
     chain = list(blocks)
@@ -196,6 +200,12 @@ async def facts_for(runtime: Runtime, item: QueueItem) -> Facts:
         previous = await _followup(runtime, blocks[followup.previous_id], None)
     landing = landings.get(followup.info().base_sha)
     return Facts(position, completed, blocked, followup, previous, landing)
+
+
+async def _frozen(runtime: Runtime, repo: str) -> dict[str, Any] | None:
+    """Why base may not move now (what status shows as `frozen`), or None."""
+    hold = await current_hold(runtime, repo, runtime.server_config.repo(repo))
+    return hold.as_json() if hold is not None else None
 
 
 async def _followup(runtime: Runtime, envelope: Envelope, previous_id: str | None) -> Followup:
@@ -271,6 +281,8 @@ async def drain(runtime: Runtime, consumer: str, *, block_ms: int | None = None)
         handled += 1
     for repo, base in sorted(touched):
         await refresh_positions(runtime, repo, base)
+    for repo in repos:
+        await refresh_frozen(runtime, repo, runtime.server_config.repo(repo).base_branch)
     return handled
 
 
@@ -283,10 +295,29 @@ async def refresh_positions(runtime: Runtime, repo: str, base: str) -> None:
     """Items move up when one ahead leaves the queue: show their new position."""
     queued = await QueueStore(runtime.redis, runtime.keys).by_status(repo, base, Status.QUEUED)
     shown = _positions(runtime)
+    frozen = await _frozen(runtime, repo) if queued else None
     for position, item in enumerate(queued, start=1):
         if shown.get(item.id) != position:
             forge = await forge_for(runtime, repo)
-            await handle(runtime, forge, item, Facts(position=position))
+            await handle(runtime, forge, item, Facts(position=position, frozen=frozen))
+
+
+async def refresh_frozen(runtime: Runtime, repo: str, base: str) -> None:
+    """A freeze starts, changes or ends without any candidate's status changing: show it on the
+    check run of every waiting and integrating candidate (once per change, in this process)."""
+    frozen = await _frozen(runtime, repo)
+    shown = runtime.reported_holds
+    if shown.get(repo, None) == frozen:
+        return
+    store = QueueStore(runtime.redis, runtime.keys)
+    active = [i for i in await store.active(repo, base) if i.status in _WAITING]
+    if active:
+        forge = await forge_for(runtime, repo)
+        queued = [i.id for i in active if i.status is Status.QUEUED]
+        for item in active:
+            position = queued.index(item.id) + 1 if item.id in queued else None
+            await handle(runtime, forge, item, Facts(position=position, frozen=frozen))
+    shown[repo] = frozen
 
 
 async def reporter_service(runtime: Runtime, stop: asyncio.Event) -> None:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mergebot.config import Mode, NotifyEvent
 from mergebot.events import Envelope, EventName
-from mergebot.queue import Change, Status, parse_change
+from mergebot.queue import Change, IntegrationRecord, Status, parse_change
 
 # Within one instant, the later stage of a lifecycle wins (a "started" never overwrites a
 # "blocked" written in the same millisecond).
@@ -69,6 +69,9 @@ class Notification(BaseModel):
     main_before: str | None = None
     main_after: str | None = None
     checks: list[dict[str, Any]] = Field(default_factory=list)
+    # Its car in the train when it started (1 is on base) and what that car is stacked on.
+    car: int | None = None
+    stacked_on: str | None = None
     # `shadow`: the integrator only decided (nothing pushed); told as "would integrate".
     mode: Mode = Mode.LIVE
     # The stored envelope (event-log notifications) or the change record in envelope form; the
@@ -158,7 +161,15 @@ def change_notification(change: Change) -> Notification | None:
         followup_id=item.followup_id,
         reasons=list(item.reasons),
         envelope=envelope,
+        **_train_place(item.integration) if kind is NotifyEvent.STARTED else {},
     )
+
+
+def _train_place(integration: IntegrationRecord) -> dict[str, Any]:
+    """The car and what it is stacked on, as the integrator recorded them when it started."""
+    if integration.car is None or integration.stacked_on is None:
+        return {}
+    return {"car": integration.car, "stacked_on": integration.stacked_on}
 
 
 def queue_slug(base: str) -> str:

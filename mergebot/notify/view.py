@@ -258,6 +258,8 @@ def notification_context(
             str(c.get("name")) for c in n.checks if isinstance(c.get("name"), str | int)
         ],
         "resume": _resume(n.repo, n.slug, pr_url),
+        "car": n.car,
+        "stacked_on": n.stacked_on,
         # The follow-up's own context (followup_context), for the PR comment formats.
         "followup": followup,
         # A freeze of the base's queue: by, until, kind ("clearance": a red base), check, detail.

@@ -168,6 +168,18 @@ class Keys:
         holder can tell after a crash whether the commit already reached base."""
         return f"{self._repo(repo)}:attempts:{base}"
 
+    def train(self, repo: str, base: str) -> str:
+        """Hash: what the lease holder's train looks like now (`state`: JSON of the window and of
+        each car with its members, parent, commit and checks; `check_seconds`: JSON list of recent
+        check durations), for `status`, the queue API and the dashboard. A view, never a record:
+        recovery reads the attempts."""
+        return f"{self._repo(repo)}:train:{base}"
+
+    def train_signals(self, repo: str) -> str:
+        """Stream (capped): the processor's word that a candidate in the train changed (withdrawn,
+        superseded, unapproved), so the lease holder re-checks it at once instead of polling."""
+        return f"{self._repo(repo)}:train-signals"
+
     def followup_counters(self, repo: str) -> str:
         """Hash: `<slug>-integration-blocked-<sha7>` -> how many follow-ups got that id; the
         integrator adds `-2`, `-3`… from it (HINCRBY, so two blocks never share an id)."""

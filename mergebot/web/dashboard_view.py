@@ -232,6 +232,9 @@ class Row:
     pull_request: str | None
     integration: Integration | None
     followup: FollowupView | None = None
+    car: int | None = None  # its car's position in the train
+    stacked_on: str | None = None  # "base", or the slug(s) of the car before it
+    eta: str = ""  # "about 4 min" until it lands, from recent check durations
     followup_url: str | None = None  # the follow-up's page
     pending_removal: str | None = None  # why it leaves the queue once the integrator sees it
     running_for: str = ""  # how long the running check has been running
@@ -294,6 +297,9 @@ class RepoView:
     recent: list[Row]
     ignored: dict[str, int]
     refusals: int
+    window: int = 1
+    max_depth: int = 1
+    adaptive: bool = False
     frozen: FrozenView | None = None
     held: str | None = None  # the slug of the checked candidate waiting for base to open
 
@@ -370,8 +376,13 @@ def repo_view(
                     if followup is not None and str(followup) in followups
                     else None
                 ),
+                car=c.get("car") if isinstance(c.get("car"), int) else None,
+                stacked_on=str(c["stacked_on"]) if c.get("stacked_on") else None,
+                eta=_eta(c.get("eta_seconds")),
             )
         )
+    raw_train = status.get("train")
+    train: Mapping[str, Any] = raw_train if isinstance(raw_train, Mapping) else {}
     lease = status.get("lease")
     expires = parse_time(lease.get("expires_at")) if isinstance(lease, Mapping) else None
     refusals = status.get("refusals")
@@ -400,9 +411,18 @@ def repo_view(
         recent=[r for r in rows if r.status in FINISHED],
         ignored={str(k): int(v) for k, v in (status.get("ignored") or {}).items()},
         refusals=int(refusals.get("total", 0)) if isinstance(refusals, Mapping) else 0,
+        window=int(train.get("window") or 1),
+        max_depth=int(train.get("max_depth") or 1),
+        adaptive=bool(train.get("adaptive")),
         frozen=FrozenView.of(status.get("frozen"), now),
         held=_held_slug(status.get("held")),
     )
+
+
+def _eta(seconds: object) -> str:
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return ""
+    return "under a minute" if seconds < 60 else f"about {_span(float(seconds))}"
 
 
 def _held_slug(raw: object) -> str | None:

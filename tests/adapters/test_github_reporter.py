@@ -3,18 +3,25 @@ candidate gets its follow-up comment, a landed one is closed or left merged."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from mergebot.config import ServerConfig
-from mergebot.events import IntegrationBlocked, IntegrationCompleted, envelope_for
+from mergebot.events import (
+    IntegrationBlocked,
+    IntegrationCompleted,
+    QueueFrozen,
+    QueueUnfrozen,
+    envelope_for,
+)
 from mergebot.github.reporter import drain
 from mergebot.queue import IntegrationRecord, QueueItem, Status
 from mergebot.store.keys import Keys
 from mergebot.store.queue import QueueStore
+from tests.brainkit import process
 from tests.fakegithub.harness import mergebot_for, settings_for
 from tests.fakegithub.server import FakeGitHub
 from tests.gitutil import git
@@ -215,3 +222,32 @@ async def test_a_shadow_decision_is_shown_as_would_merge_and_leaves_the_pull_req
         assert (pull.state, pull.merged) == ("open", False)  # squash would have closed it
         assert repo.comments.get(number, []) == []
         assert fake_github.writes("PATCH", f"/pulls/{number}$") == []
+
+
+async def test_a_freeze_is_shown_on_the_check_run_of_the_candidate_being_integrated(
+    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+) -> None:
+    repo = fake_github.add_repo(REPO)
+    config = ServerConfig({}, {REPO: {"forge": "github", "remote": str(repo.bare)}})
+    async with mergebot_for(
+        fake_github, redis, keys, config, settings_for(fake_github, tmp_path)
+    ) as runtime:
+        store = QueueStore(redis, keys)
+        _number, sha, _candidate = await pull_in_progress(fake_github, repo, store)
+        await drain(runtime, "test")
+        assert mergebot_run(repo, sha)["output"]["title"] == "Integrating into main"
+
+        at = datetime.now(UTC)
+        frozen = QueueFrozen(repo=REPO, base="main", reason="release 2.4", by="dana", at=at)
+        await runtime.eventlog.append(envelope_for(frozen, source="cli"))
+        await process(runtime)
+        await drain(runtime, "test")  # no queue change: the freeze alone re-renders it
+        run = mergebot_run(repo, sha)
+        assert run["output"]["title"] == "Integrating into main (main is frozen)"
+        assert "**`main` is frozen:** release 2\\.4 (by dana)" in run["output"]["summary"]
+
+        thawed = QueueUnfrozen(repo=REPO, base="main", by="dana", at=at + timedelta(minutes=1))
+        await runtime.eventlog.append(envelope_for(thawed, source="cli"))
+        await process(runtime)
+        await drain(runtime, "test")
+        assert mergebot_run(repo, sha)["output"]["title"] == "Integrating into main"

@@ -151,8 +151,10 @@ async def test_status_reuses_its_candidates_until_the_queue_or_the_projection_ch
     runtime: Runtime,
 ) -> None:
     await scenario(runtime)
-    first = await repo_status(runtime, REPO)
-    assert (await repo_status(runtime, REPO))["candidates"] is first["candidates"]
+    await repo_status(runtime, REPO)
+    cached = runtime.status_candidates[REPO, "main"]
+    await repo_status(runtime, REPO)
+    assert runtime.status_candidates[REPO, "main"] is cached  # nothing changed: not rebuilt
     # A queue change alone (the integrator takes an item; the projection is not saved):
     [item, *_] = await queue_items(runtime)
     store = QueueStore(runtime.redis, runtime.keys)

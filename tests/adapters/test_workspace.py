@@ -276,3 +276,58 @@ def test_a_token_in_the_remote_url_is_redacted_from_errors(tmp_path: Path) -> No
     finally:
         mirror.close()
     assert "tok3n-value" not in str(caught.value)
+
+
+def test_a_car_slot_is_built_without_a_checkout_and_moved_from_car_to_car(
+    remote: GitRemote, workspace: Workspace
+) -> None:
+    one = remote.branch_with("feature/one", "one.txt", "1\n")
+    two = remote.branch_with("feature/two", "two.txt", "2\n")
+    workspace.fetch()
+    base = remote.rev("main")
+    first = workspace.build(Candidate("pr-1", "feature/one", one, ("alice",)), "main",
+                            MergeMethod.MERGE, slot=0)  # fmt: skip
+    assert isinstance(first, Integration)
+    parents = git(workspace.mirror.path, "rev-list", "--parents", "-n", "1", first.commit).split()
+    assert parents[1:] == [base, one]
+    message = git(workspace.mirror.path, "log", "-1", "--format=%B", first.commit)
+    assert message.startswith(f"Merge pr-1 ({one[:7]}) into main")
+    assert "Approved-by: alice" in message
+    assert first.worktree == workspace.root / "slot-0"
+    assert (first.worktree / "one.txt").read_text() == "1\n"
+    (first.worktree / "left-behind.log").write_text("a check's output\n")
+    # Car 2, stacked on car 1, in the same slot: moved there, nothing of the last check left.
+    second = workspace.build(Candidate("pr-2", "feature/two", two), "main", MergeMethod.MERGE,
+                             first.commit, slot=0)  # fmt: skip
+    assert isinstance(second, Integration)
+    assert second.base_sha == first.commit
+    assert sorted(p.name for p in second.worktree.iterdir() if p.name != ".git") == [
+        "README.md", "one.txt", "two.txt",
+    ]  # fmt: skip
+    # No check needs files: nothing is checked out at all.
+    bare = workspace.build(Candidate("pr-2", "feature/two", two), "main", MergeMethod.MERGE,
+                           slot=1, files=False)  # fmt: skip
+    assert isinstance(bare, Integration)
+    assert bare.worktree is None
+    assert not (workspace.root / "slot-1").exists()
+    workspace.remove_slots()
+    assert list(workspace.root.iterdir()) == []
+    assert remote.rev("main") == base  # building pushes nothing
+
+
+def test_base_moves_and_the_landed_integration_branches_go_in_one_push(
+    remote: GitRemote, workspace: Workspace
+) -> None:
+    sha = remote.branch_with("feature/one", "one.txt", "1\n")
+    workspace.fetch()
+    built = workspace.build(Candidate("pr-1", "feature/one", sha), "main", MergeMethod.MERGE,
+                            slot=0, files=False)  # fmt: skip
+    assert isinstance(built, Integration)
+    assert workspace.push_branch(built).status is PushStatus.OK
+    gone = f"{PREFIX}pr-9"  # never pushed: its deletion fails, base still moves
+    result = workspace.update_base("main", built.base_sha, built.commit, [built.branch, gone])
+    assert result.status is PushStatus.OK
+    assert remote.rev("main") == built.commit
+    assert f"refs/heads/{built.branch}" not in remote.refs()
+    with pytest.raises(ValueError, match="not an integration branch"):
+        workspace.update_base("main", built.base_sha, built.commit, ["main"])

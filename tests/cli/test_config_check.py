@@ -165,6 +165,24 @@ def test_bad_environment_variables_are_problems_too_without_their_values(
     assert "eighty-eighty" not in err
 
 
+def test_the_train_settings_are_checked_and_shown(
+    cli_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write(tmp_path, GOOD + '\n[repos."acme/widgets".pipeline]\ndepth = 4\nadaptive = true\n')
+    assert main(["config", "check", str(good)]) == 0
+    pipeline = json.loads(capsys.readouterr().out)["repos"]["acme/widgets"]["pipeline"]
+    assert pipeline == {"depth": 4, "max_depth": 8, "adaptive": True}
+
+    for table, problem in [
+        ("{ depth = 12 }", "pipeline: Value error, depth (12) is larger than max_depth (8)"),
+        ("{ depth = 0 }", "pipeline.depth: Input should be greater than or equal to 1"),
+        ("{ window = 2 }", "pipeline.window: unknown key"),
+    ]:
+        bad = write(tmp_path, f'[repos."acme/widgets"]\npipeline = {table}\n')
+        assert main(["config", "check", str(bad)]) != 0
+        assert f'repos."acme/widgets".{problem}' in capsys.readouterr().err
+
+
 def test_cutover_keys_are_checked_and_only_the_server_file_sets_them(
     cli_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

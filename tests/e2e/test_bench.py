@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
          "no difference from the stored projection"),
         ("at_scale.py", ["--candidates", "40", "--repos", "2", "--big", "20", "--rounds", "1"],
          "60 queued"),
+        ("metrics_scrape.py", ["--events", "120", "--rounds", "1"], "outcomes counted: 30"),
     ],
 )  # fmt: skip
 def test_benchmark_runs_and_reports(

@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from mergebot.queue import Status
-from tests.e2e.test_integrator import AUTH, Story, story
+from tests.e2e.conftest import AUTH, Story
 from tests.gitutil import git
 from tests.integrationkit import REPO, T0, items, make_candidate, outcome_events, process
 from tests.waiting import until
-
-__all__ = ["story"]  # the fixture
 
 
 def gate_check(tmp_path: Path) -> tuple[Path, dict[str, object]]:

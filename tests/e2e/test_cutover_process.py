@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from mergebot.queue import IntegrationRecord
 from mergebot.runtime import Runtime
 from mergebot.store.keys import Keys
 from tests.conftest import free_port
@@ -78,13 +79,13 @@ def server(tmp_path: Path, remote: GitRemote, redis_url: str, keys: Keys) -> Ite
                 process.wait(timeout=30)
 
 
-async def _wait_integrated(runtime: Runtime, cand: Cand) -> dict[str, Any]:
+async def _wait_integrated(runtime: Runtime, cand: Cand) -> IntegrationRecord:
     async def done() -> bool:
         found = (await items(runtime)).get(cand.slug)
         return found is not None and found.status.value == "integrated"
 
     await until(done, timeout=60, what=f"{cand.slug} integrated")
-    return (await items(runtime))[cand.slug].integration.as_json()
+    return (await items(runtime))[cand.slug].integration
 
 
 async def test_sighup_switches_mode_and_keeps_every_event(
@@ -93,7 +94,7 @@ async def test_sighup_switches_mode_and_keeps_every_event(
     base0 = remote.rev("main")
     one = make_candidate(remote, "one", "one.txt", "1\n")
     assert post_events(server.url, candidate_events(one, 1)) == 201
-    assert (await _wait_integrated(runtime, one))["mode"] == "shadow"
+    assert (await _wait_integrated(runtime, one)).mode == "shadow"
     assert remote.rev("main") == base0  # shadow: nothing pushed
 
     # Live below the bar: stays in shadow, says so in the log and in the queue API.
@@ -107,7 +108,7 @@ async def test_sighup_switches_mode_and_keeps_every_event(
     assert "0 compared decisions, 5 needed" in status["cutover"]["reason"]
     two = make_candidate(remote, "two", "two.txt", "2\n")
     assert post_events(server.url, candidate_events(two, 2)) == 201
-    assert (await _wait_integrated(runtime, two))["mode"] == "shadow"
+    assert (await _wait_integrated(runtime, two)).mode == "shadow"
     assert remote.rev("main") == base0
 
     # A broken file on SIGHUP is refused; the running configuration stays.
@@ -140,7 +141,7 @@ async def test_sighup_switches_mode_and_keeps_every_event(
     three = make_candidate(remote, "three", "three.txt", "3\n")
     assert post_events(server.url, candidate_events(three, 3)) == 201
     landed = await _wait_integrated(runtime, three)
-    assert landed["mode"] == "live"
-    assert remote.rev("main") == landed["main_after"]
+    assert landed.mode == "live"
+    assert remote.rev("main") == landed.main_after
     assert server.process.poll() is None
     assert "Traceback" not in server.log.read_text()

@@ -47,6 +47,17 @@ def test_integrating_lists_the_checks_of_the_integration_commit() -> None:
     )
 
 
+def test_integrating_in_a_train_says_which_car_it_is_stacked_on() -> None:
+    report = render_report(
+        "acme/w", "pr-7", SHA, ReportState.INTEGRATING, base="main", integration_sha=MERGED,
+        checks=[], car=2, stacked_on="pr-6",
+    )  # fmt: skip
+    assert report.summary_markdown.startswith(
+        "mergebot is testing `aaaaaaa` merged onto the candidates ahead of it in the train "
+        f"(car 2, on top of `pr-6`) as `{MERGED}`."
+    )
+
+
 def test_blocked_summary_says_it_once_and_the_text_is_the_follow_up() -> None:
     followup = data.followup(hostile=True)
     todo = followup_context(followup, LINKS)

@@ -9,7 +9,8 @@ from mergebot.queue import FINAL, TRANSITIONS, InvalidTransitionError, Status, c
 ALLOWED = {
     ("queued", "in_progress"), ("queued", "integrated"), ("queued", "superseded"),
     ("queued", "cancelled"), ("in_progress", "integrated"), ("in_progress", "blocked"),
-    ("in_progress", "superseded"), ("in_progress", "queued"), ("blocked", "queued"),
+    ("in_progress", "superseded"), ("in_progress", "cancelled"), ("in_progress", "queued"),
+    ("blocked", "queued"),
     ("blocked", "superseded"), ("blocked", "cancelled"),
 }  # fmt: skip
 

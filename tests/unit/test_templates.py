@@ -277,3 +277,13 @@ def test_a_shadow_decision_says_would_integrate(fmt: Format) -> None:
     assert "shadow mode, nothing was pushed" in text
     assert "integrated into" not in text.lower()
     assert " moved" not in text
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+def test_a_started_car_behind_others_says_what_it_is_stacked_on(fmt: Format) -> None:
+    ctx = {**_context(NotifyEvent.STARTED, fmt, hostile=False), "car": 3, "stacked_on": "pr-41"}
+    text = Renderer().render(template_name(fmt, NotifyEvent.STARTED), ctx)
+    assert "car 3 of the train, on top of" in text
+    assert "pr" in text.split("on top of", 1)[1][:40]
+    first = {**ctx, "car": 1, "stacked_on": "base"}
+    assert "car 1" not in Renderer().render(template_name(fmt, NotifyEvent.STARTED), first)

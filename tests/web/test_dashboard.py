@@ -14,6 +14,8 @@ from aiohttp.test_utils import TestClient
 
 from mergebot.attempts import Attempt, AttemptStore
 from mergebot.config import ServerConfig
+from mergebot.cutover import Evidence
+from mergebot.cutover_facts import EvidenceStore
 from mergebot.followups import Followup, claim
 from mergebot.main import create_app
 from mergebot.queue import IntegrationRecord, QueueItem, Status, item_id
@@ -353,6 +355,21 @@ async def test_storage_down_is_a_503_page(aiohttp_client: MakeClient, runtime: R
             assert "Storage unavailable" in shown.text
     finally:
         await nowhere.aclose()
+
+
+async def test_a_repo_held_in_shadow_says_so_and_why(client: Client, runtime: Runtime) -> None:
+    await scenario(runtime)
+    held = {"mode": "live", "cutover": {"min_parity": 0.95, "min_decisions": 20}}
+    runtime.server_config = ServerConfig({}, {REPO: held})
+    await EvidenceStore(runtime).put(REPO, Evidence(0.9, 30, 3, datetime.now(UTC)))
+
+    repo_page = (await page(client, f"/repos/{REPO}")).text
+    assert "shadow: decisions only, nothing pushed" in repo_page
+    assert "held in shadow: stays in shadow: parity 90.0%, 95.0% needed" in repo_page
+    assert "held in shadow" in (await page(client, "/")).text
+
+    await EvidenceStore(runtime).put(REPO, Evidence(0.96, 30, 1, datetime.now(UTC)))
+    assert "held in shadow" not in (await page(client, f"/repos/{REPO}")).text
 
 
 async def test_a_follow_up_page_before_the_notifier_stored_it_and_an_unknown_one(

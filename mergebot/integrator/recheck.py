@@ -9,27 +9,19 @@ queued item. It only reads the projection; the processor stays its only writer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import redis.asyncio as aioredis
 
 from mergebot.config import RepoConfig
 from mergebot.git.facts import MirrorGitFacts
 from mergebot.git.mirror import Mirror
+from mergebot.integrator.planner import Decision, Verdict
 from mergebot.queue import QueueItem
-from mergebot.readiness import CandidateStatus, Rules, approvers, evaluate
+from mergebot.readiness import CandidateState, CandidateStatus, Rules, approvers, evaluate
 from mergebot.store.keys import Keys
 from mergebot.store.projection import ProjectionStore
-
-
-class Decision(StrEnum):
-    BUILD = "build"
-    SUPERSEDED = "superseded"
-    INTEGRATED = "integrated"  # already on base: nothing to do
-    NOT_READY = "not_ready"  # back to waiting (the item is cancelled; it returns when ready)
-    BLOCKED = "blocked"  # an integration_blocked for it is in the log already
-    UNKNOWN = "unknown"  # git could not be asked: leave it queued and try later
 
 
 @dataclass(frozen=True)
@@ -39,26 +31,52 @@ class Recheck:
     approvers: list[str] = field(default_factory=list)
     followup_id: str | None = None
 
+    def verdict(self) -> Verdict:
+        """What the train planner reads of it."""
+        return Verdict(self.decision, tuple(self.reasons), self.followup_id)
+
 
 async def recheck(
     redis: aioredis.Redis, keys: Keys, mirror: Mirror, config: RepoConfig, item: QueueItem
 ) -> Recheck:
     """Is `item` still READY? The mirror must have been fetched just before."""
-    state = await ProjectionStore(redis, keys).load_slugs(item.repo, [item.slug])
+    return (await recheck_many(redis, keys, mirror, config, [item]))[item.id]
+
+
+async def recheck_many(
+    redis: aioredis.Redis,
+    keys: Keys,
+    mirror: Mirror,
+    config: RepoConfig,
+    items: Sequence[QueueItem],
+) -> dict[str, Recheck]:
+    """`recheck` of several items of one repo, over one load of the projection."""
+    if not items:
+        return {}
+    state = await ProjectionStore(redis, keys).load_slugs(items[0].repo, [i.slug for i in items])
     rules = Rules.from_config(config)
     # evaluate asks git (subprocesses): keep it off the event loop.
     states = await asyncio.to_thread(
-        evaluate, state.facts, rules, MirrorGitFacts(mirror), {item.slug}
+        evaluate, state.facts, rules, MirrorGitFacts(mirror), {i.slug for i in items}
     )
-    found = states.get(item.id)
-    if found is None:
-        return Recheck(Decision.NOT_READY, ["the candidate is not known to the projection"])
+    out: dict[str, Recheck] = {}
+    for item in items:
+        found = states.get(item.id)
+        if found is None:
+            out[item.id] = Recheck(
+                Decision.NOT_READY, ["the candidate is not known to the projection"]
+            )
+        else:
+            out[item.id] = _answer(found, approvers(state.facts, item.slug, item.sha, rules))
+    return out
+
+
+def _answer(found: CandidateState, names: list[str]) -> Recheck:
     reasons = found.reason_texts()
     if found.git_unknown():
         return Recheck(Decision.UNKNOWN, reasons)
     match found.status:
         case CandidateStatus.READY:
-            names = approvers(state.facts, item.slug, item.sha, rules)
             return Recheck(Decision.BUILD, [], names)
         case CandidateStatus.SUPERSEDED:
             return Recheck(Decision.SUPERSEDED, reasons)

@@ -1,0 +1,104 @@
+"""The train as people see it (SPEC §9, §13): pure, from what the lease holder published.
+
+The runner writes its train to `keys.train(repo, base)` after every step (`state`: the window
+and each car; `check_seconds`: recent check durations). `train_view` turns that into the `train`
+object of `mergebot status --json` and of the queue API, and `placement` gives each candidate its
+car, what the car is stacked on, and an estimate of when it lands:
+
+    eta = median(recent check durations) * (cars ahead + 1) / window
+
+— a queued candidate at position p has every car in flight and the p - 1 candidates before it
+ahead of it; with W cars checked at once, that many check runs pass in about T * ahead / W.
+Without a lease holder nothing is in flight, whatever was published last.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Mapping
+from typing import Any
+
+
+def _load(raw: str | None, default: Any) -> Any:
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return default
+
+
+def train_view(
+    published: Mapping[str, str], *, depth: int, max_depth: int, adaptive: bool, held: bool
+) -> dict[str, Any]:
+    """The `train` object: `window`, `depth`, `max_depth`, `adaptive`, `hold`,
+    `check_seconds` (median of recent runs, or None), and `cars` in order, each with its
+    `position`, `slugs`, `shas`, `stacked_on` (`base`, or the slug(s) of the car before it),
+    `parent`, `commit`, `branch`, `checks` and `attempt`."""
+    state = _load(published.get("state"), {})
+    state = state if isinstance(state, dict) else {}
+    seconds = [float(s) for s in _load(published.get("check_seconds"), []) if _number(s)]
+    raw_cars = state.get("cars") if held else []
+    cars: list[dict[str, Any]] = []
+    previous: str | None = None
+    commits: dict[str, str] = {}
+    for raw in raw_cars if isinstance(raw_cars, list) else []:
+        members = raw.get("members") or []
+        slugs = [str(m.get("slug")) for m in members]
+        parent = raw.get("parent")
+        if raw.get("on_base") or parent is None:
+            stacked = "base"
+        else:
+            stacked = commits.get(str(parent), previous or "base")
+        car = {
+            "position": int(raw.get("position") or len(cars) + 1),
+            "slugs": slugs,
+            "shas": [str(m.get("sha")) for m in members],
+            "stacked_on": stacked,
+            "parent": parent,
+            "commit": raw.get("commit"),
+            "branch": raw.get("branch"),
+            "checks": raw.get("checks"),
+            "attempt": raw.get("generation"),
+        }
+        cars.append(car)
+        label = ", ".join(slugs)
+        if raw.get("commit"):
+            commits[str(raw["commit"])] = label
+        previous = label
+    window = state.get("window") if held and adaptive else None
+    return {
+        "window": int(window) if isinstance(window, int | float) else depth,
+        "depth": depth,
+        "max_depth": max_depth,
+        "adaptive": adaptive,
+        "hold": state.get("hold") if held else None,
+        "check_seconds": round(statistics.median(seconds), 1) if seconds else None,
+        "cars": cars,
+    }
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def placement(train: Mapping[str, Any], slug: str, position: int | None) -> dict[str, Any]:
+    """A candidate's place in the train: `car` (its car's position, or None), `stacked_on`, and
+    `eta_seconds` (None without recent check durations, or for a candidate not in the train or
+    the queue)."""
+    cars = train.get("cars") or []
+    seconds = train.get("check_seconds")
+    window = max(int(train.get("window") or 1), 1)
+    for car in cars:
+        if slug in car.get("slugs", []):
+            eta = seconds * car["position"] / window if seconds is not None else None
+            return {
+                "car": car["position"],
+                "stacked_on": car["stacked_on"],
+                "eta_seconds": round(eta) if eta is not None else None,
+            }
+    if position is None or seconds is None:
+        return {"car": None, "stacked_on": None, "eta_seconds": None}
+    ahead = len(cars) + position - 1
+    return {"car": None, "stacked_on": None, "eta_seconds": round(seconds * (ahead + 1) / window)}
