@@ -85,6 +85,11 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("mergebot_lease_takeovers", Kind.COUNTER, ("repo",),
                "Integration leases taken while the previous holder never released its own "
                "(it crashed or lost its lease)."),
+    MetricSpec("mergebot_train_window", Kind.GAUGE, ("repo",),
+               "How many cars may be in flight: pipeline.depth, or the adaptive window the "
+               "lease holder uses now."),
+    MetricSpec("mergebot_train_cars_in_flight", Kind.GAUGE, ("repo",),
+               "Cars of the train being built or checked now (0 without a lease holder)."),
     MetricSpec("mergebot_dead_letters", Kind.GAUGE, ("repo",),
                "Notifications no sink would take after every attempt (waiting for a retry)."),
     MetricSpec("mergebot_cutover_held_back", Kind.GAUGE, ("repo",),

@@ -16,6 +16,7 @@ from typing import cast
 from mergebot.cutover_facts import mode_decision
 from mergebot.gate import HoldKind
 from mergebot.gatekeeper import current_hold
+from mergebot.integrator.view import train_view
 from mergebot.queue import Status
 from mergebot.readiness import CandidateStatus
 from mergebot.runtime import Runtime
@@ -66,6 +67,27 @@ async def lease(runtime: Runtime, repo: str, context: ScrapeContext) -> list[Sam
     ]
 
 
+async def train(runtime: Runtime, repo: str, context: ScrapeContext) -> list[Sample]:
+    """The train as status shows it: the window (fixed depth, or the adaptive one the lease
+    holder published) and the cars in flight (none without a lease holder)."""
+    config = runtime.server_config.repo(repo)
+    base, pipeline = config.base_branch, config.pipeline
+    key = runtime.keys.lease(repo, base)
+    held = info_from_hash(cast(dict[str, str], await runtime.redis.hgetall(key))) is not None
+    published = cast(dict[str, str], await runtime.redis.hgetall(runtime.keys.train(repo, base)))
+    view = train_view(
+        published,
+        depth=pipeline.depth,
+        max_depth=pipeline.max_depth,
+        adaptive=pipeline.adaptive,
+        held=held,
+    )
+    return [
+        Sample("mergebot_train_window", (repo,), float(view["window"])),
+        Sample("mergebot_train_cars_in_flight", (repo,), float(len(view["cars"]))),
+    ]
+
+
 async def dead_letters(runtime: Runtime, repo: str, context: ScrapeContext) -> list[Sample]:
     return [Sample("mergebot_dead_letters", (repo,), context.dead_letters.get(repo, 0))]
 
@@ -92,7 +114,15 @@ async def flaky_checks(runtime: Runtime, repo: str, context: ScrapeContext) -> l
     return [Sample("mergebot_flaky_checks", (repo,), 0)]
 
 
-SOURCES: tuple[Source, ...] = (queue_length, lease, dead_letters, cutover, frozen, flaky_checks)
+SOURCES: tuple[Source, ...] = (
+    queue_length,
+    lease,
+    train,
+    dead_letters,
+    cutover,
+    frozen,
+    flaky_checks,
+)
 
 
 async def read_state(runtime: Runtime) -> list[Sample]:

@@ -42,9 +42,12 @@ from mergebot.notify.http import DeliveryError, HttpClient, MessageGoneError
 from mergebot.notify.notification import Notification, change_notification, from_envelope
 from mergebot.notify.sinks import Message, Sink, build_sink, sink_key
 from mergebot.notify.view import (
+    CHAT,
     JSON_FORMATS,
+    TIGHT,
     Format,
     Links,
+    fits,
     links_for,
     notification_context,
     template_name,
@@ -227,11 +230,15 @@ class Notifier:
         if fmt is Format.PLAIN:
             return text, text
         name = template_name(fmt, n.kind)
-        body = (
-            self.renderer.render_json(name, context)
-            if fmt in JSON_FORMATS
-            else self.renderer.render(name, context)
-        )
+        for limits in (CHAT, TIGHT):  # shorter lists when the platform's limit is exceeded
+            context = notification_context(n, previous, links, limits)
+            body = (
+                self.renderer.render_json(name, context)
+                if fmt in JSON_FORMATS
+                else self.renderer.render(name, context)
+            )
+            if fits(fmt, body):
+                break
         return body, text
 
     async def deliver_pass(

@@ -67,6 +67,27 @@ class Limits:
 CHAT = Limits(
     files=10, checks=3, output_lines=8, output_chars=600, message_chars=400, output_budget=1200
 )
+# A chat message that does not fit its platform with CHAT's lists is rendered again with these
+# (Telegram refuses MarkdownV2 over 4,096 characters; escaping can double hostile names).
+TIGHT = Limits(
+    files=3, checks=1, output_lines=4, output_chars=300, message_chars=200, output_budget=300
+)
+# The platform's hard limit of a rendered message body, per format that has one.
+MESSAGE_LIMIT = {Format.TELEGRAM: 4096, Format.DISCORD: 4096}
+
+
+def fits(fmt: Format, body: Any) -> bool:
+    """Whether a rendered message is within its platform's limit (a Discord embed's
+    description, a Telegram text)."""
+    limit = MESSAGE_LIMIT.get(fmt)
+    if limit is None:
+        return True
+    if isinstance(body, dict):
+        embeds = body.get("embeds") or [{}]
+        return len(str(embeds[0].get("description") or "")) <= limit
+    return len(str(body)) <= limit
+
+
 DOCUMENT = Limits(
     files=100, checks=20, output_lines=60, output_chars=6000, message_chars=4000,
     output_budget=36_000,

@@ -10,11 +10,13 @@ bubblewrap, secrets as `_FILE`s too).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -73,12 +75,30 @@ def _as_nobody(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
     assert bwrap, "bubblewrap is needed to run this python as nobody"
     assert setpriv, "setpriv is needed to run this python as nobody"
     return [
-        bwrap, "--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--bind", "/proc", "/proc",
+        bwrap, "--die-with-parent",
+        "--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--bind", "/proc", "/proc",
         "--perms", "0755", "--tmpfs", str(closed), "--ro-bind", str(shown), str(shown),
         "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--",
         setpriv, f"--reuid={NOBODY.pw_uid}", f"--regid={NOBODY.pw_gid}", "--clear-groups",
         "--inh-caps=-all", "--bounding-set=-all", "--", *argv,
     ], {}  # fmt: skip
+
+
+def _stop_group(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's whole process group, then wait until no process of it is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(server.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
+    raise AssertionError("the server's process group outlived a SIGTERM by 30 s")
 
 
 def _post(url: str, token: str, body: Any) -> None:
@@ -157,8 +177,10 @@ def test_a_check_hunting_for_the_servers_secrets_finds_none(open_dir: Path, case
         env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="safe.directory", GIT_CONFIG_VALUE_0="*")
     log_path = world / "serve.log"
     with log_path.open("wb") as log:
+        # Its own process group: the server may sit behind bubblewrap and setpriv, and stopping
+        # only the first process would leave the server (and its Redis) running as nobody.
         server = subprocess.Popen(
-            argv, cwd=world, env=env,
+            argv, cwd=world, env=env, start_new_session=True,
             stdout=log, stderr=subprocess.STDOUT, **options,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -174,8 +196,7 @@ def test_a_check_hunting_for_the_servers_secrets_finds_none(open_dir: Path, case
             assert time.monotonic() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.2)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        _stop_group(server)
     text = log_path.read_text()
     how = "user nobody" if as_root else "the server's user"
     how += ", bubblewrap" if sandbox == "bwrap" else ", no sandbox"

@@ -90,7 +90,7 @@ async def _story(runtime: Runtime, remote: GitRemote, hook: IntegratorHook, clie
     remote.push("main")
 
     # Live behind a bar the record meets (pr-0 merged: parity 1.0 over 1 decision).
-    bar = {"cutover.min_parity": 0.5, "cutover.min_decisions": 1}
+    bar = {"cutover.min_parity": 0.5, "cutover.min_decisions": 1, "pipeline.depth": 2}
     manage_remote(runtime, remote, mode="live", checks=checks, **bar)
     assert not (await evaluate(runtime, REPO)).held_back
 
@@ -124,6 +124,8 @@ async def _story(runtime: Runtime, remote: GitRemote, hook: IntegratorHook, clie
     assert value(found, "mergebot_lease_holder", owner="", **repo) == 0
     assert value(found, "mergebot_lease_takeovers_total", **repo) == 1
     assert value(found, "mergebot_dead_letters", **repo) == 0
+    assert value(found, "mergebot_train_window", **repo) == 2
+    assert value(found, "mergebot_train_cars_in_flight", **repo) == 0  # the run is over
     assert value(found, "mergebot_cutover_held_back", **repo) == 0
     assert value(found, "mergebot_cutover_parity", **repo) == 1.0
     assert value(found, "mergebot_flaky_checks_total", **repo) == 0

@@ -35,8 +35,11 @@ from mergebot.github.summary import SlugSummary
 from mergebot.notify.view import (
     CHAT,
     JSON_FORMATS,
+    TIGHT,
     Format,
+    Limits,
     Links,
+    fits,
     followup_context,
     notification_context,
     template_name,
@@ -356,3 +359,24 @@ def test_plain_text_puts_the_output_tail_on_its_own_lines() -> None:
     text = _chat(Format.PLAIN)
     assert re.search(r"— [^\n]*\n\n? *https://ci\.example\.com/runs/1\n", text)
     assert "\n    line " in text  # the tail, indented, starts at a line start
+
+
+def test_a_chat_message_too_long_for_its_platform_is_rendered_with_shorter_lists() -> None:
+    """Ten file names of 200 Markdown characters double in length once escaped for Telegram:
+    the notifier renders such a message again with fewer files and checks, and it fits."""
+    details = _big_details()
+    markup = "_*[]()~`>#+-=|{}.!" * 12
+    details["files"] = [markup[:200] + str(i) for i in range(300)]
+    details["checks"] = [dict(c, name=markup[:100], summary=markup) for c in details["checks"]]
+    n = data.notification(NotifyEvent.BLOCKED, hostile=True, details=details, reason="x")
+    assert not fits(Format.TELEGRAM, _chat_body(Format.TELEGRAM, n, CHAT))
+    for fmt in (Format.TELEGRAM, Format.DISCORD):
+        assert fits(fmt, _chat_body(fmt, n, TIGHT)), fmt
+
+
+def _chat_body(fmt: Format, n: Any, limits: Limits) -> Any:
+    ctx = notification_context(n, data.previous(NotifyEvent.STARTED), LINKS, limits)
+    name = template_name(fmt, NotifyEvent.BLOCKED)
+    return (
+        Renderer().render_json(name, ctx) if fmt in JSON_FORMATS else Renderer().render(name, ctx)
+    )
