@@ -48,7 +48,11 @@ class IntegratorHook(ReadyHook):
             self._again.discard(key)
             try:
                 result = await Integrator(self.runtime, repo, base).drain()
-                if result.status == "busy" and await self._wait_for_holder(repo, base):
+                if result.status in ("busy", "lost") and await self.work_left(repo, base):
+                    # The holder may be dead (a server killed with SIGKILL) or stalled: its lease
+                    # runs out by itself, and nobody would look again before the next sweep.
+                    # Look again the moment it has run out; a living holder has renewed it.
+                    await self._until_lease_ends(repo, base)
                     self._again.add(key)
             except (RedisError, OSError, GitError, ConfigError) as exc:
                 log.warning("integrator_failed repo=%s base=%s error=%s", repo, base, exc)
@@ -59,13 +63,15 @@ class IntegratorHook(ReadyHook):
             if key not in self._again:
                 return
 
-    async def _wait_for_holder(self, repo: str, base: str) -> bool:
-        """Another replica holds the lease: sleep until it runs out (a live holder renews it,
-        a stalled or dead one does not), then say whether work is still waiting, so a stalled
-        holder is replaced within its lease's TTL instead of at the next sweep."""
+    async def _until_lease_ends(self, repo: str, base: str) -> None:
+        """Sleep until the current holder's lease runs out (its key's PTTL, Redis's clock): a
+        stalled holder is then replaced within its lease's TTL, not at the next sweep."""
         lease = Lease(self.runtime.redis, self.runtime.keys, repo, base, "waiting")
         ttl = self.runtime.server_config.repo(repo).lease_ttl_seconds
         await asyncio.sleep(await lease.expires_in(default=ttl) + LEASE_WAKE_MARGIN)
+
+    async def work_left(self, repo: str, base: str) -> bool:
+        """Whether (repo, base) has queued or in-progress items."""
         active = await QueueStore(self.runtime.redis, self.runtime.keys).active(repo, base)
         return any(i.status in (Status.QUEUED, Status.IN_PROGRESS) for i in active)
 
@@ -84,13 +90,11 @@ async def sweep(runtime: Runtime, hook: IntegratorHook) -> None:
     """Start a drain for every managed repo with unfinished work (after a restart, or when the
     holder of another replica died): the fallback, not the path events take."""
     known = {str(r) for r in await runtime.redis.smembers(runtime.keys.repos())}
-    queue = QueueStore(runtime.redis, runtime.keys)
     for repo in sorted(set(runtime.server_config.repos) | known):
         if not runtime.server_config.managed(repo):
             continue
         base = runtime.server_config.repo(repo).base_branch
-        active = await queue.active(repo, base)
-        if any(i.status in (Status.QUEUED, Status.IN_PROGRESS) for i in active):
+        if await hook.work_left(repo, base):
             await hook.candidate_ready(repo, base)
 
 

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
         ("at_scale.py", ["--candidates", "40", "--repos", "2", "--big", "20", "--rounds", "1"],
          "60 queued"),
         ("metrics_scrape.py", ["--events", "120", "--rounds", "1"], "outcomes counted: 30"),
+        ("queue_throughput.py", ["--candidates", "3", "--check-seconds", "0.2"],
+         "bot overhead per candidate"),
     ],
 )  # fmt: skip
 def test_benchmark_runs_and_reports(
