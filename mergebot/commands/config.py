@@ -50,8 +50,11 @@ def check(path: Path) -> int:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
-    print(f"{path}: valid; the effective configuration:", file=sys.stderr)
-    print(json.dumps(effective, indent=2))
+    # The heading goes to stderr so stdout is the JSON alone (`> effective.json`); flushed in
+    # order so that a terminal or `2>&1` shows the heading before the JSON, never inside it.
+    sys.stdout.flush()
+    print(f"{path}: valid; the effective configuration:", file=sys.stderr, flush=True)
+    print(json.dumps(effective, indent=2), flush=True)
     return 0
 
 

@@ -34,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run in this new (or empty) directory instead of a temporary one (it is kept)",
     )
     parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="after the story, keep the server (and its dashboard) up until Ctrl-C",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=90.0, help="give up after this many seconds (default 90)"
     )
 
@@ -64,7 +69,9 @@ def run(args: argparse.Namespace, wiring: Wiring) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     code = 1
     try:
-        outcome = asyncio.run(run_demo(root, _say, wiring, seconds=args.timeout))
+        outcome = asyncio.run(
+            run_demo(root, _say, wiring, seconds=args.timeout, keep_serving=args.serve)
+        )
         _say("")
         if outcome.ok:
             _say(

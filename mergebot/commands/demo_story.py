@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import time
@@ -293,8 +294,26 @@ def _tell_history(bare: Path, say: Say) -> None:
     say("\n".join(f"  {line}" for line in history.splitlines()))
 
 
-async def run_demo(root: Path, say: Say, wiring: Wiring, *, seconds: float = 60.0) -> Outcome:
-    """Run the whole story in `root` (an empty directory); the caller removes it."""
+async def _serve_until_interrupted(url: str, say: Say) -> None:
+    """Keep the server up for a look at the dashboard until Ctrl-C (SIGINT) or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    say("")
+    say(f"Serving the dashboard at {url}/repos/{REPO} until Ctrl-C.")
+    try:
+        await done.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def run_demo(
+    root: Path, say: Say, wiring: Wiring, *, seconds: float = 60.0, keep_serving: bool = False
+) -> Outcome:
+    """Run the whole story in `root` (an empty directory); the caller removes it. With
+    `keep_serving` the server stays up after the story until Ctrl-C, so its links keep working."""
     deadline = Deadline(seconds)
     say(f"Setting up a throw-away repository {REPO} in {root}")
     bare, start, first, second = await asyncio.to_thread(build_remote, root)
@@ -329,6 +348,8 @@ async def run_demo(root: Path, say: Say, wiring: Wiring, *, seconds: float = 60.
             say("The queue now (as `mergebot status` shows it):")
             say(render_status(await repo_status(runtime, REPO)))
             todo = await todo_text(runtime, followup, {}) if followup is not None else None
+            if keep_serving:
+                await _serve_until_interrupted(url, say)
         finally:
             stop.set()
             await server

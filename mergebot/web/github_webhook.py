@@ -33,7 +33,8 @@ log = logging.getLogger("mergebot.github.webhook")
 EVENT_HEADER = "X-GitHub-Event"
 DELIVERY_HEADER = "X-GitHub-Delivery"
 _DELIVERY = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
-_EVENT = re.compile(r"^[a-z_]{1,60}$")
+# GitHub event names are lowercase words with underscores and digits (`projects_v2_item`).
+_EVENT = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
 
 
 @dataclass
@@ -137,6 +138,10 @@ async def _receive(request: web.Request) -> web.Response:
     for stored, draft in zip(result.stored, translation.events, strict=True):
         counter = metrics.events_duplicate if stored.duplicate else metrics.events_accepted
         counter.labels(SOURCE, draft.event_name.value).inc()
+    if not result.stored and result.command_new is None:
+        # A check result only wakes an integration waiting on that commit: nothing is stored, so
+        # the answer says so (202, like every delivery mergebot acknowledges without storing).
+        return web.json_response({"status": "acknowledged", **result.as_json()}, status=202)
     return web.json_response({"status": "stored", **result.as_json()}, status=200)
 
 

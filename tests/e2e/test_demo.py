@@ -4,8 +4,11 @@ block the conflicting one, then clean up after itself."""
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -87,3 +90,42 @@ def test_a_non_empty_directory_is_refused(
     assert main(["demo", "--dir", str(tmp_path)]) == 2
     assert "is not empty" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["precious.txt"]
+
+
+def test_demo_serve_keeps_the_dashboard_up_until_ctrl_c(tmp_path: Path) -> None:
+    """The story prints a dashboard link: with --serve it still answers after the story, and
+    Ctrl-C ends the demo cleanly (exit 0, directory removed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MERGEBOT_")}
+    env.update(PYTHONPATH=str(REPO_ROOT), TMPDIR=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mergebot", "demo", "--serve"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        seen: list[str] = []
+        url = None
+        for line in proc.stdout:  # ends when the process closes stdout: never hangs forever
+            seen.append(line)
+            match = re.search(r"Serving the dashboard at (\S+) until Ctrl-C", line)
+            if match:
+                url = match.group(1)
+                break
+        assert url, "".join(seen)[-3000:]
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert resp.status == 200
+            assert "demo/widgets" in resp.read().decode()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-3000:]
+    assert "Removed " in out
+    assert list(tmp_path.iterdir()) == [], "the demo directory is gone"
+    assert "Traceback" not in err
