@@ -1,16 +1,24 @@
-"""POST /events end to end: requests per second on a local mergebot, against GET /healthz.
+"""POST /events end to end: requests per second on a local mergebot, against GET /healthz and
+against a bare aiohttp app that checks the token and does one XADD.
 
-    python bench/events_api.py [--requests N] [--concurrency C] [--batch B]
+    python bench/events_api.py [--requests N] [--concurrency C] [--batch B] [--overload S]
 
 Starts `python -m mergebot web` on 127.0.0.1 (its own embedded Redis under a temporary data
-dir), then sends, with C requests in flight, in R interleaved rounds (so every phase sees the
-same background load):
-- GET /healthz N times (the baseline: aiohttp, routing and the metrics middleware, no Redis);
+dir) and `bench/bare_ingest.py` on the same Redis, then sends, with C requests in flight, in R
+interleaved rounds (so every phase sees the same background load):
+- GET /healthz N times (aiohttp, routing and the metrics middleware, no Redis);
+- POST /events to the bare app N times, one event each (the ingest baseline: the target is
+  mergebot at 0.7x its rate or better, i.e. a cost of 1.43x or less);
 - POST /events N times with one new event each (auth, strict validation, the idempotent append);
 - the same N events again (every one a duplicate: validated, found, nothing written);
 - POST /events N/B times with B new events each (events per second is the figure there).
 Every answer is checked (200 / 201, `duplicate` as expected) and the stored count at the end.
-Client and server share the machine: on 2 cores they compete for CPU, as they would in CI.
+Then, open loop for S seconds (default 3): new events, one per request, sent on a fixed
+schedule at twice the rate mergebot reached above, whatever the answers, over plain keep-alive
+connections (latency counted from the scheduled send time). Reported: how many were accepted
+and refused (503, load shedding), and their latency percentiles (targets: refused within 50 ms,
+accepted p99 under 200 ms). Client and server share the machine: on 2 cores they compete for
+CPU, as they would in CI.
 """
 
 from __future__ import annotations
@@ -18,8 +26,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import secrets
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -34,6 +45,9 @@ from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
 
 START_TIMEOUT = 30.0
+# Keep-alive connections of the open-loop client: more than the server takes in flight, so the
+# server, not the client, decides what is refused.
+CONNECTIONS = 192
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
@@ -85,49 +99,81 @@ async def phase(
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def run(
-    base: str, data_dir: Path, token: str, n: int, concurrency: int, batch: int, rounds: int
-) -> None:
+@contextlib.contextmanager
+def bare_app(redis_url: str, token: str) -> Iterator[str]:
+    """`bench/bare_ingest.py` in a child process; stopped at the end."""
+    port = free_port()
+    script = Path(__file__).with_name("bare_ingest.py")
+    args = ["--port", str(port), "--redis-url", redis_url, "--token", token]
+    proc = subprocess.Popen([sys.executable, str(script), *args])
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+async def wait_for_bare(session: aiohttp.ClientSession, base: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        with contextlib.suppress(aiohttp.ClientError, OSError):
+            async with session.post(f"{base}/events") as resp:
+                if resp.status == 401:
+                    return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the bare app did not answer on {base}")
+        await asyncio.sleep(0.1)
+
+
+async def run(base: str, bare: str, token: str, args: argparse.Namespace, redis_url: str) -> float:
+    """The closed-loop phases; the rate mergebot reached with one new event per request."""
+    n, concurrency, batch, rounds = args.requests, args.concurrency, args.batch, args.rounds
     auth = {"Authorization": f"Bearer {token}"}
     per_round = max(1, n // rounds)
     batches_per_round = max(1, per_round // batch)
     health = Clock("GET /healthz (baseline)")
+    bare_clock = Clock("bare aiohttp + XADD, 1 event each (baseline)")
     fresh = Clock("POST /events, 1 new event each")
     again = Clock("POST /events, 1 duplicate event each")
     bulk = Clock(f"POST /events, {batch} new events each (requests)")
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT) as session:
         await wait_until_up(session, base)
+        await wait_for_bare(session, bare)
 
         async def get_health() -> None:
             async with session.get(f"{base}/healthz") as resp:
                 assert resp.status == 200, resp.status
                 await resp.read()
 
-        def post(body: Any, duplicate: bool) -> Callable[[], Awaitable[None]]:
+        def post(body: Any, duplicate: bool, to: str = base) -> Callable[[], Awaitable[None]]:
             async def call() -> None:
-                async with session.post(f"{base}/events", json=body, headers=auth) as resp:
+                async with session.post(f"{to}/events", json=body, headers=auth) as resp:
                     answer = await resp.json()
                     assert resp.status == 201, (resp.status, answer)
-                    assert all(s["duplicate"] is duplicate for s in answer["stored"]), answer
+                    if to == base:
+                        assert all(s["duplicate"] is duplicate for s in answer["stored"]), answer
 
             return call
 
-        # Warm up both paths (imports, script cache, connection pools).
+        # Warm up every path (imports, script cache, connection pools).
         await phase(Clock("warm-up"), 50, [get_health] * 50, concurrency)
         warm = raw_events(50, tag="warm")
         await phase(Clock("warm-up"), 50, [post(ev, False) for ev in warm], concurrency)
+        await phase(Clock("warm-up"), 50, [post(ev, False, bare) for ev in warm], concurrency)
 
         for r in range(rounds):
             single = raw_events(per_round, tag=f"s{r}-")
             batches = [raw_events(batch, tag=f"b{r}-{i}-") for i in range(batches_per_round)]
             await phase(health, per_round, [get_health] * per_round, concurrency)
+            await phase(
+                bare_clock, per_round, [post(ev, False, bare) for ev in single], concurrency
+            )
             await phase(fresh, per_round, [post(ev, False) for ev in single], concurrency)
             await phase(again, per_round, [post(ev, True) for ev in single], concurrency)
             await phase(bulk, len(batches), [post(b, False) for b in batches], concurrency)
 
-    url = (data_dir / "redis" / "server.url").read_text().strip()
-    redis = connect(url)
+    redis = connect(redis_url)
     try:
         stored = await EventLog(redis, Keys()).length()
     finally:
@@ -135,17 +181,103 @@ async def run(
     expected = len(warm) + rounds * (per_round + batch * batches_per_round)
     assert stored == expected, f"{stored} events stored, expected {expected}"
 
-    h, b = health.timing(), bulk.timing()
+    h, b, x, f = health.timing(), bulk.timing(), bare_clock.timing(), fresh.timing()
     events = Timing(
         f"POST /events, {batch} new events each (events)", b.ops, b.items * batch,
         b.seconds, b.latencies,
     )  # fmt: skip
     report(
         f"HTTP on 127.0.0.1, {concurrency} requests in flight, {rounds} interleaved rounds",
-        [(h, None), (fresh.timing(), h), (again.timing(), h), (b, h), (events, h)],
+        [(h, None), (x, h), (f, h), (again.timing(), h), (b, h), (events, h)],
         "item",
     )
-    print(f"\nstored {stored} events, as expected")
+    report("against the bare app", [(x, None), (f, x), (again.timing(), x)], "item")
+    share = f.items_per_second / x.items_per_second
+    print(
+        f"\nPOST /events, one new event per request: {share:.2f}x the bare app's rate "
+        "(target >= 0.7x)"
+    )
+    print(f"stored {stored} events, as expected")
+    return f.items_per_second
+
+
+def _request(host: str, port: int, token: str, body: bytes) -> bytes:
+    head = (
+        f"POST /events HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> int:
+    writer.write(request)
+    status = int((await reader.readline()).split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return status
+
+
+async def overload(base: str, token: str, rate: float, seconds: float) -> None:
+    """Open loop: requests sent on schedule at `rate` per second, whatever the answers."""
+    host, port = "127.0.0.1", int(base.rsplit(":", 1)[1])
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(CONNECTIONS):
+        pool.put_nowait(await asyncio.open_connection(host, port))
+    outcomes: list[tuple[int, float]] = []
+    loop = asyncio.get_running_loop()
+    total = int(rate * seconds)
+    bodies = [json.dumps(ev).encode() for ev in raw_events(total, tag="overload-")]
+
+    async def one(body: bytes, scheduled: float) -> None:
+        conn = await pool.get()
+        try:
+            status = await _exchange(*conn, _request(host, port, token, body))
+        except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
+            status = 0
+            conn[1].close()
+            conn = await asyncio.open_connection(host, port)
+        pool.put_nowait(conn)
+        outcomes.append((status, loop.time() - scheduled))
+
+    start = loop.time()
+    tasks = []
+    for i, body in enumerate(bodies):
+        scheduled = start + i / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(one(body, scheduled)))
+    sent_in = loop.time() - start
+    await asyncio.gather(*tasks)
+    while not pool.empty():
+        pool.get_nowait()[1].close()
+    accepted = sorted(t for s, t in outcomes if s == 201)
+    refused = sorted(t for s, t in outcomes if s == 503)
+    other = [s for s, _t in outcomes if s not in (201, 503)]
+
+    def pct(values: list[float], q: float) -> str:
+        return f"{1000 * values[min(len(values) - 1, int(q * len(values)))]:.1f}" if values else "-"
+
+    print(
+        f"\nopen loop at {rate:,.0f} requests/s (twice the rate reached above) for {seconds:.0f} s"
+        f" ({total} requests, sent in {sent_in:.1f} s over {CONNECTIONS} connections):"
+    )
+    print(
+        f"  accepted {len(accepted)}: p50 {pct(accepted, 0.5)} ms, p99 {pct(accepted, 0.99)} ms"
+        " (target p99 < 200 ms)"
+    )
+    print(
+        f"  refused {len(refused)} (503, Retry-After): p50 {pct(refused, 0.5)} ms, "
+        f"p99 {pct(refused, 0.99)} ms (target < 50 ms)"
+    )
+    if other:
+        print(f"  other answers or failures: {len(other)} ({sorted(set(other))})")
 
 
 def main() -> None:
@@ -154,15 +286,28 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--batch", type=int, default=50, help="events per batched request")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--overload", type=float, default=3.0, help="open-loop seconds (0: none)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     token = secrets.token_urlsafe(24)
     started = time.perf_counter()
     with server(token) as (base, data_dir):
-        asyncio.run(
-            run(base, data_dir, token, args.requests, args.concurrency, args.batch, args.rounds)
-        )
+        url = wait_for_url(data_dir / "redis" / "server.url")
+        with bare_app(url, token) as bare:
+            rate = asyncio.run(run(base, bare, token, args, url))
+        if args.overload > 0:
+            asyncio.run(overload(base, token, 2 * rate, args.overload))
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
+
+
+def wait_for_url(path: Path) -> str:
+    """The embedded Redis URL `mergebot web` writes once its Redis is up."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"mergebot did not start its Redis within {START_TIMEOUT:.0f} s")
+        time.sleep(0.1)
+    return path.read_text().strip()
 
 
 if __name__ == "__main__":

@@ -23,13 +23,13 @@ import argparse
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from _common import Clock, Timing, embedded_redis, machine, raw_events, report
 
 from mergebot.config import RepoConfig, ServerConfig
 from mergebot.events import CanonicalEvent, envelope_for, parse_event
-from mergebot.git.facts import BatchRefs
 from mergebot.processor import Projector
 from mergebot.readiness import RepoFacts, Rules, evaluate, fold
 from mergebot.store.connection import connect
@@ -56,7 +56,7 @@ class MemoryGit:
         return None
 
     async def snapshot(
-        self, repo: str, config: RepoConfig, refs: BatchRefs | None = None
+        self, repo: str, config: RepoConfig, claims: Mapping[str, str] | None = None
     ) -> MemoryGit:
         return self
 

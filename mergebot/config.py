@@ -122,6 +122,14 @@ class Settings(BaseSettings):
     config: Path | None = None
     key_prefix: str = "mergebot:v1"
     event_partitions: int = Field(default=1, ge=1, le=1024)
+    # How long a processor's hold on an event-log partition outlives its last renewal (renewed
+    # every third of it): a replacement folds within this much of a holder dying.
+    processor_lease_ttl_seconds: float = Field(default=6.0, gt=0)
+    # Slugs finished longer ago than this leave the projection; older log entries are trimmed
+    # (into a snapshot replay starts from). See mergebot.compaction.
+    retention_days: float = Field(default=30, gt=0)
+    # Ingest requests (POST /events, /webhook) in flight before more are answered 503 at once.
+    max_ingest_in_flight: int = Field(default=64, ge=1)
     # How often the open pull requests of GitHub repos are compared with the event log.
     reconcile_interval_seconds: float = Field(default=600, gt=0)
     # Spacing of GitHub writes (GitHub asks for about a second between content-creating calls).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
@@ -78,8 +79,11 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _has_control(value: str) -> bool:
-    return any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in value)
+    return _CONTROL.search(value) is not None
 
 
 def _check_branch(value: str) -> str:
@@ -323,6 +327,8 @@ class ParsedEvent(BaseModel):
 def _walk_problems(raw: dict[str, Any]) -> list[dict[str, Any]]:
     """Nesting deeper than MAX_DEPTH, and strings or keys that are not Unicode text (a lone
     surrogate such as "\\ud800" cannot be encoded, stored or compared), found without recursion."""
+    if _flat_text(raw):  # the usual event: nothing nested, every string encodable
+        return []
     errors: list[dict[str, Any]] = []
     stack: list[tuple[object, list[str | int]]] = [(raw, [])]
     too_deep: set[str | int] = set()
@@ -347,6 +353,19 @@ def _walk_problems(raw: dict[str, Any]) -> list[dict[str, Any]]:
     return errors
 
 
+def _flat_text(raw: dict[str, Any]) -> bool:
+    """No value nested and every key and string valid Unicode text: the walk would find
+    nothing (a lone surrogate fails to encode in the joined text as it does alone)."""
+    texts: list[str] = []
+    for key, value in raw.items():
+        if isinstance(value, dict | list) or not isinstance(key, str):
+            return False
+        texts.append(key)
+        if isinstance(value, str):
+            texts.append(value)
+    return _is_text("".join(texts))
+
+
 def _is_text(value: str) -> bool:
     try:
         value.encode("utf-8")
@@ -356,7 +375,8 @@ def _is_text(value: str) -> bool:
 
 
 def _extra_size(fields: dict[str, Any], model: type[CanonicalEvent]) -> int:
-    unknown = {k: v for k, v in fields.items() if k not in model.model_fields}
+    known = model.model_fields  # once: it is a computed property
+    unknown = {k: v for k, v in fields.items() if k not in known}
     return len(canonical_json(unknown).encode()) if unknown else 0
 
 

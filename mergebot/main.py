@@ -21,6 +21,7 @@ from aiohttp import web
 from mergebot import __version__
 from mergebot.commands import (
     cancel,
+    compact,
     config,
     cutover,
     dead_letters,
@@ -132,6 +133,7 @@ COMMANDS: dict[str, Command] = {
     "freeze": Command(freeze.HELP, freeze.add_arguments, freeze.run),
     "unfreeze": Command(unfreeze.HELP, unfreeze.add_arguments, unfreeze.run),
     "replay": Command(replay.HELP, replay.add_arguments, replay.run),
+    "compact": Command(compact.HELP, compact.add_arguments, compact.run),
     "followups": Command(followups.HELP, followups.add_arguments, followups.run),
     "dead-letters": Command(dead_letters.HELP, dead_letters.add_arguments, dead_letters.run),
     "cutover": Command(cutover.HELP, cutover.add_arguments, cutover.run),

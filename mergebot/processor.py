@@ -22,12 +22,13 @@ import secrets
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from mergebot.compaction import compact_partition, compaction_due
 from mergebot.config import REMOTE_NAME, RepoConfig, ServerConfig
 from mergebot.events import (
     BranchPushed,
@@ -37,7 +38,7 @@ from mergebot.events import (
     IntegrationCompleted,
 )
 from mergebot.forge.repo_config import EffectiveConfigs
-from mergebot.git.facts import BatchRefs, GitFactsSource, MirrorGitFactsSource
+from mergebot.git.facts import GitFactsSource, MirrorGitFactsSource
 from mergebot.plan import Action, Enqueue, Interrupt, Move, Reschedule, plan
 from mergebot.queue import InvalidTransitionError, Status
 from mergebot.readiness import (
@@ -62,8 +63,8 @@ log = logging.getLogger("mergebot.processor")
 GROUP = "processor"
 BATCH = 200
 READ_BLOCK_MS = 1000
-PARTITION_LEASE_TTL = 30.0
-PARTITION_LEASE_RENEW = 10.0
+# The partition lease is renewed every third of its TTL (MERGEBOT_PROCESSOR_LEASE_TTL_SECONDS).
+RENEW_SHARE = 1 / 3
 # How often a holder reclaims stale pending entries, re-asks git and re-announces queued work.
 TICK_SECONDS = 30.0
 RECLAIM_IDLE_MS = 60_000
@@ -150,9 +151,29 @@ class Projector:
         if not fresh:
             self._unchanged(state, rev)
             return result
+        touched, events = self.fold_in(state, fresh, result)
+        if self.server_config.managed(repo):
+            claims = branch_claims(events, self.server_config.repo(repo).base_branch)
+            await self._reconcile(state, touched, result, guard, claims)
+        for note_entry, note_event, note in result.notes:
+            log.info(
+                "event_ignored repo=%s entry=%s event=%s code=%s why=%s",
+                repo, note_entry, note_event, note.code, note.text,
+            )  # fmt: skip
+        if guard:
+            guard()
+        await self._save(state, result.notes, touched)
+        await self._interrupt(repo, result)
+        return result
+
+    def fold_in(
+        self, state: ProjectionState, entries: Sequence[LogEntry], result: BatchResult
+    ) -> tuple[set[str], list[CanonicalEvent]]:
+        """Fold `entries` into the facts (no git, no queue): the slugs touched and the events."""
         touched: set[str] = set()
         events: list[CanonicalEvent] = []
-        for entry in fresh:
+        managed = self.server_config.managed(state.repo)
+        for entry in entries:
             name = entry.envelope.name.value
             try:
                 event = entry.envelope.event()
@@ -164,29 +185,23 @@ class Projector:
             folded = fold(state.facts, event)
             touched |= folded.slugs
             result.notes += [(entry.entry_id, name, n) for n in folded.notes]
-        managed = self.server_config.managed(repo)
-        if not managed:
-            for entry in fresh:
-                note = Note(NoteCode.NOT_MANAGED, f"{repo} is not managed: stored, not integrated")
-                result.notes.append((entry.entry_id, entry.envelope.name.value, note))
-        else:
-            base = self.server_config.repo(repo).base_branch
-            refs = BatchRefs(
-                frozenset({base} | branches_of(state, touched)), branch_claims(events, base)
-            )
-            await self._reconcile(state, touched, result, guard, refs)
-        state.last_entry = fresh[-1].entry_id
-        result.applied = len(fresh)
-        for note_entry, note_event, note in result.notes:
-            log.info(
-                "event_ignored repo=%s entry=%s event=%s code=%s why=%s",
-                repo, note_entry, note_event, note.code, note.text,
-            )  # fmt: skip
-        if guard:
-            guard()
-        await self._save(state, result.notes, touched)
-        await self._interrupt(repo, result)
-        return result
+            if not managed:
+                note = Note(
+                    NoteCode.NOT_MANAGED, f"{state.repo} is not managed: stored, not integrated"
+                )
+                result.notes.append((entry.entry_id, name, note))
+        if entries:
+            state.last_entry = entries[-1].entry_id
+            result.applied += len(entries)
+        return touched, events
+
+    async def settle(self, state: ProjectionState, result: BatchResult) -> None:
+        """Decide every slug of a state folded with `fold_in` alone (replay: git is asked once
+        per slug, with one fetch), perform the queue actions and store the projection."""
+        slugs = set(state.facts.slugs)
+        if self.server_config.managed(state.repo):
+            await self._reconcile(state, slugs, result, None, None)
+        await self._save(state, result.notes, slugs)
 
     async def reevaluate(
         self, repo: str, *, guard: Callable[[], None] | None = None
@@ -213,11 +228,11 @@ class Projector:
         slugs: set[str],
         result: BatchResult,
         guard: Callable[[], None] | None,
-        refs: BatchRefs | None,
+        claims: dict[str, str] | None,
     ) -> None:
         repo = state.repo
         server = self.server_config.repo(repo)
-        git = await self.git.snapshot(repo, server, refs)
+        git = await self.git.snapshot(repo, server, claims)
         config = await self._effective(repo, server, git)
         rules = Rules.from_config(config)
         result.base = rules.base
@@ -232,10 +247,13 @@ class Projector:
         items = await self.queue.get_many(repo, rules.base, list(states))
         actions = plan(repo, rules.base, states, items, self.clock())
         result.actions += actions
-        for action in actions:
+        for run in _runs(actions):
             if guard:
                 guard()
-            await self._perform(repo, rules.base, action, result)
+            if isinstance(run, list):
+                await self._enqueue(repo, run, result)
+            else:
+                await self._perform(repo, rules.base, run, result)
         for key in [k for k, c in state.candidates.items() if c.slug in slugs]:
             if key not in states:
                 del state.candidates[key]
@@ -251,6 +269,13 @@ class Projector:
         except GitFactsError:
             tip = None
         return await self.configs.get(repo, tip)
+
+    async def _enqueue(self, repo: str, run: list[Enqueue], result: BatchResult) -> None:
+        done = await self.queue.enqueue_many([(a.item, a.cause) for a in run])
+        for action, queued in zip(run, done, strict=True):
+            if queued:
+                result.queued.append(action.item.id)
+                log.info("candidate_queued repo=%s item=%s", repo, action.item.id)
 
     async def _perform(self, repo: str, base: str, action: Action, result: BatchResult) -> None:
         match action:
@@ -293,14 +318,19 @@ class Projector:
                      action.cause)  # fmt: skip
 
 
-def branches_of(state: ProjectionState, slugs: set[str]) -> set[str]:
-    """The branches the candidates of `slugs` are on."""
-    found: set[str] = set()
-    for slug in slugs:
-        facts = state.facts.slugs.get(slug)
-        if facts is not None:
-            found |= {f.branch for f in facts.finalizes}
-    return found
+def _runs(actions: Sequence[Action]) -> list[Action | list[Enqueue]]:
+    """The actions in order, consecutive enqueues grouped (written in one round trip)."""
+    out: list[Action | list[Enqueue]] = []
+    for action in actions:
+        if isinstance(action, Enqueue):
+            last = out[-1] if out else None
+            if isinstance(last, list):
+                last.append(action)
+            else:
+                out.append([action])
+        else:
+            out.append(action)
+    return out
 
 
 def branch_claims(events: Sequence[CanonicalEvent], base: str) -> dict[str, str]:
@@ -414,7 +444,12 @@ def _managed_repos_in(runtime: Runtime, known: set[str], partition: int) -> list
 
 
 async def tick(runtime: Runtime, projector: Projector, partition: int, lease: Lease) -> None:
-    """Periodic work of the partition holder: re-ask git, re-announce queued work."""
+    """Periodic work of the partition holder: re-ask git, re-announce queued work, compact
+    (daily, or when `mergebot compact` asked)."""
+    retention = await compaction_due(runtime, partition)
+    if retention is not None:
+        lease.ensure()
+        await compact_partition(runtime, partition, retention=timedelta(days=retention))
     known = {str(r) for r in await runtime.redis.smembers(runtime.keys.repos())}
     for repo in _managed_repos_in(runtime, known, partition):
         lease.ensure()
@@ -454,9 +489,10 @@ async def _hold_partition(
 async def run_partition(runtime: Runtime, partition: int, stop: asyncio.Event) -> None:
     """Hold the partition when free, fold it; on any failure back off and try again."""
     consumer = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    ttl = runtime.settings.processor_lease_ttl_seconds
     lease = Lease(
         runtime.redis, runtime.keys, f"partition {partition}", "events", consumer,
-        PARTITION_LEASE_TTL, PARTITION_LEASE_RENEW,
+        ttl, ttl * RENEW_SHARE,
         key=runtime.keys.processor_lease(partition),
     )  # fmt: skip
     backoff = 0.5
@@ -467,7 +503,9 @@ async def run_partition(runtime: Runtime, partition: int, stop: asyncio.Event) -
                 await _hold_partition(runtime, partition, consumer, lease, stop)
             backoff = 0.5
         except LeaseBusyError:
-            backoff = PARTITION_LEASE_RENEW
+            # Wake when the holder's lease runs out: a holder that died (SIGKILL) is replaced
+            # within its TTL, not within the TTL plus a polling period.
+            backoff = await lease.expires_in(default=ttl) + 0.05
         except LeaseLostError:
             log.warning("partition_lost partition=%s consumer=%s", partition, consumer)
         except (RedisError, OSError) as exc:

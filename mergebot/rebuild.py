@@ -17,19 +17,20 @@ and reported. The change stream is not rewritten (the notifier already told peop
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import cast
 
-from mergebot.processor import BATCH, Projector, effective_configs, git_source
+from mergebot.compaction import load_snapshot
+from mergebot.processor import BatchResult, Projector, effective_configs, git_source
 from mergebot.queue import QueueItem, Status
 from mergebot.runtime import Runtime
-from mergebot.store.eventlog import LogEntry
 from mergebot.store.keys import Keys
 from mergebot.store.lease import info_from_hash
-from mergebot.store.projection import ProjectionState, ProjectionStore
-from mergebot.store.queue import QueueStore
+from mergebot.store.projection import ProjectionState, ProjectionStore, entry_order, parse_record
 
 log = logging.getLogger("mergebot.replay")
 
@@ -74,12 +75,32 @@ def item_view(item: QueueItem) -> tuple[str, str, str | None, int]:
 _GONE = frozenset({Status.CANCELLED, Status.SUPERSEDED})
 
 
-def compare_queues(stored: list[QueueItem], rebuilt: list[QueueItem], report: RepoReport) -> None:
+@dataclass(frozen=True)
+class ComparedItem:
+    status: Status
+    view: tuple[str, str, str | None, int]
+
+
+def compared_items(raw: dict[str, str]) -> dict[str, ComparedItem]:
+    """Item id -> what `compare_queues` looks at, read from the stored JSON with `json.loads`:
+    an item's history makes full validation the most expensive step of a large replay."""
+    found: dict[str, ComparedItem] = {}
+    for key, text in raw.items():
+        data = json.loads(text)
+        status = Status(data["status"])
+        followup = data.get("followup_id") if status == Status.BLOCKED else None
+        ready_at = datetime.fromisoformat(data["ready_at"]).isoformat()
+        view = (status.value, ready_at, followup, int(data.get("priority") or 0))
+        found[key] = ComparedItem(status, view)
+    return found
+
+
+def compare_queues(
+    mine: dict[str, ComparedItem], theirs: dict[str, ComparedItem], report: RepoReport
+) -> None:
     """Live items must match one for one. Absent, cancelled and superseded all mean "not in the
     queue": whether a candidate that the log made obsolete was ever queued (and so which of the
     three it ended as) depends on how events were batched when they arrived, not on the log."""
-    mine = {i.id: i for i in stored}
-    theirs = {i.id: i for i in rebuilt}
     for key in sorted(mine.keys() | theirs.keys()):
         old, new = mine.get(key), theirs.get(key)
         old_gone = old is None or old.status in _GONE
@@ -95,32 +116,25 @@ def compare_queues(stored: list[QueueItem], rebuilt: list[QueueItem], report: Re
             report.differences.append(f"item {key}: stored {old.status}, rebuilt {now}")
         elif old.status == Status.IN_PROGRESS and new.status == Status.QUEUED:
             report.in_flight.append(key)
-        elif item_view(old) != item_view(new):
-            report.differences.append(
-                f"item {key}: stored {item_view(old)}, rebuilt {item_view(new)}"
-            )
+        elif old.view != new.view:
+            report.differences.append(f"item {key}: stored {old.view}, rebuilt {new.view}")
 
 
 def compare_projections(
     stored: ProjectionState, rebuilt: ProjectionState, report: RepoReport
 ) -> None:
-    if stored.canonical_json() == rebuilt.canonical_json():
-        return
-    if stored.facts.canonical() != rebuilt.facts.canonical():
+    # Compared as values (dicts compare regardless of key order; fact lists are kept sorted),
+    # not as canonical JSON: dumping tens of thousands of candidates twice costs seconds.
+    if (stored.facts.slugs, stored.facts.pushes) != (rebuilt.facts.slugs, rebuilt.facts.pushes):
         report.differences.append("projection facts differ from the log")
+    if stored.candidates == rebuilt.candidates:
+        return
     for key in sorted(stored.candidates.keys() | rebuilt.candidates.keys()):
         old, new = stored.candidates.get(key), rebuilt.candidates.get(key)
         if old != new:
             was = old.status if old else "absent"
             now = new.status if new else "absent"
             report.differences.append(f"candidate {key}: stored {was}, rebuilt {now}")
-
-
-async def _entries_by_repo(runtime: Runtime, repo: str | None) -> dict[str, list[LogEntry]]:
-    grouped: dict[str, list[LogEntry]] = {}
-    async for entry in runtime.eventlog.replay(repo=repo):
-        grouped.setdefault(entry.envelope.repo, []).append(entry)
-    return grouped
 
 
 async def _drop_scratch(runtime: Runtime, scratch: Keys) -> None:
@@ -139,13 +153,31 @@ async def replay(runtime: Runtime, *, repo: str | None = None, apply: bool = Fal
     )  # fmt: skip
     report = ReplayReport()
     try:
-        grouped = await _entries_by_repo(runtime, repo)
-        for name in sorted(grouped):
-            entries = grouped[name]
+        # One pass over the log: each entry is folded into its repo's facts as it is read (the
+        # entries are not kept); git and the queue are asked once per slug afterwards.
+        folded: dict[str, tuple[ProjectionState, BatchResult]] = {}
+        # A compacted repo starts from its snapshot, and folds only the entries from its point.
+        points: dict[str, tuple[int, int]] = {}
+        known = cast(set[str], await runtime.redis.smembers(runtime.keys.repos()))
+        for name in sorted(known if repo is None else {repo} & known):
+            snapshot = await load_snapshot(runtime, runtime.keys, name)
+            if snapshot is not None:
+                snapshot.facts.mark_all_changed()
+                folded[name] = (ProjectionState(repo=name, facts=snapshot.facts), BatchResult(name))
+                points[name] = entry_order(snapshot.point)
+        async for entry in runtime.eventlog.replay(repo=repo):
+            name = entry.envelope.repo
+            if name in points and entry_order(entry.entry_id) < points[name]:
+                continue  # already in the snapshot (not trimmed yet: another reader needs it)
+            if name not in folded:
+                folded[name] = (ProjectionState.empty(name), BatchResult(name))
+            state, result = folded[name]
+            projector.fold_in(state, [entry], result)
+        for name in sorted(folded):
+            state, result = folded.pop(name)
             base = runtime.server_config.repo(name).base_branch
-            repo_report = RepoReport(name, base, entries=len(entries))
-            for start in range(0, len(entries), BATCH):
-                await projector.apply(name, entries[start : start + BATCH])
+            repo_report = RepoReport(name, base, entries=result.applied)
+            await projector.settle(state, result)
             await _compare(runtime, scratch, repo_report)
             if apply and repo_report.differences:
                 await _apply(runtime, scratch, repo_report)
@@ -156,15 +188,58 @@ async def replay(runtime: Runtime, *, repo: str | None = None, apply: bool = Fal
 
 
 async def _compare(runtime: Runtime, scratch: Keys, report: RepoReport) -> None:
-    real_projection = await ProjectionStore(runtime.redis, runtime.keys).load(report.repo)
-    new_projection = await ProjectionStore(runtime.redis, scratch).load(report.repo)
-    if runtime.server_config.managed(report.repo):
-        compare_projections(real_projection, new_projection, report)
-    elif real_projection.facts.canonical() != new_projection.facts.canonical():
+    managed = runtime.server_config.managed(report.repo)
+    stored = await ProjectionStore(runtime.redis, runtime.keys).stored_text(report.repo)
+    rebuilt = await ProjectionStore(runtime.redis, scratch).stored_text(report.repo)
+    if stored is None or rebuilt is None:  # the older layout: compare parsed projections
+        real_projection = await ProjectionStore(runtime.redis, runtime.keys).load(report.repo)
+        new_projection = await ProjectionStore(runtime.redis, scratch).load(report.repo)
+        if managed:
+            compare_projections(real_projection, new_projection, report)
+        elif real_projection.facts.canonical() != new_projection.facts.canonical():
+            report.differences.append("projection facts differ from the log")
+    else:
+        compare_stored(stored, rebuilt, report, candidates=managed)
+    stored_items = await runtime.redis.hgetall(runtime.keys.items(report.repo, report.base))
+    rebuilt_items = await runtime.redis.hgetall(scratch.items(report.repo, report.base))
+    compare_queues(
+        compared_items(cast(dict[str, str], stored_items)),
+        compared_items(cast(dict[str, str], rebuilt_items)),
+        report,
+    )
+
+
+def compare_stored(
+    stored: tuple[dict[str, str], dict[str, str]],
+    rebuilt: tuple[dict[str, str], dict[str, str]],
+    report: RepoReport,
+    *,
+    candidates: bool,
+) -> None:
+    """Compare two projections by their stored text: equal projections store equal text (facts
+    sorted, candidates in key order), so only the slugs whose text differs are parsed."""
+    (slugs, pushes), (new_slugs, new_pushes) = stored, rebuilt
+    differing = sorted(
+        k for k in slugs.keys() | new_slugs.keys() if slugs.get(k) != new_slugs.get(k)
+    )
+    old_records = {k: parse_record(slugs[k]) for k in differing if k in slugs}
+    new_records = {k: parse_record(new_slugs[k]) for k in differing if k in new_slugs}
+    facts_differ = pushes != new_pushes or any(
+        (k in old_records) != (k in new_records) or old_records[k].facts != new_records[k].facts
+        for k in differing
+    )
+    if facts_differ:
         report.differences.append("projection facts differ from the log")
-    stored = await QueueStore(runtime.redis, runtime.keys).items(report.repo, report.base)
-    rebuilt = await QueueStore(runtime.redis, scratch).items(report.repo, report.base)
-    compare_queues(stored, rebuilt, report)
+    if not candidates:
+        return
+    for slug in differing:
+        old = {c.key: c for c in (old_records[slug].candidates if slug in old_records else [])}
+        new = {c.key: c for c in (new_records[slug].candidates if slug in new_records else [])}
+        for key in sorted(old.keys() | new.keys()):
+            if old.get(key) != new.get(key):
+                was = old[key].status if key in old else "absent"
+                now = new[key].status if key in new else "absent"
+                report.differences.append(f"candidate {key}: stored {was}, rebuilt {now}")
 
 
 async def _apply(runtime: Runtime, scratch: Keys, report: RepoReport) -> None:
@@ -189,6 +264,7 @@ async def _apply(runtime: Runtime, scratch: Keys, report: RepoReport) -> None:
                 pipe.rename(src, dst)
             else:
                 pipe.delete(dst)
+        pipe.incr(runtime.keys.queue_version(repo, base))  # readers' views of the queue are stale
         await pipe.execute()
     report.applied = True
     log.warning("replay_applied repo=%s differences=%d", repo, len(report.differences))

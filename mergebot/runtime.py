@@ -73,6 +73,11 @@ class Runtime:
     effective_configs: EffectiveConfigs | None = None
     # Parsed projections, shared by the dashboard, the queue API and status.
     projection_cache: ProjectionCache = field(default_factory=ProjectionCache, repr=False)
+    # (repo, base) -> ((queue version, projection rev), the status's candidate list then, how
+    # many of them are active items).
+    status_candidates: dict[
+        tuple[str, str], tuple[tuple[str, str | None], list[dict[str, Any]], int]
+    ] = field(default_factory=dict, repr=False)
     # The queue position last shown on GitHub for each queued item (the reporter's memory).
     reported_positions: dict[str, int] = field(default_factory=dict, repr=False)
     # The freeze last shown on the check runs of each repo's waiting candidates (the reporter's).

@@ -107,10 +107,8 @@ def projection_cache(runtime: Runtime) -> ProjectionCache:
 async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
     config = runtime.server_config.repo(repo)
     base = config.base_branch
-    items = await QueueStore(runtime.redis, runtime.keys).items(repo, base)
     projections = ProjectionStore(runtime.redis, runtime.keys)
-    projection = await projection_cache(runtime).load(projections, repo)
-    states = projection.candidates
+    entries, active = await _candidates(runtime, projections, repo, base)
     raw_lease = cast(dict[str, str], await runtime.redis.hgetall(runtime.keys.lease(repo, base)))
     lease = info_from_hash(raw_lease)
     published = cast(dict[str, str], await runtime.redis.hgetall(runtime.keys.train(repo, base)))
@@ -124,24 +122,12 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
     )
     decision, evidence = await mode_decision(runtime, repo)
 
-    candidates: list[dict[str, Any]] = []
-    position = 0
-    active_ids = {i.id for i in items if i.status not in FINAL}
-    for item in (i for i in items if i.status not in FINAL):
-        pos = None
-        if item.status == Status.QUEUED:
-            position += 1
-            pos = position
-        entry = _item_entry(item, pos, states.get(item.id))
-        candidates.append({**entry, **placement(train, item.slug, pos)})
-    for key in sorted(states, key=lambda k: (states[k].slug, _iso(states[k].ready_at) or "")):
-        state = states[key]
-        if state.status == CandidateStatus.WAITING and key not in active_ids:
-            candidates.append(_waiting_entry(state))
-    finished = sorted(
-        (i for i in items if i.status in FINAL), key=lambda i: i.updated_at, reverse=True
-    )
-    candidates += [_item_entry(i, None, None) for i in finished[:RECENT_FINISHED]]
+    # The train moves without the queue changing: each active item's place in it is added per
+    # call, over the cached entries.
+    candidates = [
+        {**entry, **placement(train, entry["slug"], entry["position"])}
+        for entry in entries[:active]
+    ] + entries[active:]
 
     refusals = RefusalLog(runtime.redis, runtime.keys)
     recent_refusals = [r for r in await refusals.recent(50) if repo in r.repos][:RECENT_NOTES]
@@ -189,6 +175,43 @@ async def flaky_checks(runtime: Runtime, repo: str) -> list[dict[str, Any]]:
         {"check": name, "last_7_days": recent.get(name, 0), "total": total}
         for name, total in sorted(totals.items(), key=lambda kv: (-recent.get(kv[0], 0), kv[0]))
     ]
+
+
+async def _candidates(
+    runtime: Runtime, projections: ProjectionStore, repo: str, base: str
+) -> tuple[list[dict[str, Any]], int]:
+    """The candidates of the status (active items in queue order, waiting ones, recently
+    finished) and how many are active items: built again only when the queue or the projection
+    changed since the last call, so a repo with a thousand candidates costs two small reads
+    instead of parsing every item."""
+    queue = QueueStore(runtime.redis, runtime.keys)
+    mark = (await queue.version(repo, base), await projections.rev(repo))
+    held = runtime.status_candidates.get((repo, base))
+    if held is not None and held[0] == mark:
+        return held[1], held[2]
+    items = await queue.items(repo, base)
+    states = (await projection_cache(runtime).load(projections, repo)).candidates
+    candidates: list[dict[str, Any]] = []
+    position = 0
+    active_ids = {i.id for i in items if i.status not in FINAL}
+    for item in (i for i in items if i.status not in FINAL):
+        pos = None
+        if item.status == Status.QUEUED:
+            position += 1
+            pos = position
+        candidates.append(_item_entry(item, pos, states.get(item.id)))
+    active = len(candidates)
+    for key in sorted(states, key=lambda k: (states[k].slug, _iso(states[k].ready_at) or "")):
+        state = states[key]
+        if state.status == CandidateStatus.WAITING and key not in active_ids:
+            candidates.append(_waiting_entry(state))
+    finished = sorted(
+        (i for i in items if i.status in FINAL), key=lambda i: i.updated_at, reverse=True
+    )
+    candidates += [_item_entry(i, None, None) for i in finished[:RECENT_FINISHED]]
+    if mark[1] is not None:  # a projection stored without a rev is not cached either
+        runtime.status_candidates[repo, base] = (mark, candidates, active)
+    return candidates, active
 
 
 async def known_repos(runtime: Runtime) -> list[str]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mergebot.config import RepoConfig
-from mergebot.git.facts import BatchRefs
 from mergebot.readiness import GitFacts, GitFactsError
 
 
@@ -43,7 +43,7 @@ class FakeGit:
         return (sha, ancestor) in self.ancestry
 
     async def snapshot(
-        self, repo: str, config: RepoConfig, refs: BatchRefs | None = None
+        self, repo: str, config: RepoConfig, claims: Mapping[str, str] | None = None
     ) -> GitFacts:
         self.snapshots += 1
         return self

@@ -64,7 +64,11 @@ async def serve(
     runner: web.AppRunner | None = None
     try:
         if web_tier:
-            runner = web.AppRunner(wiring.create_app(runtime), handle_signals=False)
+            # No access log line per request: at ingest rates it costs as much as the request
+            # (requests are counted in mergebot_http_requests_total; refusals are logged).
+            runner = web.AppRunner(
+                wiring.create_app(runtime), handle_signals=False, access_log=None
+            )
             await runner.setup()
             settings = runtime.settings
             site = web.TCPSite(runner, settings.host, settings.port)

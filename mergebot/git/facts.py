@@ -2,14 +2,15 @@
 
 A batch costs what it holds, not what the repo ever held:
 
-- **Fetch only what the batch asks about.** The processor hands `snapshot` the branches the
-  batch asks about (its candidates' branches and the base) and where the batch itself says some
-  of them are (`branch_pushed`, `finalize_ready`, the base after an `integration_completed`). A
-  branch the batch puts where the mirror already has it needs nothing; the others are brought up
-  to date by one fetch limited to them (the remote lists only those refs), which transfers
-  nothing when they did not move. Without `refs` (the periodic re-check) it fetches everything.
-- **Refs in one process.** Every `origin/*` tip is read by one `for-each-ref` per snapshot, so a
-  candidate whose sha is its branch's tip (the usual case) costs no git process at all.
+- **Fetch only when the remote moved.** The processor hands `snapshot` where the batch itself
+  says branches are (`branch_pushed`, `finalize_ready`, the base after an
+  `integration_completed`). A branch the mirror already shows there needs nothing; the others are
+  brought up to date by one fetch limited to them (the remote lists only those refs). A batch
+  that moves no branch (approvals, withdrawals...) fetches nothing. The first snapshot of a repo
+  in a process and the periodic re-check (no claims) fetch everything, so a change no event
+  announced (a hand merge into base) is seen within a re-check period.
+- **Refs in one process.** Every `origin/*` tip is read by one `for-each-ref` after each fetch,
+  so a candidate whose sha is its branch's tip (the usual case) costs no git process at all.
 - **Ancestry cached by sha.** "Is a reachable from b" never changes for two given commits, so the
   answers are kept across batches, keyed by the shas (never by ref names).
 - **"Already on base" in bulk.** The commits of `origin/<base>` are listed once by `rev-list` and
@@ -137,32 +138,23 @@ class UnavailableGitFacts:
         raise GitFactsError(self.why)
 
 
-@dataclass(frozen=True)
-class BatchRefs:
-    """The branches a batch asks about (its candidates' branches and the base) and where the
-    batch itself says some of them are (branch -> sha; the zero sha for a deleted branch)."""
-
-    wanted: frozenset[str]
-    claims: Mapping[str, str] = field(default_factory=dict)
-
-    def unsettled(self, tips: Mapping[str, str]) -> set[str]:
-        """The wanted branches the mirror cannot vouch for: not claimed by the batch, or claimed
-        at a sha the mirror does not show yet."""
-        left = set(self.wanted)
-        for branch, sha in self.claims.items():
-            if tips.get(branch) == (None if sha == ZERO_SHA else sha):
-                left.discard(branch)
-            else:
-                left.add(branch)
-        return left
+def unsettled(tips: Mapping[str, str], claims: Mapping[str, str]) -> set[str]:
+    """The branches a batch puts somewhere (branch -> sha; the zero sha for a deleted branch)
+    the mirror does not show them yet: what a fetch must bring."""
+    return {
+        branch
+        for branch, sha in claims.items()
+        if tips.get(branch) != (None if sha == ZERO_SHA else sha)
+    }
 
 
 class GitFactsSource(Protocol):
     async def snapshot(
-        self, repo: str, config: RepoConfig, refs: BatchRefs | None = None
+        self, repo: str, config: RepoConfig, claims: Mapping[str, str] | None = None
     ) -> GitFacts:
-        """Fresh answers for one batch of `repo`: for the branches of `refs` (fetching only
-        what the mirror cannot vouch for), or for every branch (a full fetch) when None."""
+        """Fresh answers for one batch of `repo`. `claims` are where the batch says branches
+        are (branch -> sha): only those the mirror does not show yet are fetched. None: fetch
+        every branch."""
         ...
 
 
@@ -179,6 +171,8 @@ class MirrorGitFactsSource:
         self.known: dict[str, KnownAnswers] = {}
         # How many fetches of each kind were made (full, branches only): the bench reads them.
         self.fetches = {"full": 0, "branches": 0}
+        # repo -> (the mirror's fetch generation, its tips then)
+        self._tips_read: dict[str, tuple[int, dict[str, str]]] = {}
 
     def mirror(self, repo: str, remote: str) -> Mirror:
         found = self.mirrors.get(repo)
@@ -188,30 +182,37 @@ class MirrorGitFactsSource:
         return found
 
     async def snapshot(
-        self, repo: str, config: RepoConfig, refs: BatchRefs | None = None
+        self, repo: str, config: RepoConfig, claims: Mapping[str, str] | None = None
     ) -> GitFacts:
         if not config.remote:
             return UnavailableGitFacts(f"no remote is configured for {repo}")
         mirror = self.mirror(repo, config.remote)
         try:
-            tips = await asyncio.to_thread(self._tips, mirror, refs)
+            tips = await asyncio.to_thread(self._tips, repo, mirror, claims)
         except GitError as exc:
             return UnavailableGitFacts(f"fetch from {REMOTE_NAME} failed: {exc}")
         return MirrorGitFacts(mirror, tips, self.known.setdefault(repo, KnownAnswers()))
 
-    def _tips(self, mirror: Mirror, refs: BatchRefs | None) -> dict[str, str]:
+    def _tips(self, repo: str, mirror: Mirror, claims: Mapping[str, str] | None) -> dict[str, str]:
         mirror.ensure()
-        if refs is None:
+        if claims is None or repo not in self._tips_read:
+            # Everything, and at least once per process: the mirror may be days old.
             mirror.fetch()
             self.fetches["full"] += 1
-            return mirror.remote_tips()
-        tips = mirror.remote_tips()
-        unsettled = refs.unsettled(tips)
-        if not unsettled:
-            return tips
-        mirror.fetch_branches(unsettled)
-        self.fetches["branches"] += 1
-        return mirror.remote_tips()
+        else:
+            branches = unsettled(self._read_tips(repo, mirror), claims)
+            if branches:
+                mirror.fetch_branches(branches)
+                self.fetches["branches"] += 1
+        return self._read_tips(repo, mirror)
+
+    def _read_tips(self, repo: str, mirror: Mirror) -> dict[str, str]:
+        """The mirror's tips, read again only after a fetch through it."""
+        held = self._tips_read.get(repo)
+        if held is None or held[0] != mirror.generation:
+            held = (mirror.generation, mirror.remote_tips())
+            self._tips_read[repo] = held
+        return held[1]
 
     def close(self) -> None:
         for mirror in self.mirrors.values():

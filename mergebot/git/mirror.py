@@ -71,6 +71,10 @@ class Mirror:
         self._handed: set[str] = set()
         self._lock = threading.RLock()
         self._repo: git.Repo | None = None
+        # Counts fetches through this object, so a reader of its refs knows when to read again.
+        # (A fetch by another process into the same directory is not counted: a reader then
+        # sees older tips, as if that fetch had not happened yet.)
+        self.generation = 0
 
     def env(self) -> dict[str, str]:
         """The environment of every git call on this mirror (credentials included, if any).
@@ -162,6 +166,7 @@ class Mirror:
 
     def fetch(self) -> None:
         with self._lock:
+            self.generation += 1
             self.run("fetch", "--prune", "--quiet", REMOTE_NAME, timeout=FETCH_TIMEOUT_SECONDS)
 
     def fetch_branches(self, branches: Iterable[str]) -> None:
@@ -176,6 +181,7 @@ class Mirror:
         if not specs:
             return
         with self._lock:
+            self.generation += 1
             self.run(
                 "fetch", "--prune", "--quiet", REMOTE_NAME, *specs, timeout=FETCH_TIMEOUT_SECONDS
             )

@@ -15,11 +15,14 @@ from mergebot.integrator.runner import DrainResult, Integrator
 from mergebot.queue import Status
 from mergebot.runtime import Runtime
 from mergebot.services import sleep_until_stopped
+from mergebot.store.lease import Lease
 from mergebot.store.queue import QueueStore
 
 log = logging.getLogger("mergebot.integrator")
 
 SWEEP_SECONDS = 60.0
+# A replica that found the lease held tries again this long after the lease ran out.
+LEASE_WAKE_MARGIN = 0.2
 
 
 class IntegratorHook(ReadyHook):
@@ -46,11 +49,10 @@ class IntegratorHook(ReadyHook):
             try:
                 result = await Integrator(self.runtime, repo, base).drain()
                 if result.status in ("busy", "lost") and await self.work_left(repo, base):
-                    # The holder may be dead (a server killed with SIGKILL): its lease runs out
-                    # by itself, and nobody would look again before the next sweep. Look again
-                    # once it can have run out; a living holder has renewed it by then.
-                    ttl = self.runtime.server_config.repo(repo).lease_ttl_seconds
-                    await asyncio.sleep(ttl)
+                    # The holder may be dead (a server killed with SIGKILL) or stalled: its lease
+                    # runs out by itself, and nobody would look again before the next sweep.
+                    # Look again the moment it has run out; a living holder has renewed it.
+                    await self._until_lease_ends(repo, base)
                     self._again.add(key)
             except (RedisError, OSError, GitError, ConfigError) as exc:
                 log.warning("integrator_failed repo=%s base=%s error=%s", repo, base, exc)
@@ -60,6 +62,13 @@ class IntegratorHook(ReadyHook):
                 return
             if key not in self._again:
                 return
+
+    async def _until_lease_ends(self, repo: str, base: str) -> None:
+        """Sleep until the current holder's lease runs out (its key's PTTL, Redis's clock): a
+        stalled holder is then replaced within its lease's TTL, not at the next sweep."""
+        lease = Lease(self.runtime.redis, self.runtime.keys, repo, base, "waiting")
+        ttl = self.runtime.server_config.repo(repo).lease_ttl_seconds
+        await asyncio.sleep(await lease.expires_in(default=ttl) + LEASE_WAKE_MARGIN)
 
     async def work_left(self, repo: str, base: str) -> bool:
         """Whether (repo, base) has queued or in-progress items."""

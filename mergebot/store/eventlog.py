@@ -130,6 +130,7 @@ class EventLog:
         self.redis = redis
         self.keys = keys
         self._append = redis.register_script(_APPEND_LUA)
+        self._repos_added: set[str] = set()
 
     # -- writing -------------------------------------------------------------------------------
     async def append(self, envelope: Envelope) -> AppendResult:
@@ -160,7 +161,12 @@ class EventLog:
             for i, item in zip(indexes, reply[1:], strict=True):
                 flag, entry_id = item.split(" ", 1)
                 results[i] = AppendResult(envelopes[i].id, entry_id, flag == "1")
-        await self.redis.sadd(self.keys.repos(), *{env.repo for env in envelopes})
+        # The repo set only grows: a repo this object added before needs no second round trip
+        # (so a steady stream of events costs one round trip per request).
+        new_repos = {env.repo for env in envelopes} - self._repos_added
+        if new_repos:
+            await self.redis.sadd(self.keys.repos(), *new_repos)
+            self._repos_added |= new_repos
         return [r for r in results if r is not None]
 
     async def _precheck(

@@ -39,6 +39,11 @@ class Keys:
         on instead of failing on it forever; it stays in the stream and is counted here."""
         return f"{self.prefix}:{{p{partition}}}:poison-events"
 
+    def compaction(self, partition: int) -> str:
+        """Hash: the partition's last compaction (`at`, `point`, `trimmed`) and `requested` when
+        `mergebot compact` asked the partition's holder to compact."""
+        return f"{self.prefix}:{{p{partition}}}:compaction"
+
     def processor_lease(self, partition: int) -> str:
         """Lease (same fields as the integration lease): which processor folds this partition.
         One writer per partition keeps "last applied entry" checkpoints exact."""
@@ -63,6 +68,11 @@ class Keys:
     def queue(self, repo: str, base: str) -> str:
         """Sorted set of item ids by ready_at (the FIFO order)."""
         return f"{self._repo(repo)}:queue:{base}"
+
+    def queue_version(self, repo: str, base: str) -> str:
+        """Counter: incremented by every write to `items(repo, base)` (in the same script), so a
+        reader knows without reading the items whether anything changed."""
+        return f"{self._repo(repo)}:queue-version:{base}"
 
     def items(self, repo: str, base: str) -> str:
         """Hash: item id -> JSON of the queue item (status, times, history)."""
@@ -108,6 +118,19 @@ class Keys:
     def projection_pushes(self, repo: str) -> str:
         """Hash: branch -> JSON of the `branch_pushed` facts of that branch."""
         return f"{self._repo(repo)}:projection-pushes"
+
+    def snapshot(self, repo: str) -> str:
+        """Hash: the repo's compaction snapshot: `point` (every log entry before it is in the
+        snapshot), `at`, `freezes`; its facts in `snapshot_slugs` and `snapshot_pushes`."""
+        return f"{self._repo(repo)}:snapshot"
+
+    def snapshot_slugs(self, repo: str) -> str:
+        """Hash: slug -> JSON of its facts, as of the snapshot's point."""
+        return f"{self._repo(repo)}:snapshot-slugs"
+
+    def snapshot_pushes(self, repo: str) -> str:
+        """Hash: branch -> JSON of its `branch_pushed` facts, as of the snapshot's point."""
+        return f"{self._repo(repo)}:snapshot-pushes"
 
     def projection_notes(self, repo: str) -> str:
         """List (newest first, capped): events the processor stored but ignored, and why."""

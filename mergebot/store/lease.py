@@ -209,6 +209,14 @@ class Lease:
         raw = cast(dict[str, str], await self.redis.hgetall(self.key))
         return info_from_hash(raw)
 
+    async def expires_in(self, *, default: float) -> float:
+        """Seconds until the current holder's lease runs out, by Redis's own clock (the key
+        expires with the lease); 0 when nobody holds it, `default` when the key has no expiry."""
+        ms = int(await self.redis.pttl(self.key))
+        if ms == -2:  # no key: free now
+            return 0.0
+        return ms / 1000 if ms >= 0 else default
+
     def ensure(self) -> None:
         """Raise LeaseLostError unless this object still holds the lease; call before writes."""
         if self._token is None or self.lost.is_set():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -85,6 +86,10 @@ _SLUG_RECORDS: TypeAdapter[dict[str, SlugRecord]] = TypeAdapter(dict[str, SlugRe
 _PUSH_LISTS: TypeAdapter[dict[str, list[PushFact]]] = TypeAdapter(dict[str, list[PushFact]])
 _PUSH_LIST: TypeAdapter[list[PushFact]] = TypeAdapter(list[PushFact])
 _FREEZES: TypeAdapter[list[FreezeFact]] = TypeAdapter(list[FreezeFact])
+
+
+def parse_record(text: str) -> SlugRecord:
+    return SlugRecord.model_validate_json(text)
 
 
 def _joined(fields: dict[str, str]) -> str:
@@ -156,6 +161,19 @@ class ProjectionStore:
             pushes = {b: p for b, p in zip(branches, raw_pushes, strict=True) if p is not None}
         return self._assemble(repo, found, pushes)
 
+    async def stored_text(self, repo: str) -> tuple[dict[str, str], dict[str, str]] | None:
+        """The stored JSON of every slug and every branch's pushes (the repo's freezes under
+        the pushes' empty branch name), unparsed; None when the projection is stored in the
+        older single-document layout."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(self.keys.projection(repo), [LEGACY_FIELD, FREEZES_FIELD])
+            pipe.hgetall(self.keys.projection_slugs(repo))
+            pipe.hgetall(self.keys.projection_pushes(repo))
+            (legacy, freezes), slugs, pushes = await pipe.execute()
+        if legacy:
+            return None
+        return cast(dict[str, str], slugs), {**cast(dict[str, str], pushes), "": freezes or "[]"}
+
     async def freezes(self, repo: str) -> list[FreezeFact]:
         """The repo's freeze facts alone (one HGET: the integrator asks before every move)."""
         raw = cast(str | None, await self.redis.hget(self.keys.projection(repo), FREEZES_FIELD))
@@ -190,6 +208,9 @@ class ProjectionStore:
                 facts = state.facts.slugs.get(name)
                 if facts is None and not candidates:
                     continue
+                # Candidates in key order (facts are kept sorted): equal projections store
+                # equal text, so a replay compares them without parsing.
+                candidates.sort(key=lambda c: c.key)
                 record = SlugRecord(facts=facts or SlugFacts(), candidates=candidates)
                 records[name] = record.model_dump_json()
         pushes = {
@@ -208,8 +229,9 @@ class ProjectionStore:
             pipe.hset(key, "rev", rev)
             if state.last_entry:
                 pipe.hset(key, "last_entry", state.last_entry)
-            for entry_id, event, note in notes:
-                pipe.hincrby(key, f"note:{note.code.value}", 1)
+            for code, count in Counter(note.code.value for _e, _n, note in notes).items():
+                pipe.hincrby(key, f"note:{code}", count)
+            for entry_id, event, note in notes[-NOTES_KEPT:]:  # the list keeps no more anyway
                 record_ = StoredNote(
                     at=now, entry_id=entry_id, event=event, code=note.code.value, text=note.text
                 )

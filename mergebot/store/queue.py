@@ -17,6 +17,7 @@ entry and its change-stream entry.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -36,7 +37,7 @@ from mergebot.queue import (
 )
 from mergebot.store.keys import Keys
 
-# KEYS: items hash, active zset, changes stream.
+# KEYS: items hash, active zset, changes stream, version counter.
 # ARGV: id, expected JSON ('' = must be absent), new JSON, score, active (1/0), from, to, at, cause.
 _WRITE_LUA = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
@@ -46,6 +47,7 @@ elseif current ~= ARGV[2] then
   return 0
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('INCR', KEYS[4])
 if ARGV[5] == '1' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 else
@@ -137,6 +139,11 @@ class QueueStore:
         source = self.items if status in FINAL else self.active
         return [item for item in await source(repo, base) if item.status == status]
 
+    async def version(self, repo: str, base: str) -> str:
+        """A token that changes with every write to the queue of (repo, base): readers that
+        build views of it rebuild them only when it moved."""
+        return str(await self.redis.get(self.keys.queue_version(repo, base)) or 0)
+
     async def next_queued(self, repo: str, base: str) -> QueueItem | None:
         """The first `queued` item in queue order: what the integrator works on next. An item
         already in progress is never overtaken by a higher priority: only queued ones compete."""
@@ -154,14 +161,27 @@ class QueueStore:
         from_status: str,
         change: StatusChange | None,
     ) -> bool:
+        keys, args = self._write_call(item, expected_raw, from_status, change)
+        ok = await self._write(keys=keys, args=args)
+        return bool(ok)
+
+    def _write_call(
+        self,
+        item: QueueItem,
+        expected_raw: str | None,
+        from_status: str,
+        change: StatusChange | None,
+    ) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV of the write script."""
         new_json = item.model_dump_json()
-        ok = await self._write(
-            keys=[
+        return (
+            [
                 self.keys.items(item.repo, item.base),
                 self.keys.queue(item.repo, item.base),
                 self.keys.changes(item.repo),
+                self.keys.queue_version(item.repo, item.base),
             ],
-            args=[
+            [
                 item.id,
                 expected_raw or "",
                 new_json,
@@ -173,7 +193,6 @@ class QueueStore:
                 change.cause if change else "",
             ],
         )
-        return bool(ok)
 
     async def enqueue(self, item: QueueItem, *, cause: str = "became ready") -> bool:
         """Queue a candidate; False when (slug, branch, sha) is already there.
@@ -196,6 +215,26 @@ class QueueStore:
             if await self._cas(new, raw, from_status="", change=change):
                 return True
         raise QueueConflictError(f"could not enqueue {item.id}: too many concurrent changes")
+
+    async def enqueue_many(self, entries: Sequence[tuple[QueueItem, str]]) -> list[bool]:
+        """Queue several candidates (item, cause) in one round trip, in order: each is written
+        by its own script where no item of its id exists yet; one that exists goes through
+        `enqueue` afterwards (queued again, or a no-op). What `enqueue` would answer, per item."""
+        calls = []
+        for item, cause in entries:
+            if item.status != Status.QUEUED:
+                raise ValueError(f"a new queue item must be queued, not {item.status}")
+            change = StatusChange(status=Status.QUEUED, at=item.updated_at, cause=cause)
+            new = item.model_copy(update={"history": [change]})
+            calls.append(self._write_call(new, None, "", change))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                await self._write(keys=keys, args=args, client=cast(Any, pipe))
+            replies = await pipe.execute()
+        done = []
+        for (item, cause), written in zip(entries, replies, strict=True):
+            done.append(bool(written) or await self.enqueue(item, cause=cause))
+        return done
 
     async def transition(
         self,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 
 from mergebot.runtime import Runtime
-from mergebot.web import metrics
+from mergebot.web import metrics, shedding
 
 RUNTIME = web.AppKey("runtime", Runtime)
 
@@ -21,9 +21,8 @@ MAX_BODY_BYTES = 25 * 1024 * 1024
 def create_app(runtime: Runtime, routes: Iterable[RouteSetup]) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[RUNTIME] = runtime
-    metrics.install(
-        app, runtime
-    )  # first, so every route module can count into `app[metrics.METRICS]`
+    metrics.install(app, runtime)  # first: every route module counts into `app[metrics.METRICS]`
+    shedding.install(app, runtime.settings.max_ingest_in_flight)
     for setup in routes:
         setup(app)
     return app

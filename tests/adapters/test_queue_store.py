@@ -213,3 +213,21 @@ async def test_a_higher_priority_comes_first_but_never_overtakes_an_item_in_prog
         REPO, "main", item("pr-3", "3" * 40).id, T0 + timedelta(minutes=3), 5
     )
     assert [i.slug for i in await store.items(REPO, "main")][:2] == ["pr-3", "pr-4"]
+
+
+async def test_enqueue_many_writes_new_items_in_one_go_and_revives_or_skips_known_ones(
+    store: QueueStore,
+) -> None:
+    old, kept = item(sha="a" * 40), item(slug="pr-2", sha="b" * 40)
+    assert await store.enqueue(old)
+    assert await store.enqueue(kept)
+    await store.transition(REPO, "main", old.id, Status.CANCELLED, cause="not ready")
+    new = item(slug="pr-3", sha="c" * 40)
+    done = await store.enqueue_many([(old, "ready again"), (kept, "ready"), (new, "ready")])
+    assert done == [True, False, True]
+    items = {i.id: i for i in await store.items(REPO, "main")}
+    assert [h.status for h in items[old.id].history] == [
+        Status.QUEUED, Status.CANCELLED, Status.QUEUED,
+    ]  # fmt: skip
+    assert items[new.id].status == Status.QUEUED
+    assert len(items[kept.id].history) == 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mergebot.config import RepoConfig
 from mergebot.events import parse_event
-from mergebot.git.facts import BatchRefs, MirrorGitFactsSource
+from mergebot.git.facts import MirrorGitFactsSource, unsettled
 from mergebot.git.mirror import Mirror
 from mergebot.processor import projector_for
 from mergebot.queue import Status
@@ -108,9 +108,8 @@ async def test_queued_item_found_on_base_later_is_marked_integrated(
     sha = remote.branch_with("feature/one", "a.txt", "a\n")
     await emit(runtime, *candidate_events(sha))
     await process(runtime)
-    git(remote.work, "push", "-q", "origin", f"{sha}:refs/heads/main")
-    await emit(runtime, approve("bob", sha=sha))  # any later event of the slug re-asks git
-    await process(runtime)
+    git(remote.work, "push", "-q", "origin", f"{sha}:refs/heads/main")  # no event says so
+    await projector_for(runtime).reevaluate(REPO)  # the periodic re-check fetches and asks git
     [item] = await queue_items(runtime)
     assert item.status == Status.INTEGRATED
     assert item.history[-1].cause.startswith("found already on base")
@@ -171,38 +170,34 @@ def mirror_branches(source: MirrorGitFactsSource) -> set[str]:
     return set(mirror.remote_tips())
 
 
-async def test_a_batch_fetches_only_the_branches_it_asks_about(
+async def test_a_batch_fetches_only_the_branches_it_moves(
     runtime: Runtime, remote: GitRemote, tmp_path: Path
 ) -> None:
-    """A batch costs what it holds: its candidates' branches and the base are brought up to
-    date, a branch no event of the batch is about is not fetched (the periodic re-check does)."""
-    use_real_git(runtime, remote, tmp_path)
+    """A batch costs what it holds: the first one of a process fetches everything, later ones
+    only the branches their events put where the mirror does not show them yet; a batch that
+    moves no branch fetches nothing. The periodic re-check fetches everything again."""
+    sha = await queued_candidate(runtime, remote, tmp_path)
     source = runtime.git_facts
     assert isinstance(source, MirrorGitFactsSource)
-    one = remote.branch_with("feature/one", "a.txt", "a\n")
-    remote.branch_with("other/two", "b.txt", "b\n")
-    await emit(runtime, *candidate_events(one))
+    assert source.fetches == {"full": 1, "branches": 0}
+    await emit(runtime, approve("bob", sha=sha), push(sha, minute=3))  # nothing moved
     await process(runtime)
-    assert [i.status for i in await queue_items(runtime)] == [Status.QUEUED]
-    assert mirror_branches(source) == {"main", "feature/one"}
+    assert source.fetches == {"full": 1, "branches": 0}
+    remote.branch_with("other/two", "b.txt", "b\n")
+    two = remote.branch_with("feature/two", "c.txt", "c\n")
+    await emit(runtime, push(two, minute=4, branch="feature/two"))
+    await process(runtime)
+    assert source.fetches == {"full": 1, "branches": 1}
+    assert mirror_branches(source) == {"main", "feature/one", "feature/two"}
     await projector_for(runtime).reevaluate(REPO)
-    assert mirror_branches(source) == {"main", "feature/one", "other/two"}
+    assert mirror_branches(source) == {"main", "feature/one", "feature/two", "other/two"}
 
 
-async def test_a_batch_that_puts_its_branch_where_the_mirror_has_it_fetches_less(
-    runtime: Runtime, remote: GitRemote, tmp_path: Path
-) -> None:
-    use_real_git(runtime, remote, tmp_path)
-    source = runtime.git_facts
-    assert isinstance(source, MirrorGitFactsSource)
-    one = remote.branch_with("feature/one", "a.txt", "a\n")
-    await emit(runtime, push(one, branch="feature/one"))
-    await process(runtime)  # the push is news: fetched
-    assert "feature/one" in mirror_branches(source)
-    refs = BatchRefs(frozenset({"main", "feature/one"}), {"feature/one": one})
-    mirror = source.mirrors[REPO]
-    assert refs.unsettled(mirror.remote_tips()) == {"main"}
-    assert BatchRefs(frozenset(), {"feature/one": one}).unsettled(mirror.remote_tips()) == set()
+def test_a_branch_is_unsettled_until_the_mirror_shows_it_where_the_batch_puts_it() -> None:
+    tips = {"main": "a" * 40, "feature/one": "b" * 40}
+    claims = {"feature/one": "b" * 40, "feature/two": "c" * 40, "gone": "0" * 40}
+    assert unsettled(tips, claims) == {"feature/two"}
+    assert unsettled(tips, {"main": "d" * 40, "feature/one": "0" * 40}) == {"main", "feature/one"}
 
 
 async def test_a_deleted_branch_is_pruned_by_the_batch_that_names_it(

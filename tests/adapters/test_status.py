@@ -147,6 +147,22 @@ async def test_status_parses_the_projection_again_only_after_it_changed(
     assert (await cache.load(store, REPO)).candidates == {}
 
 
+async def test_status_reuses_its_candidates_until_the_queue_or_the_projection_changes(
+    runtime: Runtime,
+) -> None:
+    await scenario(runtime)
+    await repo_status(runtime, REPO)
+    cached = runtime.status_candidates[REPO, "main"]
+    await repo_status(runtime, REPO)
+    assert runtime.status_candidates[REPO, "main"] is cached  # nothing changed: not rebuilt
+    # A queue change alone (the integrator takes an item; the projection is not saved):
+    [item, *_] = await queue_items(runtime)
+    store = QueueStore(runtime.redis, runtime.keys)
+    await store.transition(REPO, "main", item.id, Status.IN_PROGRESS, cause="picked")
+    rows = [(c["slug"], c["status"]) for c in (await repo_status(runtime, REPO))["candidates"]]
+    assert (item.slug, "in_progress") in rows
+
+
 def test_status_text_keeps_a_300_file_conflict_on_one_short_line() -> None:
     files = ", ".join(f"src/module_{i:03d}.py" for i in range(300))
     status = {

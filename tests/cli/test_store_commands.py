@@ -13,6 +13,7 @@ STORE_COMMANDS = [
     (["status", "--repo", "acme/widgets"], "cannot read the queue"),
     (["events"], "cannot read the event log"),
     (["replay"], "cannot replay"),
+    (["compact"], "cannot compact"),
     (["followups"], "cannot read the follow-ups"),
     (["dead-letters"], "cannot read the dead letters"),
 ]
