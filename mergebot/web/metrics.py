@@ -49,6 +49,7 @@ APP_COUNTED = frozenset(
         "mergebot_events_duplicate",
         "mergebot_events_refused",
         "mergebot_http_requests",
+        "mergebot_requests_shed",
     }
 )
 
