@@ -505,9 +505,11 @@ def envelope_for(
     event_id: str | None = None,
     received_at: datetime | None = None,
 ) -> Envelope:
+    """The envelope of an event already validated: built without validating again (every field
+    is typed here, and the payload is the event's own JSON dump), as ingest does per event."""
     payload = event.model_dump(mode="json")
     name = event.event_name
-    return Envelope(
+    return Envelope.model_construct(
         id=event_id or content_id(name, payload),
         name=name,
         type=TAXONOMY[name],
