@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from mergebot.events import Envelope, canonical_json
+from mergebot.store.coalesce import Coalescer
 from mergebot.store.keys import Keys
 from mergebot.store.poison import poison_records
 from mergebot.store.stream import (
@@ -129,7 +130,14 @@ class EventLog:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
-        self._append = redis.register_script(_APPEND_LUA)
+        # Appends of concurrent requests share one write to Redis (mergebot.store.coalesce);
+        # a client of another kind (a cluster's) calls the script once per append.
+        self._append: Callable[[list[str], list[str]], Awaitable[Any]]
+        if isinstance(redis, aioredis.Redis):
+            self._append = Coalescer(redis, _APPEND_LUA)
+        else:
+            script = redis.register_script(_APPEND_LUA)
+            self._append = lambda keys, args: script(keys=keys, args=args)
         self._repos_added: set[str] = set()
 
     # -- writing -------------------------------------------------------------------------------
@@ -154,7 +162,7 @@ class EventLog:
                 env = envelopes[i]
                 argv += [env.id, payload_digest(env), env.name, env.repo, env.to_json()]
             reply = await self._append(
-                keys=[self.keys.events(partition), self.keys.event_ids(partition)], args=argv
+                [self.keys.events(partition), self.keys.event_ids(partition)], argv
             )
             if reply[0] == "conflict":
                 raise EventConflictError(reply[1])
