@@ -15,10 +15,15 @@ interleaved rounds (so every phase sees the same background load):
 Every answer is checked (200 / 201, `duplicate` as expected) and the stored count at the end.
 Then, open loop for S seconds (default 3): new events, one per request, sent on a fixed
 schedule at twice the rate mergebot reached above, whatever the answers, over plain keep-alive
-connections (latency counted from the scheduled send time). Reported: how many were accepted
-and refused (503, load shedding), and their latency percentiles (targets: refused within 50 ms,
-accepted p99 under 200 ms). Client and server share the machine: on 2 cores they compete for
-CPU, as they would in CI.
+connections (latency counted from the scheduled send time), by `bench/open_loop.py` in a process
+of its own. Reported: how many were accepted and refused (503, load shedding), their latency
+percentiles (targets: refused within 50 ms, accepted p99 under 200 ms), and the client's own
+lag, so that a client that could not keep up is not mistaken for a slow server. Client and
+server share the machine: on 2 cores they compete for CPU, as they would in CI.
+
+Fair to the baseline: both servers run aiohttp's default server (AppRunner and TCPSite) with no
+access log, on the same Redis, answered by the same client. `--max-in-flight N` starts mergebot
+with another MERGEBOT_MAX_INGEST_IN_FLIGHT (to see what the bound does under overload).
 """
 
 from __future__ import annotations
