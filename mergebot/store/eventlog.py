@@ -45,12 +45,17 @@ log = logging.getLogger("mergebot.store.eventlog")
 _APPEND_LUA = """
 local n = #ARGV / 5
 local seen = {}
+local entries = {}
 for i = 0, n - 1 do
   local id, digest = ARGV[i * 5 + 1], ARGV[i * 5 + 2]
   local stored = seen[id]
   if not stored then
     local existing = redis.call('HGET', KEYS[2], id)
-    if existing then stored = string.sub(existing, string.find(existing, ' ') + 1) end
+    if existing then
+      local cut = string.find(existing, ' ')
+      entries[id] = string.sub(existing, 1, cut - 1)
+      stored = string.sub(existing, cut + 1)
+    end
   end
   if stored and stored ~= digest then return {'conflict', id} end
   seen[id] = digest
@@ -59,13 +64,14 @@ local out = {'ok'}
 for i = 0, n - 1 do
   local base = i * 5
   local id, digest = ARGV[base + 1], ARGV[base + 2]
-  local existing = redis.call('HGET', KEYS[2], id)
-  if existing then
-    out[#out + 1] = '1 ' .. string.sub(existing, 1, string.find(existing, ' ') - 1)
+  local entry = entries[id]
+  if entry then
+    out[#out + 1] = '1 ' .. entry
   else
-    local entry = redis.call('XADD', KEYS[1], '*', 'id', id, 'name', ARGV[base + 3],
-                             'repo', ARGV[base + 4], 'envelope', ARGV[base + 5])
+    entry = redis.call('XADD', KEYS[1], '*', 'id', id, 'name', ARGV[base + 3],
+                       'repo', ARGV[base + 4], 'envelope', ARGV[base + 5])
     redis.call('HSET', KEYS[2], id, entry .. ' ' .. digest)
+    entries[id] = entry
     out[#out + 1] = '0 ' .. entry
   end
 end
