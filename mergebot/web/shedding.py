@@ -82,6 +82,8 @@ def install(app: web.Application, limit: int) -> Shedder:
         ["path"],
         registry=app[METRICS].registry,
     )
+    for path in sorted(SHED_PATHS):  # exported at 0 from the start, as every documented metric
+        counter.labels(path)
     shedder = Shedder(limit, counter)
     app[SHEDDER] = shedder
     app.middlewares.insert(0, shed_load)
