@@ -132,12 +132,16 @@ class Bisection:
     `failure`: why the tree this car was split from failed (inherited by a known-red car).
     `red_after` / `red_on`: the members of the half ahead of this one and the parent the split
     tree stood on — when a car with exactly those members passed on that parent, this car on top
-    of it is the split tree again, so it is red without running anything."""
+    of it is the split tree again, so it is red without running anything.
+    `beside`: a concurrent half (`pipeline.depth` > 1) — it stands on the same parent as the
+    bisection car right before it (its sibling), not on its commit, so both are checked at
+    once."""
 
     batch: tuple[str, ...]
     failure: Failure
     red_after: tuple[str, ...] = ()
     red_on: str | None = None
+    beside: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,24 @@ class Car:
     def empty(self) -> bool:
         """Adds nothing to its parent: it needs no checks, and lands with its parent."""
         return self.commit is not None and self.commit == self.parent
+
+    @property
+    def beside(self) -> bool:
+        return self.bisect is not None and self.bisect.beside
+
+    def stacked(self) -> Car:
+        """This car no longer beside its sibling: it goes on top of what is ahead of it."""
+        if self.bisect is None or not self.bisect.beside:
+            return self
+        return replace(self, bisect=replace(self.bisect, beside=False, red_after=(), red_on=None))
+
+    def known_red(self, parent: str, failure: Failure) -> Car:
+        """This car put on `parent`, where it is a tree already seen red (see `KnownRed`)."""
+        car = self.rebuilt() if self.parent != parent else self
+        bisect = replace(car.bisect, beside=False) if car.bisect is not None else None
+        return replace(
+            car, parent=parent, on_base=False, checks=Checks.NONE, failure=failure, bisect=bisect
+        )
 
     def rebuilt(self, **changes: Any) -> Car:
         """This car, to be built again (on a new parent, or with fewer members: then it is not
@@ -376,6 +398,15 @@ class KnownRed:
 
 
 @dataclass(frozen=True)
+class Promote:
+    """The concurrent half `key`, checked green on the base tip beside a red sibling ahead of it,
+    moves to the head of the train (no longer beside anything): it lands first, and the red
+    sibling is bisected on top of it."""
+
+    key: str
+
+
+@dataclass(frozen=True)
 class Merge:
     """The unresolved bisection cars `keys` (consecutive) become one car, checked once."""
 
@@ -399,6 +430,7 @@ Action = (
     | Resize
     | Bisect
     | KnownRed
+    | Promote
     | Merge
 )
 
@@ -467,38 +499,84 @@ def _takeout_cause(to: Status, verdict: Verdict) -> str:
 
 
 def _parents(s: Snapshot) -> list[Action]:
-    """Rule 3: every car on the commit it must stand on; builds one car per round."""
+    """Rule 3: every car on the commit it must stand on; builds one car per round. A concurrent
+    half stands where its sibling group stands (the parent of the group's first car)."""
     expected, expected_is_base = s.base_tip, True
+    group = (expected, expected_is_base)
     previous: Car | None = None
-    for car in s.cars:
+    for index, car in enumerate(s.cars):
         red = _known_red(car, previous)
         if red is not None:
-            return [red]
+            return [*_stop_checks(car), red]
+        if _sibling(car, previous):
+            assert previous is not None
+            if previous.passed or previous.empty:
+                # The sibling ahead lands: what was checked beside it says nothing on top of it.
+                return _restack(s.cars[index:], previous)
+        else:
+            group = (expected, expected_is_base)
         previous = car
+        want, want_is_base = group
         if not car.built:
-            return [Build(car.key, expected, expected_is_base)]
-        if car.parent != expected:
-            moved = car.on_base and expected_is_base
+            return [Build(car.key, want, want_is_base)]
+        if car.parent != want:
+            moved = car.on_base and want_is_base
             if moved and car.base_moves >= s.max_base_moves:
                 message = (
                     f"base moved {car.base_moves + 1} times while the candidate was being "
                     f"checked; gave up after {car.base_moves} rebuilds"
                 )
                 return [*_stop_checks(car), Block(car.key, "push_rejected", {"message": message})]
-            return [*_stop_checks(car), Build(car.key, expected, expected_is_base, moved)]
+            return [*_stop_checks(car), Build(car.key, want, want_is_base, moved)]
         if not car.failed:
             assert car.commit is not None
             expected, expected_is_base = car.commit, False
     return []
 
 
+def _sibling(car: Car, previous: Car | None) -> bool:
+    """`car` is a concurrent half standing beside `previous` (a half of the same batch)."""
+    return (
+        car.beside
+        and previous is not None
+        and previous.bisect is not None
+        and car.bisect is not None
+        and previous.bisect.batch == car.bisect.batch
+    )
+
+
+def _group(cars: tuple[Car, ...]) -> tuple[Car, ...]:
+    """The first car and the concurrent halves standing beside it."""
+    end = 1
+    while end < len(cars) and _sibling(cars[end], cars[end - 1]):
+        end += 1
+    return cars[:end]
+
+
+def _restack(behind: tuple[Car, ...], ahead: Car) -> list[Action]:
+    """The concurrent halves behind a green half that they are not known red on: one car
+    again, stacked on it and checked once (the `+ 1` of the bound)."""
+    run = _group((ahead, *behind))[1:]
+    assert ahead.bisect is not None
+    members = tuple(m for car in run for m in car.members)
+    merged = Car(
+        members[0].item_id,
+        members,
+        max(car.generation for car in run),
+        bisect=Bisection(ahead.bisect.batch, ahead.bisect.failure),
+    )
+    stops: list[Action] = [CancelChecks(c.key) for c in run if c.checks is Checks.RUNNING]
+    return [*stops, Merge(tuple(car.key for car in run), merged)]
+
+
 def _known_red(car: Car, previous: Car | None) -> KnownRed | None:
     """A bisection half right behind the green half it was split from, on the parent the split
-    tree stood on: it is that tree again, red without a run."""
+    tree stood on: it is that tree again, red without a run. (A concurrent half is that tree
+    on top of its green sibling whatever its own checks beside it said.)"""
     bisect = car.bisect
-    if bisect is None or not bisect.red_after or car.failed or car.empty:
+    if bisect is None or not bisect.red_after or car.empty:
         return None
-    if car.checks is not Checks.NONE:
+    if not bisect.beside and (car.failed or car.checks is not Checks.NONE):
         return None
     if previous is None or not previous.passed or previous.commit is None:
         return None
@@ -518,9 +596,18 @@ def _head_failed(s: Snapshot) -> list[Action]:
         return []
     head = s.cars[0]
     failure = head.failure or Failure("checks_failed")
+    first_failure = head.bisect is None
+    shrunk = s.window.after_failure()
+    resize = first_failure and failure.reason != "merge_conflict" and shrunk != s.window.size
+    window = shrunk if resize else s.window.size
     out: list[Action]
     if _to_bisect(head):
-        out = [Bisect(head.key, _halves(head, failure))]
+        siblings = _group(s.cars)[1:]
+        if any(c.checks is Checks.RUNNING for c in siblings):
+            return []  # its concurrent halves finish first: a green one lands before it
+        green = next((c for c in siblings if c.passed), None)
+        promote: list[Action] = [Promote(green.key)] if green is not None else []
+        out = [*promote, Bisect(head.key, _halves(head, failure, concurrent=window > 1))]
     else:
         details = dict(failure.details)
         if head.bisect is not None:
@@ -531,9 +618,7 @@ def _head_failed(s: Snapshot) -> list[Action]:
         out = [Block(head.key, failure.reason, details)]
         if head.bisect is not None:
             out += _merge_rest(s.cars[1:], head.bisect)
-    first_failure = head.bisect is None
-    shrunk = s.window.after_failure()
-    if first_failure and failure.reason != "merge_conflict" and shrunk != s.window.size:
+    if resize:
         out.append(Resize(shrunk))
     return out
 
@@ -543,14 +628,15 @@ def _to_bisect(car: Car) -> bool:
     return car.failed and len(car.members) > 1 and failure.reason in BISECTABLE
 
 
-def _halves(car: Car, failure: Failure) -> tuple[Car, ...]:
+def _halves(car: Car, failure: Failure, *, concurrent: bool) -> tuple[Car, ...]:
     """The red batch `car` split in two: the first half is checked next; the second knows that
-    on a green first half it is `car`'s tree again."""
+    on a green first half it is `car`'s tree again. `concurrent`: the second half stands
+    beside the first, on the same parent, and both are checked at once."""
     batch = car.bisect.batch if car.bisect else tuple(m.slug for m in car.members)
     cut = (len(car.members) + 1) // 2
     first, rest = car.members[:cut], car.members[cut:]
     left = Bisection(batch, failure)
-    right = Bisection(batch, failure, tuple(m.item_id for m in first), car.parent)
+    right = Bisection(batch, failure, tuple(m.item_id for m in first), car.parent, concurrent)
     return (
         Car(first[0].item_id, first, car.generation, bisect=left),
         Car(rest[0].item_id, rest, car.generation, bisect=right),
@@ -562,7 +648,7 @@ def _merge_rest(behind: tuple[Car, ...], bisect: Bisection) -> list[Action]:
     run: list[Car] = []
     for car in behind:
         same = car.bisect is not None and car.bisect.batch == bisect.batch
-        if not same or car.resolved or car.checks is not Checks.NONE:
+        if not same or car.beside or car.resolved or car.checks is not Checks.NONE:
             break
         run.append(car)
     if len(run) < 2:
@@ -584,6 +670,8 @@ def _advance(s: Snapshot) -> list[Action]:
     for car in s.cars:
         if not (car.passed or car.empty) or car.commit is None:
             break
+        if car.parent != (run[-1].commit if run else s.base_tip):
+            break  # a concurrent half: checked beside the car ahead, not on top of it
         run.append(car)
     if not run:
         return []
@@ -665,25 +753,36 @@ def _held(s: Snapshot, group: tuple[Member, ...]) -> float | None:
 
 def _start_checks(s: Snapshot) -> list[Action]:
     """Rule 7. A bisection car is the probe once every car ahead of it passed (a failed one
-    ahead is blocked or bisected first, which may merge the probe with what follows); nothing
-    behind an unresolved bisection car is checked (it stands on a tree with a culprit in it),
-    nor behind a red batch waiting to be bisected: its halves will come before those cars, so
-    whatever they ran now would be rebuilt and run again."""
+    ahead is blocked or bisected first, which may merge the probe with what follows); its
+    concurrent halves are checked with it while the window has room; nothing behind them is
+    checked (it stands on a tree with a culprit in it), nor behind a red batch waiting to be
+    bisected: its halves will come before those cars, so whatever they ran now would be rebuilt
+    and run again."""
     out: list[Action] = []
+    running = sum(1 for car in s.cars if car.checks is Checks.RUNNING)
     for index, car in enumerate(s.cars):
         if _to_bisect(car):
             break
         probe = car.bisect is not None and not car.resolved
         if probe and not all(c.passed or c.empty for c in s.cars[:index]):
             break
-        if (
-            car.built
-            and car.failure is None
-            and car.checks is Checks.NONE
-            and car.commit is not None
-            and not car.empty
-        ):
+        if _startable(car):
             out.append(StartChecks(car.key))
+            running += 1
         if probe:
+            for sibling in _group(s.cars[index:])[1:]:
+                if _startable(sibling) and running < s.window.size:
+                    out.append(StartChecks(sibling.key))
+                    running += 1
             break
     return out
+
+
+def _startable(car: Car) -> bool:
+    return (
+        car.built
+        and car.failure is None
+        and car.checks is Checks.NONE
+        and car.commit is not None
+        and not car.empty
+    )

@@ -84,6 +84,7 @@ from mergebot.integrator.planner import (
     Member,
     Merge,
     NewCar,
+    Promote,
     Recheck,
     Resize,
     Settle,
@@ -560,6 +561,11 @@ class Integrator:
                 )
             case KnownRed(key, parent, failure):
                 await self._known_red(key, parent, failure)
+            case Promote(key):
+                index, car = self._car(key)
+                self.cars.pop(index)
+                self.cars.insert(0, car.stacked())
+                log.info("bisection_half_promoted %s car=%s", self._ctx(), key)
             case Merge(keys, car):
                 await self._replace_cars(keys, (car,))
                 log.info(
@@ -715,10 +721,9 @@ class Integrator:
         _, car = self._car(key)
         if car.parent != parent:
             await self._discard(key)
-            car = car.rebuilt()
-            self.slots.setdefault(key, _Slot()).attempt = self._new_attempt(car, parent)
+            self.slots.setdefault(key, _Slot()).attempt = self._new_attempt(car.rebuilt(), parent)
         log.info("known_red %s car=%s reason=%s", self._ctx(), key, failure.reason)
-        self._set(replace(car, parent=parent, on_base=False, failure=failure))
+        self._set(car.known_red(parent, failure))
 
     def _new_attempt(self, car: Car, parent: str | None) -> Attempt:
         return Attempt(
@@ -1079,7 +1084,7 @@ class Integrator:
                     "checks": "failed" if car.failed else car.checks.value,
                     "generation": car.generation,
                     **(
-                        {"bisection": {"batch": list(car.bisect.batch)}}
+                        {"bisection": {"batch": list(car.bisect.batch), "beside": car.beside}}
                         if car.bisect is not None
                         else {}
                     ),

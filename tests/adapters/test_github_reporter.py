@@ -3,6 +3,8 @@ candidate gets its follow-up comment, a landed one is closed or left merged."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from mergebot.events import (
 )
 from mergebot.github.reporter import drain
 from mergebot.queue import IntegrationRecord, QueueItem, Status
+from mergebot.runtime import Runtime
 from mergebot.store.keys import Keys
 from mergebot.store.queue import QueueStore
 from tests.brainkit import process
@@ -27,6 +30,19 @@ from tests.fakegithub.server import FakeGitHub
 from tests.gitutil import git
 
 REPO = "acme/widgets"
+
+
+@asynccontextmanager
+async def github_repo(
+    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path, **settings: Any
+) -> AsyncIterator[tuple[Any, Runtime, QueueStore]]:
+    """A GitHub repo on the fake server, mergebot running for it, and its queue store."""
+    repo = fake_github.add_repo(REPO)
+    config = ServerConfig({}, {REPO: {"forge": "github", "remote": str(repo.bare), **settings}})
+    async with mergebot_for(
+        fake_github, redis, keys, config, settings_for(fake_github, tmp_path)
+    ) as runtime:
+        yield repo, runtime, QueueStore(redis, keys)
 
 
 def item_for(slug: str, branch: str, sha: str) -> QueueItem:
@@ -58,16 +74,11 @@ def mergebot_run(repo: Any, sha: str) -> dict[str, Any]:
 async def test_the_check_run_follows_the_candidate_to_merged(
     fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
 ) -> None:
-    repo = fake_github.add_repo(REPO)
-    config = ServerConfig({}, {REPO: {"forge": "github", "remote": str(repo.bare)}})
-    async with mergebot_for(
-        fake_github, redis, keys, config, settings_for(fake_github, tmp_path)
-    ) as runtime:
+    async with github_repo(fake_github, redis, keys, tmp_path) as (repo, runtime, store):
         first = repo.remote.branch_with("one", "one.txt", "1\n")
         sha = repo.remote.branch_with("two", "two.txt", "2\n")
         await fake_github.sync()
         number = await fake_github.open_pull(REPO, "two", "bob")
-        store = QueueStore(redis, keys)
         ahead = item_for("pr-99", "one", first)
         await store.enqueue(ahead)
         candidate = item_for(f"pr-{number}", "two", sha)
@@ -119,12 +130,7 @@ async def test_the_check_run_follows_the_candidate_to_merged(
 async def test_a_blocked_candidate_gets_its_follow_up_once(
     fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
 ) -> None:
-    repo = fake_github.add_repo(REPO)
-    config = ServerConfig({}, {REPO: {"forge": "github", "remote": str(repo.bare)}})
-    async with mergebot_for(
-        fake_github, redis, keys, config, settings_for(fake_github, tmp_path)
-    ) as runtime:
-        store = QueueStore(redis, keys)
+    async with github_repo(fake_github, redis, keys, tmp_path) as (repo, runtime, store):
         number, sha, candidate = await pull_in_progress(fake_github, repo, store)
         followup = f"pr-{number}-integration-blocked-{sha[:7]}"
         blocked = IntegrationBlocked(
@@ -159,12 +165,7 @@ async def test_a_block_too_big_for_github_is_cut_to_fit_and_still_shown(
 ) -> None:
     """20 failing matrix jobs with 6,000-character logs and 300 files: GitHub (the fake refuses
     what GitHub refuses) takes the check run and the comment, and the person reads what to do."""
-    repo = fake_github.add_repo(REPO)
-    config = ServerConfig({}, {REPO: {"forge": "github", "remote": str(repo.bare)}})
-    async with mergebot_for(
-        fake_github, redis, keys, config, settings_for(fake_github, tmp_path)
-    ) as runtime:
-        store = QueueStore(redis, keys)
+    async with github_repo(fake_github, redis, keys, tmp_path) as (repo, runtime, store):
         number, sha, candidate = await pull_in_progress(fake_github, repo, store)
         followup = f"pr-{number}-integration-blocked-{sha[:7]}"
         log = "\n".join(f"{i:05d} " + "e" * 70 for i in range(80))[:6000]
@@ -193,14 +194,8 @@ async def test_a_block_too_big_for_github_is_cut_to_fit_and_still_shown(
 async def test_a_shadow_decision_is_shown_as_would_merge_and_leaves_the_pull_request(
     fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
 ) -> None:
-    repo = fake_github.add_repo(REPO)
-    config = ServerConfig(
-        {}, {REPO: {"forge": "github", "remote": str(repo.bare), "merge_method": "squash"}}
-    )
-    async with mergebot_for(
-        fake_github, redis, keys, config, settings_for(fake_github, tmp_path)
-    ) as runtime:
-        store = QueueStore(redis, keys)
+    squashing = github_repo(fake_github, redis, keys, tmp_path, merge_method="squash")
+    async with squashing as (repo, runtime, store):
         number, sha, candidate = await pull_in_progress(fake_github, repo, store)
         would = "f" * 40  # the integration commit, built locally and never pushed
         done = IntegrationCompleted(repo=REPO, slug=f"pr-{number}", branch="two", sha=sha,
@@ -227,12 +222,7 @@ async def test_a_shadow_decision_is_shown_as_would_merge_and_leaves_the_pull_req
 async def test_a_freeze_is_shown_on_the_check_run_of_the_candidate_being_integrated(
     fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
 ) -> None:
-    repo = fake_github.add_repo(REPO)
-    config = ServerConfig({}, {REPO: {"forge": "github", "remote": str(repo.bare)}})
-    async with mergebot_for(
-        fake_github, redis, keys, config, settings_for(fake_github, tmp_path)
-    ) as runtime:
-        store = QueueStore(redis, keys)
+    async with github_repo(fake_github, redis, keys, tmp_path) as (repo, runtime, store):
         _number, sha, _candidate = await pull_in_progress(fake_github, repo, store)
         await drain(runtime, "test")
         assert mergebot_run(repo, sha)["output"]["title"] == "Integrating into main"

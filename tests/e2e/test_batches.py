@@ -211,3 +211,48 @@ async def test_without_retries_a_check_that_fails_once_blocks(story: Story, tmp_
     assert found["pr-1"].reasons[0].startswith("checks_failed")
     assert await FlakyLog(story.runtime.redis, story.runtime.keys).recent(REPO) == {}
     assert landed_in_order(story) == []
+
+
+def files_at(story: Story, commit: str) -> set[str]:
+    return set(git(story.remote.bare, "ls-tree", "--name-only", commit).split())
+
+
+async def test_at_depth_four_both_halves_are_checked_on_the_batch_base_and_a_green_half_lands_first(
+    story: Story, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    story.manage(
+        batch={"max_size": 8, "wait_seconds": 10},
+        pipeline={"depth": 4},
+        checks={"commands": counted(runs)},
+    )
+    start_sha = story.remote.rev("main")
+    cands = candidates(story, 8, {2})
+
+    await story.run(*cands)
+
+    found = await items(story.runtime)
+    assert found["pr-2"].status is Status.BLOCKED
+    good = [c for c in cands if c.slug != "pr-2"]
+    assert all(found[c.slug].status is Status.INTEGRATED for c in good)
+    assert sorted(landed_in_order(story)) == sorted(c.sha for c in good)
+    assert 1 <= check_runs(runs) - 1 <= 2 * 3 + 1  # twice log2(8) + 1 at most
+    checked = runs.read_text().split()
+    # The batch, then both of its halves on the batch's own base, not one on the other.
+    _batch, left, right = checked[:3]
+    assert files_at(story, left) - files_at(story, start_sha) == {"f1.txt", "bad-2.txt", "f3.txt",
+                                                                   "f4.txt"}  # fmt: skip
+    assert files_at(story, right) - files_at(story, start_sha) == {"f5.txt", "f6.txt", "f7.txt",
+                                                                    "f8.txt"}  # fmt: skip
+    # The green second half landed first, alone; main only ever moved to a checked commit.
+    updates = main_updates(story.remote)
+    assert updates[0] == (start_sha, right)
+    assert all(new in checked for _, new in updates)
+    assert all(
+        old == new_prev for (old, _), (_, new_prev) in zip(updates[1:], updates, strict=False)
+    )
+    assert git(story.remote.bare, "log", "--format=%H", "main", "--", "bad-2.txt") == ""
+    [blocked] = [e for e in await outcome_events(story.runtime) if e["slug"] == "pr-2"]
+    assert blocked["details"]["bisection"]["batch"] == [c.slug for c in cands]
+    assert integration_refs(story.remote) == []
+    assert story.worktrees() == []

@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port
-from tests.e2e.test_serve_process import wait_healthy
 from tests.gitutil import GitRemote
 from tests.integrationkit import REPO, candidate_events, make_candidate, server_toml
+from tests.waiting import until_sync, wait_healthy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HUNTER = REPO_ROOT / "tests" / "fixtures" / "secret_hunter.py"
@@ -89,16 +88,21 @@ def _stop_group(server: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=30)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(server.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGKILL)
-    raise AssertionError("the server's process group outlived a SIGTERM by 30 s")
+    try:
+        until_sync(lambda: _group_gone(server.pid), "the server's process group to exit",
+                   timeout=30, interval=0.1)  # fmt: skip
+    except AssertionError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        raise
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def _post(url: str, token: str, body: Any) -> None:
@@ -190,11 +194,15 @@ def test_a_check_hunting_for_the_servers_secrets_finds_none(open_dir: Path, case
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{log_path.read_text()[-3000:]}") from None
         _post(url, values["api_token"], candidate_events(cand, 0))
-        deadline = time.monotonic() + 120
-        while (state := _candidate_state(url)) is None:
+
+        def finished() -> bool:
             assert server.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-            time.sleep(0.2)
+            return _candidate_state(url) is not None
+
+        until_sync(finished, "the candidate to finish", timeout=120, interval=0.2,
+                   context=lambda: log_path.read_text()[-3000:])  # fmt: skip
+        state = _candidate_state(url)  # integrated and blocked are final: the same answer again
+        assert state is not None
     finally:
         _stop_group(server)
     text = log_path.read_text()

@@ -43,6 +43,7 @@ from tests.gitutil import GitRemote
 from tests.integrationkit import REPO, Cand, candidate_events, enable_ref_log, make_candidate
 from tests.integrationkit import server_toml as repo_toml
 from tests.invariants import base_updates_since, is_ancestor_on, violations
+from tests.waiting import until_sync, wait_healthy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("MERGEBOT_CAMPAIGN_SEED", "1414"))
@@ -120,18 +121,7 @@ class Serve:
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         self.url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while not self._healthy():
-            assert self.process.poll() is None, f"serve exited: {log_path.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "serve did not become healthy after a restart"
-            time.sleep(0.05)
-
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + "/healthz", timeout=1) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
+        wait_healthy(self.url, self.process, 60, context=lambda: log_path.read_text()[-3000:])
 
     def kill(self) -> None:
         assert self.process is not None
@@ -151,7 +141,8 @@ class Serve:
             return False
 
     def wait_for_work(self, seconds: float) -> None:
-        """Until a candidate is in progress, or `seconds` passed."""
+        """Until a candidate is in progress, or `seconds` passed: no work by then is not a
+        failure (the kill then lands before any integration started, a case worth covering)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if "in_progress" in {c["status"] for c in self._candidates()}:
@@ -225,10 +216,9 @@ async def test_randomized_sigkills_of_serve_break_no_invariant(
         assert served.post([event]), "the restarted server refused an event"
         acknowledged.add(event["id"])
     slugs = {c.slug for c in cands}
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while not served.settled(slugs):
-        assert time.monotonic() < deadline, _report(["never settled"], SEED, served.logs)
-        time.sleep(0.2)
+    until_sync(lambda: served.settled(slugs), "every candidate to settle",
+               timeout=SETTLE_SECONDS, interval=0.2,
+               context=lambda: _report(["never settled"], SEED, served.logs))  # fmt: skip
     assert served.process is not None
     _stop(served.process)
 

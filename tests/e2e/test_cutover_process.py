@@ -20,7 +20,7 @@ from mergebot.queue import IntegrationRecord
 from mergebot.runtime import Runtime
 from mergebot.store.keys import Keys
 from tests.conftest import free_port
-from tests.e2e.test_serve_process import server_env, wait_for_line, wait_healthy
+from tests.e2e.test_serve_process import server_env, wait_for_line
 from tests.gitutil import GitRemote
 from tests.integrationkit import (
     REPO,
@@ -31,7 +31,7 @@ from tests.integrationkit import (
     post_events,
     server_toml,
 )
-from tests.waiting import until
+from tests.waiting import until, wait_healthy
 
 pytestmark = pytest.mark.slow
 

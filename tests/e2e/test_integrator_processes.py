@@ -3,14 +3,11 @@ started at once, and `mergebot serve` merging what POST /events made ready."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +37,7 @@ from tests.integrationkit import (
     process,
     server_toml,
 )
+from tests.waiting import until, wait_healthy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -115,18 +113,16 @@ class World:
 
     async def lease_gone(self, timeout: float = 15) -> None:
         """The killed holder's lease runs out (its key expires with it)."""
-        deadline = time.monotonic() + timeout
-        while await self.runtime.redis.exists(self.keys.lease(REPO, "main")):
-            assert time.monotonic() < deadline, "the lease never expired"
-            await _tick()
+        lease = self.keys.lease(REPO, "main")
+
+        async def expired() -> bool:
+            return not await self.runtime.redis.exists(lease)
+
+        await until(expired, "the killed holder's lease to expire", timeout=timeout, interval=0.05)
 
     def worktrees(self) -> list[Path]:
         root = self.data / "worktrees"
         return [p for d in root.iterdir() for p in d.iterdir()] if root.exists() else []
-
-
-async def _tick() -> None:
-    await asyncio.sleep(0.05)
 
 
 def _result(process: subprocess.Popen[str], timeout: float = 60) -> dict[str, Any]:
@@ -230,10 +226,8 @@ async def test_two_integrators_at_once_exactly_one_works(world: World, tmp_path:
     await world.queue(*cands)
 
     first, second = world.drain(), world.drain()
-    deadline = time.monotonic() + 60
-    while first.poll() is None and second.poll() is None:
-        assert time.monotonic() < deadline, "neither integrator gave way"
-        await _tick()
+    await until(lambda: first.poll() is not None or second.poll() is not None,
+                "one integrator to give way", timeout=60, interval=0.05)  # fmt: skip
     waiting, working = (first, second) if first.poll() is not None else (second, first)
     assert working.poll() is None  # still holding the lease, blocked in its checks
     gave_way = _result(waiting)
@@ -247,19 +241,6 @@ async def test_two_integrators_at_once_exactly_one_works(world: World, tmp_path:
     assert sorted(_second_parents(world.remote)) == sorted(c.sha for c in cands)
     events = await outcome_events(world.runtime)
     assert sorted(e["slug"] for e in events) == ["pr-1", "pr-2"]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "mergebot serve exited early"
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("mergebot serve never became healthy")
 
 
 async def test_serve_merges_what_post_events_made_ready(world: World) -> None:
@@ -278,14 +259,15 @@ async def test_serve_merges_what_post_events_made_ready(world: World) -> None:
         text=True,
     )
     try:
-        _wait_healthy(url, server)
+        wait_healthy(url, server)
         assert post_events(url, candidate_events(cand, 0)) == 201
-        deadline = time.monotonic() + 30
-        while (found := (await items(world.runtime)).get("pr-1")) is None or (
-            found.status is not Status.INTEGRATED
-        ):
-            assert time.monotonic() < deadline, "the candidate was never integrated"
-            await _tick()
+
+        async def integrated() -> bool:
+            found = (await items(world.runtime)).get("pr-1")
+            return found is not None and found.status is Status.INTEGRATED
+
+        await until(integrated, "pr-1 to be integrated", timeout=30, interval=0.05)
+        found = (await items(world.runtime))["pr-1"]
         assert remote.parents(remote.rev("main")) == [start, cand.sha]
         assert found.integration.main_after == remote.rev("main")
     finally:

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from mergebot.main import main
 from tests.conftest import API_TOKEN, free_port
 from tests.unit.test_docs import healthcheck_command
+from tests.waiting import until_sync, wait_healthy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -35,21 +35,6 @@ def server_env(data_dir: Path, port: int) -> dict[str, str]:
         MERGEBOT_API_TOKEN=API_TOKEN,
     )
     return env
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"mergebot serve exited early with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{url}/healthz did not answer within {timeout} s")
 
 
 def child_pids(pid: int) -> set[int]:
@@ -141,14 +126,14 @@ def test_serve_stops_cleanly_on_sigterm_and_keeps_the_events(
 
 
 def wait_for_line(path: Path, text: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def written() -> bool:
         if text in path.read_text():
-            return
+            return True
         if process.poll() is not None:
             raise AssertionError(f"exited early with {process.returncode}: {path.read_text()}")
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} never appeared in {path}")
+        return False
+
+    until_sync(written, f"{text!r} in {path}", timeout=30)
 
 
 @pytest.mark.parametrize("command", ["web", "worker"])
@@ -204,10 +189,8 @@ def test_serve_killed_with_sigkill_starts_again_on_the_same_data_dir(
 
     process.kill()  # SIGKILL
     process.wait(timeout=10)
-    deadline = time.monotonic() + 15
-    while not gone(redis_pid):
-        assert time.monotonic() < deadline, "the redis-server outlived its killed owner"
-        time.sleep(0.02)
+    until_sync(lambda: gone(redis_pid), "the redis-server to go with its killed owner",
+               timeout=15, interval=0.02)  # fmt: skip
 
     with running_serve(tmp_path, data_dir, "again.log") as (again, again_url):
         request.full_url = again_url + "/events"  # the same event again: already stored

@@ -23,6 +23,7 @@ from mergebot.integrator.planner import (
     Member,
     Merge,
     NewCar,
+    Promote,
     Recheck,
     Resize,
     Settle,
@@ -337,7 +338,7 @@ def test_a_short_batch_waits_for_more_candidates_up_to_wait_seconds() -> None:
 
 def test_a_red_batch_at_the_head_is_split_in_halves_that_remember_the_red_tree() -> None:
     red = batch_car(1, (1, 2, 3, 4, 5), BASE, checks=Checks.FAILED, failure=RED)
-    [action] = plan(snap((red,)))
+    [action] = plan(snap((red,), window=Window(1)))
     assert isinstance(action, Bisect)
     left, right = action.halves
     assert [m.slug for m in left.members] == ["pr-1", "pr-2", "pr-3"]
@@ -399,3 +400,123 @@ def test_nothing_behind_a_red_batch_waiting_for_its_turn_is_checked() -> None:
     red = batch_car(2, (2, 3), "c1", checks=Checks.FAILED, failure=RED)
     behind = car(4, "c1")  # rebuilt on the car before the red batch, as rule 3 does
     assert plan(snap((ahead, red, behind))) == []
+
+
+# -- concurrent halves (pipeline.depth > 1) -----------------------------------------------------
+
+BATCH4 = ("pr-1", "pr-2", "pr-3", "pr-4")
+
+
+def halves(left: Checks, right: Checks, **right_kw: object) -> tuple[Car, Car]:
+    """Halves of a red batch of four, both built on base: R beside L."""
+    bisect = Bisection(BATCH4, RED)
+    beside = replace(bisect, red_after=("pr-1:item", "pr-2:item"), red_on=BASE, beside=True)
+    left_car = batch_car(1, (1, 2), BASE, bisect=bisect, checks=left)
+    right_car = batch_car(3, (3, 4), BASE, bisect=beside, checks=right, **right_kw)
+    return left_car, right_car
+
+
+def test_at_depth_above_one_the_second_half_stands_beside_the_first() -> None:
+    red = batch_car(1, (1, 2, 3, 4), BASE, checks=Checks.FAILED, failure=RED)
+    [action] = plan(snap((red,), window=Window(2)))
+    assert isinstance(action, Bisect)
+    left, right = action.halves
+    assert right.bisect == Bisection(BATCH4, RED, ("pr-1:item", "pr-2:item"), BASE, beside=True)
+    assert left.bisect == Bisection(BATCH4, RED)
+    # Built on the same parent as the first half, not on its commit.
+    unbuilt_right = replace(right, bisect=right.bisect)
+    built_left = batch_car(1, (1, 2), BASE, bisect=left.bisect)
+    assert plan(snap((built_left, unbuilt_right))) == [Build(right.key, BASE, True)]
+    # An adaptive window that halves to 1 on this failure bisects one half after the other.
+    [bisect, resize] = plan(snap((red,), window=Window(2, adaptive=True)))
+    assert isinstance(bisect, Bisect)
+    assert not bisect.halves[1].beside
+    assert resize == Resize(1)
+
+
+def test_both_halves_are_checked_at_once_and_nothing_behind_them() -> None:
+    left, right = halves(Checks.NONE, Checks.NONE)
+    behind = car(5, "c3")
+    assert plan(snap((left, right, behind))) == [StartChecks(left.key), StartChecks(right.key)]
+    # The window bounds how many run at once.
+    assert plan(snap((left, right, behind), window=Window(1, maximum=8))) == [StartChecks(left.key)]
+
+
+def test_a_green_first_half_lands_and_its_sibling_is_known_red_on_it() -> None:
+    for state in (Checks.RUNNING, Checks.PASSED, Checks.FAILED):
+        left, right = halves(
+            Checks.PASSED, state, **({"failure": RED} if state is Checks.FAILED else {})
+        )
+        stop = [CancelChecks(right.key)] if state is Checks.RUNNING else []
+        assert plan(snap((left, right))) == [*stop, KnownRed(right.key, "c1", RED)]
+    known = right.known_red("c1", RED)
+    assert known.parent == "c1"
+    assert known.failed
+    assert not known.beside
+    # Stacked on the green half now: the green half lands, then the red one is bisected.
+    assert plan(snap((left, known))) == [Advance(left.key, BASE, "c1", (left.key,))]
+
+
+def test_a_red_first_half_waits_for_its_sibling_then_a_green_sibling_lands_first() -> None:
+    left, right = halves(Checks.FAILED, Checks.RUNNING, failure=None)
+    left = replace(left, failure=RED)
+    assert plan(snap((left, right))) == []
+    right = replace(right, checks=Checks.PASSED)
+    promote, bisect = plan(snap((left, right)))
+    assert promote == Promote(right.key)
+    assert isinstance(bisect, Bisect)
+    assert bisect.key == left.key
+    assert [[m.slug for m in h.members] for h in bisect.halves] == [["pr-1"], ["pr-2"]]
+    assert bisect.halves[1].beside
+    # Promoted: at the head, stacked on base, it lands; the halves are built on top of it.
+    promoted = right.stacked()
+    assert not promoted.beside
+    assert promoted.bisect is not None
+    assert promoted.bisect.red_after == ()
+    one, two = bisect.halves
+    assert plan(snap((promoted, one, two))) == [Build(one.key, "c3", False)]
+    built_one = replace(one, parent="c3", commit="c1", generation=1)
+    assert plan(snap((promoted, built_one, two))) == [Build(two.key, "c3", False)]
+
+
+def test_two_red_halves_the_first_is_bisected_and_the_second_keeps_its_result() -> None:
+    left, right = halves(Checks.FAILED, Checks.FAILED, failure=RED)
+    left = replace(left, failure=RED)
+    [bisect] = plan(snap((left, right)))
+    assert isinstance(bisect, Bisect)
+    one, two = bisect.halves
+    built = (
+        replace(one, parent=BASE, commit="c1", generation=1, on_base=True),
+        replace(two, parent=BASE, commit="c2", generation=1, on_base=True),
+    )
+    # The red second half still stands on base, beside the new halves: nothing to rebuild.
+    assert plan(snap((*built, right))) == [StartChecks(one.key), StartChecks(two.key)]
+
+
+def test_halves_behind_a_green_car_they_are_not_known_red_on_are_merged_and_checked_once() -> None:
+    bisect = Bisection(BATCH4, RED)
+    # pr-1 was the culprit (blocked); pr-2 stood beside it, and the second half beside pr-2.
+    two = batch_car(2, (2,), BASE, bisect=replace(bisect, red_after=("pr-1:item",), red_on=BASE,
+                                                  beside=True), checks=Checks.PASSED)  # fmt: skip
+    rest = batch_car(3, (3, 4), BASE, checks=Checks.RUNNING, bisect=replace(
+        bisect, red_after=("pr-1:item", "pr-2:item"), red_on=BASE, beside=True))  # fmt: skip
+    cancel, merge = plan(snap((two, rest)))
+    assert cancel == CancelChecks(rest.key)
+    assert isinstance(merge, Merge)
+    assert merge.keys == (rest.key,)
+    assert not merge.car.beside
+    assert not merge.car.built
+    # Landing first, then the merged car is built on it and checked.
+    assert plan(snap((two, merge.car))) == [Build(merge.car.key, "c2", False)]
+
+
+def test_a_withdrawn_member_of_a_half_leaves_its_sibling_where_it_stands() -> None:
+    left, right = halves(Checks.RUNNING, Checks.RUNNING)
+    gone = {"pr-1:item": Verdict(Decision.NOT_READY, ("withdrawn",))}
+    actions = plan(snap((left, right), readiness=gone))
+    assert actions[0] == CancelChecks(left.key)
+    assert isinstance(actions[1], TakeOut)
+    assert isinstance(actions[2], Shrink)
+    shrunk = left.rebuilt(members=(member(2),))
+    # The shrunk half is rebuilt on base; its sibling keeps running on base, untouched.
+    assert plan(snap((shrunk, right), readiness=gone)) == [Build(shrunk.key, BASE, True)]
