@@ -28,6 +28,7 @@ from redis.exceptions import ResponseError
 
 from mergebot.events import Envelope, canonical_json
 from mergebot.store.coalesce import Coalescer
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from mergebot.store.poison import poison_records
 from mergebot.store.stream import (
@@ -133,7 +134,7 @@ def _id_key(entry_id: str) -> tuple[int, int]:
 
 
 class EventLog:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
         # Appends of concurrent requests share one write to Redis (mergebot.store.coalesce);

@@ -11,8 +11,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from mergebot.events import Envelope, envelope_for, parse_event
+from mergebot.redis_url import redis_target
 from mergebot.store.coalesce import Coalescer
-from mergebot.store.connection import connect
+from mergebot.store.connection import RedisClient, connect
 from mergebot.store.eventlog import EventConflictError, EventLog
 from mergebot.store.keys import Keys
 from tests.factories import raw_event
@@ -41,6 +42,10 @@ class CountingRedis(aioredis.Redis):
 async def test_concurrent_appends_go_out_together_and_each_caller_gets_its_own_answer(
     redis_url: str, keys: Keys
 ) -> None:
+    if redis_target(redis_url).cluster:
+        # A cluster's client calls the script once per append (its pipelines take no EVALSHA);
+        # the other tests here hold for both.
+        pytest.skip("appends are coalesced by the single-server client only")
     client = CountingRedis.from_url(redis_url, decode_responses=True)
     try:
         log = EventLog(client, keys)
@@ -80,7 +85,7 @@ async def test_a_conflict_fails_only_its_own_caller(eventlog: EventLog) -> None:
 
 
 async def test_a_script_redis_forgot_is_loaded_again_for_every_waiting_caller(
-    eventlog: EventLog, redis: aioredis.Redis
+    eventlog: EventLog, redis: RedisClient
 ) -> None:
     await eventlog.append(env("first"))
     await redis.script_flush()  # what a Redis restart without persistence of scripts does
@@ -112,6 +117,8 @@ async def test_a_cancelled_caller_does_not_disturb_the_others(eventlog: EventLog
     assert not (await kept).duplicate
     with pytest.raises(asyncio.CancelledError):
         await doomed
-    # The cancelled call was written all the same (as a single call in flight would have been):
-    # a retry of it is a duplicate, not a second copy.
-    assert (await eventlog.append(env("doomed", slug="pr-9"))).duplicate
+    # Whether the cancelled call was written depends on how far it got (with coalescing it was:
+    # its batch went out); either way a retry leaves exactly one copy.
+    await eventlog.append(env("doomed", slug="pr-9"))
+    stored = [e.envelope.id async for e in eventlog.replay()]
+    assert sorted(stored) == ["doomed", "kept"]
