@@ -244,7 +244,7 @@ async def run(
         "(target >= 0.7x)"
     )
     mine, theirs = mergebot_cpu.per_request_us, bare_cpu.per_request_us
-    if mine is not None and theirs is not None:
+    if mine and theirs:  # None off Linux; 0 when a tiny run took less than a clock tick
         print(
             f"server CPU per request, one new event each: mergebot {mine:.0f} us, bare app "
             f"{theirs:.0f} us ({theirs / mine:.2f}x; Redis not counted)"
