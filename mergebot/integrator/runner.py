@@ -42,7 +42,7 @@ import socket
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from mergebot.attempts import (
@@ -226,6 +226,7 @@ class Integrator:
         self._gate_said: str | None = None  # the hold recorded as `waiting` (status shows it)
         self._wake = asyncio.Event()
         self._signalled: set[str] = set()
+        self._batch_wait_until: datetime | None = None  # a short batch waits until then
 
     # -- helpers -------------------------------------------------------------------------------
     def _ctx(self, item: QueueItem | None = None) -> str:
@@ -383,6 +384,7 @@ class Integrator:
                 actions = plan(snapshot)
                 if actions:
                     grace_until = None
+                    self._batch_wait_until = None
                     for action in actions:
                         await self._perform(action, result)
                     await self._publish()
@@ -404,6 +406,9 @@ class Integrator:
                     held = batch_wait(snapshot)  # a short batch waiting for company
                     if held is not None:
                         seconds = held if seconds is None else min(seconds, held)
+                        if self._batch_wait_until is None:  # shown: why nothing moves yet
+                            self._batch_wait_until = _now() + timedelta(seconds=held)
+                            await self._publish()
                     await self._sleep(seconds)
                 # Queued candidates are re-checked before they get a car, every round.
                 members = {m.item_id for car in self.cars for m in car.members}
@@ -1098,6 +1103,7 @@ class Integrator:
             "hold": self.hold,
             "base_tip": self.base_tip,
             "cars": cars,
+            "batch_wait_until": wait.isoformat() if (wait := self._batch_wait_until) else None,
             "updated_at": _now().isoformat(),
         }
         key = self.runtime.keys.train(self.repo, self.base)
