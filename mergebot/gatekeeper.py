@@ -2,13 +2,11 @@
 
 The integrator asks `Gatekeeper.hold` at exactly one place: when its train would move base,
 right before the compare-and-swap (a hold becomes the train planner's `hold` input; the runner
-records it with `record_waiting` and asks again later). `wait_until_open` is the same wait for a
-caller that has one checked candidate and nothing else to do. While the gate holds, the
-candidate keeps its checked integration commit and waits; the gatekeeper looks again when a
-freeze or unfreeze is folded (the processor publishes on `keys.control_signals`), when a hold's
-`until` passes, and every `freeze.recheck_seconds` (a window closing, a fixing push to a red
-base). If base moved meanwhile the answer is "rebuild": the candidate was checked on a tree that
-is not base any more.
+records it with `record_waiting` and asks again later). While the gate holds, the train keeps
+its checked integration commits and waits; the runner asks again when a freeze or unfreeze is
+folded (the processor publishes on `keys.control_signals`), when a hold's `until` passes, and
+every `freeze.recheck_seconds` (a window closing, a fixing push to a red base). If base moved
+meanwhile the planner rebuilds: the cars were checked on a tree that is not base any more.
 
 Inputs, each from where it is recorded:
 - freezes: the `queue_frozen` / `queue_unfrozen` facts of the stored projection (so a replay
@@ -39,8 +37,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import cast
 
-from mergebot.checks import CheckSignals, check_env, evaluate, run_commands
-from mergebot.config import REMOTE_NAME, RepoConfig
+from mergebot.checks import check_env, evaluate, run_commands
+from mergebot.config import RepoConfig
 from mergebot.events import Envelope, QueueFrozen, QueueUnfrozen, envelope_for
 from mergebot.forge.base import CheckState
 from mergebot.gate import (
@@ -53,7 +51,6 @@ from mergebot.gate import (
     decide,
     freeze_state,
 )
-from mergebot.git.mirror import GitError
 from mergebot.git.workspace import Workspace, worktrees_root
 from mergebot.queue import Status
 from mergebot.runtime import Runtime
@@ -106,7 +103,7 @@ async def last_clearance(runtime: Runtime, repo: str, base: str) -> Clearance | 
 
 
 async def waiting(runtime: Runtime, repo: str, base: str) -> dict[str, object] | None:
-    """The hold a checked candidate waits on right now (`wait_until_open`), or None."""
+    """The hold the train waits on right now (recorded by `record_waiting`), or None."""
     raw = await runtime.redis.hget(runtime.keys.gate(repo, base), _WAITING)
     return cast(dict[str, object], json.loads(raw)) if raw else None
 
@@ -125,7 +122,7 @@ def _has_clearance(config: RepoConfig) -> bool:
 
 
 class Gatekeeper:
-    """Asks the gate for one (repo, base) and waits while it holds."""
+    """Asks the gate for one (repo, base) and records what the train waits on."""
 
     def __init__(
         self,
@@ -281,54 +278,3 @@ class Gatekeeper:
     async def clear_waiting(self) -> None:
         await self.runtime.redis.hdel(self.runtime.keys.gate(self.repo, self.base), _WAITING)
         self._recorded = False
-
-    # -- waiting -------------------------------------------------------------------------------
-    async def _tip(self) -> str | None:
-        await asyncio.to_thread(self.mirror.fetch)
-        return await asyncio.to_thread(self.mirror.remote_branch, self.base)
-
-    async def wait_until_open(self, config: RepoConfig, tip: str, slug: str = "") -> bool:
-        """True once base may move from `tip`; False when base moved away from `tip` while the
-        candidate (`slug`) waited (the caller rebuilds on the new base)."""
-        channel = self.runtime.keys.control_signals(self.repo)
-        key = self.runtime.keys.gate(self.repo, self.base)
-        try:
-            async with CheckSignals(self.runtime.redis, channel) as signals:
-                return await self._wait_until_open(config, tip, slug, signals)
-        finally:
-            if self._recorded:
-                await self.runtime.redis.hdel(key, _WAITING)
-
-    async def _wait_until_open(
-        self, config: RepoConfig, tip: str, slug: str, signals: CheckSignals
-    ) -> bool:
-        logged: Hold | None = None
-        while True:
-            hold = await self.hold(config, tip)
-            if hold is None:
-                if logged is not None:
-                    log.info("base_released repo=%s base=%s sha=%s", self.repo, self.base, tip)
-                return True
-            if hold != logged:
-                log.info(
-                    "base_held repo=%s base=%s sha=%s kind=%s why=%s",
-                    self.repo, self.base, tip, hold.kind, hold.sentence(),
-                )  # fmt: skip
-                logged = hold
-                await self.record_waiting(hold, tip, slug)
-            seconds = config.freeze.recheck_seconds
-            if hold.until is not None:
-                left = (hold.until - self.runtime.clock()).total_seconds()
-                seconds = min(seconds, max(left, 0.05))
-            await signals.wait("*", seconds)  # a freeze or unfreeze was folded, or time
-            try:
-                now = await self._tip()
-            except GitError as exc:
-                log.warning("base_held_fetch_failed repo=%s error=%s", self.repo, exc)
-                continue
-            if now != tip:
-                log.info(
-                    "base_moved_while_held repo=%s base=%s from=%s to=%s remote=%s",
-                    self.repo, self.base, tip, now, REMOTE_NAME,
-                )  # fmt: skip
-                return False
