@@ -17,12 +17,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
 
 from mergebot.config import MergeMethod, Mode
 from mergebot.events import Envelope, IntegrationBlocked, IntegrationCompleted, envelope_for
 from mergebot.queue import IntegrationRecord, QueueItem
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 
 SOURCE = "integrator"
@@ -60,7 +60,7 @@ class Attempt(BaseModel):
 
 
 class AttemptStore:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
 

@@ -42,11 +42,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 
 from mergebot.config import ChecksConfig
 from mergebot.forge.base import CheckResult, CheckState, Forge
 from mergebot.sandbox import Launch, Sandbox, SandboxError
+from mergebot.store.connection import RedisClient, subscribe
 
 log = logging.getLogger("mergebot.checks")
 
@@ -386,21 +387,25 @@ class CheckSignals:
     """Wake-ups for one repo's check results (a pub/sub subscription), opened before the first
     look at the forge so no signal between the look and the wait is missed."""
 
-    def __init__(self, redis: aioredis.Redis, channel: str) -> None:
-        self._pubsub = redis.pubsub()
+    def __init__(self, redis: RedisClient, channel: str) -> None:
+        self._redis = redis
         self._channel = channel
+        self._pubsub: PubSub | None = None
 
     async def __aenter__(self) -> CheckSignals:
-        await self._pubsub.subscribe(self._channel)
+        self._pubsub = await subscribe(self._redis, self._channel)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._pubsub is None:
+            return
         with contextlib.suppress(Exception):
             await self._pubsub.unsubscribe(self._channel)
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def wait(self, sha: str, seconds: float) -> bool:
         """True when a signal for `sha` arrived within `seconds`."""
+        assert self._pubsub is not None, "wait() outside `async with`"
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
@@ -502,7 +507,7 @@ async def run_checks(
     repo: str,
     sha: str,
     prefix: str,
-    redis: aioredis.Redis,
+    redis: RedisClient,
     signal_channel: str,
     shadow: bool,
     environ: Mapping[str, str] | None = None,
@@ -613,7 +618,7 @@ async def run_checks(
 
 
 @contextlib.asynccontextmanager
-async def _signals(redis: aioredis.Redis, channel: str) -> AsyncIterator[CheckSignals]:
+async def _signals(redis: RedisClient, channel: str) -> AsyncIterator[CheckSignals]:
     async with CheckSignals(redis, channel) as signals:
         yield signals
 

@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -35,6 +36,7 @@ from pydantic_settings import (
 
 from mergebot.gate import Window, WindowError, parse_window
 from mergebot.ids import branch_problem, is_repo
+from mergebot.redis_url import RedisUrlError, redis_target
 
 REMOTE_NAME = "origin"
 SERVER_ONLY_KEYS = frozenset({"remote", "forge", "mode", "cutover"})
@@ -106,6 +108,9 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _SecretFiles(settings_cls))
 
     redis_url: str | None = None
+    # Talk to MERGEBOT_REDIS_URL as a node of a Redis Cluster (as its `redis+cluster://` scheme
+    # does); see mergebot.store.connection.
+    redis_cluster: bool = False
     webhook_secret: SecretStr | None = None
     api_token: SecretStr | None = None
     github_token: SecretStr | None = None
@@ -142,6 +147,30 @@ class Settings(BaseSettings):
     check_sandbox: Literal["auto", "bwrap", "none"] = "auto"
     # At most this many bytes (as JSON) of extra, unknown fields per canonical event.
     max_extra_field_bytes: int = Field(default=64 * 1024, ge=0, le=16 * 1024 * 1024)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_readable(cls, value: str | None) -> str | None:
+        if value:
+            redis_target(value)  # a RedisUrlError is a ValueError: pydantic reports it
+        return value
+
+    @field_validator("redis_cluster")
+    @classmethod
+    def _cluster_has_a_url(cls, value: bool, info: ValidationInfo) -> bool:
+        if not value or "redis_url" not in info.data:  # a bad URL is reported on its own
+            return value
+        url = info.data["redis_url"]
+        if not url:
+            raise ValueError(
+                "needs MERGEBOT_REDIS_URL (a node of the cluster): "
+                "the embedded Redis is a single server"
+            )
+        try:
+            redis_target(url, cluster=True)
+        except RedisUrlError as exc:
+            raise ValueError(f"MERGEBOT_REDIS_URL: {exc}") from None
+        return value
 
     def server_url(self) -> str:
         return self.url or f"http://{self.host}:{self.port}"

@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
@@ -52,6 +51,7 @@ from mergebot.readiness import (
     fold,
 )
 from mergebot.runtime import Runtime
+from mergebot.store.connection import RedisClient
 from mergebot.store.eventlog import LogEntry
 from mergebot.store.keys import Keys
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
@@ -100,7 +100,7 @@ class Projector:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         keys: Keys,
         server_config: ServerConfig,
         git: GitFactsSource,

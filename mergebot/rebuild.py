@@ -261,7 +261,9 @@ async def _apply(runtime: Runtime, scratch: Keys, report: RepoReport) -> None:
     async with runtime.redis.pipeline(transaction=True) as pipe:
         for (src, dst), present in zip(pairs, exists, strict=True):
             if present:
-                pipe.rename(src, dst)
+                # As a raw command: redis-py's cluster pipeline refuses `rename()` by name, but
+                # scratch and live keys share the repo's hash tag, so MULTI runs on one node.
+                pipe.execute_command("RENAME", src, dst)
             else:
                 pipe.delete(dst)
         pipe.incr(runtime.keys.queue_version(repo, base))  # readers' views of the queue are stale

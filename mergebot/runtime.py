@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import redis.asyncio as aioredis
-
 from mergebot.config import (
     ConfigError,
     ConfigProblem,
@@ -35,7 +33,7 @@ from mergebot.git.facts import GitFactsSource
 from mergebot.git.mirror import Mirror, mirror_path
 from mergebot.handoff import ReadyHook
 from mergebot.logmask import masking, secret_values
-from mergebot.store.connection import connect
+from mergebot.store.connection import RedisClient, connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
@@ -60,7 +58,7 @@ class Runtime:
 
     settings: Settings
     server_config: ServerConfig
-    redis: aioredis.Redis
+    redis: RedisClient
     keys: Keys
     eventlog: EventLog
     # One Mirror (and its lock) per repo, shared by the processor's git facts and the integrator.
@@ -183,7 +181,7 @@ class Runtime:
 
 
 def build_runtime(
-    settings: Settings, server_config: ServerConfig, redis: aioredis.Redis, keys: Keys
+    settings: Settings, server_config: ServerConfig, redis: RedisClient, keys: Keys
 ) -> Runtime:
     return Runtime(settings, server_config, redis, keys, EventLog(redis, keys))
 
@@ -207,7 +205,7 @@ async def open_runtime(
         if not url:
             embedded = EmbeddedRedis(settings.data_dir)
             url = embedded.start(share=not server)
-        client = connect(url)
+        client = connect(url, cluster=settings.redis_cluster)
         runtime = build_runtime(settings, config, client, keys)
         try:
             yield runtime

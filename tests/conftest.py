@@ -14,12 +14,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from mergebot.config import ServerConfig, Settings
 from mergebot.runtime import Runtime, build_runtime
-from mergebot.store.connection import connect
+from mergebot.store.connection import RedisClient, connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
@@ -50,7 +49,7 @@ def keys() -> Keys:
 
 
 @pytest.fixture
-async def redis(redis_url: str, keys: Keys) -> AsyncIterator[aioredis.Redis]:
+async def redis(redis_url: str, keys: Keys) -> AsyncIterator[RedisClient]:
     client = connect(redis_url)
     try:
         yield client
@@ -61,7 +60,7 @@ async def redis(redis_url: str, keys: Keys) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-def eventlog(redis: aioredis.Redis, keys: Keys) -> EventLog:
+def eventlog(redis: RedisClient, keys: Keys) -> EventLog:
     return EventLog(redis, keys)
 
 
@@ -99,7 +98,7 @@ def settings_for(tmp_path: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def runtime(redis: aioredis.Redis, keys: Keys, tmp_path: Path) -> Runtime:
+def runtime(redis: RedisClient, keys: Keys, tmp_path: Path) -> Runtime:
     """A Runtime around this test's Redis and key prefix, with API_TOKEN as the API token."""
     return build_runtime(settings_for(tmp_path), ServerConfig({}, {}), redis, keys)
 

@@ -184,6 +184,7 @@ def demo_settings(root: Path, port: int, token: str) -> Settings:
     of the caller's environment (another Redis, another config) leaks into the demo."""
     return Settings(
         redis_url=None,
+        redis_cluster=False,
         data_dir=root / "data",
         host="127.0.0.1",
         port=port,

@@ -12,14 +12,13 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
-
 from mergebot.config import RepoConfig
 from mergebot.git.facts import MirrorGitFacts
 from mergebot.git.mirror import Mirror
 from mergebot.integrator.planner import Decision, Verdict
 from mergebot.queue import QueueItem
 from mergebot.readiness import CandidateState, CandidateStatus, Rules, approvers, evaluate
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from mergebot.store.projection import ProjectionStore
 
@@ -37,14 +36,14 @@ class Recheck:
 
 
 async def recheck(
-    redis: aioredis.Redis, keys: Keys, mirror: Mirror, config: RepoConfig, item: QueueItem
+    redis: RedisClient, keys: Keys, mirror: Mirror, config: RepoConfig, item: QueueItem
 ) -> Recheck:
     """Is `item` still READY? The mirror must have been fetched just before."""
     return (await recheck_many(redis, keys, mirror, config, [item]))[item.id]
 
 
 async def recheck_many(
-    redis: aioredis.Redis,
+    redis: RedisClient,
     keys: Keys,
     mirror: Mirror,
     config: RepoConfig,

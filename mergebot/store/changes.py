@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from mergebot.queue import Change, ChangeError, parse_change
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from mergebot.store.poison import poison_records
 from mergebot.store.stream import Poison, Row, StreamGroup, Unreadable, read_after, readable
@@ -37,7 +36,7 @@ def _poison(keys: Keys, repo: str) -> Poison:
 
 
 async def _readable(
-    redis: aioredis.Redis, keys: Keys, repo: str, rows: Sequence[Row], group: str | None
+    redis: RedisClient, keys: Keys, repo: str, rows: Sequence[Row], group: str | None
 ) -> list[Change]:
     stream = keys.changes(repo)
     return await readable(redis, stream, rows, _parser(repo), _poison(keys, repo), group=group)
@@ -55,7 +54,7 @@ class ChangeBatch:
 class ChangeReader:
     """One consumer of a consumer group over the change streams of some repos."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, group: str, consumer: str) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys, group: str, consumer: str) -> None:
         self.redis = redis
         self.keys = keys
         self.group = group
@@ -106,7 +105,7 @@ class ChangeReader:
 
 
 async def follow_changes(
-    redis: aioredis.Redis, keys: Keys, repo: str, after: str, *, count: int, block_ms: int
+    redis: RedisClient, keys: Keys, repo: str, after: str, *, count: int, block_ms: int
 ) -> tuple[str, list[Change]]:
     """The changes of `repo` after entry `after` (waiting up to `block_ms` for one), without a
     group: (the id to follow from next, the readable changes)."""
@@ -115,10 +114,10 @@ async def follow_changes(
     return last, await _readable(redis, keys, repo, rows, None)
 
 
-async def poison_changes(redis: aioredis.Redis, keys: Keys, repo: str) -> list[dict[str, Any]]:
+async def poison_changes(redis: RedisClient, keys: Keys, repo: str) -> list[dict[str, Any]]:
     """The recorded unreadable entries of `repo`'s change stream, oldest first."""
     return await poison_records(redis, keys.poison_changes(repo))
 
 
-async def poison_change_count(redis: aioredis.Redis, keys: Keys, repo: str) -> int:
+async def poison_change_count(redis: RedisClient, keys: Keys, repo: str) -> int:
     return int(await redis.hlen(keys.poison_changes(repo)))

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from mergebot.store.stream import Row, StreamGroup
 
@@ -39,7 +38,7 @@ def _entries(rows: list[Row]) -> list[InboxEntry]:
 
 
 class CommandInbox:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
         self._add = redis.register_script(_ADD_LUA)

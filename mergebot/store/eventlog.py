@@ -23,10 +23,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from mergebot.events import Envelope, canonical_json
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from mergebot.store.poison import poison_records
 from mergebot.store.stream import (
@@ -126,7 +126,7 @@ def _id_key(entry_id: str) -> tuple[int, int]:
 
 
 class EventLog:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
         self._append = redis.register_script(_APPEND_LUA)

@@ -14,8 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-import redis.asyncio as aioredis
-
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 
 RECENT_DAYS = 7
@@ -24,7 +23,7 @@ _SEP = "\x1f"
 
 
 class FlakyLog:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
 

@@ -12,10 +12,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import cast
 
-import redis.asyncio as aioredis
-
 from mergebot.followups import Followup, FollowupStatus
 from mergebot.ids import FollowupId
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 
 # KEYS: followups hash, latest-by-slug hash. ARGV: id, slug, previous id read ('' = none), JSON.
@@ -48,7 +47,7 @@ class FollowupNotFoundError(KeyError):
 
 
 class FollowupStore:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
         self._create = redis.register_script(_CREATE_LUA)

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 
 log = logging.getLogger("mergebot.lease")
@@ -123,7 +123,7 @@ class LeaseInfo:
 class Lease:
     def __init__(  # noqa: PLR0917 - the agreed signature takes ttl/renew positionally
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         keys: Keys,
         repo: str,
         base: str,

@@ -16,9 +16,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, cast
 
-import redis.asyncio as aioredis
-
 from mergebot.notify.conversation import Conversation
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from mergebot.store.stream import Row, StreamGroup
 
@@ -118,7 +117,7 @@ def _field(sink: str, other: str) -> str:
 
 
 class NotifyStore:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
         self._fan_out = redis.register_script(_FAN_OUT_LUA)
@@ -260,7 +259,7 @@ class NotifyStore:
         return record
 
 
-async def dead_letter_count(redis: aioredis.Redis, keys: Keys, repo: str | None = None) -> int:
+async def dead_letter_count(redis: RedisClient, keys: Keys, repo: str | None = None) -> int:
     """For `mergebot status` and the queue API: how many notifications of `repo` are dead."""
     if repo is None:
         return int(await redis.hlen(keys.dead_letters()))

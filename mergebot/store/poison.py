@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any, cast
 
-import redis.asyncio as aioredis
+from mergebot.store.connection import RedisClient
 
 log = logging.getLogger("mergebot.store.poison")
 
@@ -29,7 +29,7 @@ def stream_id_key(entry_id: str) -> tuple[int, int]:
 
 
 async def record_poison(
-    redis: aioredis.Redis,
+    redis: RedisClient,
     *,
     record_key: str,
     stream: str,
@@ -61,7 +61,7 @@ async def record_poison(
         )  # fmt: skip
 
 
-async def poison_records(redis: aioredis.Redis, record_key: str) -> list[dict[str, Any]]:
+async def poison_records(redis: RedisClient, record_key: str) -> list[dict[str, Any]]:
     """The records of `record_key`, oldest first (by stream entry id)."""
     raw = cast(dict[str, str], await redis.hgetall(record_key))
     return [json.loads(v) for _, v in sorted(raw.items(), key=lambda kv: stream_id_key(kv[0]))]

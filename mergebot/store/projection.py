@@ -28,10 +28,10 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, TypeAdapter
 
 from mergebot.readiness import CandidateState, FreezeFact, Note, PushFact, RepoFacts, SlugFacts
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 
 NOTES_KEPT = 200
@@ -99,7 +99,7 @@ def _joined(fields: dict[str, str]) -> str:
 
 
 class ProjectionStore:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
 

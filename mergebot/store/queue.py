@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import redis.asyncio as aioredis
-
 from mergebot.ids import ItemId
 from mergebot.queue import (
     FINAL,
@@ -35,6 +33,7 @@ from mergebot.queue import (
     check_transition,
     queue_order,
 )
+from mergebot.store.connection import RedisClient, pipeline_script
 from mergebot.store.keys import Keys
 
 # KEYS: items hash, active zset, changes stream, version counter.
@@ -94,7 +93,7 @@ def _now() -> datetime:
 
 
 class QueueStore:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
         self._write = redis.register_script(_WRITE_LUA)
@@ -229,7 +228,7 @@ class QueueStore:
             calls.append(self._write_call(new, None, "", change))
         async with self.redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
-                await self._write(keys=keys, args=args, client=cast(Any, pipe))
+                await pipeline_script(pipe, self._write, keys, args)
             replies = await pipe.execute()
         done = []
         for (item, cause), written in zip(entries, replies, strict=True):

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
 
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 
 DEFAULT_KEEP = 1000
@@ -35,7 +35,7 @@ class Refusal(BaseModel):
 
 
 class RefusalLog:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, *, keep: int = DEFAULT_KEEP) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys, *, keep: int = DEFAULT_KEEP) -> None:
         self.redis = redis
         self.keys = keys
         self.keep = keep

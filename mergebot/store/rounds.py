@@ -10,8 +10,7 @@ reuses it; an approval that is never retried leaves a gap in the numbering, noth
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 
 _ASSIGN_LUA = """
@@ -24,7 +23,7 @@ return round
 
 
 class ReviewRounds:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.keys = keys
         self._assign = redis.register_script(_ASSIGN_LUA)
 

@@ -14,13 +14,14 @@ met it, and leaves it out, so one garbage entry never stops a reader.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from mergebot.store.connection import RedisClient, same_slot_groups
 from mergebot.store.poison import record_poison
 
 T = TypeVar("T")
@@ -58,7 +59,7 @@ class PendingSummary:
 
 
 async def readable(
-    redis: aioredis.Redis,
+    redis: RedisClient,
     stream: str,
     rows: Iterable[Row],
     parse: Callable[[str, dict[str, str]], T | Unreadable],
@@ -92,7 +93,7 @@ async def readable(
 
 
 async def read_after(
-    redis: aioredis.Redis, stream: str, after: str, *, count: int, block_ms: int | None
+    redis: RedisClient, stream: str, after: str, *, count: int, block_ms: int | None
 ) -> list[Row]:
     """Entries of `stream` after entry `after`, without a group (a watcher that keeps its own
     place), waiting up to `block_ms` for one."""
@@ -105,7 +106,7 @@ async def read_after(
 class StreamGroup:
     """One consumer group, read by consumers named per call (a process may run several)."""
 
-    redis: aioredis.Redis
+    redis: RedisClient
     group: str
 
     async def ensure(self, stream: str, *, start: str = "0") -> None:
@@ -126,8 +127,38 @@ class StreamGroup:
         block_ms: int | None = None,
     ) -> list[tuple[str, list[Row]]]:
         """New entries of `streams` for `consumer` (per stream), or (pending=True) the ones it was
-        given and has not acknowledged. Entries deleted while pending are left out."""
+        given and has not acknowledged. Entries deleted while pending are left out.
+
+        One XREADGROUP names only streams of one hash slot on a Redis Cluster, so there the
+        streams are read per slot, side by side: first without waiting (a busy stream is not held
+        back by idle ones), then, when nothing was there, each read waits up to `block_ms`. No
+        read is cancelled early: a cancelled XREADGROUP may already have given entries to this
+        consumer, which would then wait for a reclaim."""
         start = "0" if pending else ">"
+        groups = same_slot_groups(self.redis, streams)
+        if len(groups) == 1:
+            return await self._read(consumer, groups[0], start, count, block_ms)
+        found = await self._read_each(consumer, groups, start, count, None)
+        if found or block_ms is None:
+            return found
+        return await self._read_each(consumer, groups, start, count, block_ms)
+
+    async def _read_each(
+        self,
+        consumer: str,
+        groups: Sequence[Sequence[str]],
+        start: str,
+        count: int,
+        block_ms: int | None,
+    ) -> list[tuple[str, list[Row]]]:
+        replies = await asyncio.gather(
+            *(self._read(consumer, group, start, count, block_ms) for group in groups)
+        )
+        return [found for reply in replies for found in reply]
+
+    async def _read(
+        self, consumer: str, streams: Sequence[str], start: str, count: int, block_ms: int | None
+    ) -> list[tuple[str, list[Row]]]:
         reply = await self.redis.xreadgroup(
             self.group, consumer, dict.fromkeys(streams, start), count=count, block=block_ms
         )

@@ -19,7 +19,7 @@ from mergebot.github.translate import translate
 from mergebot.main import create_app
 from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.commands import CommandInbox
-from mergebot.store.connection import connect
+from mergebot.store.connection import connect, subscribe
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
 from mergebot.store.refusals import RefusalLog
@@ -334,8 +334,7 @@ async def test_check_reports_publish_a_wake_up_for_the_commit(
     client: Client, eventlog: EventLog, redis: aioredis.Redis, keys: Keys, redis_url: str
 ) -> None:
     listener = connect(redis_url)
-    pubsub = listener.pubsub()
-    await pubsub.subscribe(keys.check_signals(REPO))
+    pubsub = await subscribe(listener, keys.check_signals(REPO))
     try:
         await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
         for event, fixture in [

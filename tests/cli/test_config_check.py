@@ -165,6 +165,52 @@ def test_bad_environment_variables_are_problems_too_without_their_values(
     assert "eighty-eighty" not in err
 
 
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (
+            {"MERGEBOT_REDIS_CLUSTER": "true"},
+            "environment: MERGEBOT_REDIS_CLUSTER: Value error, needs MERGEBOT_REDIS_URL (a node "
+            "of the cluster): the embedded Redis is a single server",
+        ),
+        (
+            {
+                "MERGEBOT_REDIS_URL": "redis://:hunter2@10.0.0.1:7000/4",
+                "MERGEBOT_REDIS_CLUSTER": "1",
+            },
+            "environment: MERGEBOT_REDIS_CLUSTER: Value error, MERGEBOT_REDIS_URL: a Redis Cluster "
+            "has only database 0, not 4",
+        ),
+        (
+            {"MERGEBOT_REDIS_URL": "redis+cluster://:hunter2@10.0.0.1:7000,10.0.0.2:x"},
+            "environment: MERGEBOT_REDIS_URL: Value error, '10.0.0.2:x' is not host:port (bad "
+            "port)",
+        ),
+        (
+            {"MERGEBOT_REDIS_CLUSTER": "sometimes"},
+            "environment: MERGEBOT_REDIS_CLUSTER: Input should be a valid boolean, unable to "
+            "interpret input",
+        ),
+    ],
+)
+def test_a_bad_redis_cluster_setting_is_a_problem_that_says_why(
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variables: dict[str, str],
+    expected: str,
+) -> None:
+    monkeypatch.delenv("MERGEBOT_REDIS_URL")
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    path = write(tmp_path, GOOD)
+    assert main(["config", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert [line.strip() for line in err.splitlines()[1:]] == [expected]
+    assert "hunter2" not in err
+
+
 def test_the_train_settings_are_checked_and_shown(
     cli_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

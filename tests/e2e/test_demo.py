@@ -26,6 +26,7 @@ def test_demo_lands_the_first_branch_and_blocks_the_conflicting_one(
 ) -> None:
     # A caller's own settings must not leak into the demo (it brings its own Redis and config).
     monkeypatch.setenv("MERGEBOT_REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("MERGEBOT_REDIS_CLUSTER", "true")
     monkeypatch.setenv("MERGEBOT_CONFIG", str(tmp_path / "missing.toml"))
     root = tmp_path / "demo"
     assert main(["demo", "--dir", str(root), "--timeout", "60"]) == 0
