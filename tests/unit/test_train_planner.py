@@ -138,8 +138,23 @@ def test_cars_are_built_one_by_one_each_on_the_one_before() -> None:
     first = Car("pr-1:item", (member(1),))
     second = Car("pr-2:item", (member(2),))
     assert plan(snap((first, second))) == [Build("pr-1:item", BASE, True)]
-    built = car(1, BASE)
+    built = car(1, BASE, Checks.RUNNING)
     assert plan(snap((built, second))) == [Build("pr-2:item", "c1", False)]
+
+
+def test_a_built_car_starts_its_checks_while_the_cars_behind_it_are_built() -> None:
+    """With a window of 8 the head's checks do not wait for seven builds behind it."""
+    second, third = Car("pr-2:item", (member(2),)), Car("pr-3:item", (member(3),))
+    built = car(1, BASE)
+    assert plan(snap((built, second, third))) == [
+        StartChecks("pr-1:item"),
+        Build("pr-2:item", "c1", False),
+    ]
+    running = car(1, BASE, Checks.RUNNING)
+    assert plan(snap((running, car(2, "c1"), third))) == [
+        StartChecks("pr-2:item"),
+        Build("pr-3:item", "c2", False),
+    ]
 
 
 def test_built_cars_have_their_checks_started_together() -> None:
