@@ -66,7 +66,7 @@ from mergebot.gatekeeper import Gatekeeper
 from mergebot.git.merge import Candidate, PushStatus
 from mergebot.git.mirror import GitError
 from mergebot.git.workspace import AlreadyOnBase, Conflict, Integration, Workspace, worktrees_root
-from mergebot.integrator import record
+from mergebot.integrator import record as train_record
 from mergebot.integrator.planner import (
     Action,
     Advance,
@@ -534,7 +534,7 @@ class Integrator:
     # -- performing actions --------------------------------------------------------------------
     async def _record(self) -> None:
         """Write the train as it stands, before the step planned from it is performed."""
-        text = record.dump(self.cars)
+        text = train_record.dump(self.cars)
         if text == self._recorded:
             return
         self._ensure()
@@ -1252,14 +1252,14 @@ class Integrator:
         key = self.runtime.keys.train_record(self.repo, self.base)
         recorded = cast(str | None, await self.runtime.redis.get(key))
         self._recorded = recorded
-        bisecting = {m.item_id for car in record.load(recorded, (i.id for i in stuck))
+        bisecting = {m.item_id for car in train_record.load(recorded, (i.id for i in stuck))
                      for m in car.members}  # fmt: skip
         for item in stuck:
             status = await self._recover_item(item, continues=item.id in bisecting)
             if status != Status.IN_PROGRESS.value:
                 result.outcomes.append((item.id, status))
         left = await self.queue.by_status(self.repo, self.base, Status.IN_PROGRESS)
-        self.cars = record.load(recorded, (i.id for i in left if i.id in bisecting))
+        self.cars = train_record.load(recorded, (i.id for i in left if i.id in bisecting))
         self.slots = {car.key: _Slot() for car in self.cars}
         if self.cars:
             log.info(
