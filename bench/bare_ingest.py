@@ -39,7 +39,10 @@ def main() -> None:
     parser.add_argument("--token", required=True)
     args = parser.parse_args()
     redis = aioredis.from_url(args.redis_url, decode_responses=True)
-    web.run_app(app(redis, args.token), host="127.0.0.1", port=args.port, print=None)
+    # No access log, as `mergebot web` (it would cost as much as the request).
+    web.run_app(
+        app(redis, args.token), host="127.0.0.1", port=args.port, print=None, access_log=None
+    )
 
 
 if __name__ == "__main__":

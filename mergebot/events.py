@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
@@ -279,6 +280,11 @@ EVENT_MODELS: dict[EventName, type[CanonicalEvent]] = {
     )
 }
 
+# The fields each model declares (`model_fields` is computed on every access).
+_KNOWN_FIELDS: dict[EventName, frozenset[str]] = {
+    name: frozenset(model.model_fields) for name, model in EVENT_MODELS.items()
+}
+
 RESERVED_KEYS = frozenset({"name", "id"})
 MAX_ID_LENGTH = 200
 # Limits on what one event may carry (SPEC §10): nesting a JSON library, pydantic or a reader
@@ -316,10 +322,11 @@ def _pydantic_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-class ParsedEvent(BaseModel):
-    """A validated event with the idempotency key its producer gave (if any)."""
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    """A validated event with the idempotency key its producer gave (if any). A dataclass, not
+    a model: both fields are validated already, and ingest builds one per event."""
 
-    model_config = ConfigDict(frozen=True)
     id: str | None
     event: CanonicalEvent
 
@@ -375,7 +382,7 @@ def _is_text(value: str) -> bool:
 
 
 def _extra_size(fields: dict[str, Any], model: type[CanonicalEvent]) -> int:
-    known = model.model_fields  # once: it is a computed property
+    known = _KNOWN_FIELDS[model.event_name]
     unknown = {k: v for k, v in fields.items() if k not in known}
     return len(canonical_json(unknown).encode()) if unknown else 0
 
@@ -505,9 +512,11 @@ def envelope_for(
     event_id: str | None = None,
     received_at: datetime | None = None,
 ) -> Envelope:
+    """The envelope of an event already validated: built without validating again (every field
+    is typed here, and the payload is the event's own JSON dump), as ingest does per event."""
     payload = event.model_dump(mode="json")
     name = event.event_name
-    return Envelope(
+    return Envelope.model_construct(
         id=event_id or content_id(name, payload),
         name=name,
         type=TAXONOMY[name],

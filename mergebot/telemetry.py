@@ -75,6 +75,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                "Events or requests refused, by source, event name, HTTP status and reason."),
     MetricSpec("mergebot_http_requests", Kind.COUNTER, ("method", "route", "status"),
                "HTTP requests answered, by method, route and status."),
+    MetricSpec("mergebot_requests_shed", Kind.COUNTER, ("path",),
+               "Ingest requests answered 503 at once because too many were in flight, by path."),
     # -- state at scrape time ------------------------------------------------------------------
     MetricSpec("mergebot_queue_length", Kind.GAUGE, ("repo", "status"),
                "Candidates of a managed repo by status: waiting (not READY yet), queued, "

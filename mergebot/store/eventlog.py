@@ -23,9 +23,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from mergebot.events import Envelope, canonical_json
+from mergebot.store.coalesce import Coalescer
 from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from mergebot.store.poison import poison_records
@@ -44,12 +46,17 @@ log = logging.getLogger("mergebot.store.eventlog")
 _APPEND_LUA = """
 local n = #ARGV / 5
 local seen = {}
+local entries = {}
 for i = 0, n - 1 do
   local id, digest = ARGV[i * 5 + 1], ARGV[i * 5 + 2]
   local stored = seen[id]
   if not stored then
     local existing = redis.call('HGET', KEYS[2], id)
-    if existing then stored = string.sub(existing, string.find(existing, ' ') + 1) end
+    if existing then
+      local cut = string.find(existing, ' ')
+      entries[id] = string.sub(existing, 1, cut - 1)
+      stored = string.sub(existing, cut + 1)
+    end
   end
   if stored and stored ~= digest then return {'conflict', id} end
   seen[id] = digest
@@ -58,13 +65,14 @@ local out = {'ok'}
 for i = 0, n - 1 do
   local base = i * 5
   local id, digest = ARGV[base + 1], ARGV[base + 2]
-  local existing = redis.call('HGET', KEYS[2], id)
-  if existing then
-    out[#out + 1] = '1 ' .. string.sub(existing, 1, string.find(existing, ' ') - 1)
+  local entry = entries[id]
+  if entry then
+    out[#out + 1] = '1 ' .. entry
   else
-    local entry = redis.call('XADD', KEYS[1], '*', 'id', id, 'name', ARGV[base + 3],
-                             'repo', ARGV[base + 4], 'envelope', ARGV[base + 5])
+    entry = redis.call('XADD', KEYS[1], '*', 'id', id, 'name', ARGV[base + 3],
+                       'repo', ARGV[base + 4], 'envelope', ARGV[base + 5])
     redis.call('HSET', KEYS[2], id, entry .. ' ' .. digest)
+    entries[id] = entry
     out[#out + 1] = '0 ' .. entry
   end
 end
@@ -129,7 +137,14 @@ class EventLog:
     def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
-        self._append = redis.register_script(_APPEND_LUA)
+        # Appends of concurrent requests share one write to Redis (mergebot.store.coalesce);
+        # a client of another kind (a cluster's) calls the script once per append.
+        self._append: Callable[[list[str], list[str]], Awaitable[Any]]
+        if isinstance(redis, aioredis.Redis):
+            self._append = Coalescer(redis, _APPEND_LUA)
+        else:
+            script = redis.register_script(_APPEND_LUA)
+            self._append = lambda keys, args: script(keys=keys, args=args)
         self._repos_added: set[str] = set()
 
     # -- writing -------------------------------------------------------------------------------
@@ -154,7 +169,7 @@ class EventLog:
                 env = envelopes[i]
                 argv += [env.id, payload_digest(env), env.name, env.repo, env.to_json()]
             reply = await self._append(
-                keys=[self.keys.events(partition), self.keys.event_ids(partition)], args=argv
+                [self.keys.events(partition), self.keys.event_ids(partition)], argv
             )
             if reply[0] == "conflict":
                 raise EventConflictError(reply[1])

@@ -136,8 +136,7 @@ async def _receive(request: web.Request) -> web.Response:
         return _answer(200, "duplicate", "this delivery was stored before; kept the first version")
     metrics = request.app[METRICS]
     for stored, draft in zip(result.stored, translation.events, strict=True):
-        counter = metrics.events_duplicate if stored.duplicate else metrics.events_accepted
-        counter.labels(SOURCE, draft.event_name.value).inc()
+        metrics.stored(SOURCE, draft.event_name.value, duplicate=stored.duplicate)
     if not result.stored and result.command_new is None:
         # A check result only wakes an integration waiting on that commit: nothing is stored, so
         # the answer says so (202, like every delivery mergebot acknowledges without storing).

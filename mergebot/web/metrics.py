@@ -49,6 +49,7 @@ APP_COUNTED = frozenset(
         "mergebot_events_duplicate",
         "mergebot_events_refused",
         "mergebot_http_requests",
+        "mergebot_requests_shed",
     }
 )
 
@@ -128,12 +129,23 @@ class Metrics:
             ["source", "name", "status", "reason"],
             registry=self.registry,
         )
+        self._stored: dict[tuple[bool, str, str], Counter] = {}
         self.http_requests = Counter(
             "mergebot_http_requests",
             "HTTP requests answered, by method, route and status.",
             ["method", "route", "status"],
             registry=self.registry,
         )
+
+    def stored(self, source: str, name: str, *, duplicate: bool) -> None:
+        """Count one stored event (new or duplicate). The labelled child is looked up once per
+        (counter, labels): `labels()` takes a lock and checks its arguments on every call."""
+        key = (duplicate, source, name)
+        child = self._stored.get(key)
+        if child is None:
+            counter = self.events_duplicate if duplicate else self.events_accepted
+            child = self._stored[key] = counter.labels(source, name)
+        child.inc()
 
     def refused(self, source: str, names: list[str], status: int, reason: str) -> None:
         """Count a refusal once per event of the request (once when no event could be read)."""

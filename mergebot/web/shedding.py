@@ -14,6 +14,7 @@ become a flood of log lines, which would cost the time shedding saves.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -27,6 +28,10 @@ log = logging.getLogger("mergebot.web.shedding")
 SHED_PATHS = frozenset({"/events", "/webhook"})
 RETRY_AFTER_SECONDS = 1
 LOG_EVERY_SECONDS = 10.0
+# The answer to a shed request, serialized once: refusing must cost as little as possible.
+_SHED_BODY = json.dumps(
+    {"error": "the server is at capacity; nothing was stored, retry later"}
+).encode()
 
 
 class Shedder:
@@ -49,9 +54,10 @@ class Shedder:
                 path, self.in_flight, self.limit, self._unlogged,
             )  # fmt: skip
             self._logged_at, self._unlogged = now, 0
-        return web.json_response(
-            {"error": "the server is at capacity; nothing was stored, retry later"},
+        return web.Response(
+            body=_SHED_BODY,
             status=503,
+            content_type="application/json",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
@@ -82,6 +88,8 @@ def install(app: web.Application, limit: int) -> Shedder:
         ["path"],
         registry=app[METRICS].registry,
     )
+    for path in sorted(SHED_PATHS):  # exported at 0 from the start, as every documented metric
+        counter.labels(path)
     shedder = Shedder(limit, counter)
     app[SHEDDER] = shedder
     app.middlewares.insert(0, shed_load)

@@ -1,0 +1,124 @@
+"""Appends of concurrent tasks share one write to Redis: each caller still gets its own answer,
+its own error, and nothing of one caller's batch depends on another's."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from mergebot.events import Envelope, envelope_for, parse_event
+from mergebot.redis_url import redis_target
+from mergebot.store.coalesce import Coalescer
+from mergebot.store.connection import RedisClient, connect
+from mergebot.store.eventlog import EventConflictError, EventLog
+from mergebot.store.keys import Keys
+from tests.factories import raw_event
+
+
+def env(event_id: str, slug: str = "pr-1", review_round: int = 1) -> Envelope:
+    raw = raw_event("review_approved", slug=slug, review_round=review_round)
+    return envelope_for(parse_event(raw).event, source="test", event_id=event_id)
+
+
+class CountingRedis(aioredis.Redis):
+    """A client that counts the pipelines it runs and the EVALSHA calls it makes alone."""
+
+    pipelines = 0
+    single_calls = 0
+
+    def pipeline(self, *args: object, **kwargs: object) -> aioredis.client.Pipeline:
+        type(self).pipelines += 1
+        return super().pipeline(*args, **kwargs)  # type: ignore[arg-type]
+
+    async def evalsha(self, *args: object) -> object:  # type: ignore[override]
+        type(self).single_calls += 1
+        return await super().evalsha(*args)  # type: ignore[arg-type]
+
+
+async def test_concurrent_appends_go_out_together_and_each_caller_gets_its_own_answer(
+    redis_url: str, keys: Keys
+) -> None:
+    if redis_target(redis_url).cluster:
+        # A cluster's client calls the script once per append (its pipelines take no EVALSHA);
+        # the other tests here hold for both.
+        pytest.skip("appends are coalesced by the single-server client only")
+    client = CountingRedis.from_url(redis_url, decode_responses=True)
+    try:
+        log = EventLog(client, keys)
+        await log.append(env("before"))
+        CountingRedis.pipelines = CountingRedis.single_calls = 0
+        answers = await asyncio.gather(
+            *(log.append(env(f"c{i}", slug=f"pr-{i}")) for i in range(20)),
+            log.append(env("before")),
+        )
+        assert [(a.id, a.duplicate) for a in answers] == [
+            *((f"c{i}", False) for i in range(20)), ("before", True),
+        ]  # fmt: skip
+        assert len({a.entry_id for a in answers[:20]}) == 20
+        assert (CountingRedis.pipelines, CountingRedis.single_calls) == (1, 0)
+        stored = [e.envelope.id async for e in log.replay()]
+        assert stored == ["before", *(f"c{i}" for i in range(20))]
+    finally:
+        await client.aclose()
+
+
+async def test_a_conflict_fails_only_its_own_caller(eventlog: EventLog) -> None:
+    await eventlog.append(env("taken", review_round=1))
+    ok, conflict, batch = await asyncio.gather(
+        eventlog.append(env("fine", slug="pr-2")),
+        eventlog.append(env("taken", review_round=2)),
+        eventlog.append_many([env("b1", slug="pr-3"), env("b2", slug="pr-4")]),
+        return_exceptions=True,
+    )
+    assert isinstance(conflict, EventConflictError)
+    assert not isinstance(ok, BaseException)
+    assert not ok.duplicate
+    assert not isinstance(batch, BaseException)
+    assert [r.id for r in batch] == ["b1", "b2"]
+    stored = {e.envelope.id: e.envelope.payload async for e in eventlog.replay()}
+    assert sorted(stored) == ["b1", "b2", "fine", "taken"]
+    assert stored["taken"]["review_round"] == 1
+
+
+async def test_a_script_redis_forgot_is_loaded_again_for_every_waiting_caller(
+    eventlog: EventLog, redis: RedisClient
+) -> None:
+    await eventlog.append(env("first"))
+    await redis.script_flush()  # what a Redis restart without persistence of scripts does
+    answers = await asyncio.gather(*(eventlog.append(env(f"n{i}")) for i in range(5)))
+    assert [a.duplicate for a in answers] == [False] * 5
+    assert await eventlog.length() == 6
+
+
+async def test_a_lost_connection_fails_every_caller_of_the_batch(keys: Keys) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = connect(f"redis://127.0.0.1:{port}/0", timeout=1.0)
+    try:
+        appender = Coalescer(client, "return 1")
+        outcomes = await asyncio.gather(
+            *(appender([keys.events(0)], ["x"]) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(o, RedisConnectionError | OSError) for o in outcomes), outcomes
+    finally:
+        await client.aclose()
+
+
+async def test_a_cancelled_caller_does_not_disturb_the_others(eventlog: EventLog) -> None:
+    doomed = asyncio.ensure_future(eventlog.append(env("doomed", slug="pr-9")))
+    kept = asyncio.ensure_future(eventlog.append(env("kept", slug="pr-8")))
+    await asyncio.sleep(0)  # both calls are made, neither is sent yet
+    doomed.cancel()
+    assert not (await kept).duplicate
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    # Whether the cancelled call was written depends on how far it got (with coalescing it was:
+    # its batch went out); either way a retry leaves exactly one copy.
+    await eventlog.append(env("doomed", slug="pr-9"))
+    stored = [e.envelope.id async for e in eventlog.replay()]
+    assert sorted(stored) == ["doomed", "kept"]
