@@ -25,12 +25,16 @@ restarted the moment a car ahead of it fails, nothing else costs time) is run on
 measured against the model is what the bot itself costs; the model against the theory is what
 the finite run and the draws cost.
 
-Batches of B: at p = 0, W*B/T landings per unit time and 1/B CI runs per landing. A red batch is
-bisected one probe at a time, each culprit costing at most ceil(log2 B) + 1 runs, so the theory
-for bisection is (1 + p*B*(ceil(log2 B) + 1)) / (B*(1-p)) CI runs per landing, and at depth 1
-landings per unit time B*(1-p) / (T*(1 + p*B*(ceil(log2 B) + 1))); both are shown beside the
-measurement (at depth > 1 and p > 0 the throughput theory is left out: cars behind a probe wait,
-and how long depends on where the culprits are).
+Batches of B: at p = 0, W*B/T landings per unit time and 1/B CI runs per landing. At depth 1
+("batch B") a red batch is bisected one probe at a time, each culprit costing at most
+ceil(log2 B) + 1 runs, so the theory for bisection is (1 + p*B*(ceil(log2 B) + 1)) / (B*(1-p))
+CI runs per landing, and landings per unit time B*(1-p) / (T*(1 + p*B*(ceil(log2 B) + 1))). At
+depth 4 ("batch B, depth 4") both halves of a red batch are checked at once on the batch's own
+base (a green half lands first, even ahead of a red sibling): each culprit costs at most
+2*ceil(log2 B) + 1 runs — the CI theory shown for those rows — for one check time per level
+instead of one run per level plus the final check of what is left. Both are shown beside the
+measurement (at depth > 1 and p > 0 the throughput theory is left out: cars behind a bisection
+wait for it, and how long depends on where the culprits are).
 
 Bot overhead: with a check command that costs nothing (`true`), a drain's time per candidate is
 the bot's own work (git, Redis, bookkeeping); the baseline is the same git work by hand, per
@@ -263,10 +267,12 @@ def theory(window: int, p: float, check: float) -> float:
     return 60 * (1 - p) * (1 - (1 - p) ** window) / (p * check)
 
 
-def batch_runs_theory(size: int, p: float) -> float:
+def batch_runs_theory(size: int, p: float, window: int = 1) -> float:
     """CI runs per landing for batches of `size`: one run per batch, plus at most
-    ceil(log2 B) + 1 runs per culprit (bisection one probe at a time)."""
-    per_culprit = math.ceil(math.log2(size)) + 1
+    ceil(log2 B) + 1 runs per culprit (bisection one probe at a time, depth 1), or
+    2*ceil(log2 B) + 1 (both halves at once, depth > 1)."""
+    levels = math.ceil(math.log2(size))
+    per_culprit = 2 * levels + 1 if window > 1 else levels + 1
     return (1 + p * size * per_culprit) / (size * (1 - p))
 
 
@@ -429,7 +435,7 @@ def table(
             else None
         )
         ci = sum(r.ci_runs for r in runs) / max(landed, 1)
-        ci_ideal = batch_runs_theory(size, share) if size > 1 else None
+        ci_ideal = batch_runs_theory(size, share, window) if size > 1 else None
         speedup = per_min / serial[share] if share in serial else float("nan")
         ideal_text = f"{ideal:.1f} | {per_min / ideal:.2f}x" if ideal else "n/a | n/a"
         model_text = f"{model:.1f} | {per_min / model:.2f}x" if model else "n/a | n/a"

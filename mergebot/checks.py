@@ -461,8 +461,16 @@ async def wait_required(
 
 
 def _is_stale(result: CheckResult, stale: Collection[CheckResult]) -> bool:
-    """The same run as a failure whose re-run was requested (a re-run has a link of its own)."""
-    return any(result.name == old.name and result.url == old.url for old in stale)
+    """Still the failure whose re-run was requested: the same run (a new run has a link of its
+    own), neither reset nor finished otherwise since (GitHub's documented answer to a
+    re-request is the owning app updating that same run)."""
+    return any(
+        result.name == old.name
+        and result.url == old.url
+        and result.state is old.state
+        and (old.started_at is None or result.started_at == old.started_at)
+        for old in stale
+    )
 
 
 async def _outcome(
@@ -579,11 +587,12 @@ async def run_checks(
         if any(c.url is None for c in failed if c.kind == "required"):
             break  # a new run could not be told from the old one
         if forge_failed:
+            seen = {r.name: r for r in await _failures(forge, repo, sha, forge_failed)}
             again = await _rerun(forge, repo, sha, forge_failed)
             if set(again) != set(forge_failed):
                 break  # some failure cannot be run again: it stands
             stale += [
-                CheckResult(c.name, CheckState.FAILURE, c.url)
+                seen.get(c.name) or CheckResult(c.name, CheckState.FAILURE, c.url)
                 for c in failed
                 if c.kind == "required"
             ]
@@ -612,6 +621,17 @@ async def run_checks(
 async def _signals(redis: RedisClient, channel: str) -> AsyncIterator[CheckSignals]:
     async with CheckSignals(redis, channel) as signals:
         yield signals
+
+
+async def _failures(forge: Forge, repo: str, sha: str, names: Sequence[str]) -> list[CheckResult]:
+    """The failed results of `names` on `sha` as the forge shows them right before their re-run
+    is requested (to tell the re-run's result from them); none when the forge cannot say."""
+    try:
+        results = await forge.check_results(repo, sha)
+    except Exception as exc:  # a forge hiccup: each failure is then known by its link only
+        log.warning("check_results_failed repo=%s sha=%s error=%s", repo, sha, type(exc).__name__)
+        return []
+    return [r for r in results if r.name in names and r.state is CheckState.FAILURE]
 
 
 async def _rerun(forge: Forge, repo: str, sha: str, names: Sequence[str]) -> list[str]:

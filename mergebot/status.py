@@ -9,8 +9,8 @@ Shape: `{"repo", "base", "mode", "cutover": {"requested_mode", "mode", "held_bac
 "reason_codes", "followup_id", "updated_at", "priority", "pending_removal", "car", "stacked_on",
 "eta_seconds"}], "dead_letters": n, "poison_events": n,
 "poison_changes": n, "ignored": {code: n}, "train": {"window", "depth", "max_depth", "adaptive",
-"hold", "check_seconds", "cars": [{"position", "slugs", "shas", "stacked_on", "parent", "commit",
-"branch", "checks", "attempt"}]},
+"hold", "check_seconds", "batch_wait_until", "cars": [{"position", "slugs", "shas", "stacked_on",
+"parent", "commit", "branch", "checks", "attempt"}]},
 "recent_ignored": […], "refusals": {"total": n, "recent": […]}}`.
 
 Candidates come in this order: the active queue (queued with its 1-based position, in_progress,

@@ -48,10 +48,17 @@ class Cand:
 
 
 def candidate_events(
-    cand: Cand, n: int, *, reviewer: str = "alice", approve: bool = True
+    cand: Cand,
+    n: int,
+    *,
+    reviewer: str = "alice",
+    approve: bool = True,
+    since: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The three events that make `cand` READY; `n` orders ready_at (FIFO)."""
-    at = (T0 + timedelta(minutes=n)).isoformat()
+    """The three events that make `cand` READY; `n` orders ready_at (FIFO): minutes after a
+    fixed past time, or milliseconds after `since` (for what depends on how long ago it was)."""
+    step = timedelta(minutes=n) if since is None else timedelta(milliseconds=n)
+    at = ((since or T0) + step).isoformat()
     events: list[dict[str, Any]] = [
         {"name": "branch_pushed", "repo": REPO, "branch": cand.branch, "sha": cand.sha,
          "remote": "origin", "pushed_at": at, "pusher": "bob"},

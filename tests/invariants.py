@@ -110,11 +110,20 @@ def violations(
     if updates:
         merged: Counter[str] = Counter()
         for update in updates:
-            for parent in parents(update.new)[1:]:
+            for parent in _merged(update, parents):
                 merged[parent] += 1
         for sha, count in merged.items():
             if count > 1:
                 found.append(f"{sha[:7]} was merged into base {count} times")
+
+    # A candidate blocked for its checks or a conflict is not on base (a batch it was in
+    # landed without it).
+    tip = updates[-1].new if updates else None
+    for payload in by_name["integration_blocked"]:
+        sha = str(payload["sha"])
+        content = payload.get("reason") in ("checks_failed", "merge_conflict")
+        if tip is not None and content and is_ancestor(sha, tip):
+            found.append(f"{payload['slug']} ({sha[:7]}) was blocked but is on base")
 
     # Every candidate that became READY ends with an outcome.
     if settled:
@@ -136,3 +145,19 @@ def violations(
         if event_id not in stored:
             found.append(f"event {event_id} was acknowledged but is not in the event log")
     return found
+
+
+def _merged(update: BaseUpdate, parents: Callable[[str], list[str]]) -> list[str]:
+    """The commits merged into base by one update: the second parents along its first-parent
+    chain (one per candidate of a batch), newest first."""
+    out: list[str] = []
+    at = update.new
+    for _ in range(1000):
+        if at == update.old:
+            break
+        found = parents(at)
+        if not found:
+            break
+        out += found[1:]
+        at = found[0]
+    return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import git
@@ -103,13 +103,18 @@ class Mirror:
         return redact(text, sorted(secrets))
 
     def execute(
-        self, *args: str, timeout: float | None = None, strip: bool = True
+        self,
+        *args: str,
+        timeout: float | None = None,
+        strip: bool = True,
+        env: Mapping[str, str] | None = None,
     ) -> tuple[int, str, str]:
         """Run `git <args>` (no shell; arguments are passed as they are) and return the exit
-        status, stdout and stderr. Output is redacted; nothing is raised for a non-zero status."""
+        status, stdout and stderr. Output is redacted; nothing is raised for a non-zero status.
+        `env` adds to (or overrides) the mirror's environment for this one command."""
         status, out, err = self.repo.git.execute(
             ["git", *args],
-            env=self.env(),
+            env={**self.env(), **(env or {})},
             kill_after_timeout=timeout,
             with_extended_output=True,
             with_exceptions=False,

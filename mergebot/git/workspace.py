@@ -22,7 +22,7 @@ import logging
 import re
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -96,11 +96,21 @@ class Workspace:
         self.prefix = prefix
 
     # -- plumbing ------------------------------------------------------------------------------
-    def _git(self, *args: str, timeout: float = GIT_TIMEOUT_SECONDS) -> tuple[int, str, str]:
-        return self.mirror.execute(*_PINNED_CONFIG, *args, timeout=timeout)
+    def _git(
+        self,
+        *args: str,
+        timeout: float = GIT_TIMEOUT_SECONDS,
+        env: Mapping[str, str] | None = None,
+    ) -> tuple[int, str, str]:
+        return self.mirror.execute(*_PINNED_CONFIG, *args, timeout=timeout, env=env)
 
-    def _check(self, *args: str, timeout: float = GIT_TIMEOUT_SECONDS) -> str:
-        status, out, err = self._git(*args, timeout=timeout)
+    def _check(
+        self,
+        *args: str,
+        timeout: float = GIT_TIMEOUT_SECONDS,
+        env: Mapping[str, str] | None = None,
+    ) -> str:
+        status, out, err = self._git(*args, timeout=timeout, env=env)
         if status != 0:
             what = args[2] if args[0] == "-C" else args[0]
             raise GitError(f"git {what} failed: {(err or out).strip()[-1000:]}")
@@ -182,15 +192,16 @@ class Workspace:
         the car before it), or on the mirror's current `origin/<base>` (fetch first). A conflict
         leaves nothing behind; `AlreadyOnBase` means the candidate adds nothing to `parent`.
 
-        With a car `slot`, a merge is written without any checkout (`merge-tree --write-tree`
-        + `commit-tree`, no local branch) and, when a check command needs files, checked out in
-        the slot's worktree, which is moved from car to car instead of being added and removed
-        each time (in a big repo a full `worktree add`/`remove` is most of the git time)."""
+        With a car `slot`, a merge or a squash is written without any checkout (`merge-tree
+        --write-tree` + `commit-tree`, no local branch) and, when a check command needs files,
+        checked out in the slot's worktree, which is moved from car to car instead of being
+        added and removed each time (in a big repo a full `worktree add`/`remove` is most of
+        the git time); a rebase, which needs a checkout, runs in the slot's worktree."""
         base_sha = parent or self.base_sha(base)
         if base_sha is None:
             raise GitError(f"base branch {base!r} does not exist on the remote")
-        if slot is not None and method is MergeMethod.MERGE:
-            return self._build_for_slot(candidate, base, base_sha, slot, files)
+        if slot is not None:
+            return self._build_for_slot(candidate, base, base_sha, method, slot=slot, files=files)
         if not self.mirror.has_commit(candidate.sha):
             raise GitError(f"commit {candidate.sha} is not on the remote")
         if self.mirror.is_ancestor(candidate.sha, base_sha):
@@ -252,10 +263,24 @@ class Workspace:
         return replace(last, base_sha=parent, branch=branch)
 
     def _build_for_slot(
-        self, candidate: Candidate, base: str, base_sha: str, slot: int, files: bool
+        self,
+        candidate: Candidate,
+        base: str,
+        base_sha: str,
+        method: MergeMethod,
+        *,
+        slot: int,
+        files: bool,
     ) -> BuildResult:
         if self.mirror.is_ancestor(candidate.sha, base_sha):
             return AlreadyOnBase(base_sha)
+        if method is MergeMethod.REBASE:
+            result = self._build_in(
+                self.checkout_slot(slot, candidate.sha), candidate, base, base_sha, method
+            )
+            if isinstance(result, Integration):
+                return replace(result, slot=True)
+            return result
         status, out, err = self._git(
             "merge-tree", "--write-tree", "--name-only", "--no-messages", base_sha, candidate.sha
         )
@@ -265,13 +290,35 @@ class Workspace:
         if status != 0:
             raise GitError(f"git merge-tree failed: {(err or out).strip()[-1000:]}")
         tree = out.splitlines()[0].strip()
-        message = commit_message(candidate, base, MergeMethod.MERGE)
-        commit = self._check(
-            "commit-tree", tree, "-p", base_sha, "-p", candidate.sha, "-m", message
-        ).strip()
+        if method is MergeMethod.SQUASH:
+            commit = self._squash_commit(candidate, base, base_sha, tree)
+        else:
+            message = commit_message(candidate, base, MergeMethod.MERGE)
+            commit = self._check(
+                "commit-tree", tree, "-p", base_sha, "-p", candidate.sha, "-m", message
+            ).strip()
         worktree = self.checkout_slot(slot, commit) if files else None
         branch = self.branch_name(candidate.slug)
-        return Integration(base, base_sha, commit, branch, worktree, MergeMethod.MERGE, slot=True)
+        return Integration(base, base_sha, commit, branch, worktree, method, slot=True)
+
+    def _squash_commit(self, candidate: Candidate, base: str, base_sha: str, tree: str) -> str:
+        """The squash of `candidate` onto `base_sha` as one commit of `tree` (a squash's tree
+        is the merge's), by the candidate's author, as `_squash` writes it in a worktree."""
+        subjects, author = self._squash_text(candidate, base_sha)
+        name, _, email = author.partition("\0")
+        message = commit_message(candidate, base, MergeMethod.SQUASH, subjects)
+        return self._check(
+            "commit-tree", tree, "-p", base_sha, "-m", message,
+            env={"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email},
+        ).strip()  # fmt: skip
+
+    def _squash_text(self, candidate: Candidate, base_sha: str) -> tuple[list[str], str]:
+        """The candidate's own commit subjects since `base_sha`, and its author as
+        `name NUL email`."""
+        subjects = self._check(
+            "log", "--reverse", "--format=%s", f"{base_sha}..{candidate.sha}"
+        ).splitlines()
+        return subjects, self._check("log", "-1", "--format=%an%x00%ae", candidate.sha)
 
     def checkout_slot(self, slot: int, commit: str) -> Path:
         """Car slot `slot`'s worktree, at exactly `commit` (tracked files updated incrementally,
@@ -351,14 +398,13 @@ class Workspace:
         status, out, err = self._in(worktree, "merge", "--squash", "--no-commit", candidate.sha)
         if status != 0:
             return status, out, err
-        subjects = self._check(
-            "log", "--reverse", "--format=%s", f"{base_sha}..{candidate.sha}"
-        ).splitlines()
-        author = self._check("log", "-1", "--format=%an <%ae>", candidate.sha)
+        subjects, author = self._squash_text(candidate, base_sha)
+        name, _, email = author.partition("\0")
         message = commit_message(candidate, base, MergeMethod.SQUASH, subjects)
         return self._in(
-            worktree, "commit", "--allow-empty", "--no-verify", f"--author={author}", "-m", message
-        )
+            worktree, "commit", "--allow-empty", "--no-verify",
+            f"--author={name} <{email}>", "-m", message,
+        )  # fmt: skip
 
     def _rebase(self, worktree: Path, sha: str, base_sha: str) -> tuple[int, str, str]:
         status, out, err = self._in(worktree, "checkout", "--quiet", "--detach", sha)

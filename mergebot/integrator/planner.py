@@ -40,20 +40,26 @@ performs its actions and plans again, so each answer is small and always about o
    candidate that is not ready any more is `Settle`d). With `batch.wait_seconds`, a batch that
    would not be full waits until its oldest candidate has been ready that long.
 7. **Checks.** Every built car whose checks have not started gets `StartChecks` — except behind
-   a bisection probe (below): nothing is checked on top of a tree known to contain a culprit.
-   Plain cars ahead of a car that rule 3 is building get theirs with that `Build`, so the head
-   does not wait for every build behind it (each one a push, on a forge often a second).
+   a bisection probe and its concurrent halves (below): nothing is checked on top of a tree
+   known to contain a culprit. Plain cars ahead of a car that rule 3 is building get theirs
+   with that `Build`, so the head does not wait for every build behind it (each one a push, on
+   a forge often a second).
 
 **Bisection.** A red batch F at the head is split into two cars: L, its first half, and R, the
 rest, which remembers that on top of a green L *standing where F stood* it is F's tree again —
-known red without a check run (`KnownRed`). Only the first unresolved bisection car (the probe)
-is checked; cars behind it are built but wait. So each level costs one check run: L red → L is
-bisected in turn; L green → L lands and R is known red, bisected without a run. A single
-member found red is the culprit: `Block`ed, its follow-up naming the failed check and the batch
-it was isolated from; the unresolved halves behind it are `Merge`d into one car and checked
-once (a second culprit is bisected the same way). One culprit in a batch of B costs at most
-⌈log2 B⌉ + 1 check runs beyond the batch's own, at every depth: with stacked cars, checking R
-beside L tells nothing (on L it is F's tree), so halves are not run concurrently.
+known red without a check run (`KnownRed`). A single member found red is the culprit: `Block`ed,
+its follow-up naming the failed check and the batch it was isolated from.
+At depth 1, R is stacked on L and only the first unresolved bisection car (the probe) is
+checked; cars behind it are built but wait. Each level costs one check run: L red → L is
+bisected in turn; L green → L lands and R is known red, bisected without a run. After a culprit
+the unresolved halves behind it are `Merge`d into one car and checked once. One culprit in a
+batch of B costs at most ⌈log2 B⌉ + 1 runs beyond the batch's own.
+At depth > 1, R stands *beside* L (`Bisection.beside`): on the parent F stood on, and both are
+checked at once (more halves too, while the window has room). L green → it lands and R is
+known red on it; L red and R green → R is `Promote`d to the head and lands first, L is bisected
+on top of it; a beside car behind a green car it is not known red on is merged with the
+siblings behind it and checked once, stacked. One culprit costs at most 2⌈log2 B⌉ + 1 runs,
+and never more time than one half after the other.
 
 The window (`pipeline.depth`, or adaptive: one more after each landing up to `max_depth`, half
 after a failure, floor 1) is an input; `Resize` tells the runner its next value.

@@ -42,7 +42,7 @@ import socket
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from mergebot.attempts import (
@@ -66,6 +66,7 @@ from mergebot.gatekeeper import Gatekeeper
 from mergebot.git.merge import Candidate, PushStatus
 from mergebot.git.mirror import GitError
 from mergebot.git.workspace import AlreadyOnBase, Conflict, Integration, Workspace, worktrees_root
+from mergebot.integrator import record as train_record
 from mergebot.integrator.planner import (
     Action,
     Advance,
@@ -130,9 +131,17 @@ STEPS = (
 T = TypeVar("T")
 
 
+_reached: dict[str, int] = {}
+
+
 def crash_point(step: str) -> None:
-    """Kill this process right here when the test hook names `step` (see CRASH_ENV)."""
-    if os.environ.get(CRASH_ENV) == step:
+    """Kill this process right here when the test hook names `step` (see CRASH_ENV), or
+    `step#n`: the n-th time it is reached."""
+    wanted = os.environ.get(CRASH_ENV)
+    if wanted is None or wanted.split("#")[0] != step:
+        return
+    _reached[step] = _reached.get(step, 0) + 1
+    if "#" not in wanted or _reached[step] == int(wanted.split("#")[1]):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -226,6 +235,8 @@ class Integrator:
         self._gate_said: str | None = None  # the hold recorded as `waiting` (status shows it)
         self._wake = asyncio.Event()
         self._signalled: set[str] = set()
+        self._batch_wait_until: datetime | None = None  # a short batch waits until then
+        self._recorded: str | None = None  # the train record last written
 
     # -- helpers -------------------------------------------------------------------------------
     def _ctx(self, item: QueueItem | None = None) -> str:
@@ -383,6 +394,7 @@ class Integrator:
                 actions = plan(snapshot)
                 if actions:
                     grace_until = None
+                    self._batch_wait_until = None
                     for action in actions:
                         await self._perform(action, result)
                     await self._publish()
@@ -404,6 +416,9 @@ class Integrator:
                     held = batch_wait(snapshot)  # a short batch waiting for company
                     if held is not None:
                         seconds = held if seconds is None else min(seconds, held)
+                        if self._batch_wait_until is None:  # shown: why nothing moves yet
+                            self._batch_wait_until = _now() + timedelta(seconds=held)
+                            await self._publish()
                     await self._sleep(seconds)
                 # Queued candidates are re-checked before they get a car, every round.
                 members = {m.item_id for car in self.cars for m in car.members}
@@ -517,7 +532,17 @@ class Integrator:
         self.cars[index] = car
 
     # -- performing actions --------------------------------------------------------------------
+    async def _record(self) -> None:
+        """Write the train as it stands, before the step planned from it is performed."""
+        text = train_record.dump(self.cars)
+        if text == self._recorded:
+            return
+        self._ensure()
+        await self.runtime.redis.set(self.runtime.keys.train_record(self.repo, self.base), text)
+        self._recorded = text
+
     async def _perform(self, action: Action, result: DrainResult) -> None:
+        await self._record()
         match action:
             case Recheck(item_ids):
                 await self._recheck(list(item_ids))
@@ -1098,6 +1123,7 @@ class Integrator:
             "hold": self.hold,
             "base_tip": self.base_tip,
             "cars": cars,
+            "batch_wait_until": wait.isoformat() if (wait := self._batch_wait_until) else None,
             "updated_at": _now().isoformat(),
         }
         key = self.runtime.keys.train(self.repo, self.base)
@@ -1223,9 +1249,26 @@ class Integrator:
                 log.warning("recovery_fetch_failed %s error=%s", self._ctx(), exc)
                 if stuck:
                     raise StopDrainError(f"fetch failed: {exc}") from None
+        key = self.runtime.keys.train_record(self.repo, self.base)
+        recorded = cast(str | None, await self.runtime.redis.get(key))
+        self._recorded = recorded
+        bisecting = {m.item_id for car in train_record.load(recorded, (i.id for i in stuck))
+                     for m in car.members}  # fmt: skip
         for item in stuck:
-            status = await self._recover_item(item)
-            result.outcomes.append((item.id, status))
+            status = await self._recover_item(item, continues=item.id in bisecting)
+            if status != Status.IN_PROGRESS.value:
+                result.outcomes.append((item.id, status))
+        left = await self.queue.by_status(self.repo, self.base, Status.IN_PROGRESS)
+        self.cars = train_record.load(recorded, (i.id for i in left if i.id in bisecting))
+        self.slots = {car.key: _Slot() for car in self.cars}
+        if self.cars:
+            log.info(
+                "bisection_continued %s cars=%s",
+                self._ctx(),
+                " | ".join(",".join(m.slug for m in c.members) for c in self.cars),
+            )
+            await self._queued()  # are its members still ready? (signals were lost meanwhile)
+            await self._recheck([m.item_id for car in self.cars for m in car.members])
         await self._drop_final_records()
         if live:
             for branch in await self._git(workspace.remote_integration_branches):
@@ -1233,7 +1276,9 @@ class Integrator:
                 log.info("stale_integration_branch_deleted %s branch=%s", self._ctx(), branch)
                 await self._git(workspace.delete_branch, branch)
 
-    async def _recover_item(self, item: QueueItem) -> str:
+    async def _recover_item(self, item: QueueItem, *, continues: bool = False) -> str:
+        """Finish the item from its record or from base; otherwise it goes back to the queue —
+        or, `continues`, stays `in_progress` in the bisection continued from the train record."""
         record = await self.attempts.get(self.repo, self.base, item.id)
         log.info("recovering %s record=%s", self._ctx(item), record.outcome if record else None)
         if record is not None and record.outcome is Outcome.BLOCKED:
@@ -1256,6 +1301,8 @@ class Integrator:
             return await self._land(item, landed, "integrated (found on base after a restart)")
         self._ensure()
         await self.attempts.drop(self.repo, self.base, item.id)
+        if continues:
+            return Status.IN_PROGRESS.value
         cause = "crash recovery: rebuilt from the latest base"
         moved = await self._move(item, Status.QUEUED, cause, Status.IN_PROGRESS)
         return moved.status.value if moved else "skipped"

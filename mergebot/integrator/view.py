@@ -35,7 +35,8 @@ def train_view(
     """The `train` object: `window`, `depth`, `max_depth`, `adaptive`, `hold`,
     `check_seconds` (median of recent runs, or None), and `cars` in order, each with its
     `position`, `slugs`, `shas`, `stacked_on` (`base`, or the slug(s) of the car before it),
-    `parent`, `commit`, `branch`, `checks` and `attempt`."""
+    `parent`, `commit`, `branch`, `checks` and `attempt`; `batch_wait_until` (ISO time, or None):
+    a batch shorter than `batch.max_size` waits for more candidates until then."""
     state = _load(published.get("state"), {})
     state = state if isinstance(state, dict) else {}
     seconds = [float(s) for s in _load(published.get("check_seconds"), []) if _number(s)]
@@ -78,6 +79,7 @@ def train_view(
         "hold": state.get("hold") if held else None,
         "check_seconds": round(statistics.median(seconds), 1) if seconds else None,
         "cars": cars,
+        "batch_wait_until": str(wait) if held and (wait := state.get("batch_wait_until")) else None,
     }
 
 

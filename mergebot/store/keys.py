@@ -175,6 +175,11 @@ class Keys:
         recovery reads the attempts."""
         return f"{self._repo(repo)}:train:{base}"
 
+    def train_record(self, repo: str, base: str) -> str:
+        """String: the lease holder's train as it stood before its latest step (JSON, written by
+        `mergebot.integrator.record`): recovery continues a bisection from it."""
+        return f"{self._repo(repo)}:train-record:{base}"
+
     def train_signals(self, repo: str) -> str:
         """Stream (capped): the processor's word that a candidate in the train changed (withdrawn,
         superseded, unapproved), so the lease holder re-checks it at once instead of polling."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -291,6 +293,35 @@ async def test_a_failed_forge_check_is_requested_again_and_its_old_result_ignore
     assert outcome.passed
     assert outcome.flaky == ["ci"]
     assert _runs("cmd", tmp_path) == 1  # the commands passed on this tree: not run again
+
+
+async def test_a_re_requested_run_updated_in_place_gives_the_new_answer(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    """GitHub's documented answer to a re-request: the owning app updates that same check run
+    (same link). A success there passes; a new failure there (a new start) fails at once."""
+    first = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    red = CheckResult("ci", CheckState.FAILURE, "https://ci/run/1", "1 failed", first)
+    for again, passes in (
+        (replace(red, state=CheckState.SUCCESS, summary="ok"), True),
+        (replace(red, started_at=first + timedelta(minutes=1)), False),
+    ):
+        forge = FakeForge()
+        forge.set(SHA, red)
+        forge.after_rerun[SHA] = [red]
+        config = ChecksConfig(required=["ci"], retry_failed=1, timeout_seconds=60)
+        task = asyncio.ensure_future(_run(config, tmp_path, redis, keys, forge, poll_seconds=0.05))
+        await until(lambda f=forge: f.reruns == [(SHA, ["ci"])], "the failed check re-requested")
+        asked = forge.calls
+        await until(lambda f=forge, n=asked: f.calls >= n + 3, "the forge asked again")
+        assert not task.done()  # the old failure, unchanged, is not the re-run's answer
+        forge.set(SHA, again)
+        outcome = await asyncio.wait_for(task, timeout=10)
+        assert outcome.passed is passes
+        assert outcome.flaky == (["ci"] if passes else [])
+        if not passes:
+            assert outcome.status is ChecksStatus.FAILED
+            assert outcome.reruns == 1
 
 
 async def test_each_check_is_announced_as_it_starts(

@@ -213,6 +213,7 @@ async def test_every_operation_served_is_documented_and_matches_its_schema(
 
     await forge.permission(REPO, "alice")
     await forge.check_results(REPO, sha)
+    assert await forge.rerun_checks(REPO, sha, ["build"]) == ["build"]
     await forge.recent_check_names(REPO, "feat", 7)
     await forge.read_file(REPO, "main", "README.md")
     await forge.report(render_report(REPO, f"pr-{number}", sha, ReportState.QUEUED, base="main",

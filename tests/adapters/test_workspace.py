@@ -39,11 +39,17 @@ def workspace(remote: GitRemote, tmp_path: Path) -> Iterator[Workspace]:
         mirror.close()
 
 
-def _build(ws: Workspace, cand: Candidate, method: MergeMethod = MergeMethod.MERGE) -> Integration:
+def _build(
+    ws: Workspace, cand: Candidate, method: MergeMethod = MergeMethod.MERGE, slot: int | None = None
+) -> Integration:
     ws.fetch()
-    result = ws.build(cand, "main", method)
+    result = ws.build(cand, "main", method, slot=slot)
     assert isinstance(result, Integration), result
     return result
+
+
+# Every method builds the same commit alone (a throw-away worktree) and in a train's car slot.
+ALONE_AND_IN_A_SLOT = pytest.mark.parametrize("slot", [None, 0], ids=["alone", "slot"])
 
 
 def test_merge_builds_a_merge_commit_naming_slug_sha_and_approvers(
@@ -71,8 +77,9 @@ def test_merge_builds_a_merge_commit_naming_slug_sha_and_approvers(
     assert remote.rev("main") == base  # building pushes nothing
 
 
+@ALONE_AND_IN_A_SLOT
 def test_conflict_lists_files_and_leaves_nothing_behind(
-    remote: GitRemote, workspace: Workspace
+    remote: GitRemote, workspace: Workspace, slot: int | None
 ) -> None:
     sha = remote.branch_with("feature/c", "README.md", "theirs\n")
     remote.checkout("main", create=False)
@@ -83,16 +90,22 @@ def test_conflict_lists_files_and_leaves_nothing_behind(
 
     for method in MergeMethod:
         workspace.fetch()
-        result = workspace.build(Candidate("pr-2", "feature/c", sha), "main", method)
+        result = workspace.build(Candidate("pr-2", "feature/c", sha), "main", method, slot=slot)
         assert isinstance(result, Conflict), method
         assert result.files == ("README.md",)
+        if slot is not None and (workspace.root / "slot-0").exists():
+            # The slot's worktree stays for the next car: clean, no merge or rebase under way.
+            slot_tree = workspace.root / "slot-0"
+            assert git(slot_tree, "status", "--porcelain") == "", method
+            workspace.remove_slots()
     assert list(workspace.root.iterdir()) == []
     assert workspace.mirror.rev(f"refs/heads/{PREFIX}pr-2") is None
     assert remote.refs() == before
 
 
+@ALONE_AND_IN_A_SLOT
 def test_rebase_replays_the_candidate_commits_on_base(
-    remote: GitRemote, workspace: Workspace
+    remote: GitRemote, workspace: Workspace, slot: int | None
 ) -> None:
     sha = remote.branch_with("feature/r", "r.txt", "r\n")
     remote.commit("r2.txt", "r2\n", "second commit")
@@ -100,7 +113,7 @@ def test_rebase_replays_the_candidate_commits_on_base(
     other = remote.branch_with("other", "o.txt", "o\n")
     git(remote.work, "push", "-q", "origin", f"{other}:refs/heads/main")  # base moves on
 
-    built = _build(workspace, Candidate("pr-3", "feature/r", sha), MergeMethod.REBASE)
+    built = _build(workspace, Candidate("pr-3", "feature/r", sha), MergeMethod.REBASE, slot)
     history = git(workspace.mirror.path, "log", "--format=%s", f"{other}..{built.commit}")
     assert history.splitlines() == ["second commit", "feature/r: change r.txt"]
     assert git(workspace.mirror.path, "rev-list", "--merges", f"{other}..{built.commit}") == ""
@@ -108,23 +121,26 @@ def test_rebase_replays_the_candidate_commits_on_base(
     assert built.commit != sha
 
 
+@ALONE_AND_IN_A_SLOT
 def test_rebase_of_a_branch_already_on_top_of_base_is_the_candidate_itself(
-    remote: GitRemote, workspace: Workspace
+    remote: GitRemote, workspace: Workspace, slot: int | None
 ) -> None:
     sha = remote.branch_with("feature/ff", "ff.txt", "ff\n")
-    built = _build(workspace, Candidate("pr-4", "feature/ff", sha), MergeMethod.REBASE)
+    built = _build(workspace, Candidate("pr-4", "feature/ff", sha), MergeMethod.REBASE, slot)
     assert built.commit == sha
 
 
+@ALONE_AND_IN_A_SLOT
 def test_squash_makes_one_commit_by_the_candidate_author(
-    remote: GitRemote, workspace: Workspace
+    remote: GitRemote, workspace: Workspace, slot: int | None
 ) -> None:
     remote.branch_with("feature/s", "s1.txt", "1\n")
     remote.commit("s2.txt", "2\n", "add s2")
     sha = remote.push("feature/s")
     base = remote.rev("main")
 
-    built = _build(workspace, Candidate("pr-5", "feature/s", sha, ("carol",)), MergeMethod.SQUASH)
+    cand = Candidate("pr-5", "feature/s", sha, ("carol",))
+    built = _build(workspace, cand, MergeMethod.SQUASH, slot)
     mirror = workspace.mirror.path
     assert git(mirror, "rev-list", "--parents", "-n", "1", built.commit).split()[1:] == [base]
     assert git(mirror, "log", "-1", "--format=%an <%ae>", built.commit) == (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,12 @@ class Story:
     def manage(self, **table: Any) -> None:
         manage_remote(self.runtime, self.remote, **table)
 
-    async def post(self, *cands: Cand, approve: bool = True) -> None:
-        body = [e for n, c in enumerate(cands) for e in candidate_events(c, n, approve=approve)]
+    async def post(self, *cands: Cand, approve: bool = True, since: datetime | None = None) -> None:
+        body = [
+            e
+            for n, c in enumerate(cands)
+            for e in candidate_events(c, n, approve=approve, since=since)
+        ]
         response = await self.client.post("/events", json=body, headers=AUTH)
         assert response.status == 201, await response.text()
 

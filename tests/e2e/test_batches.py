@@ -8,8 +8,11 @@ exactly; a candidate that adds `bad-*.txt` fails the checks of every tree that c
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from mergebot.events import EventName
 from mergebot.followups import from_blocked
@@ -27,7 +30,9 @@ from tests.integrationkit import (
     main_updates,
     make_candidate,
     outcome_events,
+    process,
 )
+from tests.waiting import until
 
 
 def counted(runs: Path) -> list[str]:
@@ -256,3 +261,57 @@ async def test_at_depth_four_both_halves_are_checked_on_the_batch_base_and_a_gre
     assert blocked["details"]["bisection"]["batch"] == [c.slug for c in cands]
     assert integration_refs(story.remote) == []
     assert story.worktrees() == []
+
+
+async def queue_api(story: Story) -> dict[str, Any]:
+    response = await story.client.get(f"/api/repos/{REPO}/queue")
+    assert response.status == 200
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def batch_waiting(story: Story) -> bool:
+    shown = await queue_api(story)
+    queued = [c for c in shown["candidates"] if c["status"] == "queued"]
+    return shown["train"]["batch_wait_until"] is not None and bool(queued)
+
+
+async def test_a_short_queue_waits_for_a_fuller_batch(story: Story, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    story.manage(batch={"max_size": 4, "wait_seconds": 60}, checks={"commands": counted(runs)})
+    cands = candidates(story, 4, set())
+
+    await story.post(*cands[:2], since=datetime.now(UTC))
+    await process(story.runtime)
+    await until(lambda: batch_waiting(story), "the integrator to wait for a fuller batch")
+    assert check_runs(runs) == 0
+    await story.post(*cands[2:], since=datetime.now(UTC))
+    await process(story.runtime)
+    await asyncio.wait_for(story.hook.idle(), timeout=60)
+
+    # The two that came later joined the first two: one batch, one check run, in queue order.
+    assert check_runs(runs) == 1
+    assert landed_in_order(story) == [c.sha for c in cands]
+    found = await items(story.runtime)
+    assert all(found[c.slug].integration.batch == [c.slug for c in cands] for c in cands)
+    assert (await queue_api(story))["train"]["batch_wait_until"] is None
+
+
+async def test_a_short_batch_goes_with_what_it_has_once_the_wait_is_over(
+    story: Story, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    wait = 1.5
+    story.manage(batch={"max_size": 4, "wait_seconds": wait}, checks={"commands": counted(runs)})
+    [cand] = candidates(story, 1, set())
+    started = time.monotonic()
+
+    await story.post(cand, since=datetime.now(UTC))
+    await process(story.runtime)
+    await until(lambda: batch_waiting(story), "the integrator to wait for a fuller batch")
+    await asyncio.wait_for(story.hook.idle(), timeout=60)
+
+    assert time.monotonic() - started >= wait  # it did wait for company, then went alone
+    assert check_runs(runs) == 1
+    assert landed_in_order(story) == [cand.sha]
+    assert (await items(story.runtime))[cand.slug].status is Status.INTEGRATED

@@ -53,15 +53,22 @@ PROGRESS_SECONDS = 45
 SETTLE_SECONDS = 180
 LEASE = {"lease_ttl_seconds": 2, "lease_renew_seconds": 0.5, "grace_seconds": 1}
 # The check gives the faults something to land in: long enough to be caught running.
-CHECK = "test -f README.md && sleep 0.4"
+# A candidate adding a `bad-*` file fails it. Batches of three at depth 2: the faults land in
+# batches, bisections and concurrent halves too.
+CHECK = "test -f README.md && ! ls bad-*.txt >/dev/null 2>&1 && sleep 0.4"
+TRAIN = {"batch": {"max_size": 3}, "pipeline": {"depth": 2}}
 pytestmark = pytest.mark.slow
 
 
 def _candidates(remote: GitRemote) -> list[Cand]:
-    """Five independent candidates and one that conflicts with the first (one ends blocked,
-    whichever of the two comes second)."""
-    cands = [make_candidate(remote, f"pr-{n}", f"f{n}.txt", f"{n}\n") for n in range(1, 6)]
-    return [*cands, make_candidate(remote, "pr-6", "f1.txt", "not one\n")]
+    """Seven candidates: pr-4's checks fail (a culprit, found by bisection when it comes in a
+    batch), pr-6 conflicts with pr-1 (one of the two ends blocked, whichever comes second), the
+    others are independent."""
+    files = {4: ("bad-4.txt", "4\n"), 6: ("f1.txt", "not one\n")}
+    return [
+        make_candidate(remote, f"pr-{n}", *files.get(n, (f"f{n}.txt", f"{n}\n")))
+        for n in range(1, 8)
+    ]
 
 
 def _events(cands: list[Cand]) -> list[dict[str, Any]]:
@@ -176,7 +183,7 @@ async def _stored_envelopes(data_dir: Path) -> list[dict[str, Any]]:
 def served(tmp_path: Path, remote: GitRemote) -> Iterator[Serve]:
     enable_ref_log(remote)
     config = tmp_path / "mergebot.toml"
-    config.write_text(repo_toml(remote, checks={"commands": [CHECK]}, **LEASE))
+    config.write_text(repo_toml(remote, checks={"commands": [CHECK]}, **TRAIN, **LEASE))
     serve = Serve(tmp_path, config)
     try:
         yield serve
@@ -277,7 +284,7 @@ async def test_a_frozen_lease_holder_among_three_workers_breaks_no_invariant(
     enable_ref_log(remote)
     start = remote.rev("main")
     config = tmp_path / "mergebot.toml"
-    config.write_text(repo_toml(remote, checks={"commands": [CHECK]}, **LEASE))
+    config.write_text(repo_toml(remote, checks={"commands": [CHECK]}, **TRAIN, **LEASE))
     cands = _candidates(remote)
     eventlog = EventLog(redis, keys)
     raws = _events(cands)

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from mergebot.config import ServerConfig
 from mergebot.runtime import Runtime
+from mergebot.store.flaky import FlakyLog
 from mergebot.store.keys import Keys
 from tests import waiting
 from tests.fakegithub import server as fake_server
@@ -302,3 +303,45 @@ async def test_a_broken_repo_config_is_explained_and_nothing_is_integrated(
             lambda: w.check_title(sha) == "Blocked: invalid .github/mergebot.toml", "check run"
         )
         assert w.main() == before
+
+
+async def test_a_forge_check_that_fails_then_passes_when_re_requested_lands_and_is_flaky(
+    world_factory: Callable[..., Any],
+) -> None:
+    checks = {"required": ["build"], "retry_failed": 1, "timeout_seconds": 60}
+    async with world_factory(checks=checks) as w:
+        w.repo.ci = {"build": "failure"}  # CI fails the first run of every integration commit…
+        w.repo.ci_on_rerequest = {"build": "success"}  # …and passes when asked to run again
+        number, sha = await w.open("feature/one", "one.txt", "one\n")
+        await w.fake.review(REPO, number, "alice")
+
+        await until(lambda: w.on_main(sha), "the candidate on main")
+        await until(lambda: w.check_title(sha).startswith("Merged into main"), "merged check run")
+        [rerequest] = w.fake.writes("POST", r"/check-runs/\d+/rerequest$")
+        run_id = int(rerequest.split("/")[-2])
+        run = w.repo.check_runs[run_id]  # the same run, updated by its app
+        assert (run["name"], run["conclusion"]) == ("build", "success")
+        assert run["head_sha"] == w.main()  # the integration commit that landed
+        flaky = FlakyLog(w.runtime.redis, w.runtime.keys)
+        assert await flaky.recent(REPO) == {"build": 1}
+        assert w.comments(number, "blocked") == []
+
+
+async def test_a_failed_forge_check_github_will_not_run_again_blocks(
+    world_factory: Callable[..., Any],
+) -> None:
+    checks = {"required": ["build"], "retry_failed": 2, "timeout_seconds": 60}
+    async with world_factory(checks=checks) as w:
+        w.repo.ci = {"build": "failure"}
+        w.repo.ci_on_rerequest = {"build": "success"}
+        w.repo.refuse_rerequest = {"github-actions"}  # 403: not the authenticated app's run
+        number, sha = await w.open("feature/one", "one.txt", "one\n")
+        before = w.main()
+        await w.fake.review(REPO, number, "alice")
+
+        await until(lambda: w.comments(number, "blocked") != [], "the block explained")
+        assert len(w.fake.writes("POST", r"/check-runs/\d+/rerequest$")) == 1
+        assert w.main() == before
+        assert not w.on_main(sha)
+        assert await FlakyLog(w.runtime.redis, w.runtime.keys).recent(REPO) == {}
+        assert "build" in w.comments(number, "blocked")[0]["body"]

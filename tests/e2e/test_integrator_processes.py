@@ -219,6 +219,69 @@ async def test_killed_at_any_step_the_next_integrator_finishes_each_candidate_on
     assert world.worktrees() == []
 
 
+def _merged(remote: GitRemote, start: str, commit: str) -> list[str]:
+    """The candidate commits merged from `start` to `commit`, oldest first."""
+    chain = git(remote.bare, "rev-list", "--first-parent", "--reverse", f"{start}..{commit}")
+    return [remote.parents(c)[-1] for c in chain.split()]
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.parametrize(
+    "step", ["built#2", "branch_pushed#3", "checked#1", "base_pushed#1", "blocked_emitted#1"]
+)
+async def test_killed_mid_bisection_the_next_integrator_continues_it(
+    world: World, step: str, depth: int, tmp_path: Path
+) -> None:
+    """A batch of four with a culprit (pr-2) fails and is bisected; the integrator is killed
+    somewhere in the bisection. The next one continues it from the train record: the batch is
+    not formed and checked again, every candidate ends once, the culprit never reaches main and
+    main only moves to commits checked green."""
+    remote = world.remote
+    runs, green = tmp_path / "runs", tmp_path / "green"
+    world.configure(
+        pipeline={"depth": depth},
+        batch={"max_size": 4},
+        checks={"commands": [f'git rev-parse HEAD >> "{runs}"',
+                             f'! ls bad-*.txt >/dev/null 2>&1 && git rev-parse HEAD >> "{green}"']},
+    )  # fmt: skip
+    start = remote.rev("main")
+    cands = [
+        make_candidate(remote, f"pr-{n}", "bad-2.txt" if n == 2 else f"f{n}.txt", f"{n}\n")
+        for n in (1, 2, 3, 4)
+    ]
+    await world.queue(*cands)
+
+    killed = world.drain(**{CRASH_ENV: step})
+    killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, f"the integrator never reached {step}"
+    await world.lease_gone()
+
+    result = _result(world.drain())
+
+    assert result["status"] == "done"
+    found = await items(world.runtime)
+    assert {s: i.status for s, i in found.items()} == {
+        "pr-1": Status.INTEGRATED, "pr-2": Status.BLOCKED,
+        "pr-3": Status.INTEGRATED, "pr-4": Status.INTEGRATED,
+    }  # fmt: skip
+    events = sorted((e["name"], e["slug"]) for e in await outcome_events(world.runtime))
+    assert events == sorted([("integration_blocked", "pr-2")] + [
+        ("integration_completed", f"pr-{n}") for n in (1, 3, 4)])  # fmt: skip
+    # The red batch was checked once: the next integrator went on with its halves.
+    checked = runs.read_text().split()
+    batch = [c.sha for c in cands]
+    assert sum(1 for c in checked if _merged(remote, start, c) == batch) == 1
+    assert sorted(_second_parents(remote)) == sorted(c.sha for c in cands if c.slug != "pr-2")
+    checked_green = set(green.read_text().split())
+    for old, new in main_updates(remote):
+        git(remote.bare, "merge-base", "--is-ancestor", old, new)
+        assert new in checked_green, "main moved to a commit that was not checked green"
+    assert git(remote.bare, "log", "--format=%H", "main", "--", "bad-2.txt") == ""
+    assert remote.log("main")[-1] == start
+    assert integration_refs(remote) == []
+    assert world.worktrees() == []
+
+
 async def test_two_integrators_at_once_exactly_one_works(world: World, tmp_path: Path) -> None:
     go = tmp_path / "go"
     world.configure(checks={"commands": [f"while [ ! -f {go} ]; do sleep 0.05; done"]})

@@ -21,6 +21,7 @@ OPERATIONS = (
     "apps/get-repo-installation",
     "checks/create",
     "checks/list-for-ref",
+    "checks/rerequest-run",
     "checks/update",
     "git/get-ref",
     "git/list-matching-refs",

@@ -75,6 +75,12 @@ class FakeRepo:
     # CI: check name -> conclusion, reported on every push to a branch under `ci_prefix`.
     ci: dict[str, str] = field(default_factory=dict)
     ci_prefix: str = "mergebot/"
+    # A re-requested check run (`checks/rerequest-run`): the app that owns it updates that same
+    # run (GitHub's documented answer) with this conclusion, or with its old one when unnamed.
+    ci_on_rerequest: dict[str, str] = field(default_factory=dict)
+    # Apps whose check runs GitHub refuses to re-request (403: not rerequestable, or not the
+    # authenticated app's run).
+    refuse_rerequest: set[str] = field(default_factory=set)
     # A token that is not an App's may not write check runs (403): mergebot falls back to statuses.
     check_runs_forbidden: bool = False
 
@@ -107,6 +113,7 @@ class FakeGitHub:
         self._runner: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._sync_lock = asyncio.Lock()
+        self._later: set[asyncio.Task[None]] = set()  # what apps do after answering
         self.api_url = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -125,6 +132,9 @@ class FakeGitHub:
         return self
 
     async def close(self) -> None:
+        for task in list(self._later):
+            task.cancel()
+        await asyncio.gather(*self._later, return_exceptions=True)
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -477,6 +487,36 @@ async def _update_check_run(
     return 200, run
 
 
+async def _rerequest_check_run(
+    gh: FakeGitHub, req: web.Request, repo: FakeRepo | None, p: dict[str, str]
+) -> Result:
+    """GitHub answers at once; the app owning the run then updates that same run (same id and
+    link) — here right after, with `ci_on_rerequest`'s conclusion, and a `completed` webhook."""
+    assert repo is not None
+    run_id = int(p["check_run_id"])
+    run = repo.check_runs.get(run_id)
+    if run is None:
+        return 404, bodies.error("Not Found")
+    if run["app"]["slug"] in repo.refuse_rerequest:
+        return 403, bodies.error("This check run is not rerequestable")
+    if run["status"] != "completed":
+        return 422, bodies.error("This check run is not rerequestable")
+
+    async def rerun() -> None:
+        conclusion = repo.ci_on_rerequest.get(run["name"], run["conclusion"])
+        again = {**run, "status": "completed", "conclusion": conclusion}
+        again.update(started_at=now(), completed_at=now())
+        repo.check_runs[run_id] = again
+        await gh.sender.send(
+            "check_run", webhooks.check_run(gh.api_url, "completed", again, repo.full_name)
+        )
+
+    task = asyncio.create_task(rerun())
+    gh._later.add(task)
+    task.add_done_callback(gh._later.discard)
+    return 201, {}
+
+
 async def _create_status(
     gh: FakeGitHub, req: web.Request, repo: FakeRepo | None, p: dict[str, str]
 ) -> Result:
@@ -738,6 +778,7 @@ HANDLERS: dict[str, Handler] = {
     "checks/list-for-ref": _list_check_runs,
     "checks/create": _create_check_run,
     "checks/update": _update_check_run,
+    "checks/rerequest-run": _rerequest_check_run,
     "repos/create-commit-status": _create_status,
     "repos/get-content": _content,
     "issues/list-comments": _list_comments,

@@ -66,3 +66,24 @@ def test_each_broken_rule_is_named() -> None:
     assert any("merged into base 2 times" in f for f in twice)
     assert "never ended" in " ".join(check([], ready()))
     assert "not in the event log" in " ".join(check([], [], acknowledged=["lost-1"]))
+
+
+def test_every_candidate_of_a_batch_counts_and_a_blocked_culprit_must_stay_off_base() -> None:
+    # One update moves base over two merge commits (a batch of two): both merged candidates
+    # count, so a candidate merged again by a later update is caught.
+    batch = {B: [A, CAND], C: [B, OTHER], D: [C, CAND]}
+
+    def batch_parents(commit: str) -> list[str]:
+        return batch.get(commit, [])
+
+    def batch_ancestor(old: str, new: str) -> bool:
+        return new == old or any(batch_ancestor(old, p) for p in batch.get(new, []))
+
+    again = violations([BaseUpdate(A, C), BaseUpdate(C, D)], [*ready(), completed(C),
+                       completed(D, OTHER)], is_ancestor=batch_ancestor,
+                       parents=batch_parents)  # fmt: skip
+    assert any(f"{CAND[:7]} was merged into base 2 times" in f for f in again)
+    blocked = event("integration_blocked", slug="pr-2", sha=OTHER, reason="checks_failed")
+    found = violations([BaseUpdate(A, C)], [*ready(), *ready(OTHER, "pr-2"), completed(C),
+                       blocked], is_ancestor=batch_ancestor, parents=batch_parents)  # fmt: skip
+    assert "pr-2 (2222222) was blocked but is on base" in found
