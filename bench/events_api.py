@@ -31,13 +31,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(token: str, max_in_flight: int | None = None) -> Iterator[tuple[str, Path]]:
+def server(token: str, max_in_flight: int | None = None) -> Iterator[tuple[str, Path, int]]:
     """`mergebot web` in a child process with its own embedded Redis under a temporary dir."""
     with tempfile.TemporaryDirectory(prefix="mergebot-bench-") as tmp:
         port = free_port()
@@ -71,8 +72,8 @@ def server(token: str, max_in_flight: int | None = None) -> Iterator[tuple[str, 
         }
         if max_in_flight is not None:
             settings["MERGEBOT_MAX_INGEST_IN_FLIGHT"] = str(max_in_flight)
-        with mergebot_process("web", Path(tmp), settings):
-            yield f"http://127.0.0.1:{port}", Path(tmp) / "data"
+        with mergebot_process("web", Path(tmp), settings) as proc:
+            yield f"http://127.0.0.1:{port}", Path(tmp) / "data", proc.pid
 
 
 async def wait_until_up(session: aiohttp.ClientSession, base: str) -> None:
@@ -103,14 +104,14 @@ async def phase(
 
 
 @contextlib.contextmanager
-def bare_app(redis_url: str, token: str) -> Iterator[str]:
+def bare_app(redis_url: str, token: str) -> Iterator[tuple[str, int]]:
     """`bench/bare_ingest.py` in a child process; stopped at the end."""
     port = free_port()
     script = Path(__file__).with_name("bare_ingest.py")
     args = ["--port", str(port), "--redis-url", redis_url, "--token", token]
     proc = subprocess.Popen([sys.executable, str(script), *args])
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -128,7 +129,46 @@ async def wait_for_bare(session: aiohttp.ClientSession, base: str) -> None:
         await asyncio.sleep(0.1)
 
 
-async def run(base: str, bare: str, token: str, args: argparse.Namespace, redis_url: str) -> float:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux `/proc`; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ServerCpu:
+    """CPU time a server process spent during the phases measured with it: on a shared machine
+    its cost per request is a steadier figure than requests per second (Redis not counted)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.seconds: float | None = 0.0
+        self.requests = 0
+
+    @contextlib.asynccontextmanager
+    async def during(self, requests: int) -> AsyncIterator[None]:
+        before = cpu_seconds(self.pid)
+        yield
+        after = cpu_seconds(self.pid)
+        if before is None or after is None or self.seconds is None:
+            self.seconds = None
+        else:
+            self.seconds += after - before
+            self.requests += requests
+
+    @property
+    def per_request_us(self) -> float | None:
+        if self.seconds is None or not self.requests:
+            return None
+        return 1e6 * self.seconds / self.requests
+
+
+async def run(
+    base: str, bare: str, token: str, args: argparse.Namespace, redis_url: str,
+    pids: tuple[int, int],
+) -> float:  # fmt: skip
     """The closed-loop phases; the rate mergebot reached with one new event per request."""
     n, concurrency, batch, rounds = args.requests, args.concurrency, args.batch, args.rounds
     auth = {"Authorization": f"Bearer {token}"}
@@ -139,6 +179,7 @@ async def run(base: str, bare: str, token: str, args: argparse.Namespace, redis_
     fresh = Clock("POST /events, 1 new event each")
     again = Clock("POST /events, 1 duplicate event each")
     bulk = Clock(f"POST /events, {batch} new events each (requests)")
+    mergebot_cpu, bare_cpu = ServerCpu(pids[0]), ServerCpu(pids[1])
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT) as session:
         await wait_until_up(session, base)
@@ -169,10 +210,12 @@ async def run(base: str, bare: str, token: str, args: argparse.Namespace, redis_
             single = raw_events(per_round, tag=f"s{r}-")
             batches = [raw_events(batch, tag=f"b{r}-{i}-") for i in range(batches_per_round)]
             await phase(health, per_round, [get_health] * per_round, concurrency)
-            await phase(
-                bare_clock, per_round, [post(ev, False, bare) for ev in single], concurrency
-            )
-            await phase(fresh, per_round, [post(ev, False) for ev in single], concurrency)
+            async with bare_cpu.during(per_round):
+                await phase(
+                    bare_clock, per_round, [post(ev, False, bare) for ev in single], concurrency
+                )
+            async with mergebot_cpu.during(per_round):
+                await phase(fresh, per_round, [post(ev, False) for ev in single], concurrency)
             await phase(again, per_round, [post(ev, True) for ev in single], concurrency)
             await phase(bulk, len(batches), [post(b, False) for b in batches], concurrency)
 
@@ -200,6 +243,12 @@ async def run(base: str, bare: str, token: str, args: argparse.Namespace, redis_
         f"\nPOST /events, one new event per request: {share:.2f}x the bare app's rate "
         "(target >= 0.7x)"
     )
+    mine, theirs = mergebot_cpu.per_request_us, bare_cpu.per_request_us
+    if mine and theirs:  # None off Linux; 0 when a tiny run took less than a clock tick
+        print(
+            f"server CPU per request, one new event each: mergebot {mine:.0f} us, bare app "
+            f"{theirs:.0f} us ({theirs / mine:.2f}x; Redis not counted)"
+        )
     print(f"stored {stored} events, as expected")
     return f.items_per_second
 
@@ -226,10 +275,10 @@ def main() -> None:
     print(f"machine: {machine()}")
     token = secrets.token_urlsafe(24)
     started = time.perf_counter()
-    with server(token, args.max_in_flight) as (base, data_dir):
+    with server(token, args.max_in_flight) as (base, data_dir, pid):
         url = wait_for_url(data_dir / "redis" / "server.url")
-        with bare_app(url, token) as bare:
-            rate = asyncio.run(run(base, bare, token, args, url))
+        with bare_app(url, token) as (bare, bare_pid):
+            rate = asyncio.run(run(base, bare, token, args, url, (pid, bare_pid)))
         if args.overload > 0:
             overload(base, token, 2 * rate, args.overload)
     print(f"\ntotal {time.perf_counter() - started:.1f} s")

@@ -9,9 +9,11 @@ costs are paid once per iteration instead of once per request.
 
 Nothing else changes: each call is its own EVALSHA, run by Redis one after another in the order
 they were made, atomic on its own, answered to its own caller (an error in one call is raised to
-that caller only; a connection error to every caller of the batch, none of whose calls can be
-known to have run — as for a single call that fails). A script Redis does not know (after a
-restart or SCRIPT FLUSH) is loaded and the calls that met NOSCRIPT are sent again.
+that caller only; a connection error to every caller of the batch, which then cannot know
+whether its call ran — as with a single call that fails). A script Redis does not know (after a
+restart or SCRIPT FLUSH) is loaded and the calls that met NOSCRIPT are sent again. A client of
+a Redis Cluster is not given one (its pipelines take no EVALSHA): the event log then calls the
+script once per append.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class Coalescer:
                 again = await self._evalsha_all([batch[i] for i in missing])
                 for i, reply in zip(missing, again, strict=True):
                     replies[i] = reply
-        except BaseException as exc:  # the connection failed: nobody's call is known to have run
+        except BaseException as exc:  # the connection failed: whether each call ran is unknown
             for _keys, _args, future in batch:
                 if future.done():
                     continue

@@ -33,7 +33,7 @@ from mergebot.queue import (
     check_transition,
     queue_order,
 )
-from mergebot.store.connection import RedisClient, pipeline_script
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 
 # KEYS: items hash, active zset, changes stream, version counter.
@@ -58,6 +58,31 @@ if ARGV[7] ~= '' then
 end
 return 1
 """
+
+# The write script's work for items that must not exist yet, many at once (all of one
+# (repo, base): the same four keys). KEYS as above; ARGV per item: id, new JSON, score, at, cause.
+# Answers 1 per item written, 0 per item that exists (the caller decides those one by one).
+_ENQUEUE_NEW_LUA = """
+local out = {}
+local written = 0
+for i = 1, #ARGV, 5 do
+  local id = ARGV[i]
+  if redis.call('HEXISTS', KEYS[1], id) == 1 then
+    out[#out + 1] = 0
+  else
+    redis.call('HSET', KEYS[1], id, ARGV[i + 1])
+    redis.call('ZADD', KEYS[2], ARGV[i + 2], id)
+    redis.call('XADD', KEYS[3], '*', 'id', id, 'item', ARGV[i + 1], 'from', '',
+               'to', 'queued', 'at', ARGV[i + 3], 'cause', ARGV[i + 4])
+    written = written + 1
+    out[#out + 1] = 1
+  end
+end
+if written > 0 then redis.call('INCRBY', KEYS[4], written) end
+return out
+"""
+# Items per call of the script above: Redis runs a script alone, so a long one holds everyone up.
+_ENQUEUE_CHUNK = 500
 
 _MAX_ATTEMPTS = 20
 
@@ -97,6 +122,7 @@ class QueueStore:
         self.redis = redis
         self.keys = keys
         self._write = redis.register_script(_WRITE_LUA)
+        self._enqueue_new = redis.register_script(_ENQUEUE_NEW_LUA)
 
     # -- reading -------------------------------------------------------------------------------
     async def _raw(self, repo: str, base: str, item_id: ItemId) -> str | None:
@@ -216,23 +242,38 @@ class QueueStore:
         raise QueueConflictError(f"could not enqueue {item.id}: too many concurrent changes")
 
     async def enqueue_many(self, entries: Sequence[tuple[QueueItem, str]]) -> list[bool]:
-        """Queue several candidates (item, cause) in one round trip, in order: each is written
-        by its own script where no item of its id exists yet; one that exists goes through
-        `enqueue` afterwards (queued again, or a no-op). What `enqueue` would answer, per item."""
-        calls = []
-        for item, cause in entries:
+        """Queue several candidates (item, cause) in few round trips, in order: the items of one
+        (repo, base) whose id does not exist yet are written by one script call per chunk, with
+        what the write script would write for each; one that exists goes through `enqueue`
+        afterwards (queued again, or a no-op). What `enqueue` would answer, per item."""
+        groups: dict[tuple[str, str], list[int]] = {}
+        for index, (item, _cause) in enumerate(entries):
             if item.status != Status.QUEUED:
                 raise ValueError(f"a new queue item must be queued, not {item.status}")
-            change = StatusChange(status=Status.QUEUED, at=item.updated_at, cause=cause)
-            new = item.model_copy(update={"history": [change]})
-            calls.append(self._write_call(new, None, "", change))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
-                await pipeline_script(pipe, self._write, keys, args)
-            replies = await pipe.execute()
+            groups.setdefault((item.repo, item.base), []).append(index)
+        written = [False] * len(entries)
+        for (repo, base), indexes in groups.items():
+            keys = [
+                self.keys.items(repo, base), self.keys.queue(repo, base),
+                self.keys.changes(repo), self.keys.queue_version(repo, base),
+            ]  # fmt: skip
+            for start in range(0, len(indexes), _ENQUEUE_CHUNK):
+                chunk = indexes[start : start + _ENQUEUE_CHUNK]
+                args: list[str] = []
+                for index in chunk:
+                    item, cause = entries[index]
+                    change = StatusChange(status=Status.QUEUED, at=item.updated_at, cause=cause)
+                    new = item.model_copy(update={"history": [change]})
+                    args += [
+                        item.id, new.model_dump_json(), repr(_score(item.ready_at)),
+                        change.at.isoformat(), change.cause,
+                    ]  # fmt: skip
+                replies = await self._enqueue_new(keys=keys, args=args)
+                for index, reply in zip(chunk, replies, strict=True):
+                    written[index] = bool(reply)
         done = []
-        for (item, cause), written in zip(entries, replies, strict=True):
-            done.append(bool(written) or await self.enqueue(item, cause=cause))
+        for (item, cause), new_item in zip(entries, written, strict=True):
+            done.append(new_item or await self.enqueue(item, cause=cause))
         return done
 
     async def transition(

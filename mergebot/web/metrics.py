@@ -130,6 +130,7 @@ class Metrics:
             registry=self.registry,
         )
         self._stored: dict[tuple[bool, str, str], Counter] = {}
+        self._answered: dict[tuple[str, str, int], Counter] = {}
         self.http_requests = Counter(
             "mergebot_http_requests",
             "HTTP requests answered, by method, route and status.",
@@ -145,6 +146,14 @@ class Metrics:
         if child is None:
             counter = self.events_duplicate if duplicate else self.events_accepted
             child = self._stored[key] = counter.labels(source, name)
+        child.inc()
+
+    def answered(self, method: str, route: str, status: int) -> None:
+        """Count one HTTP answer (the labelled child looked up once, as in `stored`)."""
+        key = (method, route, status)
+        child = self._answered.get(key)
+        if child is None:
+            child = self._answered[key] = self.http_requests.labels(method, route, str(status))
         child.inc()
 
     def refused(self, source: str, names: list[str], status: int, reason: str) -> None:
@@ -175,16 +184,16 @@ def _route_label(request: web.Request) -> str:
 
 @web.middleware
 async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    counter = request.app[METRICS].http_requests
+    metrics = request.app[METRICS]
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        counter.labels(_method_label(request), _route_label(request), str(exc.status)).inc()
+        metrics.answered(_method_label(request), _route_label(request), exc.status)
         raise
     except Exception:
-        counter.labels(_method_label(request), _route_label(request), "500").inc()
+        metrics.answered(_method_label(request), _route_label(request), 500)
         raise
-    counter.labels(_method_label(request), _route_label(request), str(response.status)).inc()
+    metrics.answered(_method_label(request), _route_label(request), response.status)
     return response
 
 

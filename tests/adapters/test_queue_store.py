@@ -215,6 +215,32 @@ async def test_a_higher_priority_comes_first_but_never_overtakes_an_item_in_prog
     assert [i.slug for i in await store.items(REPO, "main")][:2] == ["pr-3", "pr-4"]
 
 
+async def test_enqueue_many_over_repos_and_past_a_chunk_writes_what_enqueue_would(
+    store: QueueStore, redis: aioredis.Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mergebot.store.queue._ENQUEUE_CHUNK", 2)  # five items: three calls
+    other = item(slug="pr-9", sha="9" * 40).model_copy(update={"repo": "acme/gadgets"})
+    mine = [item(slug=f"pr-{i}", sha=f"{i}" * 40, minutes=i) for i in range(1, 5)]
+    before = await store.version(REPO, "main")
+    done = await store.enqueue_many(
+        [
+            (mine[0], "ready"),
+            (other, "ready"),
+            *((m, "ready") for m in mine[1:]),
+            (mine[0], "again"),
+        ]
+    )
+    assert done == [True, True, True, True, True, False]  # the repeat is found, not doubled
+    assert [i.slug for i in await store.active(REPO, "main")] == ["pr-1", "pr-2", "pr-3", "pr-4"]
+    assert [i.slug for i in await store.active("acme/gadgets", "main")] == ["pr-9"]
+    assert [(c["id"], c["from"], c["to"], c["cause"]) for c in await changes(
+        redis, keys
+    )] == [(m.id, "", "queued", "ready") for m in mine]  # fmt: skip
+    assert await store.version(REPO, "main") != before
+    [first] = [i for i in await store.items(REPO, "main") if i.id == mine[0].id]
+    assert [(h.status, h.cause) for h in first.history] == [(Status.QUEUED, "ready")]
+
+
 async def test_enqueue_many_writes_new_items_in_one_go_and_revives_or_skips_known_ones(
     store: QueueStore,
 ) -> None:
