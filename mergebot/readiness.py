@@ -165,6 +165,9 @@ def _key(fact: _Fact) -> str:
 
 def _add(facts: list[_F], fact: _F) -> bool:
     """Insert into a sorted, duplicate-free list; False when it was there already."""
+    if not facts:  # the usual case: no comparison, no sort keys (each one is a JSON dump)
+        facts.append(fact)
+        return True
     if fact in facts:
         return False
     facts.append(fact)
@@ -213,7 +216,10 @@ class RepoFacts(BaseModel):
 
     def slug(self, slug: str) -> SlugFacts:
         self._changed_slugs.add(slug)
-        return self.slugs.setdefault(slug, SlugFacts())
+        found = self.slugs.get(slug)
+        if found is None:  # not `setdefault`: that builds (and validates) a SlugFacts every call
+            found = self.slugs[slug] = SlugFacts()
+        return found
 
     def push_facts(self, branch: str) -> list[PushFact]:
         self._changed_branches.add(branch)
