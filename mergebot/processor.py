@@ -197,11 +197,14 @@ class Projector:
 
     async def settle(self, state: ProjectionState, result: BatchResult) -> None:
         """Decide every slug of a state folded with `fold_in` alone (replay: git is asked once
-        per slug, with one fetch), perform the queue actions and store the projection."""
-        slugs = set(state.facts.slugs)
+        per slug, with one fetch) and perform the queue actions. The projection is not stored
+        (a replay compares it as it is); `store` does that."""
         if self.server_config.managed(state.repo):
-            await self._reconcile(state, slugs, result, None, None)
-        await self._save(state, result.notes, slugs)
+            await self._reconcile(state, set(state.facts.slugs), result, None, None)
+
+    async def store(self, state: ProjectionState, result: BatchResult) -> None:
+        """Store a settled state whole."""
+        await self._save(state, result.notes, set(state.facts.slugs))
 
     async def reevaluate(
         self, repo: str, *, guard: Callable[[], None] | None = None

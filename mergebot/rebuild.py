@@ -2,9 +2,11 @@
 
 The rebuild runs the processor's own `Projector` over scratch keys (a private key prefix; the
 per-repo hash tags are unchanged, so scratch and real keys of a repo share a slot on Cluster), so
-nothing real is touched unless `apply` is asked for. What is compared, per repo:
+nothing real is touched unless `apply` is asked for. The rebuilt projection stays in memory and is
+written to the scratch keys only to be applied. What is compared, per repo:
 
-- the projection (facts and candidate states), which must be identical;
+- the projection (facts and candidate states), which must be identical: as the text each slug
+  is stored as, so only slugs whose text differs are parsed;
 - the queue: per item its status, `ready_at` and (when blocked) follow-up id. An item the lease
   holder has `in_progress` rebuilds as `queued` (taking an item is not an event) and is reported
   as in flight, not as a difference. Status histories are not compared: they carry the
@@ -30,7 +32,13 @@ from mergebot.queue import QueueItem, Status
 from mergebot.runtime import Runtime
 from mergebot.store.keys import Keys
 from mergebot.store.lease import info_from_hash
-from mergebot.store.projection import ProjectionState, ProjectionStore, entry_order, parse_record
+from mergebot.store.projection import (
+    ProjectionState,
+    ProjectionStore,
+    entry_order,
+    parse_record,
+    stored_text_of,
+)
 
 log = logging.getLogger("mergebot.replay")
 
@@ -178,8 +186,9 @@ async def replay(runtime: Runtime, *, repo: str | None = None, apply: bool = Fal
             base = runtime.server_config.repo(name).base_branch
             repo_report = RepoReport(name, base, entries=result.applied)
             await projector.settle(state, result)
-            await _compare(runtime, scratch, repo_report)
+            await _compare(runtime, scratch, state, repo_report)
             if apply and repo_report.differences:
+                await projector.store(state, result)
                 await _apply(runtime, scratch, repo_report)
             report.repos.append(repo_report)
     finally:
@@ -187,19 +196,21 @@ async def replay(runtime: Runtime, *, repo: str | None = None, apply: bool = Fal
     return report
 
 
-async def _compare(runtime: Runtime, scratch: Keys, report: RepoReport) -> None:
+async def _compare(
+    runtime: Runtime, scratch: Keys, new_projection: ProjectionState, report: RepoReport
+) -> None:
+    """The rebuilt projection is compared as it is in memory (as the text it would be stored
+    as); the rebuilt queue as the scratch keys hold it."""
     managed = runtime.server_config.managed(report.repo)
     stored = await ProjectionStore(runtime.redis, runtime.keys).stored_text(report.repo)
-    rebuilt = await ProjectionStore(runtime.redis, scratch).stored_text(report.repo)
-    if stored is None or rebuilt is None:  # the older layout: compare parsed projections
+    if stored is None:  # the older layout: compare parsed projections
         real_projection = await ProjectionStore(runtime.redis, runtime.keys).load(report.repo)
-        new_projection = await ProjectionStore(runtime.redis, scratch).load(report.repo)
         if managed:
             compare_projections(real_projection, new_projection, report)
         elif real_projection.facts.canonical() != new_projection.facts.canonical():
             report.differences.append("projection facts differ from the log")
     else:
-        compare_stored(stored, rebuilt, report, candidates=managed)
+        compare_stored(stored, stored_text_of(new_projection), report, candidates=managed)
     stored_items = await runtime.redis.hgetall(runtime.keys.items(report.repo, report.base))
     rebuilt_items = await runtime.redis.hgetall(scratch.items(report.repo, report.base))
     compare_queues(

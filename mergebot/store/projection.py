@@ -197,27 +197,7 @@ class ProjectionStore:
         notes_key = self.keys.projection_notes(state.repo)
         now = datetime.now(UTC)
         changed_slugs, changed_branches = state.facts.take_changed()
-        changed_slugs |= set(slugs)
-        records: dict[str, str] = {}
-        if changed_slugs:
-            by_slug: dict[str, list[CandidateState]] = {name: [] for name in changed_slugs}
-            for candidate in state.candidates.values():
-                if candidate.slug in by_slug:
-                    by_slug[candidate.slug].append(candidate)
-            for name, candidates in by_slug.items():
-                facts = state.facts.slugs.get(name)
-                if facts is None and not candidates:
-                    continue
-                # Candidates in key order (facts are kept sorted): equal projections store
-                # equal text, so a replay compares them without parsing.
-                candidates.sort(key=lambda c: c.key)
-                record = SlugRecord(facts=facts or SlugFacts(), candidates=candidates)
-                records[name] = record.model_dump_json()
-        pushes = {
-            branch: _PUSH_LIST.dump_json(state.facts.pushes[branch]).decode()
-            for branch in changed_branches
-            if branch in state.facts.pushes
-        }
+        records, pushes = stored_records(state, changed_slugs | set(slugs), changed_branches)
         async with self.redis.pipeline(transaction=True) as pipe:
             if records:
                 pipe.hset(self.keys.projection_slugs(state.repo), mapping=cast(Any, records))
@@ -250,6 +230,42 @@ class ProjectionStore:
             list[str], await self.redis.lrange(self.keys.projection_notes(repo), 0, limit - 1)
         )
         return [StoredNote.model_validate(json.loads(row)) for row in rows]
+
+
+def stored_records(
+    state: ProjectionState, slugs: Iterable[str], branches: Iterable[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The stored text of these slugs' records and these branches' pushes: what `save` writes
+    for them, and what a replay compares with the stored text without writing it."""
+    records: dict[str, str] = {}
+    by_slug: dict[str, list[CandidateState]] = {name: [] for name in slugs}
+    if by_slug:
+        for candidate in state.candidates.values():
+            if candidate.slug in by_slug:
+                by_slug[candidate.slug].append(candidate)
+        for name, candidates in by_slug.items():
+            facts = state.facts.slugs.get(name)
+            if facts is None and not candidates:
+                continue
+            # Candidates in key order (facts are kept sorted): equal projections store
+            # equal text, so a replay compares them without parsing.
+            candidates.sort(key=lambda c: c.key)
+            record = SlugRecord(facts=facts or SlugFacts(), candidates=candidates)
+            records[name] = record.model_dump_json()
+    pushes = {
+        branch: _PUSH_LIST.dump_json(state.facts.pushes[branch]).decode()
+        for branch in branches
+        if branch in state.facts.pushes
+    }
+    return records, pushes
+
+
+def stored_text_of(state: ProjectionState) -> tuple[dict[str, str], dict[str, str]]:
+    """What `ProjectionStore.stored_text` would read back once `state` was saved whole."""
+    slugs = set(state.facts.slugs) | {c.slug for c in state.candidates.values()}
+    records, pushes = stored_records(state, slugs, state.facts.pushes)
+    freezes = _FREEZES.dump_json(state.facts.freezes).decode() if state.facts.freezes else "[]"
+    return records, {**pushes, "": freezes}
 
 
 class ProjectionCache:
