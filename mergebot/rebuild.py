@@ -19,19 +19,23 @@ and reported. The change stream is not rewritten (the notifier already told peop
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import json
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
 from mergebot.compaction import load_snapshot
+from mergebot.config import RepoConfig
+from mergebot.git.facts import GitFactsSource
 from mergebot.processor import BatchResult, Projector, effective_configs, git_source
 from mergebot.queue import QueueItem, Status
+from mergebot.readiness import GitFacts
 from mergebot.runtime import Runtime
 from mergebot.store.keys import Keys
 from mergebot.store.lease import info_from_hash
@@ -169,6 +173,34 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+class _FetchedAhead:
+    """Git for a replay: each repo's snapshot (a fetch of every branch) is started before the
+    log is read, so the fetches run while the log is read and folded instead of one after the
+    other at the end. Any other question goes to `source` as it comes."""
+
+    def __init__(self, source: GitFactsSource, configs: Mapping[str, RepoConfig]) -> None:
+        self.source = source
+        self.ahead = {
+            name: asyncio.ensure_future(source.snapshot(name, config))
+            for name, config in configs.items()
+        }
+
+    async def snapshot(
+        self, repo: str, config: RepoConfig, claims: Mapping[str, str] | None = None
+    ) -> GitFacts:
+        task = self.ahead.pop(repo, None)
+        if task is None or claims is not None:
+            return await self.source.snapshot(repo, config, claims)
+        return await task
+
+    async def close(self) -> None:
+        """Wait for the snapshots nobody asked for (a repo without entries, a failed replay)."""
+        for task in self.ahead.values():
+            task.cancel()
+        await asyncio.gather(*self.ahead.values(), return_exceptions=True)
+        self.ahead.clear()
+
+
 async def replay(runtime: Runtime, *, repo: str | None = None, apply: bool = False) -> ReplayReport:
     with _collector_paused():
         return await _replay(runtime, repo=repo, apply=apply)
@@ -179,10 +211,13 @@ async def _replay(runtime: Runtime, *, repo: str | None, apply: bool) -> ReplayR
         prefix=f"{runtime.keys.prefix}:replay-{secrets.token_hex(4)}",
         partitions=runtime.keys.partitions,
     )
-    projector = Projector(
-        runtime.redis, scratch, runtime.server_config, git_source(runtime),
-        configs=effective_configs(runtime),
-    )  # fmt: skip
+    known = cast(set[str], await runtime.redis.smembers(runtime.keys.repos()))
+    names = sorted(known if repo is None else {repo} & known)
+    server = runtime.server_config
+    git = _FetchedAhead(
+        git_source(runtime), {name: server.repo(name) for name in names if server.managed(name)}
+    )
+    projector = Projector(runtime.redis, scratch, server, git, configs=effective_configs(runtime))
     report = ReplayReport()
     try:
         # One pass over the log: each entry is folded into its repo's facts as it is read (the
@@ -190,8 +225,7 @@ async def _replay(runtime: Runtime, *, repo: str | None, apply: bool) -> ReplayR
         folded: dict[str, tuple[ProjectionState, BatchResult]] = {}
         # A compacted repo starts from its snapshot, and folds only the entries from its point.
         points: dict[str, tuple[int, int]] = {}
-        known = cast(set[str], await runtime.redis.smembers(runtime.keys.repos()))
-        for name in sorted(known if repo is None else {repo} & known):
+        for name in names:
             snapshot = await load_snapshot(runtime, runtime.keys, name)
             if snapshot is not None:
                 snapshot.facts.mark_all_changed()
@@ -216,6 +250,7 @@ async def _replay(runtime: Runtime, *, repo: str | None, apply: bool) -> ReplayR
                 await _apply(runtime, scratch, repo_report)
             report.repos.append(repo_report)
     finally:
+        await git.close()
         await _drop_scratch(runtime, scratch)
     return report
 
