@@ -7,10 +7,11 @@ appends N events (approval, push, finalize_ready per candidate, repos interleave
 embedded Redis, stores the projection once (`replay --apply`, not timed), then runs K
 interleaved rounds of:
 - the baseline: every entry of the log read with XRANGE (1,000 per call) and its envelope
-  parsed with `json.loads` — what any replay costs at least;
-- `replay` as `mergebot replay` runs it: one pass over the log, one fetch and one evaluation
-  per slug per repo, the queue rebuilt under scratch keys and compared with the stored one (it
-  must find no difference).
+  parsed with `json.loads` — what a plain reader of the log pays (replay itself reads it with a
+  script that returns only ids and envelopes, which is cheaper to parse);
+- `replay` as `mergebot replay` runs it: one pass over the log, one fetch per repo and one
+  evaluation per slug, the queue rebuilt under scratch keys and compared with the stored one,
+  the projection compared in memory (it must find no difference).
 Targets: at least 20,000 events/s, and within 5x the baseline's time. Default: 100,000 events
 over 10 repos, about a minute on 2 cores.
 """
