@@ -29,7 +29,9 @@ performs its actions and plans again, so each answer is small and always about o
    the head waits: the cars behind it were already rebuilt without it (rule 3), and it is
    blocked only once everything ahead of it landed — if a car ahead fails instead, it is rebuilt
    and tested again without that car, so a candidate is never blocked for someone else's change
-   (Zuul's dependent pipeline does the same).
+   (Zuul's dependent pipeline does the same). The exception, asked before rule 3: a concurrent
+   half of one member red on the base tip beside the head has nobody else's change in its tree
+   and is blocked at once (see "Bisection").
 5. **Advance.** The longest run of cars from the head whose checks passed: base moves to the
    last of them by one compare-and-swap fast-forward (`Advance`). Each car's tree contains every
    car before it, so base is always exactly a tested tree. With a `hold` (a freeze, a red base),
@@ -57,8 +59,9 @@ batch of B costs at most ⌈log2 B⌉ + 1 runs beyond the batch's own.
 At depth > 1, R stands *beside* L (`Bisection.beside`): on the parent F stood on, and both are
 checked at once (more halves too, while the window has room). L green → it lands and R is
 known red on it; L red and R green → R is `Promote`d to the head and lands first, L is bisected
-on top of it; a beside car behind a green car it is not known red on is merged with the
-siblings behind it and checked once, stacked. One culprit costs at most 2⌈log2 B⌉ + 1 runs,
+on top of it; a single member red beside the head on the base tip is blocked at once; a beside
+car behind a green car it is not known red on is merged with the siblings behind it and
+checked once, stacked. One culprit costs at most 2⌈log2 B⌉ + 1 runs,
 and never more time than one half after the other.
 
 The window (`pipeline.depth`, or adaptive: one more after each landing up to `max_depth`, half
@@ -452,7 +455,7 @@ _TAKEN_OUT = {
 
 def plan(snapshot: Snapshot) -> list[Action]:
     """The next actions for the train in `snapshot` (empty: wait for something to happen)."""
-    for rule in (_landed, _removed, _parents, _head_failed):
+    for rule in (_landed, _removed, _culprit_beside, _parents, _head_failed):
         actions = rule(snapshot)
         if actions:
             if rule is _parents and isinstance(actions[-1], Build):
@@ -633,18 +636,34 @@ def _head_failed(s: Snapshot) -> list[Action]:
         promote: list[Action] = [Promote(green.key)] if green is not None else []
         out = [*promote, Bisect(head.key, _halves(head, failure, concurrent=window > 1))]
     else:
-        details = dict(failure.details)
-        if head.bisect is not None:
-            details["bisection"] = {
-                "batch": list(head.bisect.batch),
-                "isolated": [m.slug for m in head.members],
-            }
-        out = [Block(head.key, failure.reason, details)]
+        out = [_block(head)]
         if head.bisect is not None:
             out += _merge_rest(s.cars[1:], head.bisect)
     if resize:
         out.append(Resize(shrunk))
     return out
+
+
+def _block(car: Car) -> Block:
+    """Block the failed car `car`; a bisection car's follow-up names the batch it came from."""
+    failure = car.failure or Failure("checks_failed")
+    details = dict(failure.details)
+    if car.bisect is not None:
+        details["bisection"] = {
+            "batch": list(car.bisect.batch),
+            "isolated": [m.slug for m in car.members],
+        }
+    return Block(car.key, failure.reason, details)
+
+
+def _culprit_beside(s: Snapshot) -> list[Action]:
+    """Rule 4 for a concurrent half of one member that failed beside the head, on the base tip
+    itself: nothing ahead of it is in its tree, so its failure is its own on the current base,
+    and it is blocked now — before a green sibling ahead lands and makes that base old."""
+    for car in _group(s.cars)[1:]:
+        if car.failed and len(car.members) == 1 and car.parent == s.base_tip:
+            return [_block(car)]
+    return []
 
 
 def _to_bisect(car: Car) -> bool:

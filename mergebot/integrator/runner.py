@@ -353,6 +353,8 @@ class Integrator:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            elif not task.cancelled():
+                task.exception()  # read: when this wait itself is cancelled, nobody else will
             lost.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await lost

@@ -535,3 +535,15 @@ def test_a_withdrawn_member_of_a_half_leaves_its_sibling_where_it_stands() -> No
     shrunk = left.rebuilt(members=(member(2),))
     # The shrunk half is rebuilt on base; its sibling keeps running on base, untouched.
     assert plan(snap((shrunk, right), readiness=gone)) == [Build(shrunk.key, BASE, True)]
+
+
+def test_a_single_half_red_beside_the_head_on_base_is_blocked_before_its_sibling_lands() -> None:
+    bisect = Bisection(BATCH4, RED)
+    one = batch_car(1, (1,), BASE, bisect=bisect, checks=Checks.PASSED)
+    # Known red on pr-1 it is not (the split tree stood elsewhere): its own run on base decides.
+    two = batch_car(2, (2,), BASE, checks=Checks.FAILED, failure=RED, bisect=replace(
+        bisect, red_after=("pr-1:item",), red_on="elsewhere", beside=True))  # fmt: skip
+    details = {**RED.details, "bisection": {"batch": list(BATCH4), "isolated": ["pr-2"]}}
+    assert plan(snap((one, two))) == [Block(two.key, "checks_failed", details)]
+    # Not once base moved under it: then its failure is not on the current base.
+    assert Block(two.key, "checks_failed", details) not in plan(snap((one, two), base_tip="b1"))
