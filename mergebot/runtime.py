@@ -52,6 +52,16 @@ class ForgeUnavailableError(LookupError):
 
 
 @dataclass
+class PlacedCandidates:
+    """The status's candidate list with each active item's place in the train, for one (queue
+    version, projection rev) and one train; `text` is its JSON once the queue API wrote it."""
+
+    mark: tuple[tuple[str, str | None], str] | None
+    entries: list[dict[str, Any]]
+    text: str | None = None
+
+
+@dataclass
 class Runtime:
     """What every part of a running mergebot shares: settings, config, storage handles, and the
     process-wide objects the parts hand each other (each one a typed field)."""
@@ -76,6 +86,8 @@ class Runtime:
     status_candidates: dict[
         tuple[str, str], tuple[tuple[str, str | None], list[dict[str, Any]], int]
     ] = field(default_factory=dict, repr=False)
+    # (repo, base) -> that list with each active item's place in the train, for one train.
+    status_placed: dict[tuple[str, str], PlacedCandidates] = field(default_factory=dict, repr=False)
     # The queue position last shown on GitHub for each queued item (the reporter's memory).
     reported_positions: dict[str, int] = field(default_factory=dict, repr=False)
     # The freeze last shown on the check runs of each repo's waiting candidates (the reporter's).

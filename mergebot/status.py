@@ -22,6 +22,9 @@ first.
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any, cast
 
@@ -31,7 +34,7 @@ from mergebot.integrator.view import placement, train_view
 from mergebot.notify.view import LandedBy, landed_by
 from mergebot.queue import FINAL, QueueItem, Status
 from mergebot.readiness import CandidateState, CandidateStatus
-from mergebot.runtime import Runtime
+from mergebot.runtime import PlacedCandidates, Runtime
 from mergebot.store.changes import poison_change_count
 from mergebot.store.flaky import FlakyLog
 from mergebot.store.lease import info_from_hash
@@ -105,35 +108,87 @@ def projection_cache(runtime: Runtime) -> ProjectionCache:
 
 
 async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
+    status, placed = await _status(runtime, repo)
+    status["candidates"] = list(placed.entries)
+    return status
+
+
+async def repo_status_json(runtime: Runtime, repo: str) -> str:
+    """`repo_status` as JSON text, exactly as `json.dumps` writes it: the candidate list (a
+    thousand entries in a big repo, most of the work) is written once per queue, projection and
+    train change and reused as text in between."""
+    status, placed = await _status(runtime, repo)
+    if placed.text is None:
+        placed.text = json.dumps(placed.entries)
+    return (
+        "{"
+        + ", ".join(
+            f"{json.dumps(key)}: {placed.text if key == 'candidates' else json.dumps(value)}"
+            for key, value in status.items()
+        )
+        + "}"
+    )
+
+
+async def _status(runtime: Runtime, repo: str) -> tuple[dict[str, Any], PlacedCandidates]:
+    """The status object with `candidates` left null, and the candidate list to put there. Its
+    reads do not depend on each other and go to Redis side by side: the answer waits for the
+    slowest, not for the sum of a dozen round trips."""
     config = runtime.server_config.repo(repo)
     base = config.base_branch
     projections = ProjectionStore(runtime.redis, runtime.keys)
-    entries, active = await _candidates(runtime, projections, repo, base)
-    raw_lease = cast(dict[str, str], await runtime.redis.hgetall(runtime.keys.lease(repo, base)))
-    lease = info_from_hash(raw_lease)
-    published = cast(dict[str, str], await runtime.redis.hgetall(runtime.keys.train(repo, base)))
+    refusals = RefusalLog(runtime.redis, runtime.keys)
+    redis, keys = runtime.redis, runtime.keys
+    go = asyncio.ensure_future
+    candidates_ = go(_candidates(runtime, projections, repo, base))
+    lease_ = go(cast(Awaitable[dict[str, str]], redis.hgetall(keys.lease(repo, base))))
+    train_ = go(cast(Awaitable[dict[str, str]], redis.hgetall(keys.train(repo, base))))
+    decision_ = go(mode_decision(runtime, repo))
+    refused_ = go(refusals.recent(50))
+    notes_ = go(projections.recent_notes(repo, RECENT_NOTES))
+    hold_ = go(current_hold(runtime, repo, config))
+    held_ = go(waiting(runtime, repo, base))
+    flaky_ = go(flaky_checks(runtime, repo))
+    dead_ = go(dead_letter_count(redis, keys, repo))
+    poison_events_ = go(runtime.eventlog.poison_count())
+    poison_changes_ = go(poison_change_count(redis, keys, repo))
+    ignored_ = go(projections.counters(repo))
+    refused_total_ = go(refusals.total())
+    await asyncio.gather(
+        candidates_, lease_, train_, decision_, refused_, notes_, hold_, held_, flaky_, dead_,
+        poison_events_, poison_changes_, ignored_, refused_total_,
+    )  # fmt: skip
+    mark, entries, active = candidates_.result()
+    lease = info_from_hash(lease_.result())
     pipeline = config.pipeline
     train = train_view(
-        published,
+        train_.result(),
         depth=pipeline.depth,
         max_depth=pipeline.max_depth,
         adaptive=pipeline.adaptive,
         held=lease is not None,
     )
-    decision, evidence = await mode_decision(runtime, repo)
+    decision, evidence = decision_.result()
 
-    # The train moves without the queue changing: each active item's place in it is added per
-    # call, over the cached entries.
-    candidates = [
-        {**entry, **placement(train, entry["slug"], entry["position"])}
-        for entry in entries[:active]
-    ] + entries[active:]
+    # The train moves without the queue changing: each active item's place in it is added over
+    # the cached entries, again only when the train (or the queue) changed.
+    key = (mark, json.dumps(train, sort_keys=True)) if mark is not None else None
+    placed = runtime.status_placed.get((repo, base))
+    if placed is None or key is None or placed.mark != key:
+        placed = PlacedCandidates(
+            key,
+            [
+                {**entry, **placement(train, entry["slug"], entry["position"])}
+                for entry in entries[:active]
+            ]
+            + entries[active:],
+        )
+        if key is not None:
+            runtime.status_placed[repo, base] = placed
 
-    refusals = RefusalLog(runtime.redis, runtime.keys)
-    recent_refusals = [r for r in await refusals.recent(50) if repo in r.repos][:RECENT_NOTES]
-    notes = await projections.recent_notes(repo, RECENT_NOTES)
-    hold = await current_hold(runtime, repo, config)
-    return {
+    recent_refusals = [r for r in refused_.result() if repo in r.repos][:RECENT_NOTES]
+    hold = hold_.result()
+    status = {
         "repo": repo,
         "base": base,
         # The mode it runs in: a repo asked to run live is held in shadow until its shadow
@@ -144,26 +199,27 @@ async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
         "frozen": hold.as_json() if hold is not None else None,
         # The checked candidate waiting for base to open right now: {"slug", "base_sha",
         # "since", "hold"}, or null.
-        "held": await waiting(runtime, repo, base),
+        "held": held_.result(),
         "managed": runtime.server_config.managed(repo),
         "lease": (
             {"owner": lease.owner, "expires_at": lease.expires_at.isoformat()} if lease else None
         ),
-        "candidates": candidates,
+        "candidates": None,
         "train": train,
-        "flaky_checks": await flaky_checks(runtime, repo),
-        "dead_letters": await dead_letter_count(runtime.redis, runtime.keys, repo),
+        "flaky_checks": flaky_.result(),
+        "dead_letters": dead_.result(),
         # Event-log entries no consumer can read (all repos): skipped, kept, counted.
-        "poison_events": await runtime.eventlog.poison_count(),
+        "poison_events": poison_events_.result(),
         # This repo's queue change-stream entries no reader can parse: skipped, kept, counted.
-        "poison_changes": await poison_change_count(runtime.redis, runtime.keys, repo),
-        "ignored": await projections.counters(repo),
-        "recent_ignored": [n.model_dump(mode="json") for n in notes],
+        "poison_changes": poison_changes_.result(),
+        "ignored": ignored_.result(),
+        "recent_ignored": [n.model_dump(mode="json") for n in notes_.result()],
         "refusals": {
-            "total": await refusals.total(),
+            "total": refused_total_.result(),
             "recent": [r.model_dump(mode="json") for r in recent_refusals],
         },
     }
+    return status, placed
 
 
 async def flaky_checks(runtime: Runtime, repo: str) -> list[dict[str, Any]]:
@@ -179,16 +235,17 @@ async def flaky_checks(runtime: Runtime, repo: str) -> list[dict[str, Any]]:
 
 async def _candidates(
     runtime: Runtime, projections: ProjectionStore, repo: str, base: str
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[tuple[str, str | None] | None, list[dict[str, Any]], int]:
     """The candidates of the status (active items in queue order, waiting ones, recently
-    finished) and how many are active items: built again only when the queue or the projection
+    finished), how many are active items, and the mark they are cached under (None: not
+    cached): built again only when the queue or the projection
     changed since the last call, so a repo with a thousand candidates costs two small reads
     instead of parsing every item."""
     queue = QueueStore(runtime.redis, runtime.keys)
     mark = (await queue.version(repo, base), await projections.rev(repo))
     held = runtime.status_candidates.get((repo, base))
     if held is not None and held[0] == mark:
-        return held[1], held[2]
+        return mark, held[1], held[2]
     items = await queue.items(repo, base)
     states = (await projection_cache(runtime).load(projections, repo)).candidates
     candidates: list[dict[str, Any]] = []
@@ -211,7 +268,8 @@ async def _candidates(
     candidates += [_item_entry(i, None, None) for i in finished[:RECENT_FINISHED]]
     if mark[1] is not None:  # a projection stored without a rev is not cached either
         runtime.status_candidates[repo, base] = (mark, candidates, active)
-    return candidates, active
+        return mark, candidates, active
+    return None, candidates, active
 
 
 async def known_repos(runtime: Runtime) -> list[str]:

@@ -381,14 +381,21 @@ class EventLog:
         block_ms: int | None = None,
     ) -> int:
         """One pass of a reader that handles entries one by one: perform `effect` on each entry
-        of `next_batch` and acknowledge it right after (at least once); how many."""
+        of `next_batch`, then acknowledge the ones it performed, in one XACK (at least once); how
+        many. One acknowledgement per batch, not per entry: at 30,000 events that is 30,000
+        round trips fewer per reader. When an effect fails, the entries before it are still
+        acknowledged; a crash gives the batch again, which effects keyed by id absorb."""
         await self.ensure_group(group, partition)
         entries = await self.next_batch(
             group, consumer, partition, reclaim_idle_ms=reclaim_idle_ms, block_ms=block_ms
         )
-        for entry in entries:
-            await effect(entry.envelope)
-            await self.ack(group, partition, [entry.entry_id])
+        done: list[str] = []
+        try:
+            for entry in entries:
+                await effect(entry.envelope)
+                done.append(entry.entry_id)
+        finally:
+            await self.ack(group, partition, done)
         return len(entries)
 
     async def ack(self, group: str, partition: int, entry_ids: Sequence[str]) -> int:

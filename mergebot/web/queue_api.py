@@ -6,7 +6,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from mergebot.ids import is_repo
-from mergebot.status import is_known, repo_status
+from mergebot.status import is_known, repo_status_json
 from mergebot.web.app import RUNTIME
 
 
@@ -20,7 +20,7 @@ async def queue(request: web.Request) -> web.Response:
             return web.json_response(
                 {"error": f"{repo} is not managed and has no events"}, status=404
             )
-        return web.json_response(await repo_status(runtime, repo))
+        return web.json_response(text=await repo_status_json(runtime, repo))
     except (RedisError, OSError) as exc:
         return web.json_response(
             {"error": f"storage unavailable: {type(exc).__name__}"}, status=503

@@ -89,6 +89,24 @@ async def test_consumer_group_reclaims_a_dead_consumers_entries(eventlog: EventL
     assert (await eventlog.pending("proc", 0)).count == 0
 
 
+async def test_consume_acknowledges_what_it_did_before_an_effect_failed(eventlog: EventLog) -> None:
+    await eventlog.append_many([env(event_id=f"e{i}", slug=f"pr-{i}") for i in range(4)])
+    seen: list[str] = []
+
+    async def effect(envelope: Envelope) -> None:
+        if envelope.id == "e2" and "e2" not in seen:
+            seen.append("e2")
+            raise RuntimeError("sink down")
+        seen.append(envelope.id)
+
+    with pytest.raises(RuntimeError):
+        await eventlog.consume("notify", "w1", 0, effect, reclaim_idle_ms=60_000)
+    assert (await eventlog.pending("notify", 0)).count == 2  # e2 failed, e3 never ran
+    assert await eventlog.consume("notify", "w1", 0, effect, reclaim_idle_ms=60_000) == 2
+    assert seen == ["e0", "e1", "e2", "e2", "e3"]
+    assert (await eventlog.pending("notify", 0)).count == 0
+
+
 async def test_reclaim_respects_the_idle_time(eventlog: EventLog) -> None:
     await eventlog.ensure_group("proc", 0)
     await eventlog.append(env(event_id="e0"))

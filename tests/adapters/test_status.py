@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -95,6 +96,28 @@ async def test_queue_api_serves_the_same_object(runtime: Runtime) -> None:
         assert bad.status == 400
     expected = await repo_status(runtime, REPO)
     assert body == json.loads(json.dumps(expected))
+
+
+async def test_queue_api_places_candidates_in_a_train_published_after_the_last_call(
+    runtime: Runtime,
+) -> None:
+    await scenario(runtime)
+    assert await Lease(runtime.redis, runtime.keys, REPO, "main", "integrator-7").acquire()
+    car = {"position": 1, "members": [{"slug": "pr-2", "sha": SHA_B}], "on_base": True}
+
+    def second(body: dict[str, Any]) -> dict[str, Any]:
+        return next(c for c in body["candidates"] if c["slug"] == "pr-2")
+
+    async with TestClient(TestServer(create_app(runtime))) as client:
+        before = await (await client.get(f"/api/repos/{REPO}/queue")).json()
+        # The train moves, the queue and the projection do not.
+        await runtime.redis.hset(
+            runtime.keys.train(REPO, "main"), mapping={"state": json.dumps({"cars": [car]})}
+        )
+        after = await (await client.get(f"/api/repos/{REPO}/queue")).json()
+    assert (second(before)["car"], second(before)["stacked_on"]) == (None, None)
+    assert (second(after)["car"], second(after)["stacked_on"]) == (1, "base")
+    assert after == json.loads(json.dumps(await repo_status(runtime, REPO)))
 
 
 async def test_status_command_prints_json_and_text(
