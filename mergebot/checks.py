@@ -100,6 +100,9 @@ class ChecksOutcome:
     missing: list[str] = field(default_factory=list)
     flaky: list[str] = field(default_factory=list)  # failed, then passed on this commit
     reruns: int = 0  # how many times failed checks were run again (`checks.retry_failed`)
+    # Failed forge checks whose re-run the forge refused or has no call for (a commit status):
+    # their failure stands without the re-runs `checks.retry_failed` allowed.
+    rerun_refused: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -112,6 +115,8 @@ class ChecksOutcome:
         out: dict[str, Any] = {"checks": failed or [c.to_dict() for c in self.checks]}
         if self.reruns:
             out["reruns"] = self.reruns
+        if self.rerun_refused:
+            out["rerun_refused"] = list(self.rerun_refused)
         if self.missing:
             out["missing"] = list(self.missing)
             out["diagnosis"] = self.message
@@ -578,6 +583,7 @@ async def run_checks(
     failed_once: set[str] = set()
     stale: list[CheckResult] = []
     reruns = 0
+    refused: list[str] = []
     while outcome.status is ChecksStatus.FAILED and reruns < config.retry_failed:
         failed = [c for c in outcome.checks if c.state is Reported.FAILED]
         commands_ok = [
@@ -589,7 +595,10 @@ async def run_checks(
         if forge_failed:
             seen = {r.name: r for r in await _failures(forge, repo, sha, forge_failed)}
             again = await _rerun(forge, repo, sha, forge_failed)
-            if set(again) != set(forge_failed):
+            if again is None:
+                break  # the forge could not be asked: the failure stands, as without retries
+            refused = _refused(repo, sha, forge_failed, again)
+            if refused:
                 break  # some failure cannot be run again: it stands
             stale += [
                 seen.get(c.name) or CheckResult(c.name, CheckState.FAILURE, c.url)
@@ -614,7 +623,7 @@ async def run_checks(
         outcome = replace(again_outcome, checks=kept + again_outcome.checks)
     passed_now = {c.name for c in outcome.checks if c.state is Reported.PASSED}
     flaky = sorted(failed_once & passed_now)
-    return replace(outcome, flaky=flaky, reruns=reruns)
+    return replace(outcome, flaky=flaky, reruns=reruns, rerun_refused=refused)
 
 
 @contextlib.asynccontextmanager
@@ -634,9 +643,25 @@ async def _failures(forge: Forge, repo: str, sha: str, names: Sequence[str]) -> 
     return [r for r in results if r.name in names and r.state is CheckState.FAILURE]
 
 
-async def _rerun(forge: Forge, repo: str, sha: str, names: Sequence[str]) -> list[str]:
+def _refused(repo: str, sha: str, asked: Sequence[str], again: Sequence[str]) -> list[str]:
+    """The failed checks the forge did not run again (it refused, or a commit status has no
+    re-run): their failure stands, and the follow-up says so."""
+    refused = [name for name in asked if name not in again]
+    if refused:
+        log.warning(
+            "checks_rerun_refused repo=%s sha=%s checks=%s: the failure stands",
+            repo,
+            sha[:7],
+            ",".join(refused),
+        )
+    return refused
+
+
+async def _rerun(forge: Forge, repo: str, sha: str, names: Sequence[str]) -> list[str] | None:
+    """The names the forge runs again (the others it refused or cannot re-run); None when the
+    forge could not be asked (a hiccup, not a refusal)."""
     try:
         return await forge.rerun_checks(repo, sha, list(names))
-    except Exception as exc:  # a forge hiccup: the failure stands, as without retries
+    except Exception as exc:
         log.warning("checks_rerun_failed repo=%s sha=%s error=%s", repo, sha, type(exc).__name__)
-        return []
+        return None

@@ -57,6 +57,7 @@ class BlockInfo:
     # A culprit isolated by bisection: the batch first found red (slugs).
     bisection_batch: list[str] = field(default_factory=list)
     reruns: int = 0  # how many times the failed checks were run again on the same commit
+    rerun_refused: list[str] = field(default_factory=list)  # checks the forge would not re-run
 
 
 def _strings(value: object) -> list[str]:
@@ -125,6 +126,7 @@ def block_info(details: dict[str, Any]) -> BlockInfo:
         integration_branch=_text(details.get("integration_branch")).strip(),
         bisection_batch=_strings(bisection.get("batch")) if isinstance(bisection, dict) else [],
         reruns=_count(details.get("reruns")),
+        rerun_refused=_strings(details.get("rerun_refused")),
     )
 
 

@@ -18,6 +18,7 @@ class FakeForge:
         self.read_error: Exception | None = None
         self.reruns: list[tuple[str, list[str]]] = []  # (sha, names) asked to run again
         self.after_rerun: dict[str, list[CheckResult]] = {}  # sha -> its results once re-run
+        self.refuse_rerun: set[str] = set()  # names whose re-run the forge refuses
 
     def set(self, sha: str, *results: CheckResult) -> None:
         self.results[sha] = list(results)
@@ -33,7 +34,7 @@ class FakeForge:
         self.reruns.append((sha, list(names)))
         if sha in self.after_rerun:
             self.results[sha] = self.after_rerun.pop(sha)
-        return list(names)
+        return [name for name in names if name not in self.refuse_rerun]
 
     async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:
         return set(self.recent)

@@ -72,6 +72,11 @@ _COMMIT_STATUS: dict[ReportState, str] = {
     ReportState.CANCELLED: "error",
 }
 _PASSING_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
+# The app of GitHub Actions' check runs: its jobs are re-run through the Actions API.
+ACTIONS_APP = "github-actions"
+# GitHub's answers to a re-run it will not do: not the app's run or not re-runnable now (403),
+# no such run or job (404), not re-requestable in its state (422).
+_REFUSED_RERUN = frozenset({403, 404, 422})
 
 
 def marker(kind: CommentKind) -> str:
@@ -318,16 +323,20 @@ class GitHubForge:
         return await self._call(f"checks of {repo}@{sha[:7]}", fetch)
 
     async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> list[str]:
-        """Re-request the latest check run of each name on `sha`
-        (`POST /repos/{o}/{r}/check-runs/{id}/rerequest`); a commit status has no such call
-        and is left out of the answer."""
+        """Run the latest check run of each name on `sha` again. GitHub lets an app re-request
+        only its own check runs (`POST /repos/{o}/{r}/check-runs/{id}/rerequest`); a GitHub
+        Actions job, whose check run id is its job id, is re-run through the Actions API
+        (`POST /repos/{o}/{r}/actions/jobs/{id}/rerun`), which starts a new attempt with a new
+        check run. A re-run GitHub refuses (403, 404, 422) is logged and left out of the
+        answer, as is a commit status, which has no such call: its failure stands."""
         wanted = set(names)
 
-        def find() -> dict[str, tuple[int, str]]:
-            latest: dict[str, tuple[int, str]] = {}
+        def find() -> dict[str, tuple[int, str, str | None]]:
+            latest: dict[str, tuple[int, str, str | None]] = {}
             for run in self._repo(repo).get_commit(sha).get_check_runs(filter="latest"):
                 if run.name in wanted and (run.name not in latest or run.id > latest[run.name][0]):
-                    latest[run.name] = (run.id, run.url)
+                    app = run.app.slug if run.app is not None else None
+                    latest[run.name] = (run.id, run.url, app)
             return latest
 
         runs = await self._call(f"check runs of {repo}@{sha[:7]}", find)
@@ -335,12 +344,30 @@ class GitHubForge:
         for name in names:
             if name not in runs:
                 continue
-            run_id, url = runs[name]
+            run_id, url, app = runs[name]
+            actions = app == ACTIONS_APP
+            what = f"re-run Actions job {run_id}" if actions else f"rerequest check run {run_id}"
 
-            def rerequest(url: str = url) -> None:
-                self._repo(repo).requester.requestJsonAndCheck("POST", f"{url}/rerequest")
+            def post(run_id: int = run_id, url: str = url, actions: bool = actions) -> None:
+                gh_repo = self._repo(repo)
+                target = f"{gh_repo.url}/actions/jobs/{run_id}/rerun" if actions else url
+                suffix = "" if actions else "/rerequest"
+                gh_repo.requester.requestJsonAndCheck("POST", target + suffix)
 
-            await self._call(f"rerequest check run {run_id}", rerequest, write=True)
+            try:
+                await self._call(what, post, write=True)
+            except ForgeError as exc:
+                if exc.status not in _REFUSED_RERUN or isinstance(exc, RateLimitedError):
+                    raise
+                log.warning(
+                    "check_rerun_refused repo=%s sha=%s check=%s app=%s error=%s",
+                    repo,
+                    sha[:7],
+                    name,
+                    app,
+                    exc,
+                )
+                continue
             done.append(name)
         return done
 

@@ -195,6 +195,7 @@ def _block(info: BlockInfo, limits: Limits) -> dict[str, Any]:
         "integration_branch": info.integration_branch or None,
         "bisection_batch": info.bisection_batch,
         "reruns": info.reruns,
+        "rerun_refused": info.rerun_refused,
     }
 
 

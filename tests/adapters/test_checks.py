@@ -295,6 +295,24 @@ async def test_a_failed_forge_check_is_requested_again_and_its_old_result_ignore
     assert _runs("cmd", tmp_path) == 1  # the commands passed on this tree: not run again
 
 
+async def test_a_failed_forge_check_whose_re_run_is_refused_stands_and_says_so(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    forge = FakeForge()
+    forge.set(
+        SHA,
+        CheckResult("ci", CheckState.FAILURE, "https://ci/run/1", "1 failed"),
+        CheckResult("e2e", CheckState.FAILURE, "https://ci/run/2", "2 failed"),
+    )
+    forge.refuse_rerun = {"ci"}  # e.g. GitHub's 403 for a job whose workflow run still runs
+    config = ChecksConfig(required=["ci", "e2e"], retry_failed=3, timeout_seconds=60)
+    outcome = await _run(config, tmp_path, redis, keys, forge, poll_seconds=0.05)
+    assert outcome.status is ChecksStatus.FAILED
+    assert forge.reruns == [(SHA, ["ci", "e2e"])]  # asked once; the refusal ends the retries
+    assert (outcome.reruns, outcome.rerun_refused, outcome.flaky) == (0, ["ci"], [])
+    assert outcome.details()["rerun_refused"] == ["ci"]  # the follow-up names it
+
+
 async def test_a_re_requested_run_updated_in_place_gives_the_new_answer(
     tmp_path: Path, redis: aioredis.Redis, keys: Keys
 ) -> None:

@@ -19,8 +19,9 @@ from mergebot.forge.github import GitHubCredentials, GitHubForge
 from mergebot.forge.render import render_report
 from tests.fakegithub.fixtures import FAKE_TOKEN, WEBHOOK_SECRET
 from tests.fakegithub.schemas import validate
-from tests.fakegithub.server import HANDLERS, FakeGitHub
+from tests.fakegithub.server import HANDLERS, OWN_APP, FakeGitHub
 from tests.gitutil import git
+from tests.waiting import until
 
 REPO = "acme/widgets"
 
@@ -198,6 +199,34 @@ async def test_ref_update_is_fast_forward_only(fake_github: FakeGitHub, forge: G
     assert repo.remote.rev("main") == ahead
 
 
+async def test_a_re_run_actions_job_is_a_new_check_run_the_forge_reads_as_the_result(
+    fake_github: FakeGitHub, forge: GitHubForge
+) -> None:
+    """GitHub re-runs a job as a new attempt: a new job, whose check run (new id, new link) is
+    the latest of its name on the commit; the failed attempt stays as it was."""
+    repo = fake_github.add_repo(REPO)
+    sha = repo.remote.branch_with("feature", "a.txt", "a\n")
+    await fake_github.sync()
+    failed = await fake_github.complete_check(REPO, sha, "build", "failure")
+    repo.ci_on_rerequest = {"build": "success"}
+
+    assert await forge.rerun_checks(REPO, sha, ["build"]) == ["build"]
+
+    async def latest() -> tuple[CheckState, str | None]:
+        (result,) = [r for r in await forge.check_results(REPO, sha) if r.name == "build"]
+        return result.state, result.url
+
+    async def passed() -> bool:
+        return (await latest())[0] is CheckState.SUCCESS
+
+    await until(passed, "the re-run job's check run completed")  # the runner finishes it
+    assert (await latest())[1] != failed["html_url"]
+    assert repo.check_runs[failed["id"]]["conclusion"] == "failure"
+
+    repo.refuse_job_rerun = "The workflow run containing this job is already running"
+    assert await forge.rerun_checks(REPO, sha, ["build"]) == []  # 403: refused
+
+
 async def test_every_operation_served_is_documented_and_matches_its_schema(
     fake_github: FakeGitHub, forge: GitHubForge
 ) -> None:
@@ -208,12 +237,14 @@ async def test_every_operation_served_is_documented_and_matches_its_schema(
     await fake_github.sync()
     number = await fake_github.open_pull(REPO, "feature", "bob")
     await fake_github.review(REPO, number, "alice")
-    await fake_github.complete_check(REPO, sha, "build")
+    await fake_github.complete_check(REPO, sha, "build")  # a GitHub Actions job
+    repo.ci_app = OWN_APP
+    await fake_github.complete_check(REPO, sha, "lint")  # the app's own check run
     main = repo.remote.rev("main")
 
     await forge.permission(REPO, "alice")
     await forge.check_results(REPO, sha)
-    assert await forge.rerun_checks(REPO, sha, ["build"]) == ["build"]
+    assert await forge.rerun_checks(REPO, sha, ["build", "lint"]) == ["build", "lint"]
     await forge.recent_check_names(REPO, "feat", 7)
     await forge.read_file(REPO, "main", "README.md")
     await forge.report(render_report(REPO, f"pr-{number}", sha, ReportState.QUEUED, base="main",

@@ -334,24 +334,70 @@ async def test_check_results_merge_statuses_and_latest_check_runs(
     assert results["build"].url == "https://github.com/acme/widgets/runs/11"
 
 
-async def test_rerun_rerequests_the_latest_check_run_of_each_failed_name(
-    http: Any, forge: GitHubForge
-) -> None:
+ACTIONS = "github-actions"
+
+
+def serve_failed_runs(http: Any, *runs: tuple[int, str, str]) -> None:
+    """GitHub's list of the check runs on SHA: each (id, name, app slug), failed."""
     http.get(
         f"{R}/commits/{SHA}/check-runs",
         json=bodies.check_runs([
-            bodies.check_run(API, REPO, 10, name="build", head_sha=SHA, status="completed",
-                             conclusion="failure", completed_at=bodies.WHEN),
-            bodies.check_run(API, REPO, 11, name="build", head_sha=SHA, status="completed",
-                             conclusion="failure", completed_at=bodies.WHEN),
+            bodies.check_run(API, REPO, run_id, name=name, head_sha=SHA, status="completed",
+                             conclusion="failure", completed_at=bodies.WHEN, app_slug=app)
+            for run_id, name, app in runs
         ]),
     )  # fmt: skip
+
+
+async def test_rerun_rerequests_the_latest_check_run_of_each_failed_name(
+    http: Any, forge: GitHubForge
+) -> None:
+    """A check run of another app (not Actions) goes through the Checks API's re-request."""
+    serve_failed_runs(http, (10, "build", "buildkite"), (11, "build", "buildkite"))
     http.post(f"{R}/check-runs/11/rerequest", status=201, json={})
 
     # A commit status (ci/jenkins) has no re-run: it is left out of the answer.
     assert await forge.rerun_checks(REPO, SHA, ["build", "ci/jenkins"]) == ["build"]
     assert len(calls(http, "POST", r"/check-runs/\d+/rerequest$")) == 1
     assert len(calls(http, "POST", r"/check-runs/11/rerequest$")) == 1
+    assert calls(http, "POST", r"/actions/") == []
+
+
+async def test_rerun_of_a_github_actions_check_re_runs_its_job(
+    http: Any, forge: GitHubForge
+) -> None:
+    """GitHub refuses to re-request another app's check run; an Actions check run's id is its
+    job id, and the job is re-run through the Actions API (201, empty body)."""
+    serve_failed_runs(http, (21, "test", ACTIONS), (22, "lint", "buildkite"))
+    http.post(f"{R}/actions/jobs/21/rerun", status=201, json={})
+    http.post(f"{R}/check-runs/22/rerequest", status=201, json={})
+
+    assert await forge.rerun_checks(REPO, SHA, ["test", "lint"]) == ["test", "lint"]
+    assert len(calls(http, "POST", r"/actions/jobs/21/rerun$")) == 1
+    assert len(calls(http, "POST", r"/check-runs/22/rerequest$")) == 1
+    assert calls(http, "POST", r"/check-runs/21/") == []
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (403, "The workflow run containing this job is already running"),
+        (404, "Not Found"),
+    ],
+)
+async def test_a_re_run_github_refuses_is_left_out_and_logged(
+    http: Any, forge: GitHubForge, caplog: pytest.LogCaptureFixture, status: int, message: str
+) -> None:
+    serve_failed_runs(http, (31, "test", ACTIONS), (32, "e2e", ACTIONS))
+    http.post(f"{R}/actions/jobs/31/rerun", status=status, json=bodies.error(message))
+    http.post(f"{R}/actions/jobs/32/rerun", status=201, json={})
+
+    with caplog.at_level(logging.WARNING, "mergebot.forge.github"):
+        assert await forge.rerun_checks(REPO, SHA, ["test", "e2e"]) == ["e2e"]
+    [line] = [r.getMessage() for r in caplog.records if "check_rerun_refused" in r.getMessage()]
+    assert "check=test" in line
+    assert f"HTTP {status}: {message}" in line
+    assert len(calls(http, "POST", r"/actions/jobs/31/rerun$")) == 1  # a refusal is final
 
 
 async def test_recent_check_names_cover_integration_branches_and_base(

@@ -305,43 +305,76 @@ async def test_a_broken_repo_config_is_explained_and_nothing_is_integrated(
         assert w.main() == before
 
 
-async def test_a_forge_check_that_fails_then_passes_when_re_requested_lands_and_is_flaky(
+async def test_an_actions_check_that_fails_then_passes_when_its_job_is_re_run_lands_and_is_flaky(
     world_factory: Callable[..., Any],
 ) -> None:
     checks = {"required": ["build"], "retry_failed": 1, "timeout_seconds": 60}
     async with world_factory(checks=checks) as w:
-        w.repo.ci = {"build": "failure"}  # CI fails the first run of every integration commit…
-        w.repo.ci_on_rerequest = {"build": "success"}  # …and passes when asked to run again
+        w.repo.ci = {"build": "failure"}  # Actions fails the first run of every integration commit…
+        w.repo.ci_on_rerequest = {"build": "success"}  # …and passes when its job is re-run
         number, sha = await w.open("feature/one", "one.txt", "one\n")
         await w.fake.review(REPO, number, "alice")
 
         await until(lambda: w.on_main(sha), "the candidate on main")
         await until(lambda: w.check_title(sha).startswith("Merged into main"), "merged check run")
-        [rerequest] = w.fake.writes("POST", r"/check-runs/\d+/rerequest$")
-        run_id = int(rerequest.split("/")[-2])
-        run = w.repo.check_runs[run_id]  # the same run, updated by its app
-        assert (run["name"], run["conclusion"]) == ("build", "success")
-        assert run["head_sha"] == w.main()  # the integration commit that landed
+        # Another app's check run cannot be re-requested: the job went through the Actions API.
+        assert w.fake.writes("POST", r"/check-runs/\d+/rerequest$") == []
+        [rerun] = w.fake.writes("POST", r"/actions/jobs/\d+/rerun$")
+        job_id = int(rerun.split("/")[-2])
+        runs = [r for r in w.repo.check_runs.values() if r["head_sha"] == w.main()]
+        first, again = sorted((r for r in runs if r["name"] == "build"), key=lambda r: r["id"])
+        assert (first["id"], first["conclusion"]) == (job_id, "failure")  # the failed attempt stays
+        assert (again["conclusion"], again["app"]["slug"]) == ("success", "github-actions")
         flaky = FlakyLog(w.runtime.redis, w.runtime.keys)
         assert await flaky.recent(REPO) == {"build": 1}
         assert w.comments(number, "blocked") == []
 
 
-async def test_a_failed_forge_check_github_will_not_run_again_blocks(
+async def test_the_app_s_own_check_run_is_re_requested_and_updated_in_place(
     world_factory: Callable[..., Any],
+) -> None:
+    checks = {"required": ["build"], "retry_failed": 1, "timeout_seconds": 60}
+    async with world_factory(checks=checks) as w:
+        w.repo.ci_app = fake_server.OWN_APP  # CI reports through the app mergebot runs as
+        w.repo.ci = {"build": "failure"}
+        w.repo.ci_on_rerequest = {"build": "success"}
+        number, sha = await w.open("feature/one", "one.txt", "one\n")
+        await w.fake.review(REPO, number, "alice")
+
+        await until(lambda: w.on_main(sha), "the candidate on main")
+        assert w.fake.writes("POST", r"/actions/") == []
+        [rerequest] = w.fake.writes("POST", r"/check-runs/\d+/rerequest$")
+        run = w.repo.check_runs[int(rerequest.split("/")[-2])]  # the same run, updated by its app
+        assert (run["name"], run["conclusion"]) == ("build", "success")
+        assert run["head_sha"] == w.main()  # the integration commit that landed
+        assert await FlakyLog(w.runtime.redis, w.runtime.keys).recent(REPO) == {"build": 1}
+
+
+@pytest.mark.parametrize(
+    ("ci_app", "refused_call"),
+    [
+        ("github-actions", r"/actions/jobs/\d+/rerun$"),  # the job may not be re-run now
+        ("buildkite", r"/check-runs/\d+/rerequest$"),  # another app's run: not ours to re-request
+    ],
+)
+async def test_a_failed_forge_check_github_will_not_run_again_blocks_and_says_so(
+    world_factory: Callable[..., Any], ci_app: str, refused_call: str
 ) -> None:
     checks = {"required": ["build"], "retry_failed": 2, "timeout_seconds": 60}
     async with world_factory(checks=checks) as w:
+        w.repo.ci_app = ci_app
         w.repo.ci = {"build": "failure"}
         w.repo.ci_on_rerequest = {"build": "success"}
-        w.repo.refuse_rerequest = {"github-actions"}  # 403: not the authenticated app's run
+        w.repo.refuse_job_rerun = "The workflow run containing this job is already running"
         number, sha = await w.open("feature/one", "one.txt", "one\n")
         before = w.main()
         await w.fake.review(REPO, number, "alice")
 
         await until(lambda: w.comments(number, "blocked") != [], "the block explained")
-        assert len(w.fake.writes("POST", r"/check-runs/\d+/rerequest$")) == 1
+        assert len(w.fake.writes("POST", refused_call)) == 1  # a refusal is not asked again
         assert w.main() == before
         assert not w.on_main(sha)
         assert await FlakyLog(w.runtime.redis, w.runtime.keys).recent(REPO) == {}
-        assert "build" in w.comments(number, "blocked")[0]["body"]
+        body = w.comments(number, "blocked")[0]["body"]
+        assert "`build` not run again on the same commit (`checks.retry_failed`): the forge " \
+            "refused the re-run" in body  # fmt: skip

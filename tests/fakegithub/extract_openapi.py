@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 OPERATIONS = (
+    "actions/re-run-job-for-workflow-run",
     "apps/create-installation-access-token",
     "apps/get-authenticated",
     "apps/get-repo-installation",

@@ -33,6 +33,8 @@ from tests.fakegithub.schemas import operation_for, spec
 from tests.gitutil import GitRemote, git
 
 ZERO = "0" * 40
+ACTIONS_APP = "github-actions"  # the app of GitHub Actions' check runs
+OWN_APP = "mergebot"  # the app mergebot authenticates as: the app of the check runs it creates
 
 
 def now() -> str:
@@ -75,12 +77,17 @@ class FakeRepo:
     # CI: check name -> conclusion, reported on every push to a branch under `ci_prefix`.
     ci: dict[str, str] = field(default_factory=dict)
     ci_prefix: str = "mergebot/"
-    # A re-requested check run (`checks/rerequest-run`): the app that owns it updates that same
-    # run (GitHub's documented answer) with this conclusion, or with its old one when unnamed.
+    # A check run asked to run again finishes with this conclusion, or with its old one when
+    # unnamed: a re-requested one (`checks/rerequest-run`) is updated in place by the app that
+    # owns it (GitHub's documented answer); a re-run GitHub Actions job
+    # (`actions/re-run-job-for-workflow-run`) is a new job with a new check run.
     ci_on_rerequest: dict[str, str] = field(default_factory=dict)
-    # Apps whose check runs GitHub refuses to re-request (403: not rerequestable, or not the
-    # authenticated app's run).
-    refuse_rerequest: set[str] = field(default_factory=set)
+    # The app of the check runs CI reports: GitHub Actions, or another CI's app (the app
+    # mergebot authenticates as, `OWN_APP`, when one app is both).
+    ci_app: str = ACTIONS_APP
+    # Why GitHub refuses to re-run an Actions job (403 with this message), e.g. "The workflow
+    # run containing this job is already running"; None: jobs are re-runnable.
+    refuse_job_rerun: str | None = None
     # A token that is not an App's may not write check runs (403): mergebot falls back to statuses.
     check_runs_forbidden: bool = False
 
@@ -157,6 +164,16 @@ class FakeGitHub:
     def next_id(self) -> int:
         return next(self._ids)
 
+    def later(self, work: Awaitable[None]) -> None:
+        """Do `work` after answering, as an app or a runner does on GitHub."""
+
+        async def run() -> None:
+            await work
+
+        task = asyncio.create_task(run())
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
     # -- what people do on GitHub ---------------------------------------------------------------
     async def open_pull(
         self, full_name: str, branch: str, author: str, *, base: str = "main", title: str = ""
@@ -223,11 +240,12 @@ class FakeGitHub:
     async def complete_check(
         self, full_name: str, sha: str, name: str, conclusion: str = "success"
     ) -> dict[str, Any]:
+        """CI reports check run `name` on `sha`, completed (as `ci_app`'s run)."""
         repo = self.repos[full_name]
         run_id = self.next_id()
         run = bodies.check_run(
             self.api_url, full_name, run_id, name=name, head_sha=sha, status="completed",
-            conclusion=conclusion, started_at=now(), completed_at=now(),
+            conclusion=conclusion, started_at=now(), completed_at=now(), app_slug=repo.ci_app,
         )  # fmt: skip
         repo.check_runs[run_id] = run
         await self.sender.send(
@@ -442,7 +460,7 @@ def _check_run_from(
         summary=output.get("summary"), text=output.get("text"),
         details_url=merged.get("details_url"),
         started_at=merged.get("started_at") or now(),
-        completed_at=merged.get("completed_at") or now(), app_slug="mergebot",
+        completed_at=merged.get("completed_at") or now(), app_slug=OWN_APP,
     )  # fmt: skip
     if data.get("conclusion"):
         run["status"] = "completed"
@@ -491,13 +509,14 @@ async def _rerequest_check_run(
     gh: FakeGitHub, req: web.Request, repo: FakeRepo | None, p: dict[str, str]
 ) -> Result:
     """GitHub answers at once; the app owning the run then updates that same run (same id and
-    link) — here right after, with `ci_on_rerequest`'s conclusion, and a `completed` webhook."""
+    link) — here right after, with `ci_on_rerequest`'s conclusion, and a `completed` webhook.
+    403 for another app's run: only the authenticated app may re-request its runs."""
     assert repo is not None
     run_id = int(p["check_run_id"])
     run = repo.check_runs.get(run_id)
     if run is None:
         return 404, bodies.error("Not Found")
-    if run["app"]["slug"] in repo.refuse_rerequest:
+    if run["app"]["slug"] != OWN_APP:  # only the authenticated app's own runs
         return 403, bodies.error("This check run is not rerequestable")
     if run["status"] != "completed":
         return 422, bodies.error("This check run is not rerequestable")
@@ -511,9 +530,40 @@ async def _rerequest_check_run(
             "check_run", webhooks.check_run(gh.api_url, "completed", again, repo.full_name)
         )
 
-    task = asyncio.create_task(rerun())
-    gh._later.add(task)
-    task.add_done_callback(gh._later.discard)
+    gh.later(rerun())
+    return 201, {}
+
+
+async def _rerun_job(
+    gh: FakeGitHub, req: web.Request, repo: FakeRepo | None, p: dict[str, str]
+) -> Result:
+    """An Actions job's id is its check run's id. GitHub answers 201 with an empty body and
+    starts a new attempt of the workflow run: the job runs again as a new job, with a new check
+    run (new id and link) on the same commit — queued at once, then completed with
+    `ci_on_rerequest`'s conclusion. 404 for an id that is no Actions job; 403 with
+    `refuse_job_rerun`'s message when the job may not be re-run."""
+    assert repo is not None
+    run = repo.check_runs.get(int(p["job_id"]))
+    if run is None or run["app"]["slug"] != ACTIONS_APP:
+        return 404, bodies.error("Not Found")
+    if repo.refuse_job_rerun is not None:
+        return 403, bodies.error(repo.refuse_job_rerun)
+    job_id = gh.next_id()
+    queued = bodies.check_run(
+        gh.api_url, repo.full_name, job_id, name=run["name"], head_sha=run["head_sha"],
+        status="queued", conclusion=None, started_at=now(), app_slug=ACTIONS_APP,
+    )  # fmt: skip
+    repo.check_runs[job_id] = queued
+
+    async def finish() -> None:
+        conclusion = repo.ci_on_rerequest.get(run["name"], run["conclusion"])
+        done = {**queued, "status": "completed", "conclusion": conclusion, "completed_at": now()}
+        repo.check_runs[job_id] = done
+        await gh.sender.send(
+            "check_run", webhooks.check_run(gh.api_url, "completed", done, repo.full_name)
+        )
+
+    gh.later(finish())
     return 201, {}
 
 
@@ -779,6 +829,7 @@ HANDLERS: dict[str, Handler] = {
     "checks/create": _create_check_run,
     "checks/update": _update_check_run,
     "checks/rerequest-run": _rerequest_check_run,
+    "actions/re-run-job-for-workflow-run": _rerun_job,
     "repos/create-commit-status": _create_status,
     "repos/get-content": _content,
     "issues/list-comments": _list_comments,
