@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import cast
 
 import pytest
@@ -11,14 +12,17 @@ from mergebot.forge.errors import ForgeError
 from mergebot.main import background_services
 from mergebot.processor import (
     GROUP,
+    BatchResult,
     Projector,
     git_source,
+    process_entries,
     processor_service,
     projector_for,
     tick,
 )
 from mergebot.queue import Status
 from mergebot.runtime import Runtime
+from mergebot.store.eventlog import LogEntry
 from mergebot.store.lease import Lease
 from mergebot.store.projection import ProjectionStore
 from mergebot.store.queue import QueueStore
@@ -208,6 +212,34 @@ async def test_crash_between_store_and_ack_does_not_apply_twice(runtime: Runtime
     assert after == before
     assert len(await queued_changes(runtime)) == 1
     assert (await runtime.eventlog.pending(GROUP, 0)).count == 0
+
+
+async def test_a_batch_acknowledges_the_repos_it_applied_before_one_failed(
+    runtime: Runtime,
+) -> None:
+    other = "acme/other"
+    manage(runtime, REPO, other)
+    await emit(runtime, *READY_SET, *({**raw, "repo": other} for raw in READY_SET))
+
+    class FailingOnOther(Projector):
+        async def apply(
+            self, repo: str, entries: Sequence[LogEntry], *, guard: Callable[[], None] | None = None
+        ) -> BatchResult:
+            if repo == other:
+                raise RuntimeError("git went away")
+            return await super().apply(repo, entries, guard=guard)
+
+    projector = FailingOnOther(
+        runtime.redis, runtime.keys, runtime.server_config, git_source(runtime)
+    )
+    await runtime.eventlog.ensure_group(GROUP, 0)
+    entries = await runtime.eventlog.read_group(GROUP, "failing", 0, count=10)
+    with pytest.raises(RuntimeError):
+        await process_entries(runtime, projector, 0, entries)
+    assert (await runtime.eventlog.pending(GROUP, 0)).count == 3  # acme/other's, not REPO's
+    assert await process(runtime, consumer="successor") == 3
+    assert [i.repo for i in await queue_items(runtime, other)] == [other]
+    assert len(await queued_changes(runtime)) == 1  # REPO's candidate was queued once
 
 
 async def test_a_projector_reuses_its_stored_state_only_while_nobody_replaced_it(
