@@ -7,12 +7,11 @@ MULTI touches shares a hash tag (`keys.py`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline, PubSub
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
-from redis.commands.core import AsyncScript
 
 from mergebot.redis_url import redis_target
 
@@ -59,15 +58,3 @@ async def subscribe(redis: RedisClient, channel: str) -> PubSub:
     pubsub = redis.pubsub()
     await pubsub.subscribe(channel)
     return pubsub
-
-
-async def pipeline_script(
-    pipe: RedisPipeline, script: AsyncScript, keys: Sequence[str], args: Sequence[str]
-) -> None:
-    """Add one call of `script` to a pipeline. One server: EVALSHA (the pipeline loads the script
-    first when the server lacks it). A cluster: EVAL with the script's text, because redis-py's
-    cluster pipeline refuses EVALSHA (a node may not know the script)."""
-    if isinstance(pipe, ClusterPipeline):
-        pipe.eval(cast(str, script.script), len(keys), *keys, *args)  # registered as text
-    else:
-        await script(keys=keys, args=args, client=cast(Any, pipe))
