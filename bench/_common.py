@@ -6,6 +6,7 @@ and prints ratios against it: absolute numbers move with the machine, ratios muc
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import platform
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,16 @@ class Clock:
 
     def timing(self) -> Timing:
         return Timing(self.label, len(self.latencies), self.items, self.seconds, self.latencies)
+
+
+def run_in_scratch(run: Callable[[Any, Path, str], Coroutine[Any, Any, None]], args: Any) -> None:
+    """Print the machine, run `run(args, scratch dir, embedded Redis URL)`, print the total time;
+    the scratch dir and the Redis are removed afterwards."""
+    print(f"machine: {machine()}")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mergebot-bench-") as tmp, embedded_redis() as url:
+        asyncio.run(run(args, Path(tmp), url))
+    print(f"\ntotal {time.perf_counter() - started:.1f} s")
 
 
 def machine() -> str:

@@ -27,14 +27,13 @@ import asyncio
 import contextlib
 import secrets
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _common import WHEN, Clock, embedded_redis, machine, mergebot_process, report
+from _common import WHEN, Clock, mergebot_process, report, run_in_scratch
 from events_api import REQUEST_TIMEOUT, free_port, phase, wait_until_up
 
 from mergebot.store.connection import connect
@@ -225,11 +224,7 @@ def main() -> None:
     for name, value in (full if args.full else small).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    print(f"machine: {machine()}")
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="mergebot-bench-") as tmp, embedded_redis() as url:
-        asyncio.run(run(args, Path(tmp), url))
-    print(f"\ntotal {time.perf_counter() - started:.1f} s")
+    run_in_scratch(run, args)
 
 
 if __name__ == "__main__":

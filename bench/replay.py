@@ -19,14 +19,12 @@ over 10 repos, about a minute on 2 cores.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import Clock, embedded_redis, machine, report
+from _common import Clock, report, run_in_scratch
 from at_scale import candidate_events, make_remote
 
 from mergebot.config import ServerConfig, Settings
@@ -100,11 +98,7 @@ def main() -> None:
     parser.add_argument("--repos", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    print(f"machine: {machine()}")
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="mergebot-bench-") as tmp, embedded_redis() as url:
-        asyncio.run(run(args, Path(tmp), url))
-    print(f"\ntotal {time.perf_counter() - started:.1f} s")
+    run_in_scratch(run, args)
 
 
 if __name__ == "__main__":
