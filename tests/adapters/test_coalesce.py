@@ -1,4 +1,4 @@
-"""Appends of concurrent tasks share one write to Redis: each caller still gets its own answer,
+"""Appends of concurrent tasks share one script call: each caller still gets its own answer,
 its own error, and nothing of one caller's batch depends on another's."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def env(event_id: str, slug: str = "pr-1", review_round: int = 1) -> Envelope:
 
 
 class CountingRedis(aioredis.Redis):
-    """A client that counts the pipelines it runs and the EVALSHA calls it makes alone."""
+    """A client that counts the pipelines it runs and the EVALSHA calls it makes."""
 
     pipelines = 0
     single_calls = 0
@@ -59,7 +59,7 @@ async def test_concurrent_appends_go_out_together_and_each_caller_gets_its_own_a
             *((f"c{i}", False) for i in range(20)), ("before", True),
         ]  # fmt: skip
         assert len({a.entry_id for a in answers[:20]}) == 20
-        assert (CountingRedis.pipelines, CountingRedis.single_calls) == (1, 0)
+        assert (CountingRedis.pipelines, CountingRedis.single_calls) == (0, 1)
         stored = [e.envelope.id async for e in log.replay()]
         assert stored == ["before", *(f"c{i}" for i in range(20))]
     finally:
@@ -102,7 +102,8 @@ async def test_a_lost_connection_fails_every_caller_of_the_batch(keys: Keys) -> 
     try:
         appender = Coalescer(client, "return 1")
         outcomes = await asyncio.gather(
-            *(appender([keys.events(0)], ["x"]) for _ in range(3)), return_exceptions=True
+            *(appender((keys.events(0), keys.event_ids(0), [])) for _ in range(3)),
+            return_exceptions=True,
         )
         assert all(isinstance(o, RedisConnectionError | OSError) for o in outcomes), outcomes
     finally:
@@ -122,3 +123,20 @@ async def test_a_cancelled_caller_does_not_disturb_the_others(eventlog: EventLog
     await eventlog.append(env("doomed", slug="pr-9"))
     stored = [e.envelope.id async for e in eventlog.replay()]
     assert sorted(stored) == ["doomed", "kept"]
+
+
+async def test_calls_in_one_batch_see_each_others_writes_in_order(eventlog: EventLog) -> None:
+    same, twin, rival = await asyncio.gather(
+        eventlog.append(env("shared", review_round=1)),
+        eventlog.append(env("shared", review_round=1)),
+        eventlog.append(env("shared", review_round=2)),
+        return_exceptions=True,
+    )
+    assert not isinstance(same, BaseException)
+    assert not same.duplicate
+    assert not isinstance(twin, BaseException)
+    assert twin.duplicate
+    assert twin.entry_id == same.entry_id
+    assert isinstance(rival, EventConflictError)
+    stored = [e.envelope.payload["review_round"] async for e in eventlog.replay()]
+    assert stored == [1]
