@@ -3,12 +3,13 @@
 At ingest rates most of a request's cost on the Redis side of the process is not the script but
 the call around it: taking a connection from the pool, packing the command, one `send` system
 call (which wakes Redis), parsing the answer and the event-loop wake-up it takes. Requests
-handled in the same event-loop iteration each ask for an append; `Coalescer` sends the appends
-asked for in one iteration as one call of the append script, whose groups are run one after
-another as separate calls would be (see `_APPEND_LUA` in mergebot.store.eventlog), so these costs
-are paid once per iteration instead of once per request. A pipeline of one call per request
-would still pay the packing and parsing of a whole command per request: about a third of a
-request's cost in this process.
+ask for appends; `Coalescer` keeps one call of the append script out at a time and sends the
+appends asked for meanwhile together in the next call (a group commit), whose groups are run one
+after another as separate calls would be (see `_APPEND_LUA` in mergebot.store.eventlog). An idle
+server sends at once (after the tasks of the current event-loop iteration have asked); under load
+a call carries what arrived during the one before it, so the fixed cost of a call is shared by
+more requests the busier the server is. A pipeline of one call per request would still pay the
+packing and parsing of a whole command per request.
 
 Each group stays all-or-nothing on its own and is answered to its own caller (a conflict is a
 value in the group's answer, so it fails that caller only). An error of the call itself (a lost
@@ -46,24 +47,35 @@ def group_call(groups: list[Group]) -> tuple[list[str], list[str]]:
 
 
 class Coalescer:
-    """The append script's groups of many callers, sent as one call per event-loop iteration."""
+    """The append script's groups of many callers, sent as one call at a time: the groups asked
+    for while a call is out go together in the next one (a group commit), so under load a call
+    carries what arrived during the one before it, and an idle server sends at once."""
 
     def __init__(self, redis: aioredis.Redis, script: str) -> None:
         self.script = redis.register_script(script)
         self._pending: list[Call] = []
+        self._busy = False  # a flush is scheduled or a call is out
 
     async def __call__(self, group: Group) -> str:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        if not self._pending:
-            # Runs once the tasks woken in this iteration have all asked.
-            asyncio.get_running_loop().call_soon(self._flush)
         self._pending.append((group, future))
+        if not self._busy:
+            # Runs once the tasks woken in this iteration have all asked.
+            self._busy = True
+            asyncio.get_running_loop().call_soon(self._flush)
         return await future
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
         task = asyncio.ensure_future(self._send(batch))
-        task.add_done_callback(_retrieve)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        _retrieve(task)
+        if self._pending:
+            self._flush()
+        else:
+            self._busy = False
 
     async def _send(self, batch: list[Call]) -> None:
         keys, argv = group_call([group for group, _future in batch])

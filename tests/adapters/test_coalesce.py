@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -140,3 +141,57 @@ async def test_calls_in_one_batch_see_each_others_writes_in_order(eventlog: Even
     assert isinstance(rival, EventConflictError)
     stored = [e.envelope.payload["review_round"] async for e in eventlog.replay()]
     assert stored == [1]
+
+
+class GatedRedis(aioredis.Redis):
+    """A client that can hold its next EVALSHA at a gate, so a test can keep a call out; it
+    records, per call, how many groups it carried and whether the gate was open by then."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hold_next = False
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.calls: list[tuple[int, bool]] = []
+
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:  # type: ignore[override]
+        argv = list(keys_and_args[numkeys:])
+        groups, at = 0, 0
+        while at < len(argv):
+            groups, at = groups + 1, at + 2 + 5 * int(argv[at + 1])
+        self.calls.append((groups, self.gate.is_set()))
+        if self.hold_next:
+            self.hold_next = False
+            self.entered.set()
+            await self.gate.wait()
+        return await super().evalsha(sha, numkeys, *keys_and_args)
+
+
+async def test_appends_asked_for_while_a_call_is_out_go_together_in_the_next(
+    redis_url: str, keys: Keys
+) -> None:
+    if redis_target(redis_url).cluster:
+        pytest.skip("appends are coalesced by the single-server client only")
+    client = GatedRedis.from_url(redis_url, decode_responses=True)
+    try:
+        log = EventLog(client, keys)
+        await log.append(env("warm"))  # the script is loaded: no NOSCRIPT round below
+        client.calls.clear()
+        client.hold_next = True
+        first = asyncio.ensure_future(log.append(env("first")))
+        await client.entered.wait()
+        later = [asyncio.ensure_future(log.append(env(f"l{i}", slug=f"pr-{i}"))) for i in range(9)]
+        # Step the loop a few iterations with the call still out: the nine ask for their appends,
+        # and a call of their own, if one were made, would reach the client. (Loop steps, not a
+        # wait for time: nothing here depends on how fast anything runs.)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        client.gate.set()
+        answers = await asyncio.gather(first, *later)
+        assert [a.duplicate for a in answers] == [False] * 10
+        # The nine waited for the call that was out, then went as one call, after it.
+        assert client.calls == [(1, False), (9, True)]
+        stored = [e.envelope.id async for e in log.replay()]
+        assert stored == ["warm", "first", *(f"l{i}" for i in range(9))]
+    finally:
+        await client.aclose()
