@@ -27,7 +27,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-# One group of the append script: its partition's stream key, its id-hash key, and its fields.
+# One group of the append script: its partition's stream key, its id-hash key, and its events'
+# arguments (two per event: see `_APPEND_LUA` in mergebot.store.eventlog).
 Group = tuple[str, str, list[str]]
 Call = tuple[Group, "asyncio.Future[str]"]
 
@@ -42,7 +43,7 @@ def group_call(groups: list[Group]) -> tuple[list[str], list[str]]:
         if at is None:
             at = index[stream] = len(keys) + 1
             keys += [stream, ids]
-        argv += [str(at), str(len(fields) // 5), *fields]
+        argv += [f"{at} {len(fields) // 2}", *fields]
     return keys, argv
 
 

@@ -44,9 +44,11 @@ from mergebot.store.stream import (
 log = logging.getLogger("mergebot.store.eventlog")
 
 # Appends, as groups: each group is one partition's part of one request, all-or-nothing on its
-# own. ARGV holds, per group, the index in KEYS of its partition's stream (its id hash follows it),
-# how many events it has, and five fields per event (id, digest, name, repo, envelope). Groups are
-# run in order, as separate calls would be, so concurrent requests can share one call
+# own. ARGV holds, per group, "<index in KEYS of its partition's stream> <number of events>" (the
+# partition's id hash follows its stream in KEYS), then two arguments per event: "<digest> <name>
+# <repo> <id>" (the id last: it may hold spaces) and the envelope. Two arguments, not five: the
+# client packs a command argument by argument, and at ingest rates that is a cost per event.
+# Groups run in order, as separate calls would, so concurrent requests can share one call
 # (mergebot.store.coalesce). Reply: one string per group, "conflict <id>" when an id of the group
 # is stored with another digest (nothing of that group is written), else "ok" followed by
 # "<1 if it was stored before, else 0> <entry id>" per event.
@@ -54,39 +56,49 @@ _APPEND_LUA = """
 local out = {}
 local a = 1
 while a <= #ARGV do
-  local k, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  local first = a + 2
-  a = first + n * 5
+  local header = ARGV[a]
+  local cut = string.find(header, ' ', 1, true)
+  local k, n = tonumber(string.sub(header, 1, cut - 1)), tonumber(string.sub(header, cut + 1))
   local stream, ids = KEYS[k], KEYS[k + 1]
+  local events = {}
+  for i = 1, n do
+    local head = ARGV[a + 2 * i - 1]
+    local s1 = string.find(head, ' ', 1, true)
+    local s2 = string.find(head, ' ', s1 + 1, true)
+    local s3 = string.find(head, ' ', s2 + 1, true)
+    events[i] = {id = string.sub(head, s3 + 1), digest = string.sub(head, 1, s1 - 1),
+                 name = string.sub(head, s1 + 1, s2 - 1), repo = string.sub(head, s2 + 1, s3 - 1),
+                 envelope = ARGV[a + 2 * i]}
+  end
+  a = a + 1 + 2 * n
   local seen, entries, conflict = {}, {}, false
-  for i = 0, n - 1 do
-    local id, digest = ARGV[first + i * 5], ARGV[first + i * 5 + 1]
+  for _, event in ipairs(events) do
+    local id = event.id
     local stored = seen[id]
     if not stored then
       local existing = redis.call('HGET', ids, id)
       if existing then
-        local cut = string.find(existing, ' ')
-        entries[id] = string.sub(existing, 1, cut - 1)
-        stored = string.sub(existing, cut + 1)
+        local space = string.find(existing, ' ', 1, true)
+        entries[id] = string.sub(existing, 1, space - 1)
+        stored = string.sub(existing, space + 1)
       end
     end
-    if stored and stored ~= digest then conflict = id break end
-    seen[id] = digest
+    if stored and stored ~= event.digest then conflict = id break end
+    seen[id] = event.digest
   end
   if conflict then
     out[#out + 1] = 'conflict ' .. conflict
   else
     local parts = {'ok'}
-    for i = 0, n - 1 do
-      local base = first + i * 5
-      local id = ARGV[base]
+    for _, event in ipairs(events) do
+      local id = event.id
       local entry = entries[id]
       if entry then
         parts[#parts + 1] = '1 ' .. entry
       else
-        entry = redis.call('XADD', stream, '*', 'id', id, 'name', ARGV[base + 2],
-                           'repo', ARGV[base + 3], 'envelope', ARGV[base + 4])
-        redis.call('HSET', ids, id, entry .. ' ' .. ARGV[base + 1])
+        entry = redis.call('XADD', stream, '*', 'id', id, 'name', event.name,
+                           'repo', event.repo, 'envelope', event.envelope)
+        redis.call('HSET', ids, id, entry .. ' ' .. event.digest)
         entries[id] = entry
         parts[#parts + 1] = '0 ' .. entry
       end
@@ -218,7 +230,7 @@ class EventLog:
             fields: list[str] = []
             for i in indexes:
                 env = envelopes[i]
-                fields += [env.id, payload_digest(env), env.name, env.repo, env.to_json()]
+                fields += [f"{payload_digest(env)} {env.name} {env.repo} {env.id}", env.to_json()]
             reply = await self._append(
                 (self.keys.events(partition), self.keys.event_ids(partition), fields)
             )
