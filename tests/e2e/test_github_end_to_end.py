@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,7 +104,10 @@ def world_factory(
         repo = fake_github.add_repo(REPO)
         repo.permissions.update({"alice": "write", "bob": "write", "carol": "maintain",
                                  "eve": "read"})  # fmt: skip
-        settings = settings_for(fake_github, tmp_path / "data")
+        # Check commands run as the test's own user, unsandboxed, as in every in-process test:
+        # they wait on files in pytest's private tmp dir.
+        settings = settings_for(fake_github, tmp_path / "data", check_user=str(os.geteuid()),
+                                check_sandbox="none")  # fmt: skip
         async with mergebot_for(
             fake_github, redis, keys, server_config(repo, **table), settings, services=True
         ) as runtime:
@@ -442,3 +446,45 @@ async def test_a_failed_forge_check_github_will_not_run_again_blocks_and_says_so
         body = w.comments(number, "blocked")[0]["body"]
         assert "`build` not run again on the same commit (`checks.retry_failed`): the forge " \
             "refused the re-run" in body  # fmt: skip
+
+
+async def test_a_rebuilt_car_s_check_run_shows_its_new_place_in_the_train(
+    world_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Car 1 fails; car 2, stacked on it, is rebuilt on base: its check run, updated in place,
+    stops saying it is car 2 on top of pr-1."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    me = "$(git rev-parse HEAD^2)"  # the candidate of the integration (merge) commit
+    commands = [
+        f'echo $$ > "{gate}/pid-{me}"; while [ ! -f "{gate}/go-{me}" ]; do sleep 0.02; done',
+        "test ! -f bad.txt",
+    ]
+    async with world_factory(checks={"commands": commands}, pipeline={"depth": 2}) as w:
+        one, bad = await w.open("feature/bad", "bad.txt", "bad\n")
+        two, good = await w.open("feature/two", "two.txt", "two\n")
+        await w.fake.review(REPO, one, "alice")
+        await w.fake.review(REPO, two, "alice")
+
+        def summary(sha: str) -> str:
+            run = w.check_run(sha)
+            return str(run["output"]["summary"]) if run else ""
+
+        await until((gate / f"pid-{good}").exists, "car 2's check running")
+        await until(lambda: "(car 2, on top of `pr-1`)" in summary(good), "car 2 on its run")
+        first = w.check_run(good)
+        assert first is not None
+        (gate / f"pid-{good}").unlink()
+        (gate / f"go-{bad}").write_text("")  # car 1's check fails: bad.txt
+
+        await until(lambda: w.comments(one, "blocked") != [], "car 1 blocked")
+        await until((gate / f"pid-{good}").exists, "car 2 rebuilt and checked")
+        await until(lambda: "merged onto the latest `main`" in summary(good), "its new place")
+        assert "car 2" not in summary(good)
+        again = w.check_run(good)
+        assert again is not None
+        assert (again["id"], again["status"]) == (first["id"], "in_progress")  # edited in place
+
+        (gate / f"go-{good}").write_text("")
+        await until(lambda: w.on_main(good), "the rebuilt car on main")
+        assert not w.on_main(bad)
