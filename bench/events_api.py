@@ -262,7 +262,7 @@ def overload(base: str, token: str, rate: float, seconds: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000, help="requests per phase")
+    parser.add_argument("--requests", type=int, default=10000, help="requests per phase")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--batch", type=int, default=50, help="events per batched request")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
