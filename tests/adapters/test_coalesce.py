@@ -44,8 +44,8 @@ async def test_concurrent_appends_go_out_together_and_each_caller_gets_its_own_a
     redis_url: str, keys: Keys
 ) -> None:
     if redis_target(redis_url).cluster:
-        # A cluster's client calls the script once per append (its pipelines take no EVALSHA);
-        # the other tests here hold for both.
+        # A cluster's client calls the script once per append (a script's keys must share a
+        # slot); the other tests here hold for both.
         pytest.skip("appends are coalesced by the single-server client only")
     client = CountingRedis.from_url(redis_url, decode_responses=True)
     try:
