@@ -39,6 +39,7 @@ from mergebot.readiness import GitFacts
 from mergebot.runtime import Runtime
 from mergebot.store.keys import Keys
 from mergebot.store.lease import info_from_hash
+from mergebot.store.packed import HashReader
 from mergebot.store.projection import (
     ProjectionState,
     ProjectionStore,
@@ -201,6 +202,11 @@ class _FetchedAhead:
         self.ahead.clear()
 
 
+# Repos settled and compared side by side: what one waits for from Redis (its queue written
+# under scratch keys, both queues and the stored projection read), the other uses the CPU for.
+_REPOS_AT_ONCE = 2
+
+
 async def replay(runtime: Runtime, *, repo: str | None = None, apply: bool = False) -> ReplayReport:
     with _collector_paused():
         return await _replay(runtime, repo=repo, apply=apply)
@@ -239,16 +245,26 @@ async def _replay(runtime: Runtime, *, repo: str | None, apply: bool) -> ReplayR
                 folded[name] = (ProjectionState.empty(name), BatchResult(name))
             state, result = folded[name]
             projector.fold_in(state, [entry], result)
-        for name in sorted(folded):
-            state, result = folded.pop(name)
-            base = runtime.server_config.repo(name).base_branch
-            repo_report = RepoReport(name, base, entries=result.applied)
-            await projector.settle(state, result)
-            await _compare(runtime, scratch, state, repo_report)
-            if apply and repo_report.differences:
-                await projector.store(state, result)
-                await _apply(runtime, scratch, repo_report)
-            report.repos.append(repo_report)
+        names = sorted(folded)
+        reports = {name: RepoReport(name, runtime.server_config.repo(name).base_branch)
+                   for name in names}  # fmt: skip
+        free = asyncio.Semaphore(_REPOS_AT_ONCE)
+
+        async def finish(name: str) -> None:
+            async with free:
+                state, result = folded.pop(name)
+                repo_report = reports[name]
+                repo_report.entries = result.applied
+                await projector.settle(state, result)
+                await _compare(runtime, scratch, state, repo_report)
+                if apply and repo_report.differences:
+                    await projector.store(state, result)
+                    await _apply(runtime, scratch, repo_report)
+
+        async with asyncio.TaskGroup() as group:
+            for name in names:
+                group.create_task(finish(name))
+        report.repos += [reports[name] for name in names]
     finally:
         await git.close()
         await _drop_scratch(runtime, scratch)
@@ -270,13 +286,11 @@ async def _compare(
             report.differences.append("projection facts differ from the log")
     else:
         compare_stored(stored, stored_text_of(new_projection), report, candidates=managed)
-    stored_items = await runtime.redis.hgetall(runtime.keys.items(report.repo, report.base))
-    rebuilt_items = await runtime.redis.hgetall(scratch.items(report.repo, report.base))
-    compare_queues(
-        compared_items(cast(dict[str, str], stored_items)),
-        compared_items(cast(dict[str, str], rebuilt_items)),
-        report,
+    # Scratch keys keep the repo's hash tag: both hashes are read in one call.
+    stored_items, rebuilt_items = await HashReader(runtime.redis).read(
+        [runtime.keys.items(report.repo, report.base), scratch.items(report.repo, report.base)]
     )
+    compare_queues(compared_items(stored_items), compared_items(rebuilt_items), report)
 
 
 def compare_stored(

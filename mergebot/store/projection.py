@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from mergebot.readiness import CandidateState, FreezeFact, Note, PushFact, RepoFacts, SlugFacts
 from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
+from mergebot.store.packed import HashReader
 
 NOTES_KEPT = 200
 # The field a projection was stored in as one JSON document, before it was kept per slug.
@@ -165,14 +166,16 @@ class ProjectionStore:
         """The stored JSON of every slug and every branch's pushes (the repo's freezes under
         the pushes' empty branch name), unparsed; None when the projection is stored in the
         older single-document layout."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hmget(self.keys.projection(repo), [LEGACY_FIELD, FREEZES_FIELD])
-            pipe.hgetall(self.keys.projection_slugs(repo))
-            pipe.hgetall(self.keys.projection_pushes(repo))
-            (legacy, freezes), slugs, pushes = await pipe.execute()
-        if legacy:
+        meta, slugs, pushes = await HashReader(self.redis).read(
+            [
+                self.keys.projection(repo),
+                self.keys.projection_slugs(repo),
+                self.keys.projection_pushes(repo),
+            ]
+        )
+        if meta.get(LEGACY_FIELD):
             return None
-        return cast(dict[str, str], slugs), {**cast(dict[str, str], pushes), "": freezes or "[]"}
+        return slugs, {**pushes, "": meta.get(FREEZES_FIELD) or "[]"}
 
     async def freezes(self, repo: str) -> list[FreezeFact]:
         """The repo's freeze facts alone (one HGET: the integrator asks before every move)."""
