@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
+
+from pydantic import BaseModel, TypeAdapter
 
 from mergebot.compaction import load_snapshot
 from mergebot.config import RepoConfig
@@ -37,6 +38,7 @@ from mergebot.processor import BatchResult, Projector, effective_configs, git_so
 from mergebot.queue import QueueItem, Status
 from mergebot.readiness import GitFacts
 from mergebot.runtime import Runtime
+from mergebot.store.eventlog import LogEntry
 from mergebot.store.keys import Keys
 from mergebot.store.lease import info_from_hash
 from mergebot.store.packed import HashReader
@@ -44,6 +46,7 @@ from mergebot.store.projection import (
     ProjectionState,
     ProjectionStore,
     entry_order,
+    joined_json,
     parse_record,
     stored_text_of,
 )
@@ -97,17 +100,28 @@ class ComparedItem:
     view: tuple[str, str, str | None, int]
 
 
+class _ItemView(BaseModel):
+    """The fields of a stored queue item that `compare_queues` looks at; the others (its
+    history above all) are skipped unparsed."""
+
+    status: Status
+    ready_at: datetime
+    followup_id: str | None = None
+    priority: int | None = 0
+
+
+_ITEM_VIEWS: TypeAdapter[dict[str, _ItemView]] = TypeAdapter(dict[str, _ItemView])
+
+
 def compared_items(raw: dict[str, str]) -> dict[str, ComparedItem]:
-    """Item id -> what `compare_queues` looks at, read from the stored JSON with `json.loads`:
-    an item's history makes full validation the most expensive step of a large replay."""
+    """Item id -> what `compare_queues` looks at (`item_view` of the item), read from the
+    stored JSON of all of them in one parse: full validation of each item and its history was
+    the most expensive step of a large replay."""
     found: dict[str, ComparedItem] = {}
-    for key, text in raw.items():
-        data = json.loads(text)
-        status = Status(data["status"])
-        followup = data.get("followup_id") if status == Status.BLOCKED else None
-        ready_at = datetime.fromisoformat(data["ready_at"]).isoformat()
-        view = (status.value, ready_at, followup, int(data.get("priority") or 0))
-        found[key] = ComparedItem(status, view)
+    for key, item in (_ITEM_VIEWS.validate_json(joined_json(raw)) if raw else {}).items():
+        followup = item.followup_id if item.status == Status.BLOCKED else None
+        view = (item.status.value, item.ready_at.isoformat(), followup, item.priority or 0)
+        found[key] = ComparedItem(item.status, view)
     return found
 
 
@@ -226,8 +240,9 @@ async def _replay(runtime: Runtime, *, repo: str | None, apply: bool) -> ReplayR
     projector = Projector(runtime.redis, scratch, server, git, configs=effective_configs(runtime))
     report = ReplayReport()
     try:
-        # One pass over the log: each entry is folded into its repo's facts as it is read (the
-        # entries are not kept); git and the queue are asked once per slug afterwards.
+        # One pass over the log, a page at a time: each page's entries are folded into their
+        # repo's facts (the entries are not kept); git and the queue are asked once per slug
+        # afterwards.
         folded: dict[str, tuple[ProjectionState, BatchResult]] = {}
         # A compacted repo starts from its snapshot, and folds only the entries from its point.
         points: dict[str, tuple[int, int]] = {}
@@ -237,14 +252,18 @@ async def _replay(runtime: Runtime, *, repo: str | None, apply: bool) -> ReplayR
                 snapshot.facts.mark_all_changed()
                 folded[name] = (ProjectionState(repo=name, facts=snapshot.facts), BatchResult(name))
                 points[name] = entry_order(snapshot.point)
-        async for entry in runtime.eventlog.replay(repo=repo):
-            name = entry.envelope.repo
-            if name in points and entry_order(entry.entry_id) < points[name]:
-                continue  # already in the snapshot (not trimmed yet: another reader needs it)
-            if name not in folded:
-                folded[name] = (ProjectionState.empty(name), BatchResult(name))
-            state, result = folded[name]
-            projector.fold_in(state, [entry], result)
+        async for page in runtime.eventlog.replay_pages(repo=repo):
+            by_repo: dict[str, list[LogEntry]] = {}
+            for entry in page:
+                name = entry.envelope.repo
+                if name in points and entry_order(entry.entry_id) < points[name]:
+                    continue  # already in the snapshot (not trimmed yet: another reader needs it)
+                by_repo.setdefault(name, []).append(entry)
+            for name, entries in by_repo.items():
+                if name not in folded:
+                    folded[name] = (ProjectionState.empty(name), BatchResult(name))
+                state, result = folded[name]
+                projector.fold_in(state, entries, result)
         names = sorted(folded)
         reports = {name: RepoReport(name, runtime.server_config.repo(name).base_branch)
                    for name in names}  # fmt: skip
