@@ -45,7 +45,7 @@ from typing import Any
 from redis.asyncio.client import PubSub
 
 from mergebot.config import ChecksConfig
-from mergebot.forge.base import CheckResult, CheckState, Forge
+from mergebot.forge.base import CheckResult, CheckState, Forge, RerunAnswer
 from mergebot.sandbox import Launch, Sandbox, SandboxError
 from mergebot.store.connection import RedisClient, subscribe
 
@@ -103,6 +103,9 @@ class ChecksOutcome:
     # Failed forge checks whose re-run the forge refused or has no call for (a commit status):
     # their failure stands without the re-runs `checks.retry_failed` allowed.
     rerun_refused: list[str] = field(default_factory=list)
+    # Failed forge checks the forge would re-run only later (their workflow run still ran) and
+    # still would not when `timeout_seconds` ran out: their failure stands too.
+    rerun_timed_out: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -117,6 +120,8 @@ class ChecksOutcome:
             out["reruns"] = self.reruns
         if self.rerun_refused:
             out["rerun_refused"] = list(self.rerun_refused)
+        if self.rerun_timed_out:
+            out["rerun_timed_out"] = list(self.rerun_timed_out)
         if self.missing:
             out["missing"] = list(self.missing)
             out["diagnosis"] = self.message
@@ -531,13 +536,17 @@ async def run_checks(
     failure stands (SPEC §13): a failed command together with the commands after it (the ones
     before it passed on this very tree, within a fresh budget); a failed required check
     re-requested through the forge, its old result ignored until a new one comes. A required
-    check the forge cannot run again (a commit status), or whose new run could not be told from
-    the old one (no link), ends the retries: its failure stands. Checks that failed and then
+    check the forge cannot run again (a commit status, a refusal), or whose new run could not be
+    told from the old one (no link), ends the retries: its failure stands. One the forge will
+    re-run only later (GitHub: a job whose workflow run still runs) is asked again at each
+    check signal or poll until it is accepted, or until `timeout_seconds` from the start of the
+    run that failed is up: then its failure stands (`rerun_timed_out`). Checks that failed and then
     passed are the outcome's `flaky`; a flake is never a pass by itself — the outcome passes
     only when every check's latest run passed."""
 
-    async def run(part: ChecksConfig, stale: Collection[CheckResult]) -> ChecksOutcome:
-        started = time.monotonic()
+    async def run(
+        part: ChecksConfig, stale: Collection[CheckResult], started: float
+    ) -> ChecksOutcome:
         reports: list[CheckReport] = []
         if part.commands:
             env, secrets = check_env(os.environ if environ is None else environ, extra_secret_names)
@@ -579,11 +588,13 @@ async def run_checks(
             reports += outcome.checks
         return ChecksOutcome(ChecksStatus.PASSED, reports)
 
-    outcome = await run(config, ())
+    attempt_started = time.monotonic()
+    outcome = await run(config, (), attempt_started)
     failed_once: set[str] = set()
     stale: list[CheckResult] = []
     reruns = 0
     refused: list[str] = []
+    timed_out: list[str] = []
     while outcome.status is ChecksStatus.FAILED and reruns < config.retry_failed:
         failed = [c for c in outcome.checks if c.state is Reported.FAILED]
         commands_ok = [
@@ -594,12 +605,20 @@ async def run_checks(
             break  # a new run could not be told from the old one
         if forge_failed:
             seen = {r.name: r for r in await _failures(forge, repo, sha, forge_failed)}
-            again = await _rerun(forge, repo, sha, forge_failed)
-            if again is None:
-                break  # the forge could not be asked: the failure stands, as without retries
-            refused = _refused(repo, sha, forge_failed, again)
-            if refused:
-                break  # some failure cannot be run again: it stands
+            async with _signals(redis, signal_channel) as signals:
+                decision = await _rerun_when_possible(
+                    forge,
+                    repo,
+                    sha,
+                    forge_failed,
+                    deadline=attempt_started + config.timeout_seconds,
+                    signals=signals,
+                    poll_seconds=poll_seconds,
+                )
+            if decision is None or decision.step is not RerunStep.RUN:
+                # Not asked (a forge hiccup), refused, or not re-runnable in time: it stands.
+                refused, timed_out = _standing(decision)
+                break
             stale += [
                 seen.get(c.name) or CheckResult(c.name, CheckState.FAILURE, c.url)
                 for c in failed
@@ -619,11 +638,42 @@ async def run_checks(
             reruns + 1,
             ",".join(c.name for c in failed),
         )
-        again_outcome = await run(part, stale)
+        # Each run has the whole `timeout_seconds`, counted from its start.
+        again_outcome = await run(part, stale, attempt_started := time.monotonic())
         outcome = replace(again_outcome, checks=kept + again_outcome.checks)
     passed_now = {c.name for c in outcome.checks if c.state is Reported.PASSED}
     flaky = sorted(failed_once & passed_now)
-    return replace(outcome, flaky=flaky, reruns=reruns, rerun_refused=refused)
+    return replace(
+        outcome, flaky=flaky, reruns=reruns, rerun_refused=refused, rerun_timed_out=timed_out
+    )
+
+
+class RerunStep(StrEnum):
+    """What comes after the forge answered a request to run failed checks again."""
+
+    RUN = "run"  # all were started: wait for their new results
+    WAIT = "wait"  # some only later (their workflow run still runs): ask those again
+    REFUSED = "refused"  # some never: the failure stands
+    TIMED_OUT = "timed_out"  # some still only later when the time ran out: the failure stands
+
+
+@dataclass(frozen=True)
+class RerunDecision:
+    step: RerunStep
+    names: list[str]  # run: the started; wait, timed_out: the not yet; refused: the refused
+
+
+def decide_rerun(asked: Sequence[str], answer: RerunAnswer, *, left: float) -> RerunDecision:
+    """Pure decision over the forge's answer to re-running `asked`, with `left` seconds of the
+    checks' budget: a refusal for good ends the retries at once; a "not yet" is asked again
+    while time is left, and stands as a failure when none is."""
+    refused = [n for n in asked if n not in answer.started and n not in answer.busy]
+    if refused:
+        return RerunDecision(RerunStep.REFUSED, refused)
+    busy = [n for n in asked if n in answer.busy]
+    if busy:
+        return RerunDecision(RerunStep.WAIT if left > 0 else RerunStep.TIMED_OUT, busy)
+    return RerunDecision(RerunStep.RUN, [n for n in asked if n in answer.started])
 
 
 @contextlib.asynccontextmanager
@@ -643,23 +693,59 @@ async def _failures(forge: Forge, repo: str, sha: str, names: Sequence[str]) -> 
     return [r for r in results if r.name in names and r.state is CheckState.FAILURE]
 
 
-def _refused(repo: str, sha: str, asked: Sequence[str], again: Sequence[str]) -> list[str]:
-    """The failed checks the forge did not run again (it refused, or a commit status has no
-    re-run): their failure stands, and the follow-up says so."""
-    refused = [name for name in asked if name not in again]
-    if refused:
-        log.warning(
-            "checks_rerun_refused repo=%s sha=%s checks=%s: the failure stands",
-            repo,
-            sha[:7],
-            ",".join(refused),
-        )
-    return refused
+def _standing(decision: RerunDecision | None) -> tuple[list[str], list[str]]:
+    """The checks whose failure stands without a re-run, as (refused, timed out)."""
+    if decision is None:
+        return [], []
+    refused = decision.names if decision.step is RerunStep.REFUSED else []
+    return refused, decision.names if decision.step is RerunStep.TIMED_OUT else []
 
 
-async def _rerun(forge: Forge, repo: str, sha: str, names: Sequence[str]) -> list[str] | None:
-    """The names the forge runs again (the others it refused or cannot re-run); None when the
-    forge could not be asked (a hiccup, not a refusal)."""
+async def _rerun_when_possible(
+    forge: Forge,
+    repo: str,
+    sha: str,
+    names: Sequence[str],
+    *,
+    deadline: float,
+    signals: CheckSignals,
+    poll_seconds: float,
+) -> RerunDecision | None:
+    """Ask the forge to run the failed `names` again. Those it will re-run only later (GitHub:
+    their workflow run still runs, so the other jobs are not done yet) are asked again at each
+    check signal for `sha` or every `poll_seconds`, until `deadline`. None when the forge could
+    not be asked (a hiccup, not a refusal)."""
+    asked = list(names)
+    while True:
+        answer = await _rerun(forge, repo, sha, asked)
+        if answer is None:
+            return None
+        decision = decide_rerun(asked, answer, left=deadline - time.monotonic())
+        if decision.step is RerunStep.WAIT:
+            log.info(
+                "checks_rerun_not_yet repo=%s sha=%s checks=%s: asking again when CI moves",
+                repo,
+                sha[:7],
+                ",".join(decision.names),
+            )
+            asked = decision.names
+            left = max(deadline - time.monotonic(), 0.0)
+            await signals.wait(sha, min(poll_seconds, left) + 0.01)
+            continue
+        if decision.step is not RerunStep.RUN:
+            log.warning(
+                "checks_rerun_%s repo=%s sha=%s checks=%s: the failure stands",
+                decision.step,
+                repo,
+                sha[:7],
+                ",".join(decision.names),
+            )
+        return decision
+
+
+async def _rerun(forge: Forge, repo: str, sha: str, names: Sequence[str]) -> RerunAnswer | None:
+    """The forge's answer (which names it runs again, which only later); None when the forge
+    could not be asked (a hiccup, not a refusal)."""
     try:
         return await forge.rerun_checks(repo, sha, list(names))
     except Exception as exc:

@@ -58,6 +58,9 @@ class BlockInfo:
     bisection_batch: list[str] = field(default_factory=list)
     reruns: int = 0  # how many times the failed checks were run again on the same commit
     rerun_refused: list[str] = field(default_factory=list)  # checks the forge would not re-run
+    # Checks the forge would re-run only once their workflow run finished, which it had not
+    # when the checks' time ran out.
+    rerun_timed_out: list[str] = field(default_factory=list)
 
 
 def _strings(value: object) -> list[str]:
@@ -127,6 +130,7 @@ def block_info(details: dict[str, Any]) -> BlockInfo:
         bisection_batch=_strings(bisection.get("batch")) if isinstance(bisection, dict) else [],
         reruns=_count(details.get("reruns")),
         rerun_refused=_strings(details.get("rerun_refused")),
+        rerun_timed_out=_strings(details.get("rerun_timed_out")),
     )
 
 

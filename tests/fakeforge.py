@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mergebot.forge.base import CheckResult, CommentKind, Permission, Report
+from mergebot.forge.base import CheckResult, CommentKind, Permission, Report, RerunAnswer
 
 
 class FakeForge:
@@ -19,6 +19,7 @@ class FakeForge:
         self.reruns: list[tuple[str, list[str]]] = []  # (sha, names) asked to run again
         self.after_rerun: dict[str, list[CheckResult]] = {}  # sha -> its results once re-run
         self.refuse_rerun: set[str] = set()  # names whose re-run the forge refuses
+        self.rerun_later: set[str] = set()  # names it re-runs only later (workflow still runs)
 
     def set(self, sha: str, *results: CheckResult) -> None:
         self.results[sha] = list(results)
@@ -30,11 +31,13 @@ class FakeForge:
         self.calls += 1
         return list(self.results.get(sha, []))
 
-    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> list[str]:
+    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> RerunAnswer:
         self.reruns.append((sha, list(names)))
-        if sha in self.after_rerun:
+        busy = [name for name in names if name in self.rerun_later]
+        started = [n for n in names if n not in self.refuse_rerun and n not in self.rerun_later]
+        if sha in self.after_rerun and started:
             self.results[sha] = self.after_rerun.pop(sha)
-        return [name for name in names if name not in self.refuse_rerun]
+        return RerunAnswer(started=started, busy=busy)
 
     async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:
         return set(self.recent)

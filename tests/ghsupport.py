@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from mergebot.forge.base import CheckResult, CommentKind, Permission, Report
+from mergebot.forge.base import CheckResult, CommentKind, Permission, Report, RerunAnswer
 from mergebot.github.signature import sign
 
 FIXTURES = Path(__file__).parent / "fixtures" / "github"
@@ -142,8 +142,8 @@ class FakeForge:
     async def check_results(self, repo: str, sha: str) -> list[CheckResult]:
         return []
 
-    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> list[str]:
-        return []
+    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> RerunAnswer:
+        return RerunAnswer()
 
     async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:
         return set()

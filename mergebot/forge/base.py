@@ -51,6 +51,16 @@ class CheckResult:
     started_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class RerunAnswer:
+    """The forge's answer to running failed checks again. `started`: run again. `busy`: not
+    now, ask again later (GitHub re-runs an Actions job only once its whole workflow run has
+    finished). Any other name asked is refused for good, or has no re-run (a commit status)."""
+
+    started: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)
+
+
 class ReportState(StrEnum):
     """What mergebot shows on a pull request (a check run, or a commit status)."""
 
@@ -100,9 +110,9 @@ class Forge(Protocol):
         """Every status and check run reported on `sha` (latest per name)."""
         ...
 
-    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> list[str]:
-        """Ask CI to run the named failed checks of `sha` again (`checks.retry_failed`); the
-        names it could re-request (a commit status cannot be)."""
+    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> RerunAnswer:
+        """Ask CI to run the named failed checks of `sha` again (`checks.retry_failed`): which
+        ones it re-ran, and which ones it will only re-run later (a commit status cannot be)."""
         ...
 
     async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 
 class ForgeError(Exception):
-    """A forge call failed. `retryable` says whether the same call later may succeed."""
+    """A forge call failed. `retryable` says whether the same call later may succeed; `detail`
+    is the forge's own message, for callers that tell one refusal from another by it."""
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        detail: str = "",
+    ):
         self.status = status
         self.retryable = retryable
+        self.detail = detail
         super().__init__(message)
 
 

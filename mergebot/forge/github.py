@@ -18,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from github import Auth, Github, GithubException, GithubIntegration, UnknownObjectException
@@ -37,6 +39,7 @@ from mergebot.forge.base import (
     PullSnapshot,
     Report,
     ReportState,
+    RerunAnswer,
 )
 from mergebot.forge.errors import ForgeError, RateLimitedError
 from mergebot.forge.render import MARKER_ROOM, MAX_COMMENT, fit, render_comment
@@ -77,6 +80,27 @@ ACTIONS_APP = "github-actions"
 # GitHub's answers to a re-run it will not do: not the app's run or not re-runnable now (403),
 # no such run or job (404), not re-requestable in its state (422).
 _REFUSED_RERUN = frozenset({403, 404, 422})
+# GitHub's 403 for an Actions job whose workflow run has not finished: "The workflow run
+# containing this job is already running" (a whole run: "This workflow is already running").
+_STILL_RUNNING = re.compile(r"\b(?:workflow|job)\b.*\balready running\b", re.IGNORECASE)
+
+
+class RerunRefusal(StrEnum):
+    """How a refused re-run is taken."""
+
+    NOT_YET = "not_yet"  # the job's workflow run still runs: GitHub accepts once it finished
+    REFUSED = "refused"  # for good: not ours to re-run, gone, too old, re-run too often…
+
+
+def rerun_refusal(status: int | None, message: str) -> RerunRefusal | None:
+    """GitHub's answer `status` with `message` to a re-run request, as a refusal; None when it
+    is no refusal (an error the caller raises). Only the 403 saying the workflow run is already
+    running is "not yet": a 403 for a missing permission, a 404 or a 422 will not change."""
+    if status not in _REFUSED_RERUN:
+        return None
+    if status == 403 and _STILL_RUNNING.search(message):
+        return RerunRefusal.NOT_YET
+    return RerunRefusal.REFUSED
 
 
 def marker(kind: CommentKind) -> str:
@@ -322,13 +346,15 @@ class GitHubForge:
 
         return await self._call(f"checks of {repo}@{sha[:7]}", fetch)
 
-    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> list[str]:
+    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> RerunAnswer:
         """Run the latest check run of each name on `sha` again. GitHub lets an app re-request
         only its own check runs (`POST /repos/{o}/{r}/check-runs/{id}/rerequest`); a GitHub
         Actions job, whose check run id is its job id, is re-run through the Actions API
         (`POST /repos/{o}/{r}/actions/jobs/{id}/rerun`), which starts a new attempt with a new
-        check run. A re-run GitHub refuses (403, 404, 422) is logged and left out of the
-        answer, as is a commit status, which has no such call: its failure stands."""
+        check run. A job whose workflow run still runs is refused with a 403 that only means
+        "not yet" (`rerun_refusal`): it is answered `busy`. Any other refusal (403, 404, 422)
+        is logged and left out of the answer, as is a commit status, which has no such call:
+        its failure stands."""
         wanted = set(names)
 
         def find() -> dict[str, tuple[int, str, str | None]]:
@@ -340,7 +366,7 @@ class GitHubForge:
             return latest
 
         runs = await self._call(f"check runs of {repo}@{sha[:7]}", find)
-        done: list[str] = []
+        answer = RerunAnswer()
         for name in names:
             if name not in runs:
                 continue
@@ -357,8 +383,19 @@ class GitHubForge:
             try:
                 await self._call(what, post, write=True)
             except ForgeError as exc:
-                if exc.status not in _REFUSED_RERUN or isinstance(exc, RateLimitedError):
+                refusal = rerun_refusal(exc.status, exc.detail)
+                if refusal is None or isinstance(exc, RateLimitedError):
                     raise
+                if refusal is RerunRefusal.NOT_YET:
+                    log.info(
+                        "check_rerun_not_yet repo=%s sha=%s check=%s error=%s",
+                        repo,
+                        sha[:7],
+                        name,
+                        exc,
+                    )
+                    answer.busy.append(name)
+                    continue
                 log.warning(
                     "check_rerun_refused repo=%s sha=%s check=%s app=%s error=%s",
                     repo,
@@ -368,8 +405,8 @@ class GitHubForge:
                     exc,
                 )
                 continue
-            done.append(name)
-        return done
+            answer.started.append(name)
+        return answer
 
     async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:
         """Check names seen lately on the live integration branches and on the default branch

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 from mergebot.config import REMOTE_NAME
-from mergebot.forge.base import CheckResult, CommentKind, Permission, Report
+from mergebot.forge.base import CheckResult, CommentKind, Permission, Report, RerunAnswer
 from mergebot.git.mirror import Mirror
 from mergebot.ids import branch_problem, is_sha
 
@@ -34,8 +34,8 @@ class PlainGitForge:
     async def check_results(self, repo: str, sha: str) -> list[CheckResult]:
         return []
 
-    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> list[str]:
-        return []  # a plain remote reports no checks, so it has none to run again
+    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> RerunAnswer:
+        return RerunAnswer()  # a plain remote reports no checks, so it has none to run again
 
     async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:
         return set()

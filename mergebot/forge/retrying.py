@@ -125,7 +125,8 @@ def decide(
     else:
         return ForgeError(f"{what}: {describe(exc)}")
     if not server_error:
-        return ForgeError(f"{what}: {describe(exc)}", status=status)
+        detail = _message(exc) if isinstance(exc, GithubException) else ""
+        return ForgeError(f"{what}: {describe(exc)}", status=status, detail=detail)
     if write:
         return WriteOutcomeUnknownError(
             f"{what}: {describe(exc)}; not sent again (it may or may not have been applied)",

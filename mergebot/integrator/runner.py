@@ -99,6 +99,7 @@ from mergebot.integrator.planner import (
     plan,
 )
 from mergebot.integrator.recheck import recheck_many
+from mergebot.integrator.view import car_label, stacked_on
 from mergebot.queue import FINAL, IntegrationRecord, InvalidTransitionError, QueueItem, Status
 from mergebot.runtime import Runtime
 from mergebot.sandbox import sandbox_for
@@ -731,6 +732,38 @@ class Integrator:
         self.cars.append(car)
         self.slots[car.key] = _Slot()
 
+    async def _show_place(self, car: Car) -> None:
+        """A car built again — a car ahead failed or left, a bisection split it — may stand
+        elsewhere in the train than where its members started: record their place as the queue
+        API shows it (position, what it stands on, its batch), so their check run and chat
+        message show it too (the reporter and the notifier read the record's change)."""
+        index, _ = self._car(car.key)
+        ahead = self.cars[:index]
+        labels = {c.commit: car_label([m.slug for m in c.members]) for c in ahead if c.commit}
+        previous = car_label([m.slug for m in ahead[-1].members]) if ahead else None
+        stacked = stacked_on(car.parent, car.on_base, labels, previous)
+        batch = [m.slug for m in car.members] if len(car.members) > 1 else []
+        place = IntegrationRecord(car=index + 1, stacked_on=stacked, batch=batch)
+        for member in car.members:
+            item = self.items.get(member.item_id)
+            if item is None or item.status is not Status.IN_PROGRESS:
+                continue
+            shown = item.integration
+            if (shown.car, shown.stacked_on, shown.batch) == (index + 1, stacked, batch):
+                continue
+            self._ensure()
+            moved = await self.queue.annotate(
+                self.repo,
+                self.base,
+                item.id,
+                place,
+                expect=Status.IN_PROGRESS,
+                cause=f"rebuilt as car {index + 1} on {stacked}",
+            )
+            if moved is not None:
+                self.items[item.id] = moved
+                log.info("car_moved %s car=%d stacked_on=%s", self._ctx(moved), index + 1, stacked)
+
     async def _replace_cars(self, keys: Sequence[str], cars: Sequence[Car]) -> None:
         """Cars `keys` (consecutive) give way to `cars` with the same members (a bisection, or
         the halves left after a culprit merged again); their builds are dropped."""
@@ -782,6 +815,7 @@ class Integrator:
         taken = {s.index for k, s in self.slots.items() if k != car.key}
         slot.index = min(set(range(len(self.slots) + 1)) - taken)
         built_on = replace(car, parent=action.parent, on_base=action.on_base)
+        await self._show_place(built_on)
         try:
             built = await asyncio.to_thread(
                 workspace.build_batch,

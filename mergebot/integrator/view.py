@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -48,10 +48,7 @@ def train_view(
         members = raw.get("members") or []
         slugs = [str(m.get("slug")) for m in members]
         parent = raw.get("parent")
-        if raw.get("on_base") or parent is None:
-            stacked = "base"
-        else:
-            stacked = commits.get(str(parent), previous or "base")
+        stacked = stacked_on(parent, bool(raw.get("on_base")), commits, previous)
         car = {
             "position": int(raw.get("position") or len(cars) + 1),
             "slugs": slugs,
@@ -66,7 +63,7 @@ def train_view(
             "bisection": _bisection(raw.get("bisection")),
         }
         cars.append(car)
-        label = ", ".join(slugs)
+        label = car_label(slugs)
         if raw.get("commit"):
             commits[str(raw["commit"])] = label
         previous = label
@@ -81,6 +78,22 @@ def train_view(
         "cars": cars,
         "batch_wait_until": str(wait) if held and (wait := state.get("batch_wait_until")) else None,
     }
+
+
+def car_label(slugs: Sequence[str]) -> str:
+    """How a car is named where another car stands on it: its slugs."""
+    return ", ".join(slugs)
+
+
+def stacked_on(
+    parent: object, on_base: bool, labels: Mapping[str, str], previous: str | None
+) -> str:
+    """What a car stands on, as people read it: `base` (built on the base tip, or not built
+    yet), else the car whose commit is its parent (`labels`: commit -> car label of the cars
+    before it), else the car before it."""
+    if on_base or parent is None:
+        return "base"
+    return labels.get(str(parent), previous or "base")
 
 
 def _bisection(raw: object) -> list[str] | None:

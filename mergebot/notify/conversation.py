@@ -11,6 +11,9 @@ notification is planned against it:
 - the message shows a final state (completed, cancelled) and something new starts → a new message:
   the slug begins a new lifecycle;
 - otherwise edit the message when the sink can, or post a new one that names the previous state.
+
+A rebuilt car's new place in the train (`Notification.rebuilt`) only ever edits the message that
+announced its start: a sink that cannot edit, or has no such message, is not told again.
 """
 
 from __future__ import annotations
@@ -58,6 +61,14 @@ class Plan:
 
 
 def plan(current: Conversation | None, n: Notification, *, can_edit: bool) -> Plan:
+    if n.rebuilt and not (
+        can_edit
+        and current is not None
+        and current.message_id
+        and current.kind is NotifyEvent.STARTED
+        and current.sha == n.sha
+    ):
+        return Plan(Action.SKIP, current, "a rebuilt car's place only edits its started message")
     if current is None:
         return Plan(Action.POST, None, "first message about the slug")
     if current.notification_id == n.id:

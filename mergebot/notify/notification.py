@@ -69,9 +69,12 @@ class Notification(BaseModel):
     main_before: str | None = None
     main_after: str | None = None
     checks: list[dict[str, Any]] = Field(default_factory=list)
-    # Its car in the train when it started (1 is on base) and what that car is stacked on.
+    # Its car in the train when it started (1 is on base) and what that car is stacked on; with
+    # `rebuilt`, its car's new place after a rebuild (the integrator's record changed, not the
+    # status), shown by editing the started message.
     car: int | None = None
     stacked_on: str | None = None
+    rebuilt: bool = False
     # The slugs checked together with it in one integration commit (a batch), in queue order.
     batch: list[str] = Field(default_factory=list)
     # `shadow`: the integrator only decided (nothing pushed); told as "would integrate".
@@ -163,12 +166,14 @@ def change_notification(change: Change) -> Notification | None:
         followup_id=item.followup_id,
         reasons=list(item.reasons),
         envelope=envelope,
+        rebuilt=previous == to == Status.IN_PROGRESS,
         **_train_place(item.integration) if kind is NotifyEvent.STARTED else {},
     )
 
 
 def _train_place(integration: IntegrationRecord) -> dict[str, Any]:
-    """The car and what it is stacked on, as the integrator recorded them when it started."""
+    """The car and what it is stacked on, as the integrator recorded them when it started or
+    last rebuilt it."""
     if integration.car is None or integration.stacked_on is None:
         return {}
     return {

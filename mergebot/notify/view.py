@@ -196,6 +196,7 @@ def _block(info: BlockInfo, limits: Limits) -> dict[str, Any]:
         "bisection_batch": info.bisection_batch,
         "reruns": info.reruns,
         "rerun_refused": info.rerun_refused,
+        "rerun_timed_out": info.rerun_timed_out,
     }
 
 

@@ -7,7 +7,9 @@ Layout (all under the repo's hash tag, so one script touches them on Redis Clust
   (priority, then ready_at: `mergebot.queue.queue_order`) is applied when the items are read,
   since a score cannot hold both exactly;
 - `keys.changes(repo)`: stream with one entry per status change (`item`, `from`, `to`, `at`,
-  `cause`), appended in the same script as the change, for the notifier and the dashboard.
+  `cause`), appended in the same script as the change, for the notifier and the dashboard; and
+  one, `from` and `to` the same status, when the integrator records something its readers show
+  without a status change (`annotate`: a rebuilt car's new place in the train).
 
 Every write is one Lua compare-and-set: the script stores the new item only if the stored JSON is
 still the one the Python side read (else the caller re-reads and decides again). That keeps the
@@ -322,6 +324,36 @@ class QueueStore:
             if await self._cas(new, raw, from_status=item.status.value, change=change):
                 return new
         raise QueueConflictError(f"could not move {item_id} to {to}: too many concurrent changes")
+
+    async def annotate(
+        self,
+        repo: str,
+        base: str,
+        item_id: ItemId,
+        integration: IntegrationRecord,
+        *,
+        expect: Status,
+        cause: str,
+        at: datetime | None = None,
+    ) -> QueueItem | None:
+        """Merge `integration` into what the integrator recorded on an item in status `expect`,
+        without moving it: its change-stream entry goes from `expect` to `expect`, so the
+        readers that show the item (the GitHub reporter, the notifier) show it again. Not a
+        status change, so not in the item's history. None when the item is gone or in another
+        status (someone moved it first: theirs is the newer truth)."""
+        when = (at or _now()).astimezone(UTC)
+        for _ in range(_MAX_ATTEMPTS):
+            raw = await self._raw(repo, base, item_id)
+            if raw is None:
+                return None
+            item = QueueItem.model_validate_json(raw)
+            if item.status != expect:
+                return None
+            new = item.model_copy(update={"integration": item.integration.updated(integration)})
+            change = StatusChange(status=expect, at=when, cause=cause)
+            if await self._cas(new, raw, from_status=expect.value, change=change):
+                return new
+        raise QueueConflictError(f"could not annotate {item_id}: too many concurrent changes")
 
     async def reschedule(
         self, repo: str, base: str, item_id: ItemId, ready_at: datetime, priority: int | None = None

@@ -304,13 +304,61 @@ async def test_a_failed_forge_check_whose_re_run_is_refused_stands_and_says_so(
         CheckResult("ci", CheckState.FAILURE, "https://ci/run/1", "1 failed"),
         CheckResult("e2e", CheckState.FAILURE, "https://ci/run/2", "2 failed"),
     )
-    forge.refuse_rerun = {"ci"}  # e.g. GitHub's 403 for a job whose workflow run still runs
+    forge.refuse_rerun = {"ci"}  # e.g. GitHub's 403 for a missing permission
     config = ChecksConfig(required=["ci", "e2e"], retry_failed=3, timeout_seconds=60)
     outcome = await _run(config, tmp_path, redis, keys, forge, poll_seconds=0.05)
     assert outcome.status is ChecksStatus.FAILED
     assert forge.reruns == [(SHA, ["ci", "e2e"])]  # asked once; the refusal ends the retries
     assert (outcome.reruns, outcome.rerun_refused, outcome.flaky) == (0, ["ci"], [])
     assert outcome.details()["rerun_refused"] == ["ci"]  # the follow-up names it
+
+
+async def test_a_check_the_forge_re_runs_only_later_is_asked_again_when_ci_moves(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    """GitHub re-runs a job only once its whole workflow run finished: the early failure stays
+    pending and the re-run is asked again at each check signal, until it is accepted."""
+    forge = FakeForge()
+    red = CheckResult("build", CheckState.FAILURE, "https://ci/run/1", "1 failed")
+    forge.set(SHA, red, CheckResult("e2e", CheckState.PENDING, "https://ci/run/2"))
+    forge.rerun_later = {"build"}  # its workflow run still runs e2e
+    config = ChecksConfig(required=["build", "e2e"], retry_failed=1, timeout_seconds=60)
+    # Polled once a minute: only the signals below can wake it within the test.
+    task = asyncio.ensure_future(_run(config, tmp_path, redis, keys, forge, poll_seconds=60))
+    await until(lambda: forge.reruns == [(SHA, ["build"])], "the re-run asked for")
+    await redis.publish(keys.check_signals(REPO), SHA)  # e2e moved; the run is not done yet
+    await until(lambda: len(forge.reruns) == 2, "the re-run asked for again")
+    assert not task.done()  # the failure is not the outcome while the re-run may come
+
+    forge.rerun_later.clear()  # the workflow run finished: e2e passed
+    forge.set(SHA, red, CheckResult("e2e", CheckState.SUCCESS, "https://ci/run/2"))
+    forge.after_rerun[SHA] = [
+        CheckResult("build", CheckState.SUCCESS, "https://ci/run/3"),
+        CheckResult("e2e", CheckState.SUCCESS, "https://ci/run/2"),
+    ]
+    await redis.publish(keys.check_signals(REPO), SHA)
+    outcome = await asyncio.wait_for(task, timeout=10)
+    assert outcome.passed
+    assert (outcome.flaky, outcome.reruns, outcome.rerun_timed_out) == (["build"], 1, [])
+    assert forge.reruns == [(SHA, ["build"])] * 3
+
+
+async def test_a_check_not_re_runnable_before_the_timeout_fails_and_says_why(
+    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+) -> None:
+    forge = FakeForge()
+    forge.set(
+        SHA,
+        CheckResult("build", CheckState.FAILURE, "https://ci/run/1", "1 failed"),
+        CheckResult("e2e", CheckState.PENDING, "https://ci/run/2"),
+    )
+    forge.rerun_later = {"build"}  # the workflow run never finishes
+    config = ChecksConfig(required=["build", "e2e"], retry_failed=2, timeout_seconds=0.5)
+    outcome = await _run(config, tmp_path, redis, keys, forge, poll_seconds=60)
+    assert outcome.status is ChecksStatus.FAILED
+    assert (outcome.reruns, outcome.rerun_refused, outcome.rerun_timed_out) == (0, [], ["build"])
+    assert len(forge.reruns) >= 2  # asked at first, and once more when the time was up
+    assert outcome.details()["rerun_timed_out"] == ["build"]  # the follow-up says why
 
 
 async def test_a_re_requested_run_updated_in_place_gives_the_new_answer(

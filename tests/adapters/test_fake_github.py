@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from mergebot.forge.base import CheckState, CommentKind, Permission, ReportState
+from mergebot.forge.base import CheckState, CommentKind, Permission, ReportState, RerunAnswer
 from mergebot.forge.github import GitHubCredentials, GitHubForge
 from mergebot.forge.render import render_report
 from tests.fakegithub.fixtures import FAKE_TOKEN, WEBHOOK_SECRET
@@ -210,7 +210,7 @@ async def test_a_re_run_actions_job_is_a_new_check_run_the_forge_reads_as_the_re
     failed = await fake_github.complete_check(REPO, sha, "build", "failure")
     repo.ci_on_rerequest = {"build": "success"}
 
-    assert await forge.rerun_checks(REPO, sha, ["build"]) == ["build"]
+    assert await forge.rerun_checks(REPO, sha, ["build"]) == RerunAnswer(started=["build"])
 
     async def latest() -> tuple[CheckState, str | None]:
         (result,) = [r for r in await forge.check_results(REPO, sha) if r.name == "build"]
@@ -223,8 +223,33 @@ async def test_a_re_run_actions_job_is_a_new_check_run_the_forge_reads_as_the_re
     assert (await latest())[1] != failed["html_url"]
     assert repo.check_runs[failed["id"]]["conclusion"] == "failure"
 
-    repo.refuse_job_rerun = "The workflow run containing this job is already running"
-    assert await forge.rerun_checks(REPO, sha, ["build"]) == []  # 403: refused
+    repo.refuse_job_rerun = "Resource not accessible by integration"
+    assert await forge.rerun_checks(REPO, sha, ["build"]) == RerunAnswer()  # 403: refused
+
+
+async def test_no_job_of_a_workflow_run_that_still_runs_is_re_run(
+    fake_github: FakeGitHub, forge: GitHubForge
+) -> None:
+    """A push starts one workflow run with a job per CI check; while a job of it has not
+    finished, GitHub answers a re-run of any of its jobs with its documented 403."""
+    repo = fake_github.add_repo(REPO)
+    repo.ci = {"build": "failure", "e2e": "success"}
+    repo.ci_running = {"e2e"}
+    repo.ci_on_rerequest = {"build": "success"}
+    repo.remote.branch_with("mergebot/integration/pr-1", "a.txt", "a\n")
+    await fake_github.sync()
+    sha = repo.refs["refs/heads/mergebot/integration/pr-1"]
+    states = {r.name: r.state for r in await forge.check_results(REPO, sha)}
+    assert states == {"build": CheckState.FAILURE, "e2e": CheckState.PENDING}
+
+    assert await forge.rerun_checks(REPO, sha, ["build"]) == RerunAnswer(busy=["build"])
+    refused = [s for s in fake_github.served if s.op_id == "actions/re-run-job-for-workflow-run"]
+    assert [(s.status, s.body["message"], s.body["status"]) for s in refused] == [
+        (403, "The workflow run containing this job is already running", "403")
+    ]
+
+    assert await fake_github.finish_checks(REPO) == 1  # the workflow run is done
+    assert await forge.rerun_checks(REPO, sha, ["build"]) == RerunAnswer(started=["build"])
 
 
 async def test_every_operation_served_is_documented_and_matches_its_schema(
@@ -244,7 +269,8 @@ async def test_every_operation_served_is_documented_and_matches_its_schema(
 
     await forge.permission(REPO, "alice")
     await forge.check_results(REPO, sha)
-    assert await forge.rerun_checks(REPO, sha, ["build", "lint"]) == ["build", "lint"]
+    answer = await forge.rerun_checks(REPO, sha, ["build", "lint"])
+    assert answer == RerunAnswer(started=["build", "lint"])
     await forge.recent_check_names(REPO, "feat", 7)
     await forge.read_file(REPO, "main", "README.md")
     await forge.report(render_report(REPO, f"pr-{number}", sha, ReportState.QUEUED, base="main",

@@ -17,7 +17,7 @@ import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mergebot.forge.base import CheckState, CommentKind, Permission, ReportState
+from mergebot.forge.base import CheckState, CommentKind, Permission, ReportState, RerunAnswer
 from mergebot.forge.errors import RateLimitedError, WriteOutcomeUnknownError
 from mergebot.forge.github import GitHubCredentials, GitHubForge, marker
 from mergebot.forge.render import render_report
@@ -357,7 +357,8 @@ async def test_rerun_rerequests_the_latest_check_run_of_each_failed_name(
     http.post(f"{R}/check-runs/11/rerequest", status=201, json={})
 
     # A commit status (ci/jenkins) has no re-run: it is left out of the answer.
-    assert await forge.rerun_checks(REPO, SHA, ["build", "ci/jenkins"]) == ["build"]
+    answer = await forge.rerun_checks(REPO, SHA, ["build", "ci/jenkins"])
+    assert answer == RerunAnswer(started=["build"])
     assert len(calls(http, "POST", r"/check-runs/\d+/rerequest$")) == 1
     assert len(calls(http, "POST", r"/check-runs/11/rerequest$")) == 1
     assert calls(http, "POST", r"/actions/") == []
@@ -372,7 +373,8 @@ async def test_rerun_of_a_github_actions_check_re_runs_its_job(
     http.post(f"{R}/actions/jobs/21/rerun", status=201, json={})
     http.post(f"{R}/check-runs/22/rerequest", status=201, json={})
 
-    assert await forge.rerun_checks(REPO, SHA, ["test", "lint"]) == ["test", "lint"]
+    answer = await forge.rerun_checks(REPO, SHA, ["test", "lint"])
+    assert answer == RerunAnswer(started=["test", "lint"])
     assert len(calls(http, "POST", r"/actions/jobs/21/rerun$")) == 1
     assert len(calls(http, "POST", r"/check-runs/22/rerequest$")) == 1
     assert calls(http, "POST", r"/check-runs/21/") == []
@@ -381,8 +383,9 @@ async def test_rerun_of_a_github_actions_check_re_runs_its_job(
 @pytest.mark.parametrize(
     ("status", "message"),
     [
-        (403, "The workflow run containing this job is already running"),
+        (403, "Resource not accessible by integration"),
         (404, "Not Found"),
+        (422, "Unprocessable Entity"),
     ],
 )
 async def test_a_re_run_github_refuses_is_left_out_and_logged(
@@ -393,11 +396,31 @@ async def test_a_re_run_github_refuses_is_left_out_and_logged(
     http.post(f"{R}/actions/jobs/32/rerun", status=201, json={})
 
     with caplog.at_level(logging.WARNING, "mergebot.forge.github"):
-        assert await forge.rerun_checks(REPO, SHA, ["test", "e2e"]) == ["e2e"]
+        answer = await forge.rerun_checks(REPO, SHA, ["test", "e2e"])
+    assert answer == RerunAnswer(started=["e2e"])
     [line] = [r.getMessage() for r in caplog.records if "check_rerun_refused" in r.getMessage()]
     assert "check=test" in line
     assert f"HTTP {status}: {message}" in line
     assert len(calls(http, "POST", r"/actions/jobs/31/rerun$")) == 1  # a refusal is final
+
+
+async def test_a_job_whose_workflow_run_still_runs_is_answered_not_yet(
+    http: Any, forge: GitHubForge, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GitHub's 403 for a job of a workflow run that has not finished only means "not yet":
+    the name is answered `busy`, not refused."""
+    serve_failed_runs(http, (41, "test", ACTIONS))
+    doc = "https://docs.github.com/rest/actions/workflow-runs#re-run-a-job-from-a-workflow-run"
+    http.post(
+        f"{R}/actions/jobs/41/rerun",
+        status=403,
+        json=bodies.error("The workflow run containing this job is already running", doc, "403"),
+    )
+
+    with caplog.at_level(logging.INFO, "mergebot.forge.github"):
+        assert await forge.rerun_checks(REPO, SHA, ["test"]) == RerunAnswer(busy=["test"])
+    assert not [r for r in caplog.records if "check_rerun_refused" in r.getMessage()]
+    assert [r for r in caplog.records if "check_rerun_not_yet" in r.getMessage()]
 
 
 async def test_recent_check_names_cover_integration_branches_and_base(

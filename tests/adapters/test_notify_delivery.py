@@ -14,6 +14,7 @@ import pytest
 from mergebot.events import QueueFrozen, QueueUnfrozen, envelope_for
 from mergebot.main import create_app, main
 from mergebot.notify.delivery import Notifier
+from mergebot.queue import IntegrationRecord, Status
 from mergebot.runtime import Runtime
 from mergebot.store.eventlog import EventLog
 from mergebot.store.notify import DeliveryState, NotifyStore, dead_letter_count
@@ -346,6 +347,36 @@ async def _lifecycle(n: Notifier, runtime: Runtime, standin: ChatStandIn) -> Non
     assert len(slack) == 7
     context = slack[2][-1]["elements"][0]["text"]
     assert context.startswith("Previously: started")
+
+
+async def test_a_rebuilt_car_s_new_place_edits_its_started_message_where_a_sink_can_edit(
+    runtime: Runtime, standin: ChatStandIn
+) -> None:
+    configure(runtime, [sink("telegram", standin), sink("slack", standin)])
+    n = notifier(runtime, standin)
+    try:
+        life = Lifecycle(runtime)
+        await life.queued(SHA_A)
+        place = IntegrationRecord(car=2, stacked_on="pr-41")
+        await life.queue.transition(REPO, "main", life.item_id, Status.IN_PROGRESS,
+                                    cause="picked", integration=place)  # fmt: skip
+        await drain(n)
+        [tg] = [m["text"] for k, m in standin.messages.items() if k.startswith("telegram:")]
+        assert "as car 2 of the train, on top of pr\\-41" in tg
+        hooks = len([s for s, _ in standin.posted if s == "slack_hook"])
+
+        # pr-41 failed: the car is rebuilt on base (the integrator records its new place).
+        moved = IntegrationRecord(car=1, stacked_on="base")
+        await life.queue.annotate(REPO, "main", life.item_id, moved, expect=Status.IN_PROGRESS,
+                                  cause="rebuilt as car 1 on base")  # fmt: skip
+        await drain(n)
+        [tg] = [m["text"] for k, m in standin.messages.items() if k.startswith("telegram:")]
+        assert tg.splitlines()[0] == "🔄 *acme/widgets pr\\-42*: integrating into main"
+        assert "car 2" not in tg
+        # Slack's incoming webhook cannot edit: the rebuild is not posted as a new message.
+        assert len([s for s, _ in standin.posted if s == "slack_hook"]) == hooks
+    finally:
+        await n.close()
 
 
 @pytest.mark.allow_error_logs

@@ -83,6 +83,42 @@ async def test_transition_records_history_and_appends_change(
     assert QueueItem.model_validate_json(log[2]["item"]).status == Status.BLOCKED
 
 
+async def test_annotate_records_a_new_place_without_a_status_change(
+    store: QueueStore, redis: aioredis.Redis, keys: Keys
+) -> None:
+    await store.enqueue(item())
+    it = item()
+    started = IntegrationRecord(owner="w1", car=2, stacked_on="pr-0")
+    await store.transition(REPO, "main", it.id, Status.IN_PROGRESS, cause="picked",
+                           integration=started)  # fmt: skip
+    place = IntegrationRecord(car=1, stacked_on="base")
+    moved = await store.annotate(REPO, "main", it.id, place, expect=Status.IN_PROGRESS,
+                                 cause="rebuilt as car 1 on base")  # fmt: skip
+    stored = await store.get(REPO, "main", it.id)
+    assert stored == moved
+    assert stored is not None
+    assert (stored.integration.owner, stored.integration.car) == ("w1", 1)  # merged, not replaced
+    assert stored.integration.stacked_on == "base"
+    assert [c.status for c in stored.history] == ["queued", "in_progress"]  # no status change
+    log = await changes(redis, keys)
+    assert [(c["from"], c["to"], c["cause"]) for c in log[1:]] == [
+        ("queued", "in_progress", "picked"),
+        ("in_progress", "in_progress", "rebuilt as car 1 on base"),
+    ]
+    assert QueueItem.model_validate_json(log[2]["item"]).integration.car == 1
+    # An item in another status, or none, is left alone.
+    await store.transition(REPO, "main", it.id, Status.CANCELLED, cause="withdrawn")
+    again = IntegrationRecord(car=3)
+    assert await store.annotate(REPO, "main", it.id, again, expect=Status.IN_PROGRESS,
+                                cause="rebuilt") is None  # fmt: skip
+    assert await store.annotate(REPO, "main", "nope", again, expect=Status.IN_PROGRESS,
+                                cause="rebuilt") is None  # fmt: skip
+    assert len(await changes(redis, keys)) == 4
+    cancelled = await store.get(REPO, "main", it.id)
+    assert cancelled is not None
+    assert cancelled.integration.car == 1
+
+
 async def test_illegal_transition_is_refused_and_nothing_changes(
     store: QueueStore, redis: aioredis.Redis, keys: Keys
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,7 +104,10 @@ def world_factory(
         repo = fake_github.add_repo(REPO)
         repo.permissions.update({"alice": "write", "bob": "write", "carol": "maintain",
                                  "eve": "read"})  # fmt: skip
-        settings = settings_for(fake_github, tmp_path / "data")
+        # Check commands run as the test's own user, unsandboxed, as in every in-process test:
+        # they wait on files in pytest's private tmp dir.
+        settings = settings_for(fake_github, tmp_path / "data", check_user=str(os.geteuid()),
+                                check_sandbox="none")  # fmt: skip
         async with mergebot_for(
             fake_github, redis, keys, server_config(repo, **table), settings, services=True
         ) as runtime:
@@ -350,10 +354,74 @@ async def test_the_app_s_own_check_run_is_re_requested_and_updated_in_place(
         assert await FlakyLog(w.runtime.redis, w.runtime.keys).recent(REPO) == {"build": 1}
 
 
+def rerun_answers(w: World) -> list[tuple[int, str | None]]:
+    """GitHub's answers to re-running an Actions job, in order: (status, error message)."""
+    return [
+        (s.status, (s.body or {}).get("message"))
+        for s in w.fake.served
+        if s.op_id == "actions/re-run-job-for-workflow-run"
+    ]
+
+
+ALREADY_RUNNING = "The workflow run containing this job is already running"
+
+
+async def test_an_early_flake_in_a_workflow_still_running_is_re_run_once_it_finished(
+    world_factory: Callable[..., Any],
+) -> None:
+    checks = {"required": ["build", "e2e"], "retry_failed": 1, "timeout_seconds": 60}
+    async with world_factory(checks=checks) as w:
+        w.repo.ci = {"build": "failure", "e2e": "success"}  # build flakes at once…
+        w.repo.ci_running = {"e2e"}  # …while e2e, in the same workflow run, goes on
+        w.repo.ci_on_rerequest = {"build": "success"}
+        number, sha = await w.open("feature/one", "one.txt", "one\n")
+        await w.fake.review(REPO, number, "alice")
+
+        await until(lambda: rerun_answers(w) == [(403, ALREADY_RUNNING)], "GitHub's 'not yet'")
+        assert not w.on_main(sha)
+        assert w.comments(number, "blocked") == []  # not blocked: the re-run may still come
+        assert await w.fake.finish_checks(REPO) == 1  # e2e passed: the workflow run finished
+
+        await until(lambda: w.on_main(sha), "the candidate on main")
+        answers = rerun_answers(w)
+        assert answers[-1] == (201, None)  # accepted once the workflow run was done
+        assert set(answers[:-1]) == {(403, ALREADY_RUNNING)}
+        builds = [r for r in w.repo.check_runs.values()
+                  if r["head_sha"] == w.main() and r["name"] == "build"]  # fmt: skip
+        assert sorted(r["conclusion"] for r in builds) == ["failure", "success"]
+        assert await FlakyLog(w.runtime.redis, w.runtime.keys).recent(REPO) == {"build": 1}
+        assert w.comments(number, "blocked") == []
+
+
+async def test_a_flake_whose_workflow_run_outlasts_the_timeout_blocks_and_says_why(
+    world_factory: Callable[..., Any],
+) -> None:
+    checks = {"required": ["build", "e2e"], "retry_failed": 1, "timeout_seconds": 2}
+    async with world_factory(checks=checks) as w:
+        w.repo.ci = {"build": "failure", "e2e": "success"}
+        w.repo.ci_running = {"e2e"}  # never finishes
+        w.repo.ci_on_rerequest = {"build": "success"}
+        number, sha = await w.open("feature/one", "one.txt", "one\n")
+        before = w.main()
+        await w.fake.review(REPO, number, "alice")
+
+        await until(lambda: w.comments(number, "blocked") != [], "the block explained")
+        assert w.main() == before
+        assert not w.on_main(sha)
+        assert set(rerun_answers(w)) == {(403, ALREADY_RUNNING)}
+        assert await FlakyLog(w.runtime.redis, w.runtime.keys).recent(REPO) == {}
+        body = w.comments(number, "blocked")[0]["body"]
+        assert (
+            "`build` not run again on the same commit (`checks.retry_failed`): GitHub re-runs a "
+            "job only once its whole workflow run has finished, and the workflow run was still "
+            "running when `checks.timeout_seconds` ran out" in body
+        )
+
+
 @pytest.mark.parametrize(
     ("ci_app", "refused_call"),
     [
-        ("github-actions", r"/actions/jobs/\d+/rerun$"),  # the job may not be re-run now
+        ("github-actions", r"/actions/jobs/\d+/rerun$"),  # the app may not re-run jobs
         ("buildkite", r"/check-runs/\d+/rerequest$"),  # another app's run: not ours to re-request
     ],
 )
@@ -365,7 +433,7 @@ async def test_a_failed_forge_check_github_will_not_run_again_blocks_and_says_so
         w.repo.ci_app = ci_app
         w.repo.ci = {"build": "failure"}
         w.repo.ci_on_rerequest = {"build": "success"}
-        w.repo.refuse_job_rerun = "The workflow run containing this job is already running"
+        w.repo.refuse_job_rerun = "Resource not accessible by integration"
         number, sha = await w.open("feature/one", "one.txt", "one\n")
         before = w.main()
         await w.fake.review(REPO, number, "alice")
@@ -378,3 +446,45 @@ async def test_a_failed_forge_check_github_will_not_run_again_blocks_and_says_so
         body = w.comments(number, "blocked")[0]["body"]
         assert "`build` not run again on the same commit (`checks.retry_failed`): the forge " \
             "refused the re-run" in body  # fmt: skip
+
+
+async def test_a_rebuilt_car_s_check_run_shows_its_new_place_in_the_train(
+    world_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Car 1 fails; car 2, stacked on it, is rebuilt on base: its check run, updated in place,
+    stops saying it is car 2 on top of pr-1."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    me = "$(git rev-parse HEAD^2)"  # the candidate of the integration (merge) commit
+    commands = [
+        f'echo $$ > "{gate}/pid-{me}"; while [ ! -f "{gate}/go-{me}" ]; do sleep 0.02; done',
+        "test ! -f bad.txt",
+    ]
+    async with world_factory(checks={"commands": commands}, pipeline={"depth": 2}) as w:
+        one, bad = await w.open("feature/bad", "bad.txt", "bad\n")
+        two, good = await w.open("feature/two", "two.txt", "two\n")
+        await w.fake.review(REPO, one, "alice")
+        await w.fake.review(REPO, two, "alice")
+
+        def summary(sha: str) -> str:
+            run = w.check_run(sha)
+            return str(run["output"]["summary"]) if run else ""
+
+        await until((gate / f"pid-{good}").exists, "car 2's check running")
+        await until(lambda: "(car 2, on top of `pr-1`)" in summary(good), "car 2 on its run")
+        first = w.check_run(good)
+        assert first is not None
+        (gate / f"pid-{good}").unlink()
+        (gate / f"go-{bad}").write_text("")  # car 1's check fails: bad.txt
+
+        await until(lambda: w.comments(one, "blocked") != [], "car 1 blocked")
+        await until((gate / f"pid-{good}").exists, "car 2 rebuilt and checked")
+        await until(lambda: "merged onto the latest `main`" in summary(good), "its new place")
+        assert "car 2" not in summary(good)
+        again = w.check_run(good)
+        assert again is not None
+        assert (again["id"], again["status"]) == (first["id"], "in_progress")  # edited in place
+
+        (gate / f"go-{good}").write_text("")
+        await until(lambda: w.on_main(good), "the rebuilt car on main")
+        assert not w.on_main(bad)

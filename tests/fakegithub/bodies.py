@@ -310,7 +310,9 @@ def check_run(
     started_at: str = WHEN,
     completed_at: str | None = None,
     app_slug: str = "github-actions",
+    suite_id: int | None = None,
 ) -> dict[str, Any]:
+    """A check run; `suite_id` is its check suite (an Actions workflow run's jobs share one)."""
     url = f"{api}/repos/{full_name}/check-runs/{run_id}"
     return {
         "id": run_id,
@@ -327,7 +329,7 @@ def check_run(
         "output": {"title": title, "summary": summary, "text": text, "annotations_count": 0,
                    "annotations_url": f"{url}/annotations"},
         "name": name,
-        "check_suite": {"id": run_id},
+        "check_suite": {"id": suite_id if suite_id is not None else run_id},
         "app": app(api, app_slug),
         "pull_requests": [],
     }  # fmt: skip
@@ -601,5 +603,8 @@ def installation_token(token: str, expires_at: str) -> dict[str, Any]:
     }
 
 
-def error(message: str, doc: str = "https://docs.github.com/rest") -> dict[str, Any]:
-    return {"message": message, "documentation_url": doc, "status": "error"}
+def error(
+    message: str, doc: str = "https://docs.github.com/rest", status: str = "error"
+) -> dict[str, Any]:
+    """GitHub's error body (`basic-error`); GitHub's own put the HTTP status in `status`."""
+    return {"message": message, "documentation_url": doc, "status": status}

@@ -85,8 +85,12 @@ class FakeRepo:
     # The app of the check runs CI reports: GitHub Actions, or another CI's app (the app
     # mergebot authenticates as, `OWN_APP`, when one app is both).
     ci_app: str = ACTIONS_APP
-    # Why GitHub refuses to re-run an Actions job (403 with this message), e.g. "The workflow
-    # run containing this job is already running"; None: jobs are re-runnable.
+    # Checks of `ci` that a push's workflow run leaves in progress (its other jobs finish at
+    # once) until `finish_checks`: while one runs, GitHub refuses to re-run any job of that
+    # workflow run (403 "The workflow run containing this job is already running").
+    ci_running: set[str] = field(default_factory=set)
+    # Why GitHub refuses to re-run an Actions job for good (403 with this message), e.g.
+    # "Resource not accessible by integration"; None: jobs are re-runnable.
     refuse_job_rerun: str | None = None
     # A token that is not an App's may not write check runs (403): mergebot falls back to statuses.
     check_runs_forbidden: bool = False
@@ -238,20 +242,54 @@ class FakeGitHub:
         )
 
     async def complete_check(
-        self, full_name: str, sha: str, name: str, conclusion: str = "success"
+        self,
+        full_name: str,
+        sha: str,
+        name: str,
+        conclusion: str = "success",
+        *,
+        suite_id: int | None = None,
     ) -> dict[str, Any]:
-        """CI reports check run `name` on `sha`, completed (as `ci_app`'s run)."""
+        """CI reports check run `name` on `sha`, completed (as `ci_app`'s run), in check suite
+        (workflow run) `suite_id`, else in one of its own."""
         repo = self.repos[full_name]
         run_id = self.next_id()
         run = bodies.check_run(
             self.api_url, full_name, run_id, name=name, head_sha=sha, status="completed",
             conclusion=conclusion, started_at=now(), completed_at=now(), app_slug=repo.ci_app,
+            suite_id=suite_id,
         )  # fmt: skip
         repo.check_runs[run_id] = run
         await self.sender.send(
             "check_run", webhooks.check_run(self.api_url, "completed", run, full_name)
         )
         return run
+
+    def start_check(self, full_name: str, sha: str, name: str, *, suite_id: int) -> None:
+        """CI starts check run `name` on `sha` (as `ci_app`'s run) and leaves it in progress."""
+        repo = self.repos[full_name]
+        run_id = self.next_id()
+        repo.check_runs[run_id] = bodies.check_run(
+            self.api_url, full_name, run_id, name=name, head_sha=sha, status="in_progress",
+            conclusion=None, started_at=now(), app_slug=repo.ci_app, suite_id=suite_id,
+        )  # fmt: skip
+
+    async def finish_checks(self, full_name: str) -> int:
+        """Every check run left in progress by `ci_running` completes with its `ci`
+        conclusion (its workflow run finishes); how many did."""
+        repo = self.repos[full_name]
+        running = [
+            r for r in repo.check_runs.values()
+            if r["status"] != "completed" and r["name"] in repo.ci_running
+        ]  # fmt: skip
+        for run in running:
+            done = {**run, "status": "completed", "conclusion": repo.ci[run["name"]]}
+            done["completed_at"] = now()
+            repo.check_runs[int(run["id"])] = done
+            await self.sender.send(
+                "check_run", webhooks.check_run(self.api_url, "completed", done, full_name)
+            )
+        return len(running)
 
     # -- noticing git changes --------------------------------------------------------------------
     async def sync(self) -> None:
@@ -285,8 +323,14 @@ class FakeGitHub:
                     ),
                 )  # fmt: skip
         if after != ZERO and branch.startswith(repo.ci_prefix):
+            suite = self.next_id()  # one workflow run with a job per check
             for check, conclusion in repo.ci.items():
-                await self.complete_check(repo.full_name, after, check, conclusion)
+                if check in repo.ci_running:
+                    self.start_check(repo.full_name, after, check, suite_id=suite)
+                else:
+                    await self.complete_check(
+                        repo.full_name, after, check, conclusion, suite_id=suite
+                    )
 
     async def _detect_merged(self, repo: FakeRepo) -> None:
         for pull in repo.pulls.values():
@@ -539,19 +583,31 @@ async def _rerun_job(
 ) -> Result:
     """An Actions job's id is its check run's id. GitHub answers 201 with an empty body and
     starts a new attempt of the workflow run: the job runs again as a new job, with a new check
-    run (new id and link) on the same commit — queued at once, then completed with
-    `ci_on_rerequest`'s conclusion. 404 for an id that is no Actions job; 403 with
-    `refuse_job_rerun`'s message when the job may not be re-run."""
+    run (new id and link) on the same commit, in the same workflow run (check suite) — queued
+    at once, then completed with `ci_on_rerequest`'s conclusion. 404 for an id that is no
+    Actions job; 403 with `refuse_job_rerun`'s message when the job may not be re-run, and
+    GitHub's own 403 while any job of its workflow run has not completed."""
     assert repo is not None
     run = repo.check_runs.get(int(p["job_id"]))
     if run is None or run["app"]["slug"] != ACTIONS_APP:
         return 404, bodies.error("Not Found")
     if repo.refuse_job_rerun is not None:
         return 403, bodies.error(repo.refuse_job_rerun)
+    suite = run["check_suite"]["id"]
+    if any(
+        r["check_suite"]["id"] == suite and r["status"] != "completed"
+        for r in repo.check_runs.values()
+        if r["app"]["slug"] == ACTIONS_APP
+    ):
+        return 403, bodies.error(
+            "The workflow run containing this job is already running",
+            "https://docs.github.com/rest/actions/workflow-runs#re-run-a-job-from-a-workflow-run",
+            "403",
+        )
     job_id = gh.next_id()
     queued = bodies.check_run(
         gh.api_url, repo.full_name, job_id, name=run["name"], head_sha=run["head_sha"],
-        status="queued", conclusion=None, started_at=now(), app_slug=ACTIONS_APP,
+        status="queued", conclusion=None, started_at=now(), app_slug=ACTIONS_APP, suite_id=suite,
     )  # fmt: skip
     repo.check_runs[job_id] = queued
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from mergebot.checks import (
     ChecksStatus,
     Reported,
+    RerunDecision,
+    RerunStep,
     check_env,
+    decide_rerun,
     diagnose_missing,
     evaluate,
     mask,
     tail,
 )
-from mergebot.forge.base import CheckResult, CheckState
+from mergebot.forge.base import CheckResult, CheckState, RerunAnswer
 
 OK = CheckState.SUCCESS
 RUNNING = CheckState.PENDING
@@ -88,3 +91,23 @@ def test_tail_keeps_the_end() -> None:
     text = "\n".join(f"line {i}" for i in range(500))
     assert tail(text, lines=3) == "line 497\nline 498\nline 499"
     assert tail("x" * 10, chars=4) == "xxxx"
+
+
+def test_a_re_run_refused_for_good_ends_the_retries_even_beside_one_not_yet() -> None:
+    answer = RerunAnswer(started=["lint"], busy=["e2e"])
+    decision = decide_rerun(["ci", "lint", "e2e"], answer, left=60)
+    assert decision == RerunDecision(RerunStep.REFUSED, ["ci"])
+
+
+def test_a_re_run_not_possible_yet_is_asked_again_while_time_is_left() -> None:
+    answer = RerunAnswer(started=["lint"], busy=["ci"])
+    assert decide_rerun(["ci", "lint"], answer, left=0.5) == RerunDecision(RerunStep.WAIT, ["ci"])
+    timed_out = decide_rerun(["ci", "lint"], answer, left=0)
+    assert timed_out == RerunDecision(RerunStep.TIMED_OUT, ["ci"])
+
+
+def test_a_re_run_started_for_every_check_asked_goes_on() -> None:
+    answer = RerunAnswer(started=["ci", "lint"])
+    assert decide_rerun(["ci", "lint"], answer, left=0) == RerunDecision(
+        RerunStep.RUN, ["ci", "lint"]
+    )

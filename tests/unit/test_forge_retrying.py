@@ -7,6 +7,7 @@ import requests
 from github import GithubException
 
 from mergebot.forge.errors import ForgeError, RateLimitedError, WriteOutcomeUnknownError
+from mergebot.forge.github import RerunRefusal, rerun_refusal
 from mergebot.forge.retrying import Retry, RetryPolicy, decide
 
 NOW = 1_800_000_000.0
@@ -71,3 +72,33 @@ def test_validation_errors_are_permanent() -> None:
     assert isinstance(decision, ForgeError)
     assert decision.status == 422
     assert "Update is not a fast forward" in str(decision)
+
+
+def test_a_permanent_error_carries_github_s_own_message() -> None:
+    decision = _decide(_gh(403, "Resource not accessible by integration"), write=True)
+    assert isinstance(decision, ForgeError)
+    assert (decision.status, decision.detail) == (403, "Resource not accessible by integration")
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "refusal"),
+    [
+        # GitHub's answers while the job's (or the) workflow run has not finished.
+        (403, "The workflow run containing this job is already running", RerunRefusal.NOT_YET),
+        (403, "This workflow is already running", RerunRefusal.NOT_YET),
+        # Refusals that waiting does not change.
+        (403, "Resource not accessible by integration", RerunRefusal.REFUSED),
+        (403, "Unable to retry this workflow run because it was created over a month ago",
+         RerunRefusal.REFUSED),
+        (403, "This check run is not rerequestable", RerunRefusal.REFUSED),
+        (404, "Not Found", RerunRefusal.REFUSED),
+        (422, "The workflow run containing this job is already running", RerunRefusal.REFUSED),
+        # Not a refusal: an error for the caller.
+        (401, "Bad credentials", None),
+        (None, "", None),
+    ],
+)  # fmt: skip
+def test_a_re_run_refusal_is_not_yet_only_while_the_workflow_run_runs(
+    status: int | None, message: str, refusal: RerunRefusal | None
+) -> None:
+    assert rerun_refusal(status, message) is refusal

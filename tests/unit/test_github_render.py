@@ -56,6 +56,13 @@ def test_integrating_in_a_train_says_which_car_it_is_stacked_on() -> None:
         "mergebot is testing `aaaaaaa` merged onto the candidates ahead of it in the train "
         f"(car 2, on top of `pr-6`) as `{MERGED}`."
     )
+    beside = render_report(
+        "acme/w", "pr-7", SHA, ReportState.INTEGRATING, base="main", integration_sha=None,
+        checks=[], car=2, stacked_on="base",
+    )  # fmt: skip
+    assert beside.summary_markdown.startswith(
+        "mergebot is testing `aaaaaaa` merged onto the latest `main`."
+    )
 
 
 def test_blocked_summary_says_it_once_and_the_text_is_the_follow_up() -> None:

@@ -15,7 +15,7 @@ from mergebot.notify.notification import (
     from_change,
     from_envelope,
 )
-from mergebot.queue import ChangeError, QueueItem, Status
+from mergebot.queue import ChangeError, IntegrationRecord, QueueItem, Status
 from tests import notify_data as data
 from tests.factories import raw_event
 
@@ -70,6 +70,35 @@ def test_a_change_becomes_a_notification_with_an_envelope_for_webhooks() -> None
     assert n.id == "change:1700000000000-0"
     assert n.envelope["name"] == "started"
     assert n.envelope["payload"]["from"] == "queued"
+
+
+def test_a_rebuilt_car_s_new_place_is_a_started_notification_marked_rebuilt() -> None:
+    """The integrator records a rebuilt car's place without a status change: the change goes
+    from in_progress to in_progress and carries the item's new car."""
+    fields = _change("in_progress", Status.IN_PROGRESS)
+    item = QueueItem.model_validate_json(fields["item"])
+    place = IntegrationRecord(car=1, stacked_on="base")
+    fields["item"] = item.model_copy(update={"integration": place}).model_dump_json()
+    n = from_change(data.REPO, "2-0", fields)
+    assert n is not None
+    assert (n.kind, n.rebuilt, n.car, n.stacked_on) == (K.STARTED, True, 1, "base")
+    first = from_change(data.REPO, "1-0", _change("queued", Status.IN_PROGRESS))
+    assert first is not None
+    assert not first.rebuilt
+
+
+def test_a_rebuilt_car_s_place_only_edits_its_started_message() -> None:
+    started = data.notification(K.STARTED, car=2, stacked_on="pr-1")
+    moved = data.notification(
+        K.STARTED, at=data.AT + timedelta(seconds=9), car=1, stacked_on="base", rebuilt=True
+    )
+    shown = after(started, "m1")
+    assert plan(shown, moved, can_edit=True).action is Action.EDIT
+    # A sink that cannot edit is not told again; nor one without the started message.
+    assert plan(after(started, None), moved, can_edit=False).action is Action.SKIP
+    assert plan(None, moved, can_edit=True).action is Action.SKIP
+    blocked = data.notification(K.BLOCKED, at=data.AT + timedelta(seconds=5))
+    assert plan(after(blocked, "m1"), moved, can_edit=True).action is Action.SKIP
 
 
 def test_blocked_and_integrated_changes_are_left_to_the_event_log() -> None:

@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 import pytest
 
 from mergebot.config import ConfigError, ServerConfig
-from mergebot.forge.base import CheckResult, CommentKind, Permission, Report, ReportState
+from mergebot.forge.base import (
+    CheckResult,
+    CommentKind,
+    Permission,
+    Report,
+    ReportState,
+    RerunAnswer,
+)
 from mergebot.forge.repo_config import effective_repo_config, report_config_error
 
 REPO = "acme/widgets"
@@ -36,7 +43,7 @@ class FileForge:
     async def check_results(self, repo: str, sha: str) -> list[CheckResult]:
         raise AssertionError("not used")
 
-    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> list[str]:
+    async def rerun_checks(self, repo: str, sha: str, names: list[str]) -> RerunAnswer:
         raise AssertionError("not used")
 
     async def recent_check_names(self, repo: str, branch_prefix: str, days: int) -> set[str]:

@@ -287,6 +287,9 @@ def test_a_started_car_behind_others_says_what_it_is_stacked_on(fmt: Format) -> 
     assert "pr" in text.split("on top of", 1)[1][:40]
     first = {**ctx, "car": 1, "stacked_on": "base"}
     assert "car 1" not in Renderer().render(template_name(fmt, NotifyEvent.STARTED), first)
+    # A car behind others but built on base (a bisection half beside the head) is on base.
+    beside = {**ctx, "car": 2, "stacked_on": "base"}
+    assert "car 2" not in Renderer().render(template_name(fmt, NotifyEvent.STARTED), beside)
 
 
 @pytest.mark.parametrize("fmt", list(Format))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mergebot.integrator.view import placement, train_view
+from mergebot.integrator.view import placement, stacked_on, train_view
 
 
 def published(window: int = 2, seconds: list[float] | None = None) -> dict[str, str]:
@@ -28,6 +28,15 @@ def test_cars_show_what_they_are_stacked_on() -> None:
     ]
     assert train["check_seconds"] == 90
     assert train["window"] == 2
+
+
+def test_a_car_stands_on_base_on_the_car_of_its_parent_or_on_the_car_before_it() -> None:
+    labels = {"c1": "pr-1", "c2": "pr-2, pr-3"}
+    assert stacked_on("b0", True, labels, "pr-2, pr-3") == "base"  # built on the base tip
+    assert stacked_on(None, False, labels, "pr-2, pr-3") == "base"  # not built yet
+    assert stacked_on("c1", False, labels, "pr-2, pr-3") == "pr-1"  # the car behind a failed one
+    assert stacked_on("zz", False, labels, "pr-2, pr-3") == "pr-2, pr-3"
+    assert stacked_on("zz", False, {}, None) == "base"
 
 
 def test_an_adaptive_window_is_the_one_the_holder_uses() -> None:
