@@ -45,7 +45,7 @@ def branch_problem(name: str) -> str | None:
         return "branch name starts with '-' or '/' or ends with '/', '.' or '.lock'"
     if name == "@" or _BAD_REF_RE.search(name):
         return "branch name contains a character or sequence git refuses (space, '..', '~', ':' …)"
-    if any(part.startswith(".") for part in name.split("/")):
+    if name.startswith(".") or "/." in name:
         return "a branch name component starts with '.'"
     return None
 

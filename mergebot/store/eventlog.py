@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from mergebot.events import Envelope, canonical_json
-from mergebot.store.coalesce import Coalescer
+from mergebot.store.coalesce import Coalescer, Group, group_call
 from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from mergebot.store.poison import poison_records
@@ -43,37 +43,67 @@ from mergebot.store.stream import (
 
 log = logging.getLogger("mergebot.store.eventlog")
 
+# Appends, as groups: each group is one partition's part of one request, all-or-nothing on its
+# own. ARGV holds, per group, "<index in KEYS of its partition's stream> <number of events>" (the
+# partition's id hash follows its stream in KEYS), then two arguments per event: "<digest> <name>
+# <repo> <id>" (the id last: it may hold spaces) and the envelope. Two arguments, not five: the
+# client packs a command argument by argument, and at ingest rates that is a cost per event.
+# Groups run in order, as separate calls would, so concurrent requests can share one call
+# (mergebot.store.coalesce). Reply: one string per group, "conflict <id>" when an id of the group
+# is stored with another digest (nothing of that group is written), else "ok" followed by
+# "<1 if it was stored before, else 0> <entry id>" per event.
 _APPEND_LUA = """
-local n = #ARGV / 5
-local seen = {}
-local entries = {}
-for i = 0, n - 1 do
-  local id, digest = ARGV[i * 5 + 1], ARGV[i * 5 + 2]
-  local stored = seen[id]
-  if not stored then
-    local existing = redis.call('HGET', KEYS[2], id)
-    if existing then
-      local cut = string.find(existing, ' ')
-      entries[id] = string.sub(existing, 1, cut - 1)
-      stored = string.sub(existing, cut + 1)
-    end
+local out = {}
+local a = 1
+while a <= #ARGV do
+  local header = ARGV[a]
+  local cut = string.find(header, ' ', 1, true)
+  local k, n = tonumber(string.sub(header, 1, cut - 1)), tonumber(string.sub(header, cut + 1))
+  local stream, ids = KEYS[k], KEYS[k + 1]
+  local events = {}
+  for i = 1, n do
+    local head = ARGV[a + 2 * i - 1]
+    local s1 = string.find(head, ' ', 1, true)
+    local s2 = string.find(head, ' ', s1 + 1, true)
+    local s3 = string.find(head, ' ', s2 + 1, true)
+    events[i] = {id = string.sub(head, s3 + 1), digest = string.sub(head, 1, s1 - 1),
+                 name = string.sub(head, s1 + 1, s2 - 1), repo = string.sub(head, s2 + 1, s3 - 1),
+                 envelope = ARGV[a + 2 * i]}
   end
-  if stored and stored ~= digest then return {'conflict', id} end
-  seen[id] = digest
-end
-local out = {'ok'}
-for i = 0, n - 1 do
-  local base = i * 5
-  local id, digest = ARGV[base + 1], ARGV[base + 2]
-  local entry = entries[id]
-  if entry then
-    out[#out + 1] = '1 ' .. entry
+  a = a + 1 + 2 * n
+  local seen, entries, conflict = {}, {}, false
+  for _, event in ipairs(events) do
+    local id = event.id
+    local stored = seen[id]
+    if not stored then
+      local existing = redis.call('HGET', ids, id)
+      if existing then
+        local space = string.find(existing, ' ', 1, true)
+        entries[id] = string.sub(existing, 1, space - 1)
+        stored = string.sub(existing, space + 1)
+      end
+    end
+    if stored and stored ~= event.digest then conflict = id break end
+    seen[id] = event.digest
+  end
+  if conflict then
+    out[#out + 1] = 'conflict ' .. conflict
   else
-    entry = redis.call('XADD', KEYS[1], '*', 'id', id, 'name', ARGV[base + 3],
-                       'repo', ARGV[base + 4], 'envelope', ARGV[base + 5])
-    redis.call('HSET', KEYS[2], id, entry .. ' ' .. digest)
-    entries[id] = entry
-    out[#out + 1] = '0 ' .. entry
+    local parts = {'ok'}
+    for _, event in ipairs(events) do
+      local id = event.id
+      local entry = entries[id]
+      if entry then
+        parts[#parts + 1] = '1 ' .. entry
+      else
+        entry = redis.call('XADD', stream, '*', 'id', id, 'name', event.name,
+                           'repo', event.repo, 'envelope', event.envelope)
+        redis.call('HSET', ids, id, entry .. ' ' .. event.digest)
+        entries[id] = entry
+        parts[#parts + 1] = '0 ' .. entry
+      end
+    end
+    out[#out + 1] = table.concat(parts, ' ')
   end
 end
 return out
@@ -164,14 +194,19 @@ class EventLog:
     def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
-        # Appends of concurrent requests share one write to Redis (mergebot.store.coalesce);
-        # a client of another kind (a cluster's) calls the script once per append.
-        self._append: Callable[[list[str], list[str]], Awaitable[Any]]
+        # Appends of concurrent requests share one script call (mergebot.store.coalesce); a
+        # client of another kind (a cluster's) calls the script once per group.
+        self._append: Callable[[Group], Awaitable[str]]
         if isinstance(redis, aioredis.Redis):
             self._append = Coalescer(redis, _APPEND_LUA)
         else:
             script = redis.register_script(_APPEND_LUA)
-            self._append = lambda keys, args: script(keys=keys, args=args)
+
+            async def append_alone(group: Group) -> str:
+                keys, argv = group_call([group])
+                return cast(list[str], await script(keys=keys, args=argv))[0]
+
+            self._append = append_alone
         self._range = redis.register_script(_RANGE_LUA)
         self._repos_added: set[str] = set()
 
@@ -192,17 +227,19 @@ class EventLog:
             await self._precheck(envelopes, by_partition)
         results: list[AppendResult | None] = [None] * len(envelopes)
         for partition, indexes in by_partition.items():
-            argv: list[str] = []
+            fields: list[str] = []
             for i in indexes:
                 env = envelopes[i]
-                argv += [env.id, payload_digest(env), env.name, env.repo, env.to_json()]
+                fields += [f"{payload_digest(env)} {env.name} {env.repo} {env.id}", env.to_json()]
             reply = await self._append(
-                [self.keys.events(partition), self.keys.event_ids(partition)], argv
+                (self.keys.events(partition), self.keys.event_ids(partition), fields)
             )
-            if reply[0] == "conflict":
-                raise EventConflictError(reply[1])
-            for i, item in zip(indexes, reply[1:], strict=True):
-                flag, entry_id = item.split(" ", 1)
+            status, _, rest = reply.partition(" ")
+            if status == "conflict":
+                raise EventConflictError(rest)
+            answers = rest.split(" ")
+            for n, i in enumerate(indexes):
+                flag, entry_id = answers[2 * n], answers[2 * n + 1]
                 results[i] = AppendResult(envelopes[i].id, entry_id, flag == "1")
         # The repo set only grows: a repo this object added before needs no second round trip
         # (so a steady stream of events costs one round trip per request).

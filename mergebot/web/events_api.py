@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from mergebot.events import EventError, envelope_for, loads_json, parse_events_body
+from mergebot.events import EventError, envelope_for, loads_json, parse_events_body, plain_json
 from mergebot.ids import is_repo
 from mergebot.runtime import Runtime
 from mergebot.store.eventlog import EventConflictError
@@ -130,7 +130,9 @@ async def _accept(request: web.Request) -> web.Response:
     except (ValueError, RecursionError) as exc:
         raise _Refusal(400, "not_json", f"the body is not valid JSON: {exc}") from None
     try:
-        parsed = parse_events_body(body, max_extra_bytes=runtime.settings.max_extra_field_bytes)
+        parsed = parse_events_body(
+            body, max_extra_bytes=runtime.settings.max_extra_field_bytes, plain=plain_json(raw)
+        )
     except EventError as exc:
         raise _Refusal(
             422, "invalid", "invalid event" + ("s" if isinstance(body, list) else ""),
