@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
+import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,6 +118,53 @@ def _alive(pid: int) -> bool:
     # A zombie (killed, not yet reaped by init) counts as dead.
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+async def test_a_cancelled_check_is_reaped_by_asyncio_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A check cancelled mid-run (its car rebuilt, the lease lost) has its process group killed,
+    and the killed command is then waited for by asyncio alone. Waiting for it anywhere else
+    takes its exit status away from asyncio's child watcher, which logs "Unknown child process
+    pid ..., will report returncode 255" and reports 255 instead of the kill.
+
+    That happens only when the command is already dead, and not yet reaped by the watcher, the
+    moment the cancelled run cleans up. So the test makes that moment certain: the group kill
+    returns once the command is dead (not reaped), and the watcher reaps only after the event
+    loop has run once more after the death."""
+    loop = asyncio.get_running_loop()
+    started: list[asyncio.subprocess.Process] = []
+    real_exec, real_killpg, real_waitpid = asyncio.create_subprocess_exec, os.killpg, os.waitpid
+
+    async def recording_exec(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        process = await real_exec(*args, **kwargs)
+        started.append(process)
+        return process
+
+    def killpg_until_dead(pgid: int, sig: int) -> None:
+        real_killpg(pgid, sig)
+        with contextlib.suppress(ChildProcessError):  # already reaped: nothing to wait for
+            os.waitid(os.P_PID, pgid, os.WEXITED | os.WNOWAIT)
+
+    def watcher_waitpid(pid: int, options: int) -> tuple[int, int]:
+        if options == 0 and threading.current_thread() is not threading.main_thread():
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result()
+        return real_waitpid(pid, options)
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", recording_exec)
+    monkeypatch.setattr(os, "killpg", killpg_until_dead)
+    monkeypatch.setattr(os, "waitpid", watcher_waitpid)
+    run = asyncio.create_task(
+        run_command("echo up; sleep 60", tmp_path, time_limit=60, env=dict(os.environ))
+    )
+    await until(lambda: bool(started), "the check command to start", timeout=10)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert started[0].returncode == -signal.SIGKILL
+    unknown = [r for r in caplog.records if "Unknown child process" in r.getMessage()]
+    assert unknown == []
 
 
 async def test_command_timeout_is_reported_as_checks_timeout(
