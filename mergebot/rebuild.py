@@ -38,7 +38,7 @@ from mergebot.processor import BatchResult, Projector, effective_configs, git_so
 from mergebot.queue import QueueItem, Status
 from mergebot.readiness import GitFacts
 from mergebot.runtime import Runtime
-from mergebot.store.eventlog import LogEntry
+from mergebot.store.eventlog import LogEntry, ParsedEntry
 from mergebot.store.keys import Keys
 from mergebot.store.lease import info_from_hash
 from mergebot.store.packed import HashReader
@@ -253,9 +253,9 @@ async def _replay(runtime: Runtime, *, repo: str | None, apply: bool) -> ReplayR
                 folded[name] = (ProjectionState(repo=name, facts=snapshot.facts), BatchResult(name))
                 points[name] = entry_order(snapshot.point)
         async for page in runtime.eventlog.replay_pages(repo=repo):
-            by_repo: dict[str, list[LogEntry]] = {}
+            by_repo: dict[str, list[LogEntry | ParsedEntry]] = {}
             for entry in page:
-                name = entry.envelope.repo
+                name = entry.repo
                 if name in points and entry_order(entry.entry_id) < points[name]:
                     continue  # already in the snapshot (not trimmed yet: another reader needs it)
                 by_repo.setdefault(name, []).append(entry)

@@ -27,7 +27,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from mergebot.events import Envelope, canonical_json
+from mergebot.events import CanonicalEvent, Envelope, EventName, canonical_json, stored_event
 from mergebot.store.coalesce import Coalescer, Group, group_call
 from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
@@ -164,6 +164,33 @@ class LogEntry:
     partition: int
     envelope: Envelope
 
+    @property
+    def repo(self) -> str:
+        return self.envelope.repo
+
+    @property
+    def name(self) -> EventName:
+        return self.envelope.name
+
+    def event(self) -> CanonicalEvent:
+        """The typed event (pydantic's ValidationError when the payload does not validate)."""
+        return self.envelope.event()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEntry:
+    """An entry as `replay_pages` gives it when its envelope and payload validated in one pass:
+    what a fold needs (as `LogEntry` answers it), without the envelope."""
+
+    entry_id: str
+    partition: int
+    repo: str
+    name: EventName
+    parsed: CanonicalEvent
+
+    def event(self) -> CanonicalEvent:
+        return self.parsed
+
 
 def payload_digest(envelope: Envelope) -> str:
     """What "the same event" means for idempotency: its name and payload, not when it arrived."""
@@ -174,7 +201,7 @@ def payload_digest(envelope: Envelope) -> str:
 Rows = list[Row]
 _rows = rows_of
 # A page of a replay: its readable entries, the ids of its unreadable ones, where to go on after.
-_Page = tuple[list[LogEntry], list[str], str | None]
+_Page = tuple[list[LogEntry | ParsedEntry], list[str], str | None]
 
 
 def _entry(partition: int, entry_id: str, fields: dict[str, str]) -> LogEntry | Unreadable:
@@ -284,29 +311,36 @@ class EventLog:
         self, *, repo: str | None = None, after: str | None = None, batch: int = 1000
     ) -> AsyncIterator[LogEntry]:
         """Every stored entry in append order (per partition), optionally for one repo."""
-        async for page in self.replay_pages(repo=repo, after=after, batch=batch):
+        async for page in self._pages(repo=repo, after=after, batch=batch, parsed=False):
             for entry in page:
-                yield entry
+                yield cast(LogEntry, entry)  # only LogEntry without `parsed`
 
     async def replay_pages(
         self, *, repo: str | None = None, after: str | None = None, batch: int = 1000
-    ) -> AsyncIterator[list[LogEntry]]:
-        """`replay`, a page at a time (for a reader of every entry, such as `mergebot replay`,
-        whom a hundred thousand steps of an async iterator would cost a noticeable share).
+    ) -> AsyncIterator[list[LogEntry | ParsedEntry]]:
+        """`replay` for a reader that folds every entry (`mergebot replay`): a page at a time
+        (a hundred thousand steps of an async iterator cost a noticeable share), and each entry
+        whose envelope and payload validate as a `ParsedEntry` (one parse: `stored_event`);
+        the others as `LogEntry`, whose `event()` says why the payload does not validate."""
+        async for page in self._pages(repo=repo, after=after, batch=batch, parsed=True):
+            yield page
 
-        The next page is asked for before this one is handed out, so Redis reads it while the
-        caller works on this one."""
+    async def _pages(
+        self, *, repo: str | None, after: str | None, batch: int, parsed: bool
+    ) -> AsyncIterator[list[LogEntry | ParsedEntry]]:
+        """The next page is asked for before this one is handed out, so Redis reads it while
+        the caller works on this one."""
         partitions = [self.keys.partition_of(repo)] if repo else list(self.keys.all_partitions())
         for partition in partitions:
             start = _next_id(after) if after else "-"
             ahead: asyncio.Future[_Page] | None
-            ahead = asyncio.ensure_future(self._page(partition, start, batch, repo))
+            ahead = asyncio.ensure_future(self._page(partition, start, batch, repo, parsed))
             try:
                 while ahead is not None:
                     entries, unreadable, last = await ahead
                     ahead = None
                     if last is not None:
-                        page = self._page(partition, _next_id(last), batch, repo)
+                        page = self._page(partition, _next_id(last), batch, repo, parsed)
                         ahead = asyncio.ensure_future(page)
                     if entries:
                         yield entries
@@ -317,7 +351,9 @@ class EventLog:
                     ahead.cancel()
                     await asyncio.gather(ahead, return_exceptions=True)
 
-    async def _page(self, partition: int, start: str, batch: int, repo: str | None) -> _Page:
+    async def _page(
+        self, partition: int, start: str, batch: int, repo: str | None, parsed: bool
+    ) -> _Page:
         """The readable entries of up to `batch` from `start`, the ids of the unreadable ones,
         and the id to go on after (None at the end of the stream)."""
         stream = self.keys.events(partition)
@@ -329,11 +365,15 @@ class EventLog:
         if len(pieces) != int(kept):  # an unreadable envelope holds a separator
             rows = _rows(await self.redis.xrange(stream, start, "+", count=batch))
             mine = [r for r in rows if repo is None or r[1].get("repo") == repo]
-            return await self._readable(partition, mine), [], more
-        entries: list[LogEntry] = []
+            return list(await self._readable(partition, mine)), [], more
+        entries: list[LogEntry | ParsedEntry] = []
         unreadable: list[str] = []
         for piece in pieces:
             entry_id, has_envelope, envelope = piece.partition("\x1f")
+            if parsed and has_envelope and (found_event := stored_event(envelope)) is not None:
+                repo_name, name, event = found_event
+                entries.append(ParsedEntry(entry_id, partition, repo_name, name, event))
+                continue
             found = _entry(partition, entry_id, {"envelope": envelope} if has_envelope else {})
             if isinstance(found, LogEntry):
                 entries.append(found)
