@@ -237,11 +237,13 @@ async def _run_launched(
         exit_code = None
     finally:
         # Kill the whole group: on a timeout, and also whatever a finished command left running
-        # in the background (it would hold the output pipe open).
+        # in the background (it would hold the output pipe open). The command leads its own
+        # session, so it cannot leave the group: the group kill reaches it. It is not killed a
+        # second time with `process.kill()`: that polls first (`Popen.send_signal`), which reaps
+        # an already dead command behind the child watcher's back, and the watcher then logs
+        # "Unknown child process pid ..., will report returncode 255". Only asyncio waits for it.
         _kill_group(process)
         if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
             await process.wait()
         try:
             await asyncio.wait_for(reader, timeout=5)

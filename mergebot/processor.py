@@ -52,7 +52,7 @@ from mergebot.readiness import (
 )
 from mergebot.runtime import Runtime
 from mergebot.store.connection import RedisClient
-from mergebot.store.eventlog import LogEntry
+from mergebot.store.eventlog import LogEntry, ParsedEntry
 from mergebot.store.keys import Keys
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
 from mergebot.store.projection import ProjectionState, ProjectionStore, entry_order
@@ -170,16 +170,19 @@ class Projector:
         return result
 
     def fold_in(
-        self, state: ProjectionState, entries: Sequence[LogEntry], result: BatchResult
+        self,
+        state: ProjectionState,
+        entries: Sequence[LogEntry | ParsedEntry],
+        result: BatchResult,
     ) -> tuple[set[str], list[CanonicalEvent]]:
         """Fold `entries` into the facts (no git, no queue): the slugs touched and the events."""
         touched: set[str] = set()
         events: list[CanonicalEvent] = []
         managed = self.server_config.managed(state.repo)
         for entry in entries:
-            name = entry.envelope.name.value
+            name = entry.name.value
             try:
-                event = entry.envelope.event()
+                event = entry.event()
             except ValidationError as exc:
                 note = Note(NoteCode.UNREADABLE, f"stored {name} does not validate: {exc}")
                 result.notes.append((entry.entry_id, name, note))

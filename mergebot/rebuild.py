@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
+
+from pydantic import BaseModel, TypeAdapter
 
 from mergebot.compaction import load_snapshot
 from mergebot.config import RepoConfig
@@ -37,12 +38,15 @@ from mergebot.processor import BatchResult, Projector, effective_configs, git_so
 from mergebot.queue import QueueItem, Status
 from mergebot.readiness import GitFacts
 from mergebot.runtime import Runtime
+from mergebot.store.eventlog import LogEntry, ParsedEntry
 from mergebot.store.keys import Keys
 from mergebot.store.lease import info_from_hash
+from mergebot.store.packed import HashReader
 from mergebot.store.projection import (
     ProjectionState,
     ProjectionStore,
     entry_order,
+    joined_json,
     parse_record,
     stored_text_of,
 )
@@ -96,17 +100,28 @@ class ComparedItem:
     view: tuple[str, str, str | None, int]
 
 
+class _ItemView(BaseModel):
+    """The fields of a stored queue item that `compare_queues` looks at; the others (its
+    history above all) are skipped unparsed."""
+
+    status: Status
+    ready_at: datetime
+    followup_id: str | None = None
+    priority: int | None = 0
+
+
+_ITEM_VIEWS: TypeAdapter[dict[str, _ItemView]] = TypeAdapter(dict[str, _ItemView])
+
+
 def compared_items(raw: dict[str, str]) -> dict[str, ComparedItem]:
-    """Item id -> what `compare_queues` looks at, read from the stored JSON with `json.loads`:
-    an item's history makes full validation the most expensive step of a large replay."""
+    """Item id -> what `compare_queues` looks at (`item_view` of the item), read from the
+    stored JSON of all of them in one parse: full validation of each item and its history was
+    the most expensive step of a large replay."""
     found: dict[str, ComparedItem] = {}
-    for key, text in raw.items():
-        data = json.loads(text)
-        status = Status(data["status"])
-        followup = data.get("followup_id") if status == Status.BLOCKED else None
-        ready_at = datetime.fromisoformat(data["ready_at"]).isoformat()
-        view = (status.value, ready_at, followup, int(data.get("priority") or 0))
-        found[key] = ComparedItem(status, view)
+    for key, item in (_ITEM_VIEWS.validate_json(joined_json(raw)) if raw else {}).items():
+        followup = item.followup_id if item.status == Status.BLOCKED else None
+        view = (item.status.value, item.ready_at.isoformat(), followup, item.priority or 0)
+        found[key] = ComparedItem(item.status, view)
     return found
 
 
@@ -201,6 +216,11 @@ class _FetchedAhead:
         self.ahead.clear()
 
 
+# Repos settled and compared side by side: what one waits for from Redis (its queue written
+# under scratch keys, both queues and the stored projection read), the other uses the CPU for.
+_REPOS_AT_ONCE = 2
+
+
 async def replay(runtime: Runtime, *, repo: str | None = None, apply: bool = False) -> ReplayReport:
     with _collector_paused():
         return await _replay(runtime, repo=repo, apply=apply)
@@ -220,8 +240,9 @@ async def _replay(runtime: Runtime, *, repo: str | None, apply: bool) -> ReplayR
     projector = Projector(runtime.redis, scratch, server, git, configs=effective_configs(runtime))
     report = ReplayReport()
     try:
-        # One pass over the log: each entry is folded into its repo's facts as it is read (the
-        # entries are not kept); git and the queue are asked once per slug afterwards.
+        # One pass over the log, a page at a time: each page's entries are folded into their
+        # repo's facts (the entries are not kept); git and the queue are asked once per slug
+        # afterwards.
         folded: dict[str, tuple[ProjectionState, BatchResult]] = {}
         # A compacted repo starts from its snapshot, and folds only the entries from its point.
         points: dict[str, tuple[int, int]] = {}
@@ -231,24 +252,38 @@ async def _replay(runtime: Runtime, *, repo: str | None, apply: bool) -> ReplayR
                 snapshot.facts.mark_all_changed()
                 folded[name] = (ProjectionState(repo=name, facts=snapshot.facts), BatchResult(name))
                 points[name] = entry_order(snapshot.point)
-        async for entry in runtime.eventlog.replay(repo=repo):
-            name = entry.envelope.repo
-            if name in points and entry_order(entry.entry_id) < points[name]:
-                continue  # already in the snapshot (not trimmed yet: another reader needs it)
-            if name not in folded:
-                folded[name] = (ProjectionState.empty(name), BatchResult(name))
-            state, result = folded[name]
-            projector.fold_in(state, [entry], result)
-        for name in sorted(folded):
-            state, result = folded.pop(name)
-            base = runtime.server_config.repo(name).base_branch
-            repo_report = RepoReport(name, base, entries=result.applied)
-            await projector.settle(state, result)
-            await _compare(runtime, scratch, state, repo_report)
-            if apply and repo_report.differences:
-                await projector.store(state, result)
-                await _apply(runtime, scratch, repo_report)
-            report.repos.append(repo_report)
+        async for page in runtime.eventlog.replay_pages(repo=repo):
+            by_repo: dict[str, list[LogEntry | ParsedEntry]] = {}
+            for entry in page:
+                name = entry.repo
+                if name in points and entry_order(entry.entry_id) < points[name]:
+                    continue  # already in the snapshot (not trimmed yet: another reader needs it)
+                by_repo.setdefault(name, []).append(entry)
+            for name, entries in by_repo.items():
+                if name not in folded:
+                    folded[name] = (ProjectionState.empty(name), BatchResult(name))
+                state, result = folded[name]
+                projector.fold_in(state, entries, result)
+        names = sorted(folded)
+        reports = {name: RepoReport(name, runtime.server_config.repo(name).base_branch)
+                   for name in names}  # fmt: skip
+        free = asyncio.Semaphore(_REPOS_AT_ONCE)
+
+        async def finish(name: str) -> None:
+            async with free:
+                state, result = folded.pop(name)
+                repo_report = reports[name]
+                repo_report.entries = result.applied
+                await projector.settle(state, result)
+                await _compare(runtime, scratch, state, repo_report)
+                if apply and repo_report.differences:
+                    await projector.store(state, result)
+                    await _apply(runtime, scratch, repo_report)
+
+        async with asyncio.TaskGroup() as group:
+            for name in names:
+                group.create_task(finish(name))
+        report.repos += [reports[name] for name in names]
     finally:
         await git.close()
         await _drop_scratch(runtime, scratch)
@@ -270,13 +305,11 @@ async def _compare(
             report.differences.append("projection facts differ from the log")
     else:
         compare_stored(stored, stored_text_of(new_projection), report, candidates=managed)
-    stored_items = await runtime.redis.hgetall(runtime.keys.items(report.repo, report.base))
-    rebuilt_items = await runtime.redis.hgetall(scratch.items(report.repo, report.base))
-    compare_queues(
-        compared_items(cast(dict[str, str], stored_items)),
-        compared_items(cast(dict[str, str], rebuilt_items)),
-        report,
+    # Scratch keys keep the repo's hash tag: both hashes are read in one call.
+    stored_items, rebuilt_items = await HashReader(runtime.redis).read(
+        [runtime.keys.items(report.repo, report.base), scratch.items(report.repo, report.base)]
     )
+    compare_queues(compared_items(stored_items), compared_items(rebuilt_items), report)
 
 
 def compare_stored(

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from mergebot.config import NotifyEvent
+from mergebot.conversation_record import Conversation
 from mergebot.followups import Followup, FollowupStatus
-from mergebot.notify.conversation import Conversation
 from mergebot.notify.notification import Notification
 
 REPO = "acme/widgets"

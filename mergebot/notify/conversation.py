@@ -19,31 +19,13 @@ announced its start: a sink that cannot edit, or has no such message, is not tol
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
-
 from mergebot.config import NotifyEvent
-from mergebot.notify.notification import RANK, Notification
+from mergebot.conversation_record import Conversation
+from mergebot.notify.notification import Notification
 
 FINAL_KINDS = frozenset({NotifyEvent.COMPLETED, NotifyEvent.CANCELLED, NotifyEvent.UNFROZEN})
-
-
-class Conversation(BaseModel):
-    """What one sink last showed about one slug."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: NotifyEvent
-    sha: str
-    at: datetime
-    notification_id: str
-    message_id: str | None = None
-
-    @property
-    def order(self) -> tuple[datetime, int]:
-        return (self.at, RANK[self.kind])
 
 
 class Action(StrEnum):

@@ -21,22 +21,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from mergebot.config import Mode, NotifyEvent
+from mergebot.conversation_record import RANK
 from mergebot.events import Envelope, EventName
 from mergebot.queue import Change, IntegrationRecord, Status, parse_change
-
-# Within one instant, the later stage of a lifecycle wins (a "started" never overwrites a
-# "blocked" written in the same millisecond).
-RANK: dict[NotifyEvent, int] = {
-    NotifyEvent.QUEUED: 0,
-    NotifyEvent.RESUMED: 0,
-    NotifyEvent.STARTED: 1,
-    NotifyEvent.BLOCKED: 2,
-    NotifyEvent.COMPLETED: 3,
-    NotifyEvent.SUPERSEDED: 3,
-    NotifyEvent.CANCELLED: 3,
-    NotifyEvent.FROZEN: 2,
-    NotifyEvent.UNFROZEN: 3,
-}
 
 # Notified from the event log, so their queue changes are skipped.
 FROM_EVENT_LOG = frozenset({NotifyEvent.BLOCKED, NotifyEvent.COMPLETED})

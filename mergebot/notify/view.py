@@ -16,9 +16,9 @@ from typing import Any
 from urllib.parse import quote
 
 from mergebot.config import Forge, Mode, NotifyEvent, ServerConfig, Settings
+from mergebot.conversation_record import Conversation
 from mergebot.events import Envelope, EventName
 from mergebot.followups import BlockInfo, Followup, block_info
-from mergebot.notify.conversation import Conversation
 from mergebot.notify.notification import Notification
 from mergebot.render import one_line, reason_text, tail, take
 

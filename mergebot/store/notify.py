@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from mergebot.notify.conversation import Conversation
+from mergebot.conversation_record import Conversation
 from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from mergebot.store.stream import Row, StreamGroup

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from mergebot.readiness import CandidateState, FreezeFact, Note, PushFact, RepoFacts, SlugFacts
 from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
+from mergebot.store.packed import HashReader
 
 NOTES_KEPT = 200
 # The field a projection was stored in as one JSON document, before it was kept per slug.
@@ -92,7 +93,7 @@ def parse_record(text: str) -> SlugRecord:
     return SlugRecord.model_validate_json(text)
 
 
-def _joined(fields: dict[str, str]) -> str:
+def joined_json(fields: dict[str, str]) -> str:
     """One JSON object of hash fields whose values are JSON already: parsed in one call, which
     is several times faster than one parse per field."""
     return "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in fields.items()) + "}"
@@ -132,11 +133,11 @@ class ProjectionStore:
     def _assemble(
         self, repo: str, slugs: dict[str, str], pushes: dict[str, str]
     ) -> ProjectionState:
-        records = _SLUG_RECORDS.validate_json(_joined(slugs)) if slugs else {}
+        records = _SLUG_RECORDS.validate_json(joined_json(slugs)) if slugs else {}
         facts = RepoFacts(
             repo=repo,
             slugs={name: record.facts for name, record in records.items()},
-            pushes=_PUSH_LISTS.validate_json(_joined(pushes)) if pushes else {},
+            pushes=_PUSH_LISTS.validate_json(joined_json(pushes)) if pushes else {},
         )
         candidates = {c.key: c for record in records.values() for c in record.candidates}
         return ProjectionState(repo=repo, facts=facts, candidates=candidates)
@@ -150,7 +151,7 @@ class ProjectionStore:
         found = {name: raw for name, raw in zip(slugs, rows, strict=True) if raw is not None}
         if not found and await self.redis.hexists(self.keys.projection(repo), LEGACY_FIELD):
             return await self.load(repo)  # stored before the projection was kept per slug
-        records = _SLUG_RECORDS.validate_json(_joined(found)) if found else {}
+        records = _SLUG_RECORDS.validate_json(joined_json(found)) if found else {}
         branches = sorted({f.branch for r in records.values() for f in r.facts.finalizes})
         pushes: dict[str, str] = {}
         if branches:
@@ -165,14 +166,16 @@ class ProjectionStore:
         """The stored JSON of every slug and every branch's pushes (the repo's freezes under
         the pushes' empty branch name), unparsed; None when the projection is stored in the
         older single-document layout."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hmget(self.keys.projection(repo), [LEGACY_FIELD, FREEZES_FIELD])
-            pipe.hgetall(self.keys.projection_slugs(repo))
-            pipe.hgetall(self.keys.projection_pushes(repo))
-            (legacy, freezes), slugs, pushes = await pipe.execute()
-        if legacy:
+        meta, slugs, pushes = await HashReader(self.redis).read(
+            [
+                self.keys.projection(repo),
+                self.keys.projection_slugs(repo),
+                self.keys.projection_pushes(repo),
+            ]
+        )
+        if meta.get(LEGACY_FIELD):
             return None
-        return cast(dict[str, str], slugs), {**cast(dict[str, str], pushes), "": freezes or "[]"}
+        return slugs, {**pushes, "": meta.get(FREEZES_FIELD) or "[]"}
 
     async def freezes(self, repo: str) -> list[FreezeFact]:
         """The repo's freeze facts alone (one HGET: the integrator asks before every move)."""

@@ -63,25 +63,26 @@ return 1
 
 # The write script's work for items that must not exist yet, many at once (all of one
 # (repo, base): the same four keys). KEYS as above; ARGV per item: id, new JSON, score, at, cause.
-# Answers 1 per item written, 0 per item that exists (the caller decides those one by one).
+# Answers one character per item: 1 when written, 0 when it exists (the caller decides those
+# one by one); a string, not an array, whose every element redis-py would parse on its own.
 _ENQUEUE_NEW_LUA = """
 local out = {}
 local written = 0
 for i = 1, #ARGV, 5 do
   local id = ARGV[i]
   if redis.call('HEXISTS', KEYS[1], id) == 1 then
-    out[#out + 1] = 0
+    out[#out + 1] = '0'
   else
     redis.call('HSET', KEYS[1], id, ARGV[i + 1])
     redis.call('ZADD', KEYS[2], ARGV[i + 2], id)
     redis.call('XADD', KEYS[3], '*', 'id', id, 'item', ARGV[i + 1], 'from', '',
                'to', 'queued', 'at', ARGV[i + 3], 'cause', ARGV[i + 4])
     written = written + 1
-    out[#out + 1] = 1
+    out[#out + 1] = '1'
   end
 end
 if written > 0 then redis.call('INCRBY', KEYS[4], written) end
-return out
+return table.concat(out)
 """
 # Items per call of the script above: Redis runs a script alone, so a long one holds everyone up.
 _ENQUEUE_CHUNK = 500
@@ -270,9 +271,9 @@ class QueueStore:
                         item.id, new.model_dump_json(), repr(_score(item.ready_at)),
                         change.at.isoformat(), change.cause,
                     ]  # fmt: skip
-                replies = await self._enqueue_new(keys=keys, args=args)
+                replies = str(await self._enqueue_new(keys=keys, args=args))
                 for index, reply in zip(chunk, replies, strict=True):
-                    written[index] = bool(reply)
+                    written[index] = reply == "1"
         done = []
         for (item, cause), new_item in zip(entries, written, strict=True):
             done.append(new_item or await self.enqueue(item, cause=cause))

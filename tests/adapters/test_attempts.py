@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import redis.asyncio as aioredis
-
 from mergebot.attempts import Attempt, AttemptStore, Outcome, blocked_event, completed_event
 from mergebot.config import Mode
 from mergebot.queue import QueueItem, Status
+from mergebot.store.connection import RedisClient
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
 
@@ -20,7 +19,7 @@ ITEM = QueueItem(
 )  # fmt: skip
 
 
-async def test_followup_ids_count_up_per_candidate(redis: aioredis.Redis, keys: Keys) -> None:
+async def test_followup_ids_count_up_per_candidate(redis: RedisClient, keys: Keys) -> None:
     store = AttemptStore(redis, keys)
     ids = [await store.allocate_followup("acme/widgets", "pr-1", SHA) for _ in range(3)]
     assert ids == [
@@ -33,7 +32,7 @@ async def test_followup_ids_count_up_per_candidate(redis: aioredis.Redis, keys: 
     )
 
 
-async def test_records_round_trip_and_drop(redis: aioredis.Redis, keys: Keys) -> None:
+async def test_records_round_trip_and_drop(redis: RedisClient, keys: Keys) -> None:
     store = AttemptStore(redis, keys)
     record = Attempt(item_id=ITEM.id, base_sha="b" * 40, commit="c" * 40, mode=Mode.SHADOW)
     await store.put("acme/widgets", "main", record)

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from mergebot.commands.status import render
 from mergebot.config import ServerConfig
@@ -18,6 +17,7 @@ from mergebot.notify import delivery
 from mergebot.runtime import Runtime
 from mergebot.status import repo_status
 from mergebot.store.changes import poison_changes
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from mergebot.store.queue import QueueStore
 from tests.adapters.test_github_reporter import item_for, mergebot_run
@@ -38,7 +38,7 @@ async def standin() -> AsyncIterator[ChatStandIn]:
         await server.stop()
 
 
-async def _garbage(redis: aioredis.Redis, keys: Keys) -> list[str]:
+async def _garbage(redis: RedisClient, keys: Keys) -> list[str]:
     """Two entries no reader can parse: no fields it knows, and an item that is not JSON."""
     stream = keys.changes(REPO)
     return [
@@ -47,7 +47,7 @@ async def _garbage(redis: aioredis.Redis, keys: Keys) -> list[str]:
     ]
 
 
-async def _pending(redis: aioredis.Redis, keys: Keys, group: str) -> int:
+async def _pending(redis: RedisClient, keys: Keys, group: str) -> int:
     summary = await redis.xpending(keys.changes(REPO), group)
     return int(summary["pending"])
 
@@ -82,7 +82,7 @@ async def test_the_notifier_gets_past_garbage_and_status_counts_it(
 
 async def test_the_reporter_gets_past_garbage_and_records_it_once(
     fake_github: FakeGitHub,
-    redis: aioredis.Redis,
+    redis: RedisClient,
     keys: Keys,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
+import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from mergebot.checks import (
     ChecksStatus,
@@ -20,6 +23,7 @@ from mergebot.checks import (
 )
 from mergebot.config import ChecksConfig
 from mergebot.forge.base import CheckResult, CheckState
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from tests.fakeforge import FakeForge
 from tests.waiting import until
@@ -31,7 +35,7 @@ REPO = "acme/widgets"
 async def _run(
     config: ChecksConfig,
     tmp_path: Path,
-    redis: aioredis.Redis,
+    redis: RedisClient,
     keys: Keys,
     forge: FakeForge | None = None,
     *,
@@ -55,7 +59,7 @@ async def _run(
 
 
 async def test_commands_run_in_the_worktree_and_a_failure_keeps_the_output_tail(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     (tmp_path / "marker.txt").write_text("here\n")
     config = ChecksConfig(
@@ -77,7 +81,7 @@ async def test_commands_run_in_the_worktree_and_a_failure_keeps_the_output_tail(
 
 
 async def test_commands_never_see_mergebot_secrets(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     environ = {**os.environ, "MERGEBOT_API_TOKEN": "sekrit-api-token", "NPM_TOKEN": "npm-tok-1"}
     config = ChecksConfig(
@@ -116,8 +120,55 @@ def _alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
 
 
+async def test_a_cancelled_check_is_reaped_by_asyncio_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A check cancelled mid-run (its car rebuilt, the lease lost) has its process group killed,
+    and the killed command is then waited for by asyncio alone. Waiting for it anywhere else
+    takes its exit status away from asyncio's child watcher, which logs "Unknown child process
+    pid ..., will report returncode 255" and reports 255 instead of the kill.
+
+    That happens only when the command is already dead, and not yet reaped by the watcher, the
+    moment the cancelled run cleans up. So the test makes that moment certain: the group kill
+    returns once the command is dead (not reaped), and the watcher reaps only after the event
+    loop has run once more after the death."""
+    loop = asyncio.get_running_loop()
+    started: list[asyncio.subprocess.Process] = []
+    real_exec, real_killpg, real_waitpid = asyncio.create_subprocess_exec, os.killpg, os.waitpid
+
+    async def recording_exec(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        process = await real_exec(*args, **kwargs)
+        started.append(process)
+        return process
+
+    def killpg_until_dead(pgid: int, sig: int) -> None:
+        real_killpg(pgid, sig)
+        with contextlib.suppress(ChildProcessError):  # already reaped: nothing to wait for
+            os.waitid(os.P_PID, pgid, os.WEXITED | os.WNOWAIT)
+
+    def watcher_waitpid(pid: int, options: int) -> tuple[int, int]:
+        if options == 0 and threading.current_thread() is not threading.main_thread():
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result()
+        return real_waitpid(pid, options)
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", recording_exec)
+    monkeypatch.setattr(os, "killpg", killpg_until_dead)
+    monkeypatch.setattr(os, "waitpid", watcher_waitpid)
+    run = asyncio.create_task(
+        run_command("echo up; sleep 60", tmp_path, time_limit=60, env=dict(os.environ))
+    )
+    await until(lambda: bool(started), "the check command to start", timeout=10)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert started[0].returncode == -signal.SIGKILL
+    unknown = [r for r in caplog.records if "Unknown child process" in r.getMessage()]
+    assert unknown == []
+
+
 async def test_command_timeout_is_reported_as_checks_timeout(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     config = ChecksConfig(commands=["echo slow; sleep 30"], timeout_seconds=0.3)
     outcome = await _run(config, tmp_path, redis, keys)
@@ -127,7 +178,7 @@ async def test_command_timeout_is_reported_as_checks_timeout(
 
 
 async def test_required_checks_wake_on_a_signal_not_on_the_poll(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     forge = FakeForge()
     forge.set(SHA, CheckResult("ci", CheckState.PENDING))
@@ -147,7 +198,7 @@ async def test_required_checks_wake_on_a_signal_not_on_the_poll(
 
 
 async def test_a_signal_for_another_commit_does_not_decide(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     forge = FakeForge()
     forge.set(SHA, CheckResult("ci", CheckState.PENDING))
@@ -160,7 +211,7 @@ async def test_a_signal_for_another_commit_does_not_decide(
 
 
 async def test_required_check_never_created_is_missing_with_a_diagnosis(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     forge = FakeForge()
     forge.recent = {"unit-tests"}
@@ -173,7 +224,7 @@ async def test_required_check_never_created_is_missing_with_a_diagnosis(
 
 
 async def test_a_failed_required_check_blocks_with_its_link(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     forge = FakeForge()
     forge.set(
@@ -199,7 +250,7 @@ async def test_a_failed_required_check_blocks_with_its_link(
 
 
 async def test_shadow_mode_reports_would_wait_for_forge_checks(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     forge = FakeForge()
     config = ChecksConfig(commands=["true"], required=["ci"])
@@ -211,7 +262,7 @@ async def test_shadow_mode_reports_would_wait_for_forge_checks(
 
 @pytest.mark.parametrize("command", ["exit 0", "true"])
 async def test_passing_commands_pass(
-    command: str, tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    command: str, tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     outcome = await _run(ChecksConfig(commands=[command]), tmp_path, redis, keys)
     assert outcome.passed
@@ -232,7 +283,7 @@ def _runs(name: str, tmp_path: Path) -> int:
 
 
 async def test_a_failed_command_runs_again_from_where_it_failed_and_a_pass_is_flaky(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     before = f'echo run >> "{tmp_path / "before.runs"}"'
     flaky = _fails_first("flaky", tmp_path, times=2)
@@ -245,7 +296,7 @@ async def test_a_failed_command_runs_again_from_where_it_failed_and_a_pass_is_fl
 
 
 async def test_retries_run_out_and_the_failure_stands_with_how_often_it_ran(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     config = ChecksConfig(commands=[_fails_first("red", tmp_path, times=5)], retry_failed=2)
     outcome = await _run(config, tmp_path, redis, keys, poll_seconds=0.05)
@@ -255,7 +306,7 @@ async def test_retries_run_out_and_the_failure_stands_with_how_often_it_ran(
 
 
 async def test_a_flake_never_passes_by_itself(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     flaky = _fails_first("flaky", tmp_path)
     config = ChecksConfig(commands=[flaky, "false"], retry_failed=1)
@@ -269,7 +320,7 @@ async def test_a_flake_never_passes_by_itself(
 
 
 async def test_a_failed_forge_check_is_requested_again_and_its_old_result_ignored(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     forge = FakeForge()
     red = CheckResult("ci", CheckState.FAILURE, "https://ci/run/1", "1 failed")
@@ -296,7 +347,7 @@ async def test_a_failed_forge_check_is_requested_again_and_its_old_result_ignore
 
 
 async def test_a_failed_forge_check_whose_re_run_is_refused_stands_and_says_so(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     forge = FakeForge()
     forge.set(
@@ -314,7 +365,7 @@ async def test_a_failed_forge_check_whose_re_run_is_refused_stands_and_says_so(
 
 
 async def test_a_check_the_forge_re_runs_only_later_is_asked_again_when_ci_moves(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     """GitHub re-runs a job only once its whole workflow run finished: the early failure stays
     pending and the re-run is asked again at each check signal, until it is accepted."""
@@ -344,7 +395,7 @@ async def test_a_check_the_forge_re_runs_only_later_is_asked_again_when_ci_moves
 
 
 async def test_a_check_not_re_runnable_before_the_timeout_fails_and_says_why(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     forge = FakeForge()
     forge.set(
@@ -362,7 +413,7 @@ async def test_a_check_not_re_runnable_before_the_timeout_fails_and_says_why(
 
 
 async def test_a_re_requested_run_updated_in_place_gives_the_new_answer(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     """GitHub's documented answer to a re-request: the owning app updates that same check run
     (same link). A success there passes; a new failure there (a new start) fails at once."""
@@ -391,7 +442,7 @@ async def test_a_re_requested_run_updated_in_place_gives_the_new_answer(
 
 
 async def test_each_check_is_announced_as_it_starts(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     """The integrator records the announced check, so the dashboard says what runs now."""
     started: list[tuple[str, str]] = []

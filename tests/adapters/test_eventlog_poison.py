@@ -86,3 +86,17 @@ async def test_the_processor_gets_past_garbage_and_status_counts_it(runtime: Run
     status = await repo_status(runtime, REPO)
     assert status["poison_events"] == 1
     assert "unreadable event log entries (skipped, kept): 1" in render(status)
+
+
+async def test_replay_gets_past_envelopes_holding_the_page_separators(eventlog: EventLog) -> None:
+    """A replay reads pages packed into one string with two control characters as separators;
+    garbage holding them (never valid JSON) is recorded like any other poison entry."""
+    first = await valid(eventlog, "pr-1")
+    record_sep = await garbage(eventlog, id="rs", repo=REPO, envelope='{"a":\x1e1}')
+    unit_sep = await garbage(eventlog, id="us", repo=REPO, envelope='{"a":\x1f1}')
+    last = await valid(eventlog, "pr-2")
+    assert [e.entry_id async for e in eventlog.replay()] == [first, last]
+    assert [e.entry_id async for e in eventlog.replay(repo=REPO, batch=2)] == [first, last]
+    records = await eventlog.poison_entries()
+    assert [r["entry_id"] for r in records] == [record_sep, unit_sep]
+    assert records[0]["fields"]["envelope"] == '{"a":\x1e1}'

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import redis.asyncio as aioredis
-
+from mergebot.store.connection import RedisClient
 from mergebot.store.flaky import FlakyLog
 from mergebot.store.keys import Keys
 
@@ -15,7 +14,7 @@ NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 async def test_flakes_are_counted_per_check_over_the_last_seven_days(
-    redis: aioredis.Redis, keys: Keys
+    redis: RedisClient, keys: Keys
 ) -> None:
     log = FlakyLog(redis, keys)
     await log.record(REPO, ["pytest"], "a" * 40, NOW - timedelta(days=9))
@@ -27,7 +26,7 @@ async def test_flakes_are_counted_per_check_over_the_last_seven_days(
 
 
 async def test_entries_older_than_thirty_days_are_pruned_but_totals_stay(
-    redis: aioredis.Redis, keys: Keys
+    redis: RedisClient, keys: Keys
 ) -> None:
     log = FlakyLog(redis, keys)
     await log.record(REPO, ["pytest"], "a" * 40, NOW - timedelta(days=40))

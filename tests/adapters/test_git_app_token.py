@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -28,6 +27,7 @@ from mergebot.config import ServerConfig
 from mergebot.git.mirror import GitError
 from mergebot.git.workspace import Workspace, worktrees_root
 from mergebot.runtime import build_runtime
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from tests.conftest import settings_for
 from tests.fakegithub import bodies
@@ -91,7 +91,7 @@ def _askpass_answer(env: dict[str, str], prompt: str) -> str:
 
 async def test_git_gets_the_current_installation_token_at_every_call(
     tmp_path: Path,
-    redis: aioredis.Redis,
+    redis: RedisClient,
     keys: Keys,
     git_server: str,
     caplog: pytest.LogCaptureFixture,
@@ -144,7 +144,7 @@ async def test_git_gets_the_current_installation_token_at_every_call(
 
 
 async def test_a_token_that_cannot_be_minted_fails_the_git_call_without_a_secret(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys, git_server: str
+    tmp_path: Path, redis: RedisClient, keys: Keys, git_server: str
 ) -> None:
     pem = _pem()
     settings = settings_for(
@@ -164,7 +164,7 @@ async def test_a_token_that_cannot_be_minted_fails_the_git_call_without_a_secret
 
 
 async def test_a_configured_token_is_still_used_as_it_is(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     settings = settings_for(tmp_path, github_token=SecretStr("ghp_static0000000000"))
     config = ServerConfig({}, {REPO: {"forge": "github"}})

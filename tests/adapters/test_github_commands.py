@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from mergebot.config import ServerConfig, Settings, parse_server_config
 from mergebot.forge.base import CommentKind, Permission
@@ -22,6 +21,7 @@ from mergebot.main import background_services
 from mergebot.queue import QueueItem, Status
 from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.commands import CommandInbox
+from mergebot.store.connection import RedisClient
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
 from mergebot.store.queue import QueueStore
@@ -38,7 +38,7 @@ def forge() -> FakeForge:
 
 
 def make_runtime(
-    redis: aioredis.Redis, keys: Keys, forge: FakeForge | None, config: ServerConfig | None = None
+    redis: RedisClient, keys: Keys, forge: FakeForge | None, config: ServerConfig | None = None
 ) -> Runtime:
     config = config or parse_server_config(gh.SERVER_TOML, "mergebot.toml")
     runtime = build_runtime(Settings(), config, redis, keys)
@@ -48,7 +48,7 @@ def make_runtime(
 
 
 @pytest.fixture
-def runtime(redis: aioredis.Redis, keys: Keys, forge: FakeForge) -> Runtime:
+def runtime(redis: RedisClient, keys: Keys, forge: FakeForge) -> Runtime:
     return make_runtime(redis, keys, forge)
 
 
@@ -272,7 +272,7 @@ async def test_edited_quoted_and_code_commands_do_nothing(
     runtime: Runtime,
     forge: FakeForge,
     opened: list[tuple[str, str]],
-    redis: aioredis.Redis,
+    redis: RedisClient,
     keys: Keys,
     payload: dict[str, Any],
 ) -> None:
@@ -285,7 +285,7 @@ async def test_edited_quoted_and_code_commands_do_nothing(
 
 
 async def test_a_forge_failure_is_retried_later_and_then_acts_once(
-    runtime: Runtime, forge: FakeForge, opened: list[tuple[str, str]], redis: aioredis.Redis
+    runtime: Runtime, forge: FakeForge, opened: list[tuple[str, str]], redis: RedisClient
 ) -> None:
     forge.failures = 1
     await comment(runtime, "/mergebot merge")
@@ -303,7 +303,7 @@ async def test_a_command_that_keeps_failing_is_abandoned_with_an_error(
     runtime: Runtime,
     forge: FakeForge,
     opened: list[tuple[str, str]],
-    redis: aioredis.Redis,
+    redis: RedisClient,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     forge.failures = 100
@@ -316,7 +316,7 @@ async def test_a_command_that_keeps_failing_is_abandoned_with_an_error(
 
 
 async def test_commands_of_unmanaged_repos_are_not_acted_on(
-    redis: aioredis.Redis, keys: Keys, forge: FakeForge
+    redis: RedisClient, keys: Keys, forge: FakeForge
 ) -> None:
     runtime = make_runtime(redis, keys, forge, ServerConfig({}, {}))
     await comment(runtime, "/mergebot merge")
@@ -326,7 +326,7 @@ async def test_commands_of_unmanaged_repos_are_not_acted_on(
 
 
 async def test_without_a_forge_the_command_waits(
-    redis: aioredis.Redis, keys: Keys, caplog: pytest.LogCaptureFixture
+    redis: RedisClient, keys: Keys, caplog: pytest.LogCaptureFixture
 ) -> None:
     runtime = make_runtime(redis, keys, None)
     await comment(runtime, "/mergebot merge")
@@ -377,7 +377,7 @@ async def test_priority_commands_set_the_slugs_priority_and_bad_values_are_refus
 
 
 async def test_freeze_takes_maintain_and_says_why(
-    redis: aioredis.Redis, keys: Keys, opened: list[tuple[str, str]]
+    redis: RedisClient, keys: Keys, opened: list[tuple[str, str]]
 ) -> None:
     forge = FakeForge(permissions={"Codertocat": Permission.WRITE, "lead": Permission.MAINTAIN})
     runtime = make_runtime(redis, keys, forge)

@@ -9,8 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from mergebot.config import ServerConfig
 from mergebot.events import (
     IntegrationBlocked,
@@ -22,6 +20,7 @@ from mergebot.events import (
 from mergebot.github.reporter import drain
 from mergebot.queue import IntegrationRecord, QueueItem, Status
 from mergebot.runtime import Runtime
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from mergebot.store.queue import QueueStore
 from tests.brainkit import process
@@ -34,7 +33,7 @@ REPO = "acme/widgets"
 
 @asynccontextmanager
 async def github_repo(
-    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path, **settings: Any
+    fake_github: FakeGitHub, redis: RedisClient, keys: Keys, tmp_path: Path, **settings: Any
 ) -> AsyncIterator[tuple[Any, Runtime, QueueStore]]:
     """A GitHub repo on the fake server, mergebot running for it, and its queue store."""
     repo = fake_github.add_repo(REPO)
@@ -72,7 +71,7 @@ def mergebot_run(repo: Any, sha: str) -> dict[str, Any]:
 
 
 async def test_the_check_run_follows_the_candidate_to_merged(
-    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+    fake_github: FakeGitHub, redis: RedisClient, keys: Keys, tmp_path: Path
 ) -> None:
     async with github_repo(fake_github, redis, keys, tmp_path) as (repo, runtime, store):
         first = repo.remote.branch_with("one", "one.txt", "1\n")
@@ -128,7 +127,7 @@ async def test_the_check_run_follows_the_candidate_to_merged(
 
 
 async def test_a_blocked_candidate_gets_its_follow_up_once(
-    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+    fake_github: FakeGitHub, redis: RedisClient, keys: Keys, tmp_path: Path
 ) -> None:
     async with github_repo(fake_github, redis, keys, tmp_path) as (repo, runtime, store):
         number, sha, candidate = await pull_in_progress(fake_github, repo, store)
@@ -161,7 +160,7 @@ async def test_a_blocked_candidate_gets_its_follow_up_once(
 
 
 async def test_a_block_too_big_for_github_is_cut_to_fit_and_still_shown(
-    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+    fake_github: FakeGitHub, redis: RedisClient, keys: Keys, tmp_path: Path
 ) -> None:
     """20 failing matrix jobs with 6,000-character logs and 300 files: GitHub (the fake refuses
     what GitHub refuses) takes the check run and the comment, and the person reads what to do."""
@@ -192,7 +191,7 @@ async def test_a_block_too_big_for_github_is_cut_to_fit_and_still_shown(
 
 
 async def test_a_shadow_decision_is_shown_as_would_merge_and_leaves_the_pull_request(
-    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+    fake_github: FakeGitHub, redis: RedisClient, keys: Keys, tmp_path: Path
 ) -> None:
     squashing = github_repo(fake_github, redis, keys, tmp_path, merge_method="squash")
     async with squashing as (repo, runtime, store):
@@ -220,7 +219,7 @@ async def test_a_shadow_decision_is_shown_as_would_merge_and_leaves_the_pull_req
 
 
 async def test_a_freeze_is_shown_on_the_check_run_of_the_candidate_being_integrated(
-    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+    fake_github: FakeGitHub, redis: RedisClient, keys: Keys, tmp_path: Path
 ) -> None:
     async with github_repo(fake_github, redis, keys, tmp_path) as (repo, runtime, store):
         _number, sha, _candidate = await pull_in_progress(fake_github, repo, store)

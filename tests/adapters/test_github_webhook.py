@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -19,7 +18,7 @@ from mergebot.github.translate import translate
 from mergebot.main import create_app
 from mergebot.runtime import Runtime, build_runtime
 from mergebot.store.commands import CommandInbox
-from mergebot.store.connection import connect, subscribe
+from mergebot.store.connection import RedisClient, connect, subscribe
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
 from mergebot.store.refusals import RefusalLog
@@ -38,14 +37,14 @@ def server_config() -> ServerConfig:
 @pytest.fixture
 async def make_client(
     aiohttp_client: Callable[[web.Application], Awaitable[Client]],
-    redis: aioredis.Redis,
+    redis: RedisClient,
     keys: Keys,
 ) -> MakeClient:
     async def make(
         *,
         secret: str | None = SECRET,
         config: ServerConfig | None = None,
-        client_redis: aioredis.Redis | None = None,
+        client_redis: RedisClient | None = None,
     ) -> Client:
         settings = Settings(webhook_secret=secret)
         runtime = build_runtime(settings, config or server_config(), client_redis or redis, keys)
@@ -317,7 +316,7 @@ async def test_each_approval_of_a_reviewer_is_the_next_round_and_redelivery_keep
 
 
 async def test_command_comment_is_queued_once_and_stores_no_event(
-    client: Client, eventlog: EventLog, redis: aioredis.Redis, keys: Keys
+    client: Client, eventlog: EventLog, redis: RedisClient, keys: Keys
 ) -> None:
     payload = gh.pr_comment("/mergebot merge")
     status, body = await post(client, "issue_comment", payload, "c-1")
@@ -331,7 +330,7 @@ async def test_command_comment_is_queued_once_and_stores_no_event(
 
 
 async def test_check_reports_publish_a_wake_up_for_the_commit(
-    client: Client, eventlog: EventLog, redis: aioredis.Redis, keys: Keys, redis_url: str
+    client: Client, eventlog: EventLog, redis: RedisClient, keys: Keys, redis_url: str
 ) -> None:
     listener = connect(redis_url)
     pubsub = await subscribe(listener, keys.check_signals(REPO))
@@ -375,7 +374,7 @@ async def test_intake_refuses_nothing_it_was_not_given(
 
 
 async def test_perform_is_usable_without_the_web_tier(
-    redis: aioredis.Redis, keys: Keys, eventlog: EventLog
+    redis: RedisClient, keys: Keys, eventlog: EventLog
 ) -> None:
     runtime = Runtime(Settings(), server_config(), redis, keys, eventlog)
     translation = translate("push", gh.feature_push(), lambda r: BASE)
@@ -386,7 +385,7 @@ async def test_perform_is_usable_without_the_web_tier(
 
 
 async def test_refusals_of_signed_deliveries_are_recorded_and_forged_ones_only_counted(
-    client: Client, redis: aioredis.Redis, keys: Keys
+    client: Client, redis: RedisClient, keys: Keys
 ) -> None:
     await post(client, "push", b"{oops", "d-bad")
     await post(client, "push", gh.load("push.branch_created"), "d-f", headers={

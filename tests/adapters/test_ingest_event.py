@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -23,6 +22,7 @@ from mergebot.config import Settings, parse_server_config
 from mergebot.forge.base import Permission
 from mergebot.main import COMMANDS, create_app
 from mergebot.runtime import Runtime, build_runtime
+from mergebot.store.connection import RedisClient
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
 from tests import ghsupport as gh
@@ -55,7 +55,7 @@ PAYLOADS: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
 ]
 
 
-def runtime_for(redis: aioredis.Redis, keys: Keys) -> Runtime:
+def runtime_for(redis: RedisClient, keys: Keys) -> Runtime:
     config = parse_server_config(gh.SERVER_TOML, "mergebot.toml")
     return build_runtime(Settings(webhook_secret=SECRET), config, redis, keys)
 
@@ -66,7 +66,7 @@ def stored_view(envelopes: list[Any]) -> list[tuple[str, str, str, dict[str, Any
 
 async def test_ingest_stores_what_the_webhook_stores(
     aiohttp_client: Callable[[web.Application], Awaitable[Client]],
-    redis: aioredis.Redis,
+    redis: RedisClient,
     keys: Keys,
 ) -> None:
     hook_keys = Keys(prefix=f"{keys.prefix}:hook")
@@ -102,7 +102,7 @@ async def test_ingest_stores_what_the_webhook_stores(
 
 
 async def test_same_run_twice_is_stored_once_and_without_run_id_the_content_decides(
-    redis: aioredis.Redis, keys: Keys, eventlog: EventLog
+    redis: RedisClient, keys: Keys, eventlog: EventLog
 ) -> None:
     runtime = runtime_for(redis, keys)
     raw = gh.body_of(gh.load("pull_request.opened"))
@@ -127,7 +127,7 @@ async def test_same_run_twice_is_stored_once_and_without_run_id_the_content_deci
     ],
 )
 async def test_bad_event_files_store_nothing(
-    redis: aioredis.Redis, keys: Keys, eventlog: EventLog, raw: bytes, message: str
+    redis: RedisClient, keys: Keys, eventlog: EventLog, raw: bytes, message: str
 ) -> None:
     with pytest.raises(IngestError, match=message):
         await ingest(runtime_for(redis, keys), "pull_request", raw, {"GITHUB_RUN_ID": "1"})
@@ -135,7 +135,7 @@ async def test_bad_event_files_store_nothing(
 
 
 async def test_a_command_is_acted_on_at_once_when_a_forge_is_configured(
-    redis: aioredis.Redis, keys: Keys, eventlog: EventLog
+    redis: RedisClient, keys: Keys, eventlog: EventLog
 ) -> None:
     runtime = runtime_for(redis, keys)
     forge = FakeForge(permissions={"Codertocat": Permission.WRITE})

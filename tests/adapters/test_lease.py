@@ -6,9 +6,8 @@ import asyncio
 import time
 
 import pytest
-import redis.asyncio as aioredis
 
-from mergebot.store.connection import connect
+from mergebot.store.connection import RedisClient, connect
 from mergebot.store.keys import Keys
 from mergebot.store.lease import Lease, LeaseBusyError, LeaseLostError
 from tests.waiting import until
@@ -16,7 +15,7 @@ from tests.waiting import until
 REPO = "acme/widgets"
 
 
-def lease(redis: aioredis.Redis, keys: Keys, owner: str, **kw: float) -> Lease:
+def lease(redis: RedisClient, keys: Keys, owner: str, **kw: float) -> Lease:
     return Lease(redis, keys, REPO, "main", owner, **kw)
 
 
@@ -44,7 +43,7 @@ async def test_key_is_named_after_repo_and_base(keys: Keys) -> None:
     assert keys.lease(REPO, "main").endswith("integration/acme/widgets/main")
 
 
-async def test_wrong_token_cannot_renew_or_release(redis: aioredis.Redis, keys: Keys) -> None:
+async def test_wrong_token_cannot_renew_or_release(redis: RedisClient, keys: Keys) -> None:
     holder = lease(redis, keys, "a")
     assert await holder.acquire()
     intruder = lease(redis, keys, "b")
@@ -59,9 +58,7 @@ async def test_wrong_token_cannot_renew_or_release(redis: aioredis.Redis, keys: 
     assert await holder.holder() is None
 
 
-async def test_same_owner_reacquire_extends_and_keeps_token(
-    redis: aioredis.Redis, keys: Keys
-) -> None:
+async def test_same_owner_reacquire_extends_and_keeps_token(redis: RedisClient, keys: Keys) -> None:
     first = lease(redis, keys, "a")
     assert await first.acquire()
     before = await first.holder()
@@ -76,7 +73,7 @@ async def test_same_owner_reacquire_extends_and_keeps_token(
 
 
 async def test_busy_lease_is_not_broken_before_expiry_then_is(
-    redis: aioredis.Redis, keys: Keys
+    redis: RedisClient, keys: Keys
 ) -> None:
     old = lease(redis, keys, "a", ttl_seconds=0.3, renew_seconds=0.1)
     assert await old.acquire()
@@ -94,7 +91,7 @@ async def test_busy_lease_is_not_broken_before_expiry_then_is(
         old.ensure()
 
 
-async def test_held_renews_in_background_beyond_ttl(redis: aioredis.Redis, keys: Keys) -> None:
+async def test_held_renews_in_background_beyond_ttl(redis: RedisClient, keys: Keys) -> None:
     holder = lease(redis, keys, "a", ttl_seconds=0.3, renew_seconds=0.05)
     other = lease(redis, keys, "b")
     async with holder.held():
@@ -107,7 +104,7 @@ async def test_held_renews_in_background_beyond_ttl(redis: aioredis.Redis, keys:
     assert await other.acquire()
 
 
-async def test_renewal_failure_is_reported_to_the_holder(redis: aioredis.Redis, keys: Keys) -> None:
+async def test_renewal_failure_is_reported_to_the_holder(redis: RedisClient, keys: Keys) -> None:
     holder = lease(redis, keys, "a", ttl_seconds=5, renew_seconds=0.05)
     async with holder.held():
         holder.ensure()
@@ -119,7 +116,7 @@ async def test_renewal_failure_is_reported_to_the_holder(redis: aioredis.Redis, 
     assert await redis.hget(keys.lease(REPO, "main"), "lease_token") == "stolen"
 
 
-async def test_held_refuses_when_someone_else_holds(redis: aioredis.Redis, keys: Keys) -> None:
+async def test_held_refuses_when_someone_else_holds(redis: RedisClient, keys: Keys) -> None:
     assert await lease(redis, keys, "a").acquire()
     with pytest.raises(LeaseBusyError):
         async with lease(redis, keys, "b").held():
@@ -132,7 +129,7 @@ def test_bad_timing_is_refused(keys: Keys) -> None:
 
 
 async def test_a_lease_its_holder_never_released_counts_a_takeover(
-    redis: aioredis.Redis, keys: Keys
+    redis: RedisClient, keys: Keys
 ) -> None:
     history = keys.lease_history(keys.lease(REPO, "main"))
     first = lease(redis, keys, "first", ttl_seconds=0.2, renew_seconds=0.1)

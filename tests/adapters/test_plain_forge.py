@@ -5,18 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from mergebot.config import ConfigError, Settings, parse_server_config
 from mergebot.forge.base import Permission
 from mergebot.forge.plain import PlainGitForge
 from mergebot.runtime import build_runtime
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from tests.gitutil import GitRemote
 
 
 async def test_plain_forge_reads_files_from_the_mirror_and_has_no_ci(
-    remote: GitRemote, tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    remote: GitRemote, tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     remote.commit(".github/mergebot.toml", 'merge_method = "squash"', "config without newline")
     sha = remote.push("main")
@@ -45,7 +45,7 @@ async def test_plain_forge_reads_files_from_the_mirror_and_has_no_ci(
 
 
 async def test_a_git_forge_without_remote_is_a_config_error(
-    tmp_path: Path, redis: aioredis.Redis, keys: Keys
+    tmp_path: Path, redis: RedisClient, keys: Keys
 ) -> None:
     server = parse_server_config('[repos."acme/widgets"]\nforge = "git"\n', "mergebot.toml")
     runtime = build_runtime(Settings(data_dir=tmp_path), server, redis, keys)

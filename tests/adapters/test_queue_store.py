@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import pytest
-import redis.asyncio as aioredis
 
 from mergebot.queue import IntegrationRecord, InvalidTransitionError, QueueItem, Status
-from mergebot.store.connection import connect
+from mergebot.store.connection import RedisClient, connect
 from mergebot.store.keys import Keys
 from mergebot.store.queue import ItemNotFoundError, QueueStore, UnexpectedStatusError
 
@@ -27,11 +26,11 @@ def item(slug: str = "pr-1", sha: str = "a" * 40, minutes: int = 0) -> QueueItem
 
 
 @pytest.fixture
-def store(redis: aioredis.Redis, keys: Keys) -> QueueStore:
+def store(redis: RedisClient, keys: Keys) -> QueueStore:
     return QueueStore(redis, keys)
 
 
-async def changes(redis: aioredis.Redis, keys: Keys) -> list[dict[str, str]]:
+async def changes(redis: RedisClient, keys: Keys) -> list[dict[str, str]]:
     rows = cast(list[tuple[str, dict[str, str]]], await redis.xrange(keys.changes(REPO)))
     return [fields for _id, fields in rows]
 
@@ -55,7 +54,7 @@ async def test_items_are_fifo_by_ready_at_not_by_arrival(store: QueueStore) -> N
 
 
 async def test_transition_records_history_and_appends_change(
-    store: QueueStore, redis: aioredis.Redis, keys: Keys
+    store: QueueStore, redis: RedisClient, keys: Keys
 ) -> None:
     await store.enqueue(item())
     it = item()
@@ -84,7 +83,7 @@ async def test_transition_records_history_and_appends_change(
 
 
 async def test_annotate_records_a_new_place_without_a_status_change(
-    store: QueueStore, redis: aioredis.Redis, keys: Keys
+    store: QueueStore, redis: RedisClient, keys: Keys
 ) -> None:
     await store.enqueue(item())
     it = item()
@@ -120,7 +119,7 @@ async def test_annotate_records_a_new_place_without_a_status_change(
 
 
 async def test_illegal_transition_is_refused_and_nothing_changes(
-    store: QueueStore, redis: aioredis.Redis, keys: Keys
+    store: QueueStore, redis: RedisClient, keys: Keys
 ) -> None:
     await store.enqueue(item())
     with pytest.raises(InvalidTransitionError, match="from queued to blocked"):
@@ -179,7 +178,7 @@ async def test_concurrent_transitions_exactly_one_wins(
     try:
         targets = [Status.IN_PROGRESS, Status.CANCELLED, Status.SUPERSEDED, Status.INTEGRATED] * 2
 
-        async def move(client: aioredis.Redis, target: Status) -> Status | None:
+        async def move(client: RedisClient, target: Status) -> Status | None:
             try:
                 await QueueStore(client, keys).transition(
                     REPO, "main", item().id, target, cause="race", expect=Status.QUEUED
@@ -252,7 +251,7 @@ async def test_a_higher_priority_comes_first_but_never_overtakes_an_item_in_prog
 
 
 async def test_enqueue_many_over_repos_and_past_a_chunk_writes_what_enqueue_would(
-    store: QueueStore, redis: aioredis.Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+    store: QueueStore, redis: RedisClient, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("mergebot.store.queue._ENQUEUE_CHUNK", 2)  # five items: three calls
     other = item(slug="pr-9", sha="9" * 40).model_copy(update={"repo": "acme/gadgets"})

@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from mergebot.events import envelope_for, parse_event
-from mergebot.store.connection import connect
+from mergebot.store.connection import RedisClient, connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog
 from mergebot.store.keys import Keys
@@ -278,7 +277,7 @@ async def _outcomes(eventlog: EventLog) -> set[str]:
 
 
 async def test_a_frozen_lease_holder_among_three_workers_breaks_no_invariant(
-    tmp_path: Path, remote: GitRemote, redis: aioredis.Redis, keys: Keys, redis_url: str
+    tmp_path: Path, remote: GitRemote, redis: RedisClient, keys: Keys, redis_url: str
 ) -> None:
     rng = random.Random(SEED + 1)
     enable_ref_log(remote)

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from mergebot.config import ServerConfig
 from mergebot.runtime import Runtime
+from mergebot.store.connection import RedisClient
 from mergebot.store.flaky import FlakyLog
 from mergebot.store.keys import Keys
 from tests import waiting
@@ -94,7 +94,7 @@ def server_config(repo: FakeRepo, **table: Any) -> ServerConfig:
 @pytest.fixture
 def world_factory(
     fake_github: FakeGitHub,
-    redis: aioredis.Redis,
+    redis: RedisClient,
     keys: Keys,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

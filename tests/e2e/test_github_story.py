@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
@@ -20,6 +19,7 @@ from mergebot.github.command_worker import command_service
 from mergebot.github.signature import sign
 from mergebot.main import create_app
 from mergebot.runtime import Runtime, build_runtime
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from tests import waiting
 from tests.fakegithub.fixtures import FAKE_TOKEN, WEBHOOK_SECRET
@@ -35,7 +35,7 @@ REPO = "acme/widgets"
 async def mergebot(
     fake_github: FakeGitHub,
     aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
-    redis: aioredis.Redis,
+    redis: RedisClient,
     keys: Keys,
 ) -> AsyncIterator[Runtime]:
     config = parse_server_config(f'[repos."{REPO}"]\nforge = "github"\n', "mergebot.toml")

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from mergebot.config import parse_server_config
 from mergebot.events import envelope_for, parse_event
 from mergebot.integrator import CRASH_ENV, STEPS
 from mergebot.queue import Status
 from mergebot.runtime import Runtime, build_runtime
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from tests.conftest import API_TOKEN, free_port, settings_for
 from tests.gitutil import GitRemote, git
@@ -45,7 +45,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def world(
-    redis: aioredis.Redis, keys: Keys, redis_url: str, remote: GitRemote, tmp_path: Path
+    redis: RedisClient, keys: Keys, redis_url: str, remote: GitRemote, tmp_path: Path
 ) -> AsyncIterator[World]:
     enable_ref_log(remote)
     world = World(redis, keys, redis_url, remote, tmp_path)
@@ -60,7 +60,7 @@ class World:
     integrated by child processes."""
 
     def __init__(
-        self, redis: aioredis.Redis, keys: Keys, redis_url: str, remote: GitRemote, tmp: Path
+        self, redis: RedisClient, keys: Keys, redis_url: str, remote: GitRemote, tmp: Path
     ) -> None:
         self.remote = remote
         self.config = tmp / "mergebot.toml"

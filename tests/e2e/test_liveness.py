@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from mergebot.config import parse_server_config
 from mergebot.events import envelope_for, parse_event
 from mergebot.integrator import IntegratorHook
 from mergebot.processor import GROUP
 from mergebot.queue import Status
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from mergebot.store.lease import info_from_hash
 from tests.conftest import API_TOKEN, free_port
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def world(
-    redis: aioredis.Redis, keys: Keys, redis_url: str, remote: GitRemote, tmp_path: Path
+    redis: RedisClient, keys: Keys, redis_url: str, remote: GitRemote, tmp_path: Path
 ) -> AsyncIterator[World]:
     world = World(redis, keys, redis_url, remote, tmp_path)
     try:

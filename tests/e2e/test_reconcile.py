@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from mergebot.config import ServerConfig
 from mergebot.events import Envelope
 from mergebot.forge.github import GitHubForge
 from mergebot.github.reconcile import reconcile_all, reconcile_repo
 from mergebot.github.translate import translate
 from mergebot.github.translated import PendingApproval
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from tests.fakegithub.harness import mergebot_for, settings_for
 from tests.fakegithub.server import FakeGitHub
@@ -41,7 +40,7 @@ async def log_of(runtime: Any) -> list[Envelope]:
 
 
 async def test_one_pass_recovers_exactly_the_dropped_events_and_a_second_adds_nothing(
-    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+    fake_github: FakeGitHub, redis: RedisClient, keys: Keys, tmp_path: Path
 ) -> None:
     repo = fake_github.add_repo(REPO)
     repo.permissions.update({"alice": "write", "carol": "write"})
@@ -98,7 +97,7 @@ async def test_one_pass_recovers_exactly_the_dropped_events_and_a_second_adds_no
 
 
 async def test_nothing_is_added_when_no_webhook_was_lost(
-    fake_github: FakeGitHub, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+    fake_github: FakeGitHub, redis: RedisClient, keys: Keys, tmp_path: Path
 ) -> None:
     repo = fake_github.add_repo(REPO)
     repo.permissions["alice"] = "write"

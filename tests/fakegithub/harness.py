@@ -9,13 +9,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import SecretStr
 
 from mergebot.config import ServerConfig, Settings
 from mergebot.main import background_services, create_app
 from mergebot.runtime import Runtime, build_runtime
+from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
 from tests.fakegithub.fixtures import FAKE_TOKEN, WEBHOOK_SECRET
 from tests.fakegithub.server import FakeGitHub
@@ -35,7 +35,7 @@ def settings_for(fake: FakeGitHub, data_dir: Any, **overrides: Any) -> Settings:
 @contextlib.asynccontextmanager
 async def mergebot_for(
     fake: FakeGitHub,
-    redis: aioredis.Redis,
+    redis: RedisClient,
     keys: Keys,
     server_config: ServerConfig,
     settings: Settings,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from mergebot.events import (
     EVENT_MODELS,
     TAXONOMY,
+    Envelope,
     EventError,
     EventName,
     ReviewApproved,
@@ -16,6 +19,7 @@ from mergebot.events import (
     envelope_for,
     parse_event,
     parse_events_body,
+    stored_event,
 )
 from tests.factories import raw_event
 
@@ -179,3 +183,38 @@ def test_content_id_is_stable_and_content_sensitive() -> None:
     c = envelope_for(parse_event(raw_event("review_approved", review_round=2)).event, source="api")
     assert a.id == b.id == content_id(a.name, a.payload)
     assert a.id != c.id
+
+
+def _stored_text(name: str, payload: dict[str, Any]) -> str:
+    """An envelope as the log stores it, around any payload (valid or not)."""
+    return json.dumps(
+        {"id": "e-1", "name": name, "type": "t", "source": "test",
+         "received_at": "2026-11-25T10:00:00Z", "payload": payload}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_MODELS))
+def test_a_stored_event_read_in_one_pass_equals_the_envelope_then_its_event(name: str) -> None:
+    extra = {"previous_sha": "b" * 40, "note": {"free": ["form", 1, None]}}
+    for payload in (raw_event(name), {**raw_event(name), **extra}):
+        fields = {k: v for k, v in payload.items() if k not in ("name", "id")}
+        text = _stored_text(name, fields)
+        envelope = Envelope.from_json(text)
+        found = stored_event(text)
+        assert found is not None
+        assert (found.repo, found.name) == (envelope.repo, envelope.name)
+        assert found.event == envelope.event()
+        assert type(found.event) is type(envelope.event())
+
+
+def test_a_stored_event_that_does_not_validate_is_left_to_the_two_step_read() -> None:
+    fields = {k: v for k, v in raw_event("finalize_ready").items() if k not in ("name", "id")}
+    assert stored_event(_stored_text("finalize_ready", {**fields, "branch": "a..b"})) is None
+    assert stored_event(_stored_text("review_approved", fields)) is None  # another event's payload
+    assert stored_event(_stored_text("nonsense", fields)) is None
+    assert stored_event('{"not": "an envelope"}') is None
+    # The repo as stored (what `Envelope.repo` answers), even where the event's is trimmed.
+    spaced = _stored_text("finalize_ready", {**fields, "repo": f" {fields['repo']} "})
+    found = stored_event(spaced)
+    assert found is not None
+    assert (found.repo, found.event.repo) == (Envelope.from_json(spaced).repo, fields["repo"])

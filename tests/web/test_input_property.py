@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -28,6 +27,7 @@ from mergebot.config import parse_server_config
 from mergebot.github.signature import sign
 from mergebot.main import create_app
 from mergebot.runtime import Runtime, build_runtime
+from mergebot.store.connection import RedisClient
 from mergebot.store.eventlog import EventLog, LogEntry
 from mergebot.store.keys import Keys
 from tests import ghsupport as gh
@@ -169,7 +169,7 @@ def webhook_requests(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
 
 @pytest.fixture
 async def client(
-    aiohttp_client: MakeClient, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+    aiohttp_client: MakeClient, redis: RedisClient, keys: Keys, tmp_path: Path
 ) -> Client:
     config = parse_server_config(gh.SERVER_TOML, "mergebot.toml")
     runtime: Runtime = build_runtime(
@@ -178,7 +178,7 @@ async def client(
     return await aiohttp_client(create_app(runtime))
 
 
-async def _stored_count(eventlog: EventLog, redis: aioredis.Redis, keys: Keys) -> int:
+async def _stored_count(eventlog: EventLog, redis: RedisClient, keys: Keys) -> int:
     return await eventlog.length() + int(await redis.xlen(keys.commands()))
 
 
@@ -190,7 +190,7 @@ async def _stored_count(eventlog: EventLog, redis: aioredis.Redis, keys: Keys) -
 async def test_no_input_gets_a_server_error_and_a_refusal_stores_nothing(
     client: Client,
     eventlog: EventLog,
-    redis: aioredis.Redis,
+    redis: RedisClient,
     keys: Keys,
     path: str,
     requests: st.SearchStrategy[tuple[bytes, dict[str, str]]],

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -15,6 +14,7 @@ from mergebot.config import ServerConfig
 from mergebot.events import Envelope
 from mergebot.main import create_app
 from mergebot.runtime import build_runtime
+from mergebot.store.connection import RedisClient
 from mergebot.store.eventlog import AppendResult, EventLog
 from mergebot.store.keys import Keys
 from tests.conftest import settings_for
@@ -28,7 +28,7 @@ MakeClient = Callable[[web.Application], Awaitable[Client]]
 class GatedEventLog(EventLog):
     """An event log whose appends wait for `gate`: a request held in flight on purpose."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         super().__init__(redis, keys)
         self.gate = asyncio.Event()
         self.entered = asyncio.Event()
@@ -40,7 +40,7 @@ class GatedEventLog(EventLog):
 
 
 async def test_ingest_beyond_the_bound_is_refused_at_once_and_stores_nothing(
-    aiohttp_client: MakeClient, redis: aioredis.Redis, keys: Keys, tmp_path: Path
+    aiohttp_client: MakeClient, redis: RedisClient, keys: Keys, tmp_path: Path
 ) -> None:
     settings = settings_for(tmp_path, max_ingest_in_flight=1, webhook_secret="s3cret")
     runtime = build_runtime(settings, ServerConfig({}, {}), redis, keys)
