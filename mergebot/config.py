@@ -134,10 +134,12 @@ class Settings(BaseSettings):
     # (into a snapshot replay starts from). See mergebot.compaction.
     retention_days: float = Field(default=30, gt=0)
     # Ingest requests (POST /events, /webhook) in flight before more are answered 503 at once.
-    # What waits in flight waits about bound / rate: 32 is 32 ms at 1,000 requests/s (a loaded
-    # 2-core machine), well inside the 200 ms an accepted request may take under overload, and
-    # more than a producer or GitHub sends at once in normal operation.
-    max_ingest_in_flight: int = Field(default=32, ge=1)
+    # What waits in flight waits about bound / rate: 16 is 4 ms at the 4,000 requests/s a
+    # process stores on 2 cores, and more than a producer or GitHub sends at once in normal
+    # operation. Measured at twice that rate, 32 let the accepted requests crowd the event
+    # loop (refusals waited 73-98 ms at p99 and fewer requests got in); 16 kept refusals under
+    # 20 ms and accepted twice as many (docs/benchmarks.md).
+    max_ingest_in_flight: int = Field(default=16, ge=1)
     # How often the open pull requests of GitHub repos are compared with the event log.
     reconcile_interval_seconds: float = Field(default=600, gt=0)
     # Spacing of GitHub writes (GitHub asks for about a second between content-creating calls).
