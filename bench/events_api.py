@@ -108,7 +108,8 @@ def bare_app(redis_url: str, token: str) -> Iterator[tuple[str, int]]:
     """`bench/bare_ingest.py` in a child process; stopped at the end."""
     port = free_port()
     script = Path(__file__).with_name("bare_ingest.py")
-    args = ["--port", str(port), "--redis-url", redis_url, "--token", token]
+    # `--token=…`: a token may start with "-", which argparse would take for an option.
+    args = ["--port", str(port), "--redis-url", redis_url, f"--token={token}"]
     proc = subprocess.Popen([sys.executable, str(script), *args])
     try:
         yield f"http://127.0.0.1:{port}", proc.pid
@@ -256,7 +257,7 @@ async def run(
 def overload(base: str, token: str, rate: float, seconds: float) -> None:
     """Open loop at `rate` for `seconds`, from `bench/open_loop.py` in a process of its own."""
     script = Path(__file__).with_name("open_loop.py")
-    args = ["--url", base, "--token", token, "--rate", f"{rate:.0f}", "--seconds", str(seconds)]
+    args = ["--url", base, f"--token={token}", "--rate", f"{rate:.0f}", "--seconds", str(seconds)]
     subprocess.run([sys.executable, str(script), *args], check=True)
 
 
