@@ -238,7 +238,11 @@ ENTRIES_PER_PROCESS = 20_000
 def default_jobs() -> int:
     """One process per CPU this process may run on, up to 4: Redis serves every one of them,
     and past a few the log's reads, not the folds, are what they wait for."""
-    return max(1, min(4, len(os.sched_getaffinity(0))))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # Linux has it, not every platform does
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
 
 
 def share_out(weights: Mapping[str, int], jobs: int) -> list[list[str]]:
