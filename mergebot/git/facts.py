@@ -7,8 +7,9 @@ A batch costs what it holds, not what the repo ever held:
   `integration_completed`). A branch the mirror already shows there needs nothing; the others are
   brought up to date by one fetch limited to them (the remote lists only those refs). A batch
   that moves no branch (approvals, withdrawals...) fetches nothing. The first snapshot of a repo
-  in a process and the periodic re-check (no claims) fetch everything, so a change no event
-  announced (a hand merge into base) is seen within a re-check period.
+  in a process and the periodic re-check (no claims) list the remote's refs (`ls-remote`) and
+  fetch everything when any moved, so a change no event announced (a hand merge into base) is
+  seen within a re-check period; a remote that did not move costs a listing, not a fetch.
 - **Refs in one process.** Every `origin/*` tip is read by one `for-each-ref` after each fetch,
   so a candidate whose sha is its branch's tip (the usual case) costs no git process at all.
 - **Ancestry cached by sha.** "Is a reachable from b" never changes for two given commits, so the
@@ -197,8 +198,8 @@ class MirrorGitFactsSource:
         mirror.ensure()
         if claims is None or repo not in self._tips_read:
             # Everything, and at least once per process: the mirror may be days old.
-            mirror.fetch()
-            self.fetches["full"] += 1
+            if mirror.fetch_if_moved():
+                self.fetches["full"] += 1
         else:
             branches = unsettled(self._read_tips(repo, mirror), claims)
             if branches:

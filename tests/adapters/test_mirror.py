@@ -34,6 +34,31 @@ def test_mirror_fetch_prunes_deleted_branches(remote: GitRemote, tmp_path: Path)
     mirror.close()
 
 
+def test_a_mirror_fetches_again_only_when_the_remote_moved(
+    remote: GitRemote, tmp_path: Path
+) -> None:
+    remote.branch_with("gone", "g.txt", "g\n")
+    fork = remote.pull_request_head(3, "fork.txt", "from a fork\n")
+    mirror = Mirror(tmp_path / "m.git", remote.url)
+    try:
+        assert mirror.fetch_if_moved()  # an empty mirror: everything is new
+        assert mirror.remote_branch("pull/3/head") == fork
+        assert not mirror.fetch_if_moved()  # nothing moved: listed, not fetched
+        generation = mirror.generation
+
+        moved = remote.branch_with("feature/y", "y.txt", "y\n")
+        assert mirror.fetch_if_moved()
+        assert mirror.remote_branch("feature/y") == moved
+        assert mirror.generation == generation + 1  # readers of its refs read them again
+
+        git(remote.work, "push", "-q", "origin", ":gone")
+        assert mirror.fetch_if_moved()
+        assert mirror.remote_branch("gone") is None
+        assert not mirror.fetch_if_moved()
+    finally:
+        mirror.close()
+
+
 def test_mirror_fetches_pull_request_heads_of_forks(remote: GitRemote, tmp_path: Path) -> None:
     fork = remote.pull_request_head(7, "fork.txt", "from a fork\n")
     assert git(remote.bare, "for-each-ref", "refs/heads/", "--format=%(refname)") == (
