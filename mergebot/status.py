@@ -257,10 +257,13 @@ async def _candidates(
             pos = position
         candidates.append(_item_entry(item, pos, states.get(item.id)))
     active = len(candidates)
-    for key in sorted(states, key=lambda k: (states[k].slug, _iso(states[k].ready_at) or "")):
-        state = states[key]
-        if state.status == CandidateStatus.WAITING and key not in active_ids:
-            candidates.append(_waiting_entry(state))
+    waiting_states = [
+        state
+        for key, state in states.items()
+        if state.status == CandidateStatus.WAITING and key not in active_ids
+    ]
+    waiting_states.sort(key=lambda state: (state.slug, _iso(state.ready_at) or ""))
+    candidates += [_waiting_entry(state) for state in waiting_states]
     finished = sorted(
         (i for i in items if i.status in FINAL), key=lambda i: i.updated_at, reverse=True
     )
