@@ -31,11 +31,20 @@ alone until git answers again, except for that correction, which git does not de
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from mergebot.ids import ItemId
-from mergebot.queue import REVIVABLE, QueueItem, Status
+from mergebot.queue import (
+    REVIVABLE,
+    InvalidTransitionError,
+    QueueItem,
+    Status,
+    enqueued,
+    moved,
+    rescheduled,
+)
 from mergebot.readiness import CandidateState, CandidateStatus
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
@@ -222,3 +231,39 @@ def _plan_one(
                 out.add(
                     Move(key, Status.INTEGRATED, Status.QUEUED, f"found already on base: {why}")
                 )
+
+
+def queue_after(
+    actions: Sequence[Action], items: Mapping[str, QueueItem], now: datetime
+) -> dict[str, QueueItem]:
+    """The items (by id) that `actions` leave, performed on `items` in memory by the rules the
+    store performs them by (`enqueued`, `moved`, `rescheduled`), moves at `now`. A move the
+    store would refuse (the item gone, in another status than expected, or not allowed to go
+    there) is skipped, as the processor skips it; an `Interrupt` is for the lease holder and
+    changes no item. A replay rebuilds a queue this way instead of writing it to Redis and
+    reading it back."""
+    out = dict(items)
+    for action in actions:
+        match action:
+            case Enqueue(item=item, cause=cause):
+                found = enqueued(item, out.get(item.id), cause)
+                if found is not None:
+                    out[item.id] = found[0]
+            case Move(item_id=key, to=to, expect=expect):
+                current = out.get(key)
+                if current is None or current.status != expect:
+                    continue
+                try:
+                    out[key], _ = moved(
+                        current, to, at=now, cause=action.cause, followup_id=action.followup_id,
+                        reasons=action.reasons,
+                    )  # fmt: skip
+                except InvalidTransitionError:
+                    continue
+            case Reschedule(item_id=key, ready_at=ready_at, priority=priority):
+                current = out.get(key)
+                if current is not None:
+                    out[key] = rescheduled(current, ready_at, priority) or current
+            case Interrupt():
+                pass
+    return out

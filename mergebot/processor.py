@@ -38,9 +38,10 @@ from mergebot.events import (
 )
 from mergebot.forge.repo_config import EffectiveConfigs
 from mergebot.git.facts import GitFactsSource, MirrorGitFactsSource
-from mergebot.plan import Action, Enqueue, Interrupt, Move, Reschedule, plan
-from mergebot.queue import InvalidTransitionError, Status
+from mergebot.plan import Action, Enqueue, Interrupt, Move, Reschedule, plan, queue_after
+from mergebot.queue import InvalidTransitionError, QueueItem, Status
 from mergebot.readiness import (
+    CandidateState,
     CandidateStatus,
     GitFacts,
     GitFactsError,
@@ -201,15 +202,26 @@ class Projector:
             result.applied += len(entries)
         return touched, events
 
-    async def settle(self, state: ProjectionState, result: BatchResult) -> None:
+    async def settle(self, state: ProjectionState, result: BatchResult) -> dict[str, QueueItem]:
         """Decide every slug of a state folded with `fold_in` alone (replay: git is asked once
-        per slug, with one fetch) and perform the queue actions. The projection is not stored
-        (a replay compares it as it is); `store` does that."""
-        if self.server_config.managed(state.repo):
-            await self._reconcile(state, set(state.facts.slugs), result, None, None)
+        per slug, with one fetch), against an empty queue, and return the queue those decisions
+        make, built in memory (`queue_after`): a replay compares it as it is. Neither the
+        projection nor the queue is stored; `store` does that."""
+        if not self.server_config.managed(state.repo):
+            return {}
+        base, states = await self._decided(state, set(state.facts.slugs), None)
+        result.base = base
+        now = self.clock()
+        actions = plan(state.repo, base, states, {}, now)
+        result.actions += actions
+        self._update(state, set(state.facts.slugs), states)
+        return queue_after(actions, {}, now)
 
     async def store(self, state: ProjectionState, result: BatchResult) -> None:
-        """Store a settled state whole."""
+        """Store a settled state whole: its queue, by performing the settled actions on the
+        (empty) queue of these keys, and its projection."""
+        if result.base is not None:
+            await self._perform_all(state.repo, result.base, result.actions, result, None)
         await self._save(state, result.notes, set(state.facts.slugs))
 
     async def reevaluate(
@@ -240,11 +252,23 @@ class Projector:
         claims: dict[str, str] | None,
     ) -> None:
         repo = state.repo
+        base, states = await self._decided(state, slugs, claims)
+        result.base = base
+        items = await self.queue.get_many(repo, base, list(states))
+        actions = plan(repo, base, states, items, self.clock())
+        result.actions += actions
+        await self._perform_all(repo, base, actions, result, guard)
+        self._update(state, slugs, states)
+
+    async def _decided(
+        self, state: ProjectionState, slugs: set[str], claims: dict[str, str] | None
+    ) -> tuple[str, dict[str, CandidateState]]:
+        """The base branch and the new state of every candidate of `slugs` (git asked once)."""
+        repo = state.repo
         server = self.server_config.repo(repo)
         git = await self.git.snapshot(repo, server, claims)
         config = await self._effective(repo, server, git)
         rules = Rules.from_config(config)
-        result.base = rules.base
         states = await asyncio.to_thread(evaluate, state.facts, rules, git, slugs)
         for key, new in states.items():
             old = state.candidates.get(key)
@@ -253,16 +277,27 @@ class Projector:
                     "candidate_%s repo=%s slug=%s sha=%s why=%s",
                     new.status, repo, new.slug, new.sha, "; ".join(new.reason_texts()) or "-",
                 )  # fmt: skip
-        items = await self.queue.get_many(repo, rules.base, list(states))
-        actions = plan(repo, rules.base, states, items, self.clock())
-        result.actions += actions
+        return rules.base, states
+
+    async def _perform_all(
+        self,
+        repo: str,
+        base: str,
+        actions: Sequence[Action],
+        result: BatchResult,
+        guard: Callable[[], None] | None,
+    ) -> None:
         for run in _runs(actions):
             if guard:
                 guard()
             if isinstance(run, list):
                 await self._enqueue(repo, run, result)
             else:
-                await self._perform(repo, rules.base, run, result)
+                await self._perform(repo, base, run, result)
+
+    @staticmethod
+    def _update(state: ProjectionState, slugs: set[str], states: dict[str, CandidateState]) -> None:
+        """The candidates of `slugs` in `state` become `states`."""
         for key in [k for k, c in state.candidates.items() if c.slug in slugs]:
             if key not in states:
                 del state.candidates[key]

@@ -144,6 +144,60 @@ class QueueItem(BaseModel):
         return integration.as_json()
 
 
+def enqueued(
+    item: QueueItem, existing: QueueItem | None, cause: str
+) -> tuple[QueueItem, StatusChange] | None:
+    """What queueing `item` stores where `existing` is stored (None: nothing): the item with
+    one history entry, or, over a cancelled or superseded one, queued again with that history
+    continued; None when any other existing item makes it a no-op. The store and the replay's
+    in-memory queue both move items by these functions, so the two cannot disagree."""
+    if item.status != Status.QUEUED:
+        raise ValueError(f"a new queue item must be queued, not {item.status}")
+    change = StatusChange(status=Status.QUEUED, at=item.updated_at, cause=cause)
+    history = [change]
+    if existing is not None:
+        if existing.status not in REVIVABLE:
+            return None
+        history = [*existing.history, change]
+    return item.model_copy(update={"history": history}), change
+
+
+def moved(
+    item: QueueItem,
+    to: Status,
+    *,
+    at: datetime,
+    cause: str,
+    followup_id: str | None = None,
+    reasons: list[str] | None = None,
+    integration: IntegrationRecord | None = None,
+) -> tuple[QueueItem, StatusChange]:
+    """`item` moved to `to` at `at` (InvalidTransitionError when it may not go there), with the
+    history entry of the move; `reasons` replaces its reasons, `integration` is merged into
+    what the integrator recorded before."""
+    check_transition(item.status, to)
+    change = StatusChange(status=to, at=at, cause=cause)
+    update: dict[str, Any] = {"status": to, "updated_at": at, "history": [*item.history, change]}
+    if followup_id is not None:
+        update["followup_id"] = followup_id
+    if reasons is not None:
+        update["reasons"] = list(reasons)
+    if integration is not None:
+        update["integration"] = item.integration.updated(integration)
+    return item.model_copy(update=update), change
+
+
+def rescheduled(item: QueueItem, ready_at: datetime, priority: int | None) -> QueueItem | None:
+    """`item` with a corrected `ready_at` and (when given) priority; None when both already
+    are what it holds."""
+    update: dict[str, Any] = {}
+    if item.ready_at != ready_at:
+        update["ready_at"] = ready_at.astimezone(UTC)
+    if priority is not None and item.priority != priority:
+        update["priority"] = priority
+    return item.model_copy(update=update) if update else None
+
+
 def queue_order(item: QueueItem) -> tuple[int, datetime, str]:
     """The queue's order (SPEC §5): higher priority first, then the older `ready_at`, then the
     id, so two items never compare equal and every reader sees the same order."""

@@ -1,9 +1,12 @@
 """Rebuild projection and queue from the event log alone, and compare with what is stored.
 
-The rebuild runs the processor's own `Projector` over scratch keys (a private key prefix; the
-per-repo hash tags are unchanged, so scratch and real keys of a repo share a slot on Cluster), so
-nothing real is touched unless `apply` is asked for. The rebuilt projection stays in memory and is
-written to the scratch keys only to be applied. What is compared, per repo:
+The rebuild runs the processor's own `Projector` and planner; the rebuilt projection and queue
+stay in memory (the queue built by the store's own transition functions, `plan.queue_after`),
+and are written only to be applied: to scratch keys first (a private key prefix; the per-repo
+hash tags are unchanged, so scratch and real keys of a repo share a slot on Cluster), renamed
+over the real ones in one transaction. A long log of several repos is shared out to a few
+processes (`replay`'s `jobs`), each replaying its repos from the same log. What is compared,
+per repo:
 
 - the projection (facts and candidate states), which must be identical: as the text each slug
   is stored as, so only slugs whose text differs are parsed;
@@ -22,9 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import heapq
 import logging
+import multiprocessing
+import os
 import secrets
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
@@ -32,12 +40,12 @@ from typing import cast
 from pydantic import BaseModel, TypeAdapter
 
 from mergebot.compaction import load_snapshot
-from mergebot.config import RepoConfig
-from mergebot.git.facts import GitFactsSource
+from mergebot.config import RepoConfig, ServerConfig, Settings
+from mergebot.git.facts import GitFactsSource, MirrorGitFactsSource
 from mergebot.processor import BatchResult, Projector, effective_configs, git_source
 from mergebot.queue import QueueItem, Status
 from mergebot.readiness import GitFacts
-from mergebot.runtime import Runtime
+from mergebot.runtime import Runtime, open_runtime
 from mergebot.store.eventlog import LogEntry, ParsedEntry
 from mergebot.store.keys import Keys
 from mergebot.store.lease import info_from_hash
@@ -68,6 +76,8 @@ class RepoReport:
 @dataclass
 class ReplayReport:
     repos: list[RepoReport] = field(default_factory=list)
+    # How many processes replayed a share of the repos (1: this one alone).
+    processes: int = 1
 
     @property
     def entries(self) -> int:
@@ -216,23 +226,131 @@ class _FetchedAhead:
         self.ahead.clear()
 
 
-# Repos settled and compared side by side: what one waits for from Redis (its queue written
-# under scratch keys, both queues and the stored projection read), the other uses the CPU for.
+# Repos settled and compared side by side: what one waits for from Redis (git's answers, the
+# stored projection and queue read), the other uses the CPU for.
 _REPOS_AT_ONCE = 2
 
+# Below this many entries per process, sharing a replay out costs more than it saves: a process
+# of its own spends about a second importing mergebot before it reads the log.
+ENTRIES_PER_PROCESS = 20_000
 
-async def replay(runtime: Runtime, *, repo: str | None = None, apply: bool = False) -> ReplayReport:
+
+def default_jobs() -> int:
+    """One process per CPU this process may run on, up to 4: Redis serves every one of them,
+    and past a few the log's reads, not the folds, are what they wait for."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def share_out(weights: Mapping[str, int], jobs: int) -> list[list[str]]:
+    """Repos in `jobs` groups of about equal weight (each repo's slug count: what its fold and
+    settle cost grows with), heaviest first onto the lightest group; each group sorted."""
+    groups: list[tuple[int, int, list[str]]] = [(0, n, []) for n in range(max(1, jobs))]
+    for name in sorted(weights, key=lambda n: (-weights[n], n)):
+        weight, n, group = heapq.heappop(groups)
+        group.append(name)
+        heapq.heappush(groups, (weight + max(1, weights[name]), n, group))
+    return [sorted(group) for _, _, group in sorted(groups, key=lambda g: g[1]) if group]
+
+
+async def replay(
+    runtime: Runtime, *, repo: str | None = None, apply: bool = False, jobs: int | None = None
+) -> ReplayReport:
+    """Rebuild and compare every repo (or `repo`). A long log of several repos is shared out to
+    `jobs` processes (`default_jobs()` when None), each replaying its own repos from the same
+    log: the folds are independent per repo, and one process folds on one CPU."""
+    known = cast(set[str], await runtime.redis.smembers(runtime.keys.repos()))
+    names = sorted(known if repo is None else {repo} & known)
+    groups = await _groups(runtime, names, default_jobs() if jobs is None else jobs)
     with _collector_paused():
-        return await _replay(runtime, repo=repo, apply=apply)
+        if len(groups) < 2:
+            return await _replay(runtime, names, only=repo is not None, apply=apply)
+        return await _replay_shared(runtime, groups, apply=apply)
 
 
-async def _replay(runtime: Runtime, *, repo: str | None, apply: bool) -> ReplayReport:
+async def _groups(runtime: Runtime, names: list[str], jobs: int) -> list[list[str]]:
+    """How to share the repos out: one group (this process) unless the log is long enough for
+    `jobs` processes and this runtime can be opened again elsewhere (its Redis URL is known and
+    git is asked through mirrors, not a test's stand-in)."""
+    source = runtime.git_facts
+    reopenable = runtime.redis_url is not None and (
+        source is None or isinstance(source, MirrorGitFactsSource)
+    )
+    if jobs < 2 or len(names) < 2 or not reopenable:
+        return [names]
+    partitions = sorted({runtime.keys.partition_of(name) for name in names})
+    lengths = [await runtime.redis.xlen(runtime.keys.events(p)) for p in partitions]
+    jobs = min(jobs, len(names), sum(lengths) // ENTRIES_PER_PROCESS)
+    if jobs < 2:
+        return [names]
+    weights = {name: int(await runtime.redis.hlen(runtime.keys.projection_slugs(name)))
+               for name in names}  # fmt: skip
+    return share_out(weights, jobs)
+
+
+@dataclass(frozen=True)
+class _Share:
+    """What a process replaying a share of the repos needs to open the store as this one has
+    it (everything picklable: it is sent to a new interpreter)."""
+
+    settings: Settings
+    server_config: ServerConfig
+    redis_url: str
+    keys: Keys
+    repos: list[str]
+    apply: bool
+
+
+def _replay_share(share: _Share) -> ReplayReport:
+    """The entry point of a process replaying one share (a new interpreter, its own loop)."""
+
+    async def job() -> ReplayReport:
+        settings = share.settings.model_copy(update={"redis_url": share.redis_url})
+        async with open_runtime(
+            settings, server_config=share.server_config, keys=share.keys
+        ) as runtime:
+            with _collector_paused():
+                return await _replay(runtime, share.repos, only=True, apply=share.apply)
+
+    return asyncio.run(job())
+
+
+async def _replay_shared(runtime: Runtime, groups: list[list[str]], *, apply: bool) -> ReplayReport:
+    """The first group here, every other in a process of its own (spawned, not forked: a fork
+    of a process with a running event loop and open connections inherits both)."""
+    assert runtime.redis_url is not None
+    loop = asyncio.get_running_loop()
+    shares = [
+        _Share(runtime.settings, runtime.server_config, runtime.redis_url, runtime.keys, group,
+               apply)
+        for group in groups[1:]
+    ]  # fmt: skip
+    pool = ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn"))
+    try:
+        others = [loop.run_in_executor(pool, _replay_share, share) for share in shares]
+        try:
+            mine = await _replay(runtime, groups[0], only=True, apply=apply)
+        finally:
+            parts = await asyncio.gather(*others, return_exceptions=True)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    report = ReplayReport(processes=len(groups))
+    repos = list(mine.repos)
+    for part in parts:
+        if isinstance(part, BrokenProcessPool):
+            raise ChildProcessError(f"a replay process ended before it reported: {part}")
+        if isinstance(part, BaseException):
+            raise part
+        repos += part.repos
+    report.repos = sorted(repos, key=lambda r: r.repo)
+    return report
+
+
+async def _replay(runtime: Runtime, names: list[str], *, only: bool, apply: bool) -> ReplayReport:
+    """Replay `names` (and, unless `only`, any other repo the log holds entries of)."""
     scratch = Keys(
         prefix=f"{runtime.keys.prefix}:replay-{secrets.token_hex(4)}",
         partitions=runtime.keys.partitions,
     )
-    known = cast(set[str], await runtime.redis.smembers(runtime.keys.repos()))
-    names = sorted(known if repo is None else {repo} & known)
     server = runtime.server_config
     git = _FetchedAhead(
         git_source(runtime), {name: server.repo(name) for name in names if server.managed(name)}
@@ -252,7 +370,7 @@ async def _replay(runtime: Runtime, *, repo: str | None, apply: bool) -> ReplayR
                 snapshot.facts.mark_all_changed()
                 folded[name] = (ProjectionState(repo=name, facts=snapshot.facts), BatchResult(name))
                 points[name] = entry_order(snapshot.point)
-        async for page in runtime.eventlog.replay_pages(repo=repo):
+        async for page in runtime.eventlog.replay_pages(repos=names if only else None):
             by_repo: dict[str, list[LogEntry | ParsedEntry]] = {}
             for entry in page:
                 name = entry.repo
@@ -274,8 +392,8 @@ async def _replay(runtime: Runtime, *, repo: str | None, apply: bool) -> ReplayR
                 state, result = folded.pop(name)
                 repo_report = reports[name]
                 repo_report.entries = result.applied
-                await projector.settle(state, result)
-                await _compare(runtime, scratch, state, repo_report)
+                queue = await projector.settle(state, result)
+                await _compare(runtime, state, queue, repo_report)
                 if apply and repo_report.differences:
                     await projector.store(state, result)
                     await _apply(runtime, scratch, repo_report)
@@ -286,15 +404,19 @@ async def _replay(runtime: Runtime, *, repo: str | None, apply: bool) -> ReplayR
         report.repos += [reports[name] for name in names]
     finally:
         await git.close()
-        await _drop_scratch(runtime, scratch)
+        if apply:  # nothing is written under the scratch prefix otherwise
+            await _drop_scratch(runtime, scratch)
     return report
 
 
 async def _compare(
-    runtime: Runtime, scratch: Keys, new_projection: ProjectionState, report: RepoReport
+    runtime: Runtime,
+    new_projection: ProjectionState,
+    new_queue: Mapping[str, QueueItem],
+    report: RepoReport,
 ) -> None:
-    """The rebuilt projection is compared as it is in memory (as the text it would be stored
-    as); the rebuilt queue as the scratch keys hold it."""
+    """The rebuilt projection and queue are compared as they are in memory (the projection as
+    the text it would be stored as) with the stored ones."""
     managed = runtime.server_config.managed(report.repo)
     stored = await ProjectionStore(runtime.redis, runtime.keys).stored_text(report.repo)
     if stored is None:  # the older layout: compare parsed projections
@@ -305,11 +427,11 @@ async def _compare(
             report.differences.append("projection facts differ from the log")
     else:
         compare_stored(stored, stored_text_of(new_projection), report, candidates=managed)
-    # Scratch keys keep the repo's hash tag: both hashes are read in one call.
-    stored_items, rebuilt_items = await HashReader(runtime.redis).read(
-        [runtime.keys.items(report.repo, report.base), scratch.items(report.repo, report.base)]
+    [stored_items] = await HashReader(runtime.redis).read(
+        [runtime.keys.items(report.repo, report.base)]
     )
-    compare_queues(compared_items(stored_items), compared_items(rebuilt_items), report)
+    rebuilt = {key: ComparedItem(item.status, item_view(item)) for key, item in new_queue.items()}
+    compare_queues(compared_items(stored_items), rebuilt, report)
 
 
 def compare_stored(

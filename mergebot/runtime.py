@@ -75,6 +75,9 @@ class Runtime:
     redis: RedisClient
     keys: Keys
     eventlog: EventLog
+    # Where `redis` connects (None when the client was built elsewhere): what another process
+    # needs to open the same store, as a replay that shares out its repos does.
+    redis_url: str | None = None
     # One Mirror (and its lock) per repo, shared by the processor's git facts and the integrator.
     mirrors: dict[str, Mirror] = field(default_factory=dict, repr=False)
     # Set by the integrator's service while it runs; the processor announces queued work to it.
@@ -214,23 +217,34 @@ class Runtime:
 
 
 def build_runtime(
-    settings: Settings, server_config: ServerConfig, redis: RedisClient, keys: Keys
+    settings: Settings,
+    server_config: ServerConfig,
+    redis: RedisClient,
+    keys: Keys,
+    *,
+    redis_url: str | None = None,
 ) -> Runtime:
-    return Runtime(settings, server_config, redis, keys, EventLog(redis, keys))
+    return Runtime(settings, server_config, redis, keys, EventLog(redis, keys), redis_url)
 
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, server_config: ServerConfig | None = None, server: bool = False
+    settings: Settings,
+    *,
+    server_config: ServerConfig | None = None,
+    server: bool = False,
+    keys: Keys | None = None,
 ) -> AsyncIterator[Runtime]:
     """Connect to Redis (starting the embedded server when no URL is set) for the block.
 
     `server=True` is for the long-running processes (`serve`, `web`, `worker`): they refuse to
     start when another one already runs the embedded Redis of the data dir. Short CLI commands
     (`events`, `status`…) connect to that running server instead, and leave it running.
+    `keys`, when given, instead of the settings' prefix and partitions: a process that continues
+    another's work (a share of a replay) opens the store as that one holds it.
     """
     config = server_config or load_server_config(settings.config_path())
-    keys = Keys(prefix=settings.key_prefix, partitions=settings.event_partitions)
+    keys = keys or Keys(prefix=settings.key_prefix, partitions=settings.event_partitions)
     secrets = [*settings.secret_values(), *(os.environ.get(n) for n in config.secret_env_names())]
     with masking(secret_values(secrets)):
         embedded: EmbeddedRedis | None = None
@@ -239,7 +253,7 @@ async def open_runtime(
             embedded = EmbeddedRedis(settings.data_dir)
             url = embedded.start(share=not server)
         client = connect(url, cluster=settings.redis_cluster)
-        runtime = build_runtime(settings, config, client, keys)
+        runtime = build_runtime(settings, config, client, keys, redis_url=url)
         try:
             yield runtime
         finally:

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 
 from mergebot.commands.support import CommandError, add_repo_option, in_runtime
-from mergebot.rebuild import replay
+from mergebot.rebuild import ENTRIES_PER_PROCESS, replay
 
 HELP = "rebuild the readiness projection and queue from the event log and report differences"
 
@@ -20,20 +20,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="replace the stored projection and queue with the rebuilt ones where they differ",
     )
     parser.add_argument("--json", action="store_true", help="the report as JSON")
+    parser.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=None,
+        help="processes to share the repos out to (default: one per CPU, up to 4; a log of "
+        f"fewer than {ENTRIES_PER_PROCESS:,} entries per process is replayed in one)",
+    )
+
+
+def _jobs(text: str) -> int:
+    """An argparse `type`: a whole number of processes, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1 or more)")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when stored state matches the log (or was replaced), 2 when it differs."""
     try:
         report = in_runtime(
-            lambda runtime: replay(runtime, repo=args.repo, apply=args.apply), doing="replay"
+            lambda runtime: replay(runtime, repo=args.repo, apply=args.apply, jobs=args.jobs),
+            doing="replay",
         )
     except CommandError as exc:
         return exc.exit()
     if args.json:
         print(json.dumps([asdict(r) for r in report.repos], indent=2))
     else:
-        print(f"replayed {report.entries} events of {len(report.repos)} repos")
+        shared = f" in {report.processes} processes" if report.processes > 1 else ""
+        print(f"replayed {report.entries} events of {len(report.repos)} repos{shared}")
         for repo in report.repos:
             state = "matches the log" if not repo.differences else "differs from the log"
             print(f"{repo.repo} ({repo.base}): {repo.entries} events, stored state {state}")

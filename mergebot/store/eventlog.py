@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -111,28 +111,31 @@ return out
 """
 
 
-# A page of the log as a replay needs it: the entries' ids and envelopes only (optionally of one
-# repo), packed into one string: `id \x1f envelope` per entry, entries joined by \x1e (an entry
-# without an envelope field is its id alone). redis-py parses a reply element by element, so one
-# string per thousand entries reads several times faster than XRANGE's every field and value,
-# and splitting it costs next to nothing. Neither separator can occur in JSON text (raw control
-# characters are not allowed in it, not even as whitespace) nor in an entry id; an unreadable
-# envelope may hold a \x1e, and then the pieces are not as many as the entries and the page is
-# read again with XRANGE. Reply: {entries scanned, id of the last one scanned (false when none),
-# entries kept, the packed entries}.
+# A page of the log as a replay needs it: the entries' ids and envelopes only (optionally of some
+# repos, named in one argument separated by spaces, which no repo name holds), packed into one
+# string: `id \x1f envelope` per entry, entries joined by \x1e (an entry without an envelope
+# field is its id alone). redis-py parses a reply element by element, so one string per thousand
+# entries reads several times faster than XRANGE's every field and value, and splitting it costs
+# next to nothing. Neither separator can occur in JSON text (raw control characters are not
+# allowed in it, not even as whitespace) nor in an entry id; an unreadable envelope may hold a
+# \x1e, and then the pieces are not as many as the entries and the page is read again with
+# XRANGE. Reply: {entries scanned, id of the last one scanned (false when none), entries kept,
+# the packed entries}.
 _RANGE_LUA = """
 local rows = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
 local last = false
 if #rows > 0 then last = rows[#rows][1] end
-local repo = ARGV[3]
+local every = ARGV[3] == ''
+local wanted = {}
+for name in string.gmatch(ARGV[3], '%S+') do wanted[name] = true end
 local out = {}
 for _, row in ipairs(rows) do
   local fields = row[2]
-  local envelope, mine = false, repo == ''
+  local envelope, mine = false, every
   for j = 1, #fields, 2 do
     local name = fields[j]
     if name == 'envelope' then envelope = fields[j + 1]
-    elseif name == 'repo' and fields[j + 1] == repo then mine = true end
+    elseif name == 'repo' and wanted[fields[j + 1]] then mine = true end
   end
   if mine then
     if envelope then out[#out + 1] = row[1] .. '\\31' .. envelope
@@ -311,36 +314,44 @@ class EventLog:
         self, *, repo: str | None = None, after: str | None = None, batch: int = 1000
     ) -> AsyncIterator[LogEntry]:
         """Every stored entry in append order (per partition), optionally for one repo."""
-        async for page in self._pages(repo=repo, after=after, batch=batch, parsed=False):
+        repos = None if repo is None else [repo]
+        async for page in self._pages(repos=repos, after=after, batch=batch, parsed=False):
             for entry in page:
                 yield cast(LogEntry, entry)  # only LogEntry without `parsed`
 
     async def replay_pages(
-        self, *, repo: str | None = None, after: str | None = None, batch: int = 1000
+        self, *, repos: Collection[str] | None = None, after: str | None = None, batch: int = 1000
     ) -> AsyncIterator[list[LogEntry | ParsedEntry]]:
         """`replay` for a reader that folds every entry (`mergebot replay`): a page at a time
         (a hundred thousand steps of an async iterator cost a noticeable share), and each entry
         whose envelope and payload validate as a `ParsedEntry` (one parse: `stored_event`);
-        the others as `LogEntry`, whose `event()` says why the payload does not validate."""
-        async for page in self._pages(repo=repo, after=after, batch=batch, parsed=True):
+        the others as `LogEntry`, whose `event()` says why the payload does not validate.
+        `repos` (all when None) lets processes that replay disjoint sets of repos share out one
+        log: each is sent only its own repos' entries."""
+        async for page in self._pages(repos=repos, after=after, batch=batch, parsed=True):
             yield page
 
     async def _pages(
-        self, *, repo: str | None, after: str | None, batch: int, parsed: bool
+        self, *, repos: Collection[str] | None, after: str | None, batch: int, parsed: bool
     ) -> AsyncIterator[list[LogEntry | ParsedEntry]]:
         """The next page is asked for before this one is handed out, so Redis reads it while
         the caller works on this one."""
-        partitions = [self.keys.partition_of(repo)] if repo else list(self.keys.all_partitions())
+        wanted = None if repos is None else frozenset(repos)
+        partitions = (
+            sorted({self.keys.partition_of(repo) for repo in wanted})
+            if wanted is not None
+            else list(self.keys.all_partitions())
+        )
         for partition in partitions:
             start = _next_id(after) if after else "-"
             ahead: asyncio.Future[_Page] | None
-            ahead = asyncio.ensure_future(self._page(partition, start, batch, repo, parsed))
+            ahead = asyncio.ensure_future(self._page(partition, start, batch, wanted, parsed))
             try:
                 while ahead is not None:
                     entries, unreadable, last = await ahead
                     ahead = None
                     if last is not None:
-                        page = self._page(partition, _next_id(last), batch, repo, parsed)
+                        page = self._page(partition, _next_id(last), batch, wanted, parsed)
                         ahead = asyncio.ensure_future(page)
                     if entries:
                         yield entries
@@ -352,19 +363,19 @@ class EventLog:
                     await asyncio.gather(ahead, return_exceptions=True)
 
     async def _page(
-        self, partition: int, start: str, batch: int, repo: str | None, parsed: bool
+        self, partition: int, start: str, batch: int, repos: frozenset[str] | None, parsed: bool
     ) -> _Page:
         """The readable entries of up to `batch` from `start`, the ids of the unreadable ones,
         and the id to go on after (None at the end of the stream)."""
         stream = self.keys.events(partition)
         scanned, last, kept, packed = await self._range(
-            keys=[stream], args=[start, batch, repo or ""]
+            keys=[stream], args=[start, batch, "" if repos is None else " ".join(sorted(repos))]
         )
         more = last if int(scanned) == batch else None
         pieces = packed.split("\x1e") if int(kept) else []
         if len(pieces) != int(kept):  # an unreadable envelope holds a separator
             rows = _rows(await self.redis.xrange(stream, start, "+", count=batch))
-            mine = [r for r in rows if repo is None or r[1].get("repo") == repo]
+            mine = [r for r in rows if repos is None or r[1].get("repo") in repos]
             return list(await self._readable(partition, mine)), [], more
         entries: list[LogEntry | ParsedEntry] = []
         unreadable: list[str] = []

@@ -21,21 +21,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import cast
 
 from pydantic import TypeAdapter
 
 from mergebot.ids import ItemId
 from mergebot.queue import (
     FINAL,
-    REVIVABLE,
     IntegrationRecord,
     InvalidTransitionError,
     QueueItem,
     Status,
     StatusChange,
-    check_transition,
+    enqueued,
+    moved,
     queue_order,
+    rescheduled,
 )
 from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
@@ -234,18 +235,13 @@ class QueueStore:
         An item that ended `cancelled` or `superseded` is queued again as a new entry (its history
         is kept and continues); any other existing item makes this a no-op.
         """
-        if item.status != Status.QUEUED:
-            raise ValueError(f"a new queue item must be queued, not {item.status}")
-        change = StatusChange(status=Status.QUEUED, at=item.updated_at, cause=cause)
         for _ in range(_MAX_ATTEMPTS):
             raw = await self._raw(item.repo, item.base, item.id)
-            history = [change]
-            if raw is not None:
-                existing = QueueItem.model_validate_json(raw)
-                if existing.status not in REVIVABLE:
-                    return False
-                history = [*existing.history, change]
-            new = item.model_copy(update={"history": history})
+            existing = None if raw is None else QueueItem.model_validate_json(raw)
+            found = enqueued(item, existing, cause)
+            if found is None:
+                return False
+            new, change = found
             if await self._cas(new, raw, from_status="", change=change):
                 return True
         raise QueueConflictError(f"could not enqueue {item.id}: too many concurrent changes")
@@ -271,8 +267,7 @@ class QueueStore:
                 args: list[str] = []
                 for index in chunk:
                     item, cause = entries[index]
-                    change = StatusChange(status=Status.QUEUED, at=item.updated_at, cause=cause)
-                    new = item.model_copy(update={"history": [change]})
+                    new, change = cast(tuple[QueueItem, StatusChange], enqueued(item, None, cause))
                     args += [
                         item.id, new.model_dump_json(), repr(_score(item.ready_at)),
                         change.at.isoformat(), change.cause,
@@ -313,20 +308,10 @@ class QueueStore:
             item = QueueItem.model_validate_json(raw)
             if expect is not None and item.status != expect:
                 raise UnexpectedStatusError(item.status, expect, to)
-            check_transition(item.status, to)
-            change = StatusChange(status=to, at=when, cause=cause)
-            update: dict[str, Any] = {
-                "status": to,
-                "updated_at": when,
-                "history": [*item.history, change],
-            }
-            if followup_id is not None:
-                update["followup_id"] = followup_id
-            if reasons is not None:
-                update["reasons"] = list(reasons)
-            if integration is not None:
-                update["integration"] = item.integration.updated(integration)
-            new = item.model_copy(update=update)
+            new, change = moved(
+                item, to, at=when, cause=cause, followup_id=followup_id, reasons=reasons,
+                integration=integration,
+            )  # fmt: skip
             if await self._cas(new, raw, from_status=item.status.value, change=change):
                 return new
         raise QueueConflictError(f"could not move {item_id} to {to}: too many concurrent changes")
@@ -377,15 +362,9 @@ class QueueStore:
             raw = await self._raw(repo, base, item_id)
             if raw is None:
                 return False
-            item = QueueItem.model_validate_json(raw)
-            update: dict[str, Any] = {}
-            if item.ready_at != ready_at:
-                update["ready_at"] = ready_at.astimezone(UTC)
-            if priority is not None and item.priority != priority:
-                update["priority"] = priority
-            if not update:
+            new = rescheduled(QueueItem.model_validate_json(raw), ready_at, priority)
+            if new is None:
                 return True
-            new = item.model_copy(update=update)
             if await self._cas(new, raw, from_status="", change=None):
                 return True
         raise QueueConflictError(f"could not reschedule {item_id}: too many concurrent changes")
