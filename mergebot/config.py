@@ -8,6 +8,7 @@ operator sets them). Every layer is validated on its own, so each problem names 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass
@@ -466,10 +467,20 @@ class ServerConfig:
     manage_all_repos: bool = False
     templates_dir: str | None = None
     source: str = "<built-in defaults>"
+    # Each repo's effective config once built: asked for several times per status call or
+    # batch, it is a validation of the whole table each time (the config and the result are
+    # both frozen; a reloaded file is a new ServerConfig).
+    _built: dict[str, RepoConfig] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def repo(self, repo: str) -> RepoConfig:
         """The server-side effective config of `repo` (before its own .github/mergebot.toml)."""
-        return RepoConfig.model_validate(_deep_merge(self.defaults, self.repos.get(repo, {})))
+        built = self._built.get(repo)
+        if built is None:
+            merged = _deep_merge(self.defaults, self.repos.get(repo, {}))
+            built = self._built[repo] = RepoConfig.model_validate(merged)
+        return built
 
     def managed(self, repo: str) -> bool:
         return repo in self.repos or self.manage_all_repos

@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
 
 from mergebot.config import (
     ConfigError,
@@ -33,6 +35,7 @@ from mergebot.git.facts import GitFactsSource
 from mergebot.git.mirror import Mirror, mirror_path
 from mergebot.handoff import ReadyHook
 from mergebot.logmask import masking, secret_values
+from mergebot.store.batching import BatchingClient
 from mergebot.store.connection import RedisClient, connect
 from mergebot.store.embedded import EmbeddedRedis
 from mergebot.store.eventlog import EventLog
@@ -54,11 +57,12 @@ class ForgeUnavailableError(LookupError):
 @dataclass
 class PlacedCandidates:
     """The status's candidate list with each active item's place in the train, for one (queue
-    version, projection rev) and one train; `text` is its JSON once the queue API wrote it."""
+    version, projection rev) and one train; `body` is its UTF-8 JSON once the queue API wrote
+    it."""
 
     mark: tuple[tuple[str, str | None], str] | None
     entries: list[dict[str, Any]]
-    text: str | None = None
+    body: bytes | None = None
 
 
 @dataclass
@@ -103,6 +107,23 @@ class Runtime:
     # `until`); tests set their own instead of sleeping.
     clock: Callable[[], datetime] = field(default=utc_now, repr=False)
     _forges: dict[str, ForgeProtocol] = field(default_factory=dict, repr=False)
+    # The client and event log of `batched_reads()` (made on first use).
+    _batched: tuple[RedisClient, EventLog] | None = field(default=None, repr=False)
+
+    def batched_reads(self) -> Runtime:
+        """This runtime with a client that sends the commands asked for together as one
+        pipeline (`mergebot.store.batching`), for a reader that fans out many small reads at
+        once. Made anew at each call, so no field set on this runtime later is missed; the
+        caches it shares are the same objects. A cluster client is kept as it is."""
+        if self._batched is None:
+            client = self.redis
+            if isinstance(client, BatchingClient) or not isinstance(client, aioredis.Redis):
+                self._batched = (client, self.eventlog)
+            else:
+                batching = BatchingClient(client)
+                self._batched = (batching, EventLog(batching, self.keys))
+        redis, eventlog = self._batched
+        return replace(self, redis=redis, eventlog=eventlog)
 
     def remote_url(self, repo: str) -> str:
         """Where a managed repo's git remote is: its `remote`, or GitHub's clone URL."""

@@ -39,7 +39,7 @@ from mergebot.store.changes import poison_change_count
 from mergebot.store.flaky import FlakyLog
 from mergebot.store.lease import info_from_hash
 from mergebot.store.notify import dead_letter_count
-from mergebot.store.projection import ProjectionCache, ProjectionStore
+from mergebot.store.projection import ProjectionStore
 from mergebot.store.queue import QueueStore
 from mergebot.store.refusals import RefusalLog
 
@@ -101,39 +101,34 @@ def _waiting_entry(state: CandidateState) -> dict[str, Any]:
     }
 
 
-def projection_cache(runtime: Runtime) -> ProjectionCache:
-    """One per runtime: the dashboard and the queue API re-parse a projection only when the
-    processor stored a new one."""
-    return runtime.projection_cache
-
-
 async def repo_status(runtime: Runtime, repo: str) -> dict[str, Any]:
     status, placed = await _status(runtime, repo)
     status["candidates"] = list(placed.entries)
     return status
 
 
-async def repo_status_json(runtime: Runtime, repo: str) -> str:
-    """`repo_status` as JSON text, exactly as `json.dumps` writes it: the candidate list (a
+async def repo_status_json(runtime: Runtime, repo: str) -> bytes:
+    """`repo_status` as UTF-8 JSON, exactly as `json.dumps` writes it: the candidate list (a
     thousand entries in a big repo, most of the work) is written once per queue, projection and
-    train change and reused as text in between."""
+    train change and reused as bytes in between (no copy of it is encoded again per call)."""
     status, placed = await _status(runtime, repo)
-    if placed.text is None:
-        placed.text = json.dumps(placed.entries)
-    return (
-        "{"
-        + ", ".join(
-            f"{json.dumps(key)}: {placed.text if key == 'candidates' else json.dumps(value)}"
-            for key, value in status.items()
-        )
-        + "}"
+    if placed.body is None:
+        placed.body = json.dumps(placed.entries).encode()
+    keys = list(status)
+    at = keys.index("candidates")  # neither the first key nor the last
+    before = json.dumps({key: status[key] for key in keys[:at]})
+    after = json.dumps({key: status[key] for key in keys[at + 1 :]})
+    return b"".join(
+        (before[:-1].encode(), b', "candidates": ', placed.body, b", ", after[1:].encode())
     )
 
 
 async def _status(runtime: Runtime, repo: str) -> tuple[dict[str, Any], PlacedCandidates]:
     """The status object with `candidates` left null, and the candidate list to put there. Its
-    reads do not depend on each other and go to Redis side by side: the answer waits for the
-    slowest, not for the sum of a dozen round trips."""
+    reads do not depend on each other: asked for together, they go to Redis as one pipeline
+    (`Runtime.batched_reads`), and the answer waits for the slowest, not for the sum of a dozen
+    round trips."""
+    runtime = runtime.batched_reads()
     config = runtime.server_config.repo(repo)
     base = config.base_branch
     projections = ProjectionStore(runtime.redis, runtime.keys)
@@ -226,7 +221,7 @@ async def flaky_checks(runtime: Runtime, repo: str) -> list[dict[str, Any]]:
     """Checks that failed and then passed on the same commit: `{"check", "last_7_days",
     "total"}`, the flakiest of the last 7 days first."""
     log = FlakyLog(runtime.redis, runtime.keys)
-    recent, totals = await log.recent(repo), await log.totals(repo)
+    recent, totals = await asyncio.gather(log.recent(repo), log.totals(repo))
     return [
         {"check": name, "last_7_days": recent.get(name, 0), "total": total}
         for name, total in sorted(totals.items(), key=lambda kv: (-recent.get(kv[0], 0), kv[0]))
@@ -242,12 +237,16 @@ async def _candidates(
     changed since the last call, so a repo with a thousand candidates costs two small reads
     instead of parsing every item."""
     queue = QueueStore(runtime.redis, runtime.keys)
-    mark = (await queue.version(repo, base), await projections.rev(repo))
+    version, rev = await asyncio.gather(queue.version(repo, base), projections.rev(repo))
     held = runtime.status_candidates.get((repo, base))
-    if held is not None and held[0] == mark:
-        return mark, held[1], held[2]
-    items = await queue.items(repo, base)
-    states = (await projection_cache(runtime).load(projections, repo)).candidates
+    if held is not None and held[0] == (version, rev):
+        return held[0], held[1], held[2]
+    # Read after the version: a write in between makes the list newer than its mark, and the
+    # next call builds it again (never the other way round). The states come with their rev.
+    items, (states, rev) = await asyncio.gather(
+        queue.items(repo, base), projections.candidates_with_rev(repo)
+    )
+    mark = (version, rev)
     candidates: list[dict[str, Any]] = []
     position = 0
     active_ids = {i.id for i in items if i.status not in FINAL}
@@ -258,10 +257,13 @@ async def _candidates(
             pos = position
         candidates.append(_item_entry(item, pos, states.get(item.id)))
     active = len(candidates)
-    for key in sorted(states, key=lambda k: (states[k].slug, _iso(states[k].ready_at) or "")):
-        state = states[key]
-        if state.status == CandidateStatus.WAITING and key not in active_ids:
-            candidates.append(_waiting_entry(state))
+    waiting_states = [
+        state
+        for key, state in states.items()
+        if state.status == CandidateStatus.WAITING and key not in active_ids
+    ]
+    waiting_states.sort(key=lambda state: (state.slug, _iso(state.ready_at) or ""))
+    candidates += [_waiting_entry(state) for state in waiting_states]
     finished = sorted(
         (i for i in items if i.status in FINAL), key=lambda i: i.updated_at, reverse=True
     )

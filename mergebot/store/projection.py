@@ -83,7 +83,14 @@ class SlugRecord(BaseModel):
     candidates: list[CandidateState] = Field(default_factory=list)
 
 
+class SlugCandidates(BaseModel):
+    """A slug record read for its candidate states alone: its facts are skipped, not parsed."""
+
+    candidates: list[CandidateState] = Field(default_factory=list)
+
+
 _SLUG_RECORDS: TypeAdapter[dict[str, SlugRecord]] = TypeAdapter(dict[str, SlugRecord])
+_SLUG_CANDIDATES: TypeAdapter[dict[str, SlugCandidates]] = TypeAdapter(dict[str, SlugCandidates])
 _PUSH_LISTS: TypeAdapter[dict[str, list[PushFact]]] = TypeAdapter(dict[str, list[PushFact]])
 _PUSH_LIST: TypeAdapter[list[PushFact]] = TypeAdapter(list[PushFact])
 _FREEZES: TypeAdapter[list[FreezeFact]] = TypeAdapter(list[FreezeFact])
@@ -141,6 +148,20 @@ class ProjectionStore:
         )
         candidates = {c.key: c for record in records.values() for c in record.candidates}
         return ProjectionState(repo=repo, facts=facts, candidates=candidates)
+
+    async def candidates_with_rev(self, repo: str) -> tuple[dict[str, CandidateState], str | None]:
+        """The candidate states alone, by key, and the `rev` they were stored with (read in one
+        call, each hash as one string): for readers that show states, such as status, which
+        then parse neither facts nor pushes (a third of the work of a whole load)."""
+        meta, slugs = await HashReader(self.redis).read(
+            [self.keys.projection(repo), self.keys.projection_slugs(repo)]
+        )
+        if meta.get(LEGACY_FIELD) and not slugs:
+            state, rev = await self.load_with_rev(repo)
+            return state.candidates, rev
+        records = _SLUG_CANDIDATES.validate_json(joined_json(slugs)) if slugs else {}
+        states = {c.key: c for record in records.values() for c in record.candidates}
+        return states, meta.get("rev")
 
     async def load_slugs(self, repo: str, slugs: Sequence[str]) -> ProjectionState:
         """The part of the projection that decides `slugs`: their facts and states, and the

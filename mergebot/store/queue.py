@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import cast
 
+from pydantic import TypeAdapter
+
 from mergebot.ids import ItemId
 from mergebot.queue import (
     FINAL,
@@ -38,6 +40,9 @@ from mergebot.queue import (
 )
 from mergebot.store.connection import RedisClient
 from mergebot.store.keys import Keys
+from mergebot.store.packed import HashReader
+
+_ITEMS: TypeAdapter[list[QueueItem]] = TypeAdapter(list[QueueItem])
 
 # KEYS: items hash, active zset, changes stream, version counter.
 # ARGV: id, expected JSON ('' = must be absent), new JSON, score, active (1/0), from, to, at, cause.
@@ -147,9 +152,10 @@ class QueueStore:
         }
 
     async def items(self, repo: str, base: str) -> list[QueueItem]:
-        """Every item ever queued for (repo, base), final ones included, in queue order."""
-        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.items(repo, base)))
-        found = [QueueItem.model_validate_json(text) for text in raw.values()]
+        """Every item ever queued for (repo, base), final ones included, in queue order. Read as
+        one string and parsed in one call: a big repo's history is thousands of items."""
+        (raw,) = await HashReader(self.redis).read([self.keys.items(repo, base)])
+        found = _ITEMS.validate_json("[" + ",".join(raw.values()) + "]") if raw else []
         found.sort(key=queue_order)
         return found
 

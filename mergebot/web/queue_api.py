@@ -20,7 +20,8 @@ async def queue(request: web.Request) -> web.Response:
             return web.json_response(
                 {"error": f"{repo} is not managed and has no events"}, status=404
             )
-        return web.json_response(text=await repo_status_json(runtime, repo))
+        body = await repo_status_json(runtime, repo)
+        return web.Response(body=body, content_type="application/json", charset="utf-8")
     except (RedisError, OSError) as exc:
         return web.json_response(
             {"error": f"storage unavailable: {type(exc).__name__}"}, status=503

@@ -13,13 +13,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from mergebot.commands.status import render as render_status
 from mergebot.main import create_app
 from mergebot.queue import Status
-from mergebot.runtime import Runtime
-from mergebot.status import projection_cache, repo_status
+from mergebot.runtime import Runtime, build_runtime
+from mergebot.status import repo_status
+from mergebot.store.connection import connect
 from mergebot.store.lease import Lease
 from mergebot.store.notify import NotifyStore
 from mergebot.store.projection import ProjectionStore
 from mergebot.store.queue import QueueStore
 from tests.brainkit import emit, manage, process, queue_items
+from tests.conftest import settings_for
 from tests.factories import REPO, SHA_B
 from tests.unit.test_readiness import approve, finalize, push, raw_event
 
@@ -120,6 +122,52 @@ async def test_queue_api_places_candidates_in_a_train_published_after_the_last_c
     assert after == json.loads(json.dumps(await repo_status(runtime, REPO)))
 
 
+async def test_queue_api_shows_what_another_process_wrote_on_the_very_next_call(
+    runtime: Runtime, redis_url: str, tmp_path: Path
+) -> None:
+    """Several replicas serve the API: what one process caches must not hide another's write."""
+    await scenario(runtime)
+    other = build_runtime(
+        settings_for(tmp_path / "other"), runtime.server_config, connect(redis_url), runtime.keys
+    )
+    other.git_facts = runtime.git_facts
+    fresh = build_runtime(
+        settings_for(tmp_path / "fresh"), runtime.server_config, runtime.redis, runtime.keys
+    )
+    [first, *_] = await queue_items(runtime)
+    picked = QueueStore(other.redis, other.keys)
+    car = {"position": 1, "members": [{"slug": "pr-2", "sha": SHA_B}], "on_base": True}
+    writes = [
+        lambda: picked.transition(REPO, "main", first.id, Status.IN_PROGRESS, cause="picked"),
+        lambda: emit(other, push(SHA_C, 6, "feature/three")),  # pr-3's push: queued
+        lambda: process(other, "other-consumer"),
+        lambda: Lease(other.redis, other.keys, REPO, "main", "integrator-9").acquire(),
+        lambda: other.redis.hset(
+            other.keys.train(REPO, "main"), mapping={"state": json.dumps({"cars": [car]})}
+        ),
+    ]
+    seen = []
+    try:
+        async with TestClient(TestServer(create_app(runtime))) as client:
+            url = f"/api/repos/{REPO}/queue"
+            await client.get(url)  # everything cached that can be
+            for write in writes:
+                await write()
+                body = await (await client.get(url)).json()
+                # What a process that never cached anything builds now:
+                fresh.status_candidates.clear()
+                fresh.status_placed.clear()
+                assert body == json.loads(json.dumps(await repo_status(fresh, REPO)))
+                seen.append(body)
+    finally:
+        await other.redis.aclose()
+    rows = {c["slug"]: c["status"] for c in seen[-1]["candidates"]}
+    assert rows[first.slug] == "in_progress"
+    assert rows["pr-3"] == "queued"
+    assert seen[-1]["lease"]["owner"] == "integrator-9"
+    assert next(c for c in seen[-1]["candidates"] if c["slug"] == "pr-2")["car"] == 1
+
+
 async def test_status_command_prints_json_and_text(
     runtime: Runtime, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -150,7 +198,7 @@ async def test_status_parses_the_projection_again_only_after_it_changed(
     runtime: Runtime,
 ) -> None:
     await scenario(runtime)
-    cache = projection_cache(runtime)
+    cache = runtime.projection_cache
     store = ProjectionStore(runtime.redis, runtime.keys)
     first = await cache.load(store, REPO)
     assert await cache.load(store, REPO) is first  # unchanged: not parsed again
