@@ -198,8 +198,11 @@ class MirrorGitFactsSource:
         mirror.ensure()
         if claims is None or repo not in self._tips_read:
             # Everything, and at least once per process: the mirror may be days old.
-            if mirror.fetch_if_moved():
+            current = mirror.fetch_if_moved()
+            if current is None:
                 self.fetches["full"] += 1
+            else:
+                self._tips_read[repo] = (mirror.generation, current)
         else:
             branches = unsettled(self._read_tips(repo, mirror), claims)
             if branches:

@@ -174,25 +174,28 @@ class Mirror:
             self.generation += 1
             self.run("fetch", "--prune", "--quiet", REMOTE_NAME, timeout=FETCH_TIMEOUT_SECONDS)
 
-    def fetch_if_moved(self) -> bool:
+    def fetch_if_moved(self) -> dict[str, str] | None:
         """`fetch`, unless the remote's branches and pull request heads already are the
         mirror's: one `ls-remote` lists them for a fraction of what a fetch that finds nothing
         new costs (it checks and rewrites every ref: 0.30 s of CPU against 0.07 s for 3,000
-        branches). Equal refs name commits the mirror has, since they came by a fetch. True
-        when it fetched."""
+        branches). Equal refs name commits the mirror has, since they came by a fetch. None
+        when it fetched (at once when the mirror holds no branch yet: nothing to compare);
+        otherwise the tips, as `remote_tips` gives them, so the caller need not read them again."""
         with self._lock:
-            listed = self.run("ls-remote", REMOTE_NAME, timeout=FETCH_TIMEOUT_SECONDS)
-            remote: dict[str, str] = {}
-            for line in listed.splitlines():
-                sha, _, ref = line.partition("\t")
-                if ref.startswith("refs/heads/"):
-                    remote[ref.removeprefix("refs/heads/")] = sha
-                elif _PULL_HEAD.fullmatch(ref.removeprefix("refs/")):
-                    remote[ref.removeprefix("refs/")] = sha
-            if remote == self.remote_tips():
-                return False
+            held = self.remote_tips()
+            if held:
+                listed = self.run("ls-remote", REMOTE_NAME, timeout=FETCH_TIMEOUT_SECONDS)
+                remote: dict[str, str] = {}
+                for line in listed.splitlines():
+                    sha, _, ref = line.partition("\t")
+                    if ref.startswith("refs/heads/"):
+                        remote[ref.removeprefix("refs/heads/")] = sha
+                    elif _PULL_HEAD.fullmatch(ref.removeprefix("refs/")):
+                        remote[ref.removeprefix("refs/")] = sha
+                if remote == held:
+                    return held
             self.fetch()
-            return True
+            return None
 
     def fetch_branches(self, branches: Iterable[str]) -> None:
         """Bring just these branches up to date (deleted ones removed): one fetch whose ref

@@ -34,6 +34,14 @@ def test_mirror_fetch_prunes_deleted_branches(remote: GitRemote, tmp_path: Path)
     mirror.close()
 
 
+def _branches(remote: GitRemote) -> dict[str, str]:
+    """The remote's branches and pull request heads as a mirror names them."""
+    return {
+        ref.removeprefix("refs/heads/").removeprefix("refs/"): sha
+        for ref, sha in remote.refs().items()
+    }
+
+
 def test_a_mirror_fetches_again_only_when_the_remote_moved(
     remote: GitRemote, tmp_path: Path
 ) -> None:
@@ -41,20 +49,22 @@ def test_a_mirror_fetches_again_only_when_the_remote_moved(
     fork = remote.pull_request_head(3, "fork.txt", "from a fork\n")
     mirror = Mirror(tmp_path / "m.git", remote.url)
     try:
-        assert mirror.fetch_if_moved()  # an empty mirror: everything is new
+        assert mirror.fetch_if_moved() is None  # an empty mirror: fetched at once
         assert mirror.remote_branch("pull/3/head") == fork
-        assert not mirror.fetch_if_moved()  # nothing moved: listed, not fetched
         generation = mirror.generation
+        # Nothing moved: listed, not fetched, and the tips handed back.
+        assert mirror.fetch_if_moved() == mirror.remote_tips() == _branches(remote)
+        assert mirror.generation == generation
 
         moved = remote.branch_with("feature/y", "y.txt", "y\n")
-        assert mirror.fetch_if_moved()
+        assert mirror.fetch_if_moved() is None
         assert mirror.remote_branch("feature/y") == moved
         assert mirror.generation == generation + 1  # readers of its refs read them again
 
         git(remote.work, "push", "-q", "origin", ":gone")
-        assert mirror.fetch_if_moved()
+        assert mirror.fetch_if_moved() is None
         assert mirror.remote_branch("gone") is None
-        assert not mirror.fetch_if_moved()
+        assert mirror.fetch_if_moved() == _branches(remote)
     finally:
         mirror.close()
 
