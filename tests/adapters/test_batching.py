@@ -19,7 +19,10 @@ from tests.conftest import free_port
 
 @pytest.fixture
 def batching(redis: RedisClient) -> BatchingClient:
-    assert isinstance(redis, aioredis.Redis)
+    if not isinstance(redis, aioredis.Redis):
+        # `Runtime.batched_reads` keeps a cluster client as it is: its commands go to several
+        # nodes, so there is no one pipeline to put them in.
+        pytest.skip("reads are batched by the single-server client only")
     return BatchingClient(redis)
 
 
