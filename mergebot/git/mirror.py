@@ -71,6 +71,10 @@ class Mirror:
         self._handed: set[str] = set()
         self._lock = threading.RLock()
         self._repo: git.Repo | None = None
+        # The config file as `ensure` last found it right (inode, size, mtime): unchanged since,
+        # it needs no second read. Reading it costs GitPython's parser a millisecond or two,
+        # and the processor ensures the mirror on every batch of every repo.
+        self._config_checked: tuple[int, int, int] | None = None
         # Counts fetches through this object, so a reader of its refs knows when to read again.
         # (A fetch by another process into the same directory is not counted: a reader then
         # sees older tips, as if that fetch had not happened yet.)
@@ -150,6 +154,8 @@ class Mirror:
                     self.path.mkdir(parents=True, exist_ok=True)
                     git.Repo.init(self.path, bare=True)
                 self._repo = git.Repo(self.path)
+            if self._config_checked is not None and self._config_checked == self._config_stat():
+                return
             section = f'remote "{REMOTE_NAME}"'
             reader = self._repo.config_reader("repository")
             if reader.has_section(section) and (
@@ -158,6 +164,7 @@ class Mirror:
                 and reader.has_option(section, "fetch")
                 and tuple(reader.get_values(section, "fetch")) == FETCH_REFSPECS
             ):
+                self._config_checked = self._config_stat()
                 return
             # Rewriting the config truncates the file for a moment: a git command reading it then
             # (a push from a worktree, another Mirror object on this path) finds no `origin`.
@@ -168,6 +175,16 @@ class Mirror:
                     cfg.remove_option(section, "fetch")
                 for refspec in FETCH_REFSPECS:
                     cfg.add_value(section, "fetch", refspec)
+            self._config_checked = self._config_stat()
+
+    def _config_stat(self) -> tuple[int, int, int] | None:
+        """What changes when the config file does: git and GitPython write it to a new file
+        and rename that over it (a new inode), and an edit in place changes its size or time."""
+        try:
+            found = os.stat(self.path / "config")
+        except OSError:
+            return None
+        return found.st_ino, found.st_size, found.st_mtime_ns
 
     def fetch(self) -> None:
         with self._lock:

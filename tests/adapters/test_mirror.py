@@ -102,3 +102,23 @@ def test_a_mirror_made_before_pull_heads_were_fetched_learns_them(
         ]
     finally:
         mirror.close()
+
+
+def test_a_mirror_whose_remote_was_changed_behind_its_back_points_at_its_own_again(
+    remote: GitRemote, tmp_path: Path
+) -> None:
+    """`ensure` reads the config once and then only when the file changed; a change by someone
+    else (an operator's `git remote set-url`, another process) is still put right."""
+    path = tmp_path / "m.git"
+    mirror = Mirror(path, remote.url)
+    try:
+        mirror.fetch()
+        mirror.ensure()  # unchanged: nothing to read again
+        git(path, "remote", "set-url", "origin", str(tmp_path / "elsewhere.git"))
+        mirror.ensure()
+        assert git(path, "config", "--get", "remote.origin.url").strip() == remote.url
+        feature = remote.branch_with("feature/z", "z.txt", "z\n")
+        mirror.fetch()
+        assert mirror.remote_branch("feature/z") == feature
+    finally:
+        mirror.close()

@@ -8,6 +8,7 @@ from typing import cast
 
 import pytest
 
+from mergebot import processor
 from mergebot.forge.errors import ForgeError
 from mergebot.main import background_services
 from mergebot.processor import (
@@ -18,6 +19,7 @@ from mergebot.processor import (
     process_entries,
     processor_service,
     projector_for,
+    read_batch,
     tick,
 )
 from mergebot.queue import Status
@@ -240,6 +242,80 @@ async def test_a_batch_acknowledges_the_repos_it_applied_before_one_failed(
     assert await process(runtime, consumer="successor") == 3
     assert [i.repo for i in await queue_items(runtime, other)] == [other]
     assert len(await queued_changes(runtime)) == 1  # REPO's candidate was queued once
+
+
+async def test_a_failing_repo_does_not_stop_the_repos_after_it_in_the_batch(
+    runtime: Runtime,
+) -> None:
+    other = "acme/other"
+    manage(runtime, REPO, other)
+    await emit(runtime, *({**raw, "repo": other} for raw in READY_SET), *READY_SET)
+
+    class FailingOnOther(Projector):
+        async def apply(
+            self, repo: str, entries: Sequence[LogEntry], *, guard: Callable[[], None] | None = None
+        ) -> BatchResult:
+            if repo == other:
+                raise RuntimeError("git went away")
+            return await super().apply(repo, entries, guard=guard)
+
+    projector = FailingOnOther(
+        runtime.redis, runtime.keys, runtime.server_config, git_source(runtime)
+    )
+    await runtime.eventlog.ensure_group(GROUP, 0)
+    entries = await runtime.eventlog.read_group(GROUP, "failing", 0, count=10)
+    assert entries[0].repo == other
+    with pytest.raises(RuntimeError, match="git went away"):
+        await process_entries(runtime, projector, 0, entries)
+    assert [i.repo for i in await queue_items(runtime)] == [REPO]
+    assert hook(runtime).calls == [(REPO, "main")]
+    assert (await runtime.eventlog.pending(GROUP, 0)).count == 3  # only acme/other's
+
+
+async def test_a_slow_repo_does_not_hold_up_the_other_repos_of_its_batch(
+    runtime: Runtime,
+) -> None:
+    """Repos of one batch are applied side by side: one whose git answers slowly (a big fetch)
+    does not make the others wait for it."""
+    slow = "acme/slow"
+    manage(runtime, slow, REPO)
+    await emit(runtime, *({**raw, "repo": slow} for raw in READY_SET), *READY_SET)
+    others_done = asyncio.Event()
+
+    class SlowRepo(Projector):
+        async def apply(
+            self, repo: str, entries: Sequence[LogEntry], *, guard: Callable[[], None] | None = None
+        ) -> BatchResult:
+            if repo == slow:
+                await asyncio.wait_for(others_done.wait(), timeout=10)
+            result = await super().apply(repo, entries, guard=guard)
+            if repo != slow:
+                others_done.set()
+            return result
+
+    projector = SlowRepo(runtime.redis, runtime.keys, runtime.server_config, git_source(runtime))
+    await runtime.eventlog.ensure_group(GROUP, 0)
+    entries = await runtime.eventlog.read_group(GROUP, "c", 0, count=10)
+    results = await process_entries(runtime, projector, 0, entries)
+    assert [r.repo for r in results] == [slow, REPO]  # in the batch's order
+    assert sorted(i.repo for i in await queue_items(runtime, slow)) == [slow]
+    assert [i.repo for i in await queue_items(runtime)] == [REPO]
+    assert (await runtime.eventlog.pending(GROUP, 0)).count == 0
+
+
+async def test_a_backlog_is_read_a_batch_at_a_time(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processor, "READ_COUNT", 2)
+    monkeypatch.setattr(processor, "BATCH", 5)
+    manage(runtime)
+    await emit(runtime, *READY_SET, approve("bob"), approve("carol"), approve("dave"))
+    await emit(runtime, approve("erin"))
+    await runtime.eventlog.ensure_group(GROUP, 0)
+    # Reads of two entries each while the backlog has more, up to five entries in all.
+    assert len(await read_batch(runtime, "c", 0)) == 5
+    assert len(await read_batch(runtime, "c", 0)) == 2
+    assert await read_batch(runtime, "c", 0) == []
 
 
 async def test_a_projector_reuses_its_stored_state_only_while_nobody_replaced_it(
