@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     # loop (refusals waited 73-98 ms at p99 and fewer requests got in); 16 kept refusals under
     # 20 ms and accepted twice as many (docs/benchmarks.md).
     max_ingest_in_flight: int = Field(default=16, ge=1)
+    # How often a server process collects the objects frozen out of the garbage collector's
+    # reach after its full collections (mergebot.collector): the one long pause of a period.
+    gc_deep_collection_seconds: float = Field(default=3600, gt=0)
     # How often the open pull requests of GitHub repos are compared with the event log.
     reconcile_interval_seconds: float = Field(default=600, gt=0)
     # Spacing of GitHub writes (GitHub asks for about a second between content-creating calls).

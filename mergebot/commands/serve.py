@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import signal
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from mergebot.collector import collector_schedule
 from mergebot.commands.support import CommandError, run_job
 from mergebot.config import Settings, load_settings
 from mergebot.reload import reload_server_config
@@ -108,11 +108,10 @@ async def _main(args: argparse.Namespace, wiring: Wiring, *, web_tier: bool, wor
         except (RedisError, OSError) as exc:
             # Keep running: Redis may come up later; /readyz says 503 and /events refuses till then.
             log.warning("redis_unreachable_at_start error=%s", type(exc).__name__)
-        # What is alive now (modules, classes, validators, the runtime) lives as long as the
-        # process: out of the collector's reach, so a full collection no longer walks it. One
-        # did, about 80-100 ms on a 2-core VM, a pause for whatever request was running then.
-        gc.freeze()
-        await serve(runtime, wiring, web_tier=web_tier, worker=worker)
+        # What is alive now (modules, classes, validators, the runtime), and later what survives
+        # a full collection, is kept out of the collector's reach (mergebot.collector).
+        async with collector_schedule(settings.gc_deep_collection_seconds):
+            await serve(runtime, wiring, web_tier=web_tier, worker=worker)
     return 0
 
 
