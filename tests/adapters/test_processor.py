@@ -216,6 +216,21 @@ async def test_crash_between_store_and_ack_does_not_apply_twice(runtime: Runtime
     assert (await runtime.eventlog.pending(GROUP, 0)).count == 0
 
 
+class FailingOn(Projector):
+    """A projector whose applies of one repo fail (its git went away)."""
+
+    def __init__(self, failing: str, runtime: Runtime) -> None:
+        super().__init__(runtime.redis, runtime.keys, runtime.server_config, git_source(runtime))
+        self.failing = failing
+
+    async def apply(
+        self, repo: str, entries: Sequence[LogEntry], *, guard: Callable[[], None] | None = None
+    ) -> BatchResult:
+        if repo == self.failing:
+            raise RuntimeError("git went away")
+        return await super().apply(repo, entries, guard=guard)
+
+
 async def test_a_batch_acknowledges_the_repos_it_applied_before_one_failed(
     runtime: Runtime,
 ) -> None:
@@ -223,17 +238,7 @@ async def test_a_batch_acknowledges_the_repos_it_applied_before_one_failed(
     manage(runtime, REPO, other)
     await emit(runtime, *READY_SET, *({**raw, "repo": other} for raw in READY_SET))
 
-    class FailingOnOther(Projector):
-        async def apply(
-            self, repo: str, entries: Sequence[LogEntry], *, guard: Callable[[], None] | None = None
-        ) -> BatchResult:
-            if repo == other:
-                raise RuntimeError("git went away")
-            return await super().apply(repo, entries, guard=guard)
-
-    projector = FailingOnOther(
-        runtime.redis, runtime.keys, runtime.server_config, git_source(runtime)
-    )
+    projector = FailingOn(other, runtime)
     await runtime.eventlog.ensure_group(GROUP, 0)
     entries = await runtime.eventlog.read_group(GROUP, "failing", 0, count=10)
     with pytest.raises(RuntimeError):
@@ -251,17 +256,7 @@ async def test_a_failing_repo_does_not_stop_the_repos_after_it_in_the_batch(
     manage(runtime, REPO, other)
     await emit(runtime, *({**raw, "repo": other} for raw in READY_SET), *READY_SET)
 
-    class FailingOnOther(Projector):
-        async def apply(
-            self, repo: str, entries: Sequence[LogEntry], *, guard: Callable[[], None] | None = None
-        ) -> BatchResult:
-            if repo == other:
-                raise RuntimeError("git went away")
-            return await super().apply(repo, entries, guard=guard)
-
-    projector = FailingOnOther(
-        runtime.redis, runtime.keys, runtime.server_config, git_source(runtime)
-    )
+    projector = FailingOn(other, runtime)
     await runtime.eventlog.ensure_group(GROUP, 0)
     entries = await runtime.eventlog.read_group(GROUP, "failing", 0, count=10)
     assert entries[0].repo == other

@@ -61,3 +61,13 @@ def test_a_bad_repo_name_is_a_usage_error(
         main([command, "--repo", "not a repo"])
     assert exc.value.code == 2
     assert "is not a repo name of the form owner/name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("jobs", ["0", "-2", "two", ""])
+def test_replay_refuses_a_number_of_processes_that_is_not_one_or_more(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], jobs: str
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["replay", f"--jobs={jobs}"])
+    assert exc.value.code == 2
+    assert f"{jobs!r} is not a number of processes (1 or more)" in capsys.readouterr().err
