@@ -146,6 +146,33 @@ return {#rows, last, #out, table.concat(out, '\\30')}
 """
 
 
+# What a group reader takes from the log, packed as a replay's page is: XREADGROUP without BLOCK
+# (a script cannot wait) for one consumer, answered as two strings, the entry ids joined by spaces
+# and their envelopes joined by \x1e. redis-py's parser costs about 40 µs per entry of a plain
+# XREADGROUP (ten reply elements: the id and four fields with their values), and every entry is
+# read by three groups (processor, notifier, follow-ups); packed, about 7 µs. An entry deleted
+# while pending (no fields) is left out; one without an envelope gets an empty one (unreadable,
+# so read again whole and recorded as poison). Reply: {ids, envelopes}, both empty when nothing.
+_READ_GROUP_LUA = """
+local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
+                         'STREAMS', KEYS[1], ARGV[4])
+if not reply then return {'', ''} end
+local ids, out = {}, {}
+for _, row in ipairs(reply[1][2]) do
+  local fields = row[2]
+  if fields then
+    local envelope = ''
+    for j = 1, #fields, 2 do
+      if fields[j] == 'envelope' then envelope = fields[j + 1] end
+    end
+    ids[#ids + 1] = row[1]
+    out[#out + 1] = envelope
+  end
+end
+return {table.concat(ids, ' '), table.concat(out, '\\30')}
+"""
+
+
 class EventConflictError(Exception):
     """The same envelope id was stored before with a different payload; nothing was written."""
 
@@ -246,6 +273,7 @@ class EventLog:
 
             self._append = append_alone
         self._range = redis.register_script(_RANGE_LUA)
+        self._read_group = redis.register_script(_READ_GROUP_LUA)
         self._repos_added: set[str] = set()
 
     # -- writing -------------------------------------------------------------------------------
@@ -483,11 +511,39 @@ class EventLog:
         block_ms: int | None = None,
         pending: bool = False,
     ) -> list[LogEntry]:
-        """New entries for this consumer, or (pending=True) the ones it was given and not acked."""
-        rows = await StreamGroup(self.redis, group).read_one(
-            consumer, self.keys.events(partition), pending=pending, count=count, block_ms=block_ms
+        """New entries for this consumer, or (pending=True) the ones it was given and not acked.
+
+        Read packed (`_READ_GROUP_LUA`); only when nothing is there and the caller waits does
+        a plain XREADGROUP wait up to `block_ms` (what it brings is what arrived meanwhile)."""
+        stream = self.keys.events(partition)
+        ids, packed = cast(
+            list[str],
+            await self._read_group(
+                keys=[stream], args=[group, consumer, count, "0" if pending else ">"]
+            ),
         )
-        return await self._readable(partition, rows, group=group)
+        if not ids and block_ms is not None and not pending:
+            rows = await StreamGroup(self.redis, group).read_one(
+                consumer, stream, count=count, block_ms=block_ms
+            )
+            return await self._readable(partition, rows, group=group)
+        entry_ids = ids.split(" ") if ids else []
+        envelopes = packed.split("\x1e") if entry_ids else []
+        if len(envelopes) != len(entry_ids):  # an unreadable envelope holds the separator
+            return await self._readable(
+                partition, await self._rows(partition, entry_ids), group=group
+            )
+        entries: list[LogEntry] = []
+        unreadable: list[str] = []
+        for entry_id, envelope in zip(entry_ids, envelopes, strict=True):
+            found = _entry(partition, entry_id, {"envelope": envelope})
+            if isinstance(found, LogEntry):
+                entries.append(found)
+            else:
+                unreadable.append(entry_id)
+        if unreadable:  # recorded as poison with all their fields, acknowledged for the group
+            await self._readable(partition, await self._rows(partition, unreadable), group=group)
+        return entries
 
     async def next_batch(
         self,

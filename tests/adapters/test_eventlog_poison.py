@@ -3,6 +3,7 @@ it (acknowledged for that group), it is recorded and counted, and it stays in th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -100,3 +101,24 @@ async def test_replay_gets_past_envelopes_holding_the_page_separators(eventlog: 
     records = await eventlog.poison_entries()
     assert [r["entry_id"] for r in records] == [record_sep, unit_sep]
     assert records[0]["fields"]["envelope"] == '{"a":\x1e1}'
+
+
+async def test_a_group_reader_gets_past_envelopes_holding_its_separator(
+    eventlog: EventLog,
+) -> None:
+    """Group reads come packed into one string per reply, like a replay's pages: garbage holding
+    the separator, or an empty envelope, is recorded like any other poison entry; an entry
+    deleted while pending is left out; a reader that waits gets what arrives meanwhile."""
+    first = await valid(eventlog, "pr-1")
+    record_sep = await garbage(eventlog, id="rs", repo=REPO, envelope='{"a":\x1e1}')
+    empty = await garbage(eventlog, id="e", repo=REPO, envelope="")
+    last = await valid(eventlog, "pr-2")
+    await eventlog.ensure_group("g", 0)
+    assert [e.entry_id for e in await eventlog.read_group("g", "c", 0)] == [first, last]
+    assert [r["entry_id"] for r in await eventlog.poison_entries()] == [record_sep, empty]
+    assert (await eventlog.pending("g", 0)).count == 2  # the poison entries are acknowledged
+    await eventlog.redis.xdel(eventlog.keys.events(0), first)
+    assert [e.entry_id for e in await eventlog.read_group("g", "c", 0, pending=True)] == [last]
+    waiting = asyncio.create_task(eventlog.read_group("g", "c", 0, block_ms=10_000))
+    later = await valid(eventlog, "pr-3")
+    assert [e.entry_id for e in await waiting] == [later]
