@@ -462,12 +462,10 @@ async def process_entries(
     not once per repo, and an entry given again is skipped by `apply` (it is older than the
     stored checkpoint). A repo that fails does not stop the others; the first failure is raised
     once they are done."""
-    groups = list(_by_repo(entries).items())
-    results: list[BatchResult | None] = [None] * len(groups)
     applied: list[str] = []
     limit = asyncio.Semaphore(REPOS_AT_ONCE)
 
-    async def one(index: int, repo: str, group: list[LogEntry]) -> None:
+    async def one(repo: str, group: list[LogEntry]) -> BatchResult:
         async with limit:
             if guard:
                 guard()  # a lost lease stops the repos still waiting before they fetch
@@ -475,24 +473,26 @@ async def process_entries(
             if guard:
                 guard()
             applied.extend(e.entry_id for e in group)
-            results[index] = result
             if any(e.envelope.name in _CONTROLS for e in group):
                 # An integrator holding a checked candidate (mergebot.gatekeeper) looks again.
                 await runtime.redis.publish(runtime.keys.control_signals(repo), "*")
             if result.queued and result.base:
                 await announce(runtime, repo, result.base)
+            return result
 
     try:
         outcomes = await asyncio.gather(
-            *(one(i, repo, group) for i, (repo, group) in enumerate(groups)),
+            *(one(repo, group) for repo, group in _by_repo(entries).items()),
             return_exceptions=True,
         )
     finally:
         await runtime.eventlog.ack(GROUP, partition, applied)
+    results: list[BatchResult] = []
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    return [r for r in results if r is not None]
+        results.append(outcome)
+    return results
 
 
 async def process_available(

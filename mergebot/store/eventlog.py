@@ -384,7 +384,7 @@ class EventLog:
                     if entries:
                         yield entries
                     if unreadable:  # recorded as poison, with all their fields
-                        await self._readable(partition, await self._rows(partition, unreadable))
+                        await self._read_whole(partition, unreadable)
             finally:
                 if ahead is not None:
                     ahead.cancel()
@@ -419,6 +419,13 @@ class EventLog:
             else:
                 unreadable.append(entry_id)
         return entries, unreadable, more
+
+    async def _read_whole(
+        self, partition: int, entry_ids: Sequence[str], *, group: str | None = None
+    ) -> list[LogEntry]:
+        """These entries read again with all their fields, for a packed read that could not
+        use them as packed: the readable ones; the others recorded as poison entries."""
+        return await self._readable(partition, await self._rows(partition, entry_ids), group=group)
 
     async def _rows(self, partition: int, entry_ids: Sequence[str]) -> Rows:
         """These entries with all their fields."""
@@ -530,9 +537,7 @@ class EventLog:
         entry_ids = ids.split(" ") if ids else []
         envelopes = packed.split("\x1e") if entry_ids else []
         if len(envelopes) != len(entry_ids):  # an unreadable envelope holds the separator
-            return await self._readable(
-                partition, await self._rows(partition, entry_ids), group=group
-            )
+            return await self._read_whole(partition, entry_ids, group=group)
         entries: list[LogEntry] = []
         unreadable: list[str] = []
         for entry_id, envelope in zip(entry_ids, envelopes, strict=True):
@@ -542,7 +547,7 @@ class EventLog:
             else:
                 unreadable.append(entry_id)
         if unreadable:  # recorded as poison with all their fields, acknowledged for the group
-            await self._readable(partition, await self._rows(partition, unreadable), group=group)
+            await self._read_whole(partition, unreadable, group=group)
         return entries
 
     async def next_batch(

@@ -5,7 +5,9 @@ inbox, the notification outboxes and the queue change streams (GitHub reporter, 
 read by a `StreamGroup`. It creates its group once (idempotently), reads new entries or the
 consumer's own pending ones, reclaims entries another consumer left pending too long (XAUTOCLAIM),
 and acknowledges an entry only when its reader says the effect is stored (`ack`: readers call it
-after the effect of each entry, so delivery is at least once).
+after the effect of each entry, so delivery is at least once). The event log, read by three groups
+at ingest rates, takes what is there now through a script of its own that packs the reply
+(`EventLog.read_group`); its waiting, reclaiming and acknowledging still go through here.
 
 An entry a reader cannot parse is a *poison entry* (`Unreadable`): `readable` records it through
 `mergebot.store.poison` (where the `Poison` description says), acknowledges it for the group that
